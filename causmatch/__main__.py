@@ -1,0 +1,5 @@
+import sys
+
+from causmatch.cli import main
+
+sys.exit(main())
