@@ -1,0 +1,79 @@
+"""Failure cases: queries whose true item is not ranked first, filtered, sorted, opened in Explore."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import state
+from components.pickers import pick_direction
+from components.tables import csv_button
+
+SIGNS = ("any", "positive", "negative")
+SORTS = {"rank": False, "margin": True, "effect_true": True, "effect_wrong": False, "query": True}
+
+
+def _filters(ctx: state.Context) -> dict:
+    top = st.columns([2, 1, 1, 1, 1])
+    with top[0]:
+        direction = pick_direction()
+    lo = top[1].number_input("Rank from", min_value=1, step=1,
+                             key=state.widget_key("rank_lo", lambda v: v >= 1, 2),
+                             help="1 = the true item is first; 2 keeps only failures")
+    hi = top[2].number_input("Rank to (0: no limit)", min_value=0, step=1,
+                             key=state.widget_key("rank_hi", lambda v: v >= 0, 0))
+    sign = top[3].selectbox("Effect on true pair", SIGNS, key=state.widget_key("sign", lambda v: v in SIGNS, "any"))
+    two = len(ctx.models) > 1
+    disagree = top[4].checkbox("Disagree", key=state.widget_key("disagree", lambda v: v in (0, 1), 0),
+                               disabled=not two, help="exactly one checkpoint ranks the true item first")
+    return dict(direction=direction, rank_min=int(lo) - 1, rank_max=int(hi) - 1 if hi else None,
+                effect_sign=None if sign == "any" else sign, disagreement=bool(disagree) and two)
+
+
+def _open_in_explore(ctx: state.Context, row: pd.Series) -> None:
+    """Open the selected query's pair (query with its true item) in Explore."""
+    split = ctx.split
+    if row["direction"] == "t2i":
+        caption = int(row["query"])
+        image = split.image_of(caption)
+    else:
+        image, caption = int(row["query"]), int(row["true_item"])
+    state.set_view(image=image, caption=caption, text="", word=0)
+    st.switch_page("app_pages/explore.py", query_params=state.url_params(state.view()))
+
+
+def shown_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The table as shown: 1-based ranks, columns that are all empty dropped."""
+    out = df.copy()
+    for col in ("rank", "rank_cf", "rank_other"):
+        out[col] = out[col].where(out[col] < 0, out[col] + 1)
+    if (df["rank_other"] < 0).all():
+        out = out.drop(columns=["rank_other", "disagree"])
+    if out["pointing"].isna().all():
+        out = out.drop(columns=["pointing"])
+    if (out["query_text"] == "").all():
+        out = out.drop(columns=["query_text"])
+    return out.reset_index(drop=True)
+
+
+def render(ctx: state.Context) -> None:
+    st.title("Failure cases")
+    st.caption(f"{' vs '.join(m.label for m in ctx.models)} · counterfactual: {ctx.intervention or 'none'} · "
+               "ranks are 1-based; margin = score of the true item − score of the best wrong item")
+    filters = _filters(ctx)
+    full = state.failures(ctx, filters["direction"])
+    df = state.filter_failures(full, **filters)
+    sort_col, order = st.columns([2, 1])
+    by = sort_col.selectbox("Sort by", list(SORTS), key="fail_sort")
+    asc = order.toggle("Ascending", value=SORTS[by], key=f"fail_asc_{by}")
+    shown = shown_table(df.sort_values(by, ascending=asc, kind="stable"))
+    st.markdown(f"**{len(shown):,}** of {len(full):,} queries · select a row to open it in *Explore a pair*")
+    event = st.dataframe(shown, hide_index=True, on_select="rerun", selection_mode="single-row",
+                         key="fail_table", height=420)
+    csv_button(shown, f"failures_{filters['direction']}.csv", key="fail_csv", label="Export CSV")
+    rows = event.selection.rows if event is not None else []
+    if rows:
+        _open_in_explore(ctx, shown.iloc[rows[0]])
+
+
+if __name__ == "__main__":
+    render(state.context())

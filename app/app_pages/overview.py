@@ -1,0 +1,83 @@
+"""Overview: R@K of the loaded checkpoints (factual and counterfactual), effects, grounding."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import state
+from components import figures
+from components.tables import table
+
+METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum", "i2t_medr", "t2i_medr")
+KINDS = ("random", "uniform", "reversed", "shuffle")
+
+
+def dataset_summary(ctx: state.Context) -> None:
+    split = ctx.split
+    cols = st.columns(4)
+    cols[0].metric("Images", f"{split.n_images:,}")
+    cols[1].metric("Captions", f"{split.n_captions:,}")
+    cols[2].metric("Regions per image", f"{split.features.shape[1]}")
+    cols[3].metric("Checkpoints", f"{len(ctx.models)}")
+    st.caption(f"Dataset `{ctx.data_dir}` · split `{split.split}` · "
+               + " · ".join(f"{m.label} (`{m.path}`)" for m in ctx.models))
+
+
+def recall_frame(ctx: state.Context, all_kinds: bool) -> pd.DataFrame:
+    """One row per (checkpoint, attention): factual, the sidebar's intervention, or every kind."""
+    specs = [None] + (list(KINDS) if all_kinds else [ctx.intervention] if ctx.intervention else [])
+    rows = []
+    for model in ctx.models:
+        for spec in dict.fromkeys(specs):
+            metrics = state.recall(ctx, model, spec)
+            rows.append({"checkpoint": model.label, "attention": spec or "factual",
+                         **{m: round(float(metrics[m]), 2) for m in METRICS}})
+    return pd.DataFrame(rows)
+
+
+def _effects(ctx: state.Context) -> None:
+    st.subheader("Effect of the learned attention")
+    if ctx.intervention is None:
+        st.info("Pick targets for the targeted intervention in the sidebar to see effects.")
+        return
+    cols = st.columns(len(ctx.models))
+    for col, model in zip(cols, ctx.models):
+        df = state.failures(state.Context(**{**ctx.__dict__, "models": [model]}), "t2i")
+        means = state.effect_means(ctx, model)
+        fig = figures.effect_histogram({"matching pairs": df["effect_true"].to_numpy(),
+                                        "hardest non-matching pair per caption": df["effect_wrong"].to_numpy()},
+                                       title=f"{model.label} — {ctx.intervention}")
+        col.plotly_chart(fig, key=f"ov_hist_{model.label}", config={"displaylogo": False})
+        col.caption(f"Mean effect: matching {means['matching']:+.4f} · all non-matching "
+                    f"{means['non_matching']:+.4f}")
+
+
+def _grounding(ctx: state.Context) -> None:
+    st.subheader("Grounding accuracy by word type")
+    results = {m.label: state.grounding(ctx, m) for m in ctx.models}
+    if all(r is None for r in results.values()):
+        st.info(f"No grounding: this split has no `{ctx.split.split}_grounding.jsonl` (which regions each "
+                "word names), so grounding accuracy cannot be measured.")
+        return
+    types = sorted({t for r in results.values() if r for t in r["by_type"]})
+    series = {label: [r["by_type"].get(t, 0.0) for t in types] + [r["overall"]]
+              for label, r in results.items() if r}
+    chance = next(r["chance"] for r in results.values() if r)
+    st.plotly_chart(figures.grouped_bars(types + ["overall"], series, title="most-attended region is a true region",
+                                         axis="accuracy (%)"), key="ov_ground", config={"displaylogo": False})
+    st.caption(f"Chance (a valid region picked at random): {chance:.1f}%.")
+
+
+def render(ctx: state.Context) -> None:
+    st.title("Overview")
+    dataset_summary(ctx)
+    st.subheader("Retrieval (R@K, %)")
+    all_kinds = st.toggle("Every counterfactual kind (random, uniform, reversed, shuffle)", key="ov_all",
+                          help="computes one similarity matrix per kind and checkpoint the first time (then cached)")
+    table(recall_frame(ctx, all_kinds), "recall.csv", key="ov_recall")
+    _effects(ctx)
+    _grounding(ctx)
+
+
+if __name__ == "__main__":
+    render(state.context())

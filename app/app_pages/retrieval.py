@@ -1,0 +1,95 @@
+"""Retrieval: one query's ranking under factual and counterfactual attention."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import state
+from components import figures
+from components.images import framed, load_rgb
+from components.pickers import pick_direction
+from components.tables import table
+
+
+def pick_query(split, direction: str) -> int:
+    """The query: a caption (t2i, over images) or an image (i2t, over captions), bound to the view."""
+    if direction == "t2i":
+        n = split.n_captions
+        c = st.number_input(f"Caption query (0–{n - 1})", min_value=0, max_value=n - 1, step=1,
+                            key=state.widget_key("caption", lambda v: 0 <= v < n, 0))
+        st.markdown(f"**Query:** “{split.captions[c]}” (true image {split.image_of(c)})")
+        state.view()["image"] = split.image_of(c)  # Explore then opens this very pair
+        return int(c)
+    n = split.n_images
+    i = st.number_input(f"Image query (0–{n - 1})", min_value=0, max_value=n - 1, step=1,
+                        key=state.widget_key("image", lambda v: 0 <= v < n, 0))
+    st.markdown(f"**Query:** image {i} (true captions {', '.join(map(str, split.captions_of(i)))})")
+    if state.view()["caption"] not in split.captions_of(i):
+        state.view()["caption"] = split.captions_of(i)[0]
+    return int(i)
+
+
+def top_frame(rows: list[dict], split, direction: str) -> pd.DataFrame:
+    """A top-k list as a table with 1-based ranks and the items' text."""
+    df = pd.DataFrame(rows)
+    df.insert(0, "position", range(1, len(df) + 1))
+    df["rank"] += 1
+    df["cf_rank"] += 1
+    if direction == "i2t":
+        df["caption"] = [split.captions[i] for i in df["item"]]
+    return df
+
+
+def _grid(rows: list[dict], split, direction: str, score_key: str, columns: int = 5) -> None:
+    """Top items as an image grid (t2i) or a caption list (i2t), each with its score."""
+    if direction == "i2t":
+        for pos, row in enumerate(rows, 1):
+            mark = " — **true caption**" if row["is_true"] else ""
+            st.markdown(f"{pos}. `{row[score_key]:.4f}` {split.captions[row['item']]}{mark}")
+        return
+    cols = st.columns(columns)
+    for pos, row in enumerate(rows):
+        label = f"#{pos + 1} · image {row['item']} · {row[score_key]:.3f}" + (" · TRUE" if row["is_true"] else "")
+        rgb = load_rgb(split.image_paths[row["item"]]) if split.image_paths else None
+        with cols[pos % columns]:
+            if rgb is not None:
+                st.image(framed(rgb) if row["is_true"] else rgb, caption=label, width="stretch")
+            else:
+                st.markdown(label)
+
+
+def render(ctx: state.Context) -> None:
+    st.title("Retrieval")
+    model = ctx.models[0]
+    top = st.columns([2, 1])
+    with top[0]:
+        direction = pick_direction()
+    k = top[1].slider("Top k", 1, 20, key=state.widget_key("k", lambda v: 1 <= v <= 20, 5))
+    query = pick_query(ctx.split, direction)
+    res = state.rank(ctx, model, direction, query, k)
+    cols = st.columns(3)
+    cols[0].metric("True item's rank, factual", res.rank + 1)
+    cols[1].metric("… counterfactual", res.cf_rank + 1, delta=res.rank - res.cf_rank, delta_color="normal",
+                   help="positive: the true item rose under the counterfactual attention")
+    cols[2].metric("Intervention", ctx.intervention or "none")
+    if direction == "t2i" and not ctx.split.image_paths:
+        st.info("This dataset has no image files, so the top images are listed by number.")
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Factual top-k")
+        _grid(res.top, ctx.split, direction, "score")
+    with right:
+        st.subheader("Counterfactual top-k")
+        _grid(res.cf_top, ctx.split, direction, "cf_score")
+    st.caption("The true item is framed in green (TRUE); ranks are 1-based.")
+    st.subheader("How the top items moved")
+    items = {r["item"]: r for r in res.top + res.cf_top}
+    fig = figures.rank_moves([f"{'img' if direction == 't2i' else 'cap'} {i}" for i in items],
+                             [r["rank"] + 1 for r in items.values()], [r["cf_rank"] + 1 for r in items.values()],
+                             title="rank under factual → counterfactual attention")
+    st.plotly_chart(fig, key="rt_moves", config={"displaylogo": False})
+    table(top_frame(res.top, ctx.split, direction), f"retrieval_{direction}_{query}.csv", key="rt_table")
+
+
+if __name__ == "__main__":
+    render(state.context())

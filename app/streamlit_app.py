@@ -1,0 +1,46 @@
+"""CausMatch app: ``streamlit run app/streamlit_app.py [-- --checkpoint CKPT --checkpoint2 CKPT --data DIR --split test]``.
+
+The entry script draws the sidebar (dataset, checkpoints, intervention), runs the selected
+page inside the single error panel, and writes the view to the URL so that a link reopens
+the same view. Pages live in ``app_pages/`` (not ``pages/``: ``st.navigation`` is used).
+"""
+import os
+
+# Never reach the network for a model: a missing hub name must fail fast, not retry.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+APP_DIR = Path(__file__).resolve().parent
+if str(APP_DIR) not in sys.path:  # `streamlit run` adds it; AppTest and imports from tests may not
+    sys.path.insert(0, str(APP_DIR))
+
+import streamlit as st  # noqa: E402
+
+import state  # noqa: E402
+from components import sidebar  # noqa: E402
+from components.errors import show_error  # noqa: E402
+
+PAGES = {
+    "overview": ("app_pages/overview.py", "Overview", ":material/dashboard:"),
+    "explore": ("app_pages/explore.py", "Explore a pair", ":material/image_search:"),
+    "retrieval": ("app_pages/retrieval.py", "Retrieval", ":material/format_list_numbered:"),
+    "failures": ("app_pages/failures.py", "Failure cases", ":material/report:"),
+    "compare": ("app_pages/compare.py", "Compare checkpoints", ":material/compare:"),
+}
+
+st.set_page_config(page_title="CausMatch", page_icon=":material/join_inner:", layout="wide")
+pages = [st.Page(path, title=title, icon=icon, url_path=slug, default=(slug == "overview"))
+         for slug, (path, title, icon) in PAGES.items()]
+page = st.navigation(pages)
+
+state.init_view(state.parse_args(), st.query_params.to_dict())
+state.sync_widgets()
+sidebar.draw()
+try:
+    page.run()
+except Exception as exc:  # noqa: BLE001 — the one place where any page error becomes the panel
+    show_error(exc, where=page.title)
+state.write_url()

@@ -1,0 +1,200 @@
+"""Similarity-matrix benchmark (issue 3, "Speed and memory"), all in one process.
+
+  (a) reference: SCAN's evaluation (128×128 shards, one caption at a time, context vectors built)
+  (b) ours:      causmatch.models.sharded_similarity (same shards, exact Gram form, all pairs at once)
+  (c) floor:     only the word–region dot products of every pair, in the same shards
+
+Inputs are random unit vectors: I images × R regions, C captions of 6..W words, dimension D.
+Memory: a sampler thread reads the process RSS every 5 ms; each phase reports its peak above the RSS
+at its start (torch allocations are invisible to tracemalloc). On CUDA, torch.cuda.max_memory_allocated.
+
+    .venv/bin/python benchmarks/bench_similarity.py                      # Flickr30K test scale
+    .venv/bin/python benchmarks/bench_similarity.py --images 256 --captions 1280 --ref-shards 4
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_scan import scan_similarity  # noqa: E402
+
+from causmatch.data import Vocabulary  # noqa: E402
+from causmatch.interventions import Random  # noqa: E402
+from causmatch.losses import CausMatchLoss  # noqa: E402
+from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, sharded_similarity  # noqa: E402
+from causmatch.models import attention as A  # noqa: E402
+
+
+class PeakMemory:
+    """Peak resident memory (CPU, sampled) or peak allocated memory (CUDA) during a ``with`` block, in MiB."""
+
+    def __init__(self, device: str):
+        self.device, self.peak_mib = device, 0.0
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._rss())
+            time.sleep(0.005)
+
+    def __enter__(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self._base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._base = self._peak = self._rss()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+            peak = max(self._peak, self._rss())
+        self.peak_mib = (peak - self._base) / 2**20
+
+
+def timed(fn, device: str):
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def random_inputs(I, C, R, W, D, device, seed=0):
+    """Unit region vectors ``[I, R, D]``; captions ``[C, W, D]`` with 6..W valid words (zero padding)."""
+    g = torch.Generator().manual_seed(seed)
+    regions = A.F.normalize(torch.randn(I, R, D, generator=g), dim=-1)
+    lengths = torch.randint(min(6, W), W + 1, (C,), generator=g)
+    mask = torch.arange(W).unsqueeze(0) < lengths.unsqueeze(1)  # [C, W]
+    words = A.F.normalize(torch.randn(C, W, D, generator=g), dim=-1) * mask.unsqueeze(-1)
+    return regions.to(device), words.to(device), mask.to(device), lengths.tolist()
+
+
+def matcher_for(D: int, device: str) -> Matcher:
+    """A matcher with SCAN's default attention (t2i, clipped_l2norm, λ=9, LSE λ=6); its encoders are unused."""
+    cfg = MatcherConfig(img_dim=4, embed_size=D, text=TextConfig(word_dim=4, bidirectional=False))
+    return Matcher.from_config(cfg, Vocabulary()).to(device).eval()
+
+
+@torch.no_grad()
+def floor(img: ImageEmb, txt: TextEmb, shard: int) -> None:
+    for i0 in range(0, len(img), shard):
+        for c0 in range(0, len(txt), shard):
+            A.cosine_sims(txt.words[c0:c0 + shard], img.regions[i0:i0 + shard])  # [i, c, W, R]
+
+
+def similarity_benchmark(args) -> dict:
+    dev = args.device
+    regions, words, wmask, lengths = random_inputs(args.images, args.captions, args.regions, args.words, args.dim, dev)
+    m = matcher_for(args.dim, dev)
+    (img, txt), t_enc = timed(lambda: (ImageEmb(regions, torch.ones(regions.shape[:2], dtype=torch.bool, device=dev),
+                                                regions @ regions.transpose(1, 2)),
+                                       TextEmb(words, wmask, words @ words.transpose(1, 2), [[]] * len(lengths))), dev)
+    res = {"images": args.images, "captions": args.captions, "regions": args.regions, "max_words": args.words,
+           "dim": args.dim, "shard": args.shard, "device": dev, "threads": torch.get_num_threads(),
+           "gram_seconds": t_enc}
+    floor(img[slice(0, 8)], txt[slice(0, 8)], args.shard)  # warm-up
+    with PeakMemory(dev) as mem:
+        _, res["floor_seconds"] = timed(lambda: floor(img, txt, args.shard), dev)
+    res["floor_peak_mib"] = mem.peak_mib
+    with PeakMemory(dev) as mem:
+        ours, res["ours_seconds"] = timed(lambda: sharded_similarity(m, img, txt, shard_images=args.shard,
+                                                                     shard_captions=args.shard), dev)
+    res["ours_peak_mib"] = mem.peak_mib
+    total_blocks = -(-args.images // args.shard) * -(-args.captions // args.shard)
+    with PeakMemory(dev) as mem:
+        (ref, done), t_ref = timed(lambda: scan_similarity(regions, words, lengths, shard=args.shard,
+                                                           max_shards=args.ref_shards), dev)
+    res.update(ref_blocks=done, total_blocks=total_blocks, ref_measured_seconds=t_ref,
+               ref_seconds=t_ref * total_blocks / done, ref_extrapolated=done < total_blocks,
+               ref_peak_mib=mem.peak_mib)
+    sel = ~np.isnan(ref)
+    res["max_abs_diff"] = float(np.abs(ours[sel] - ref[sel]).max())
+    res["speedup_vs_ref"] = res["ref_seconds"] / res["ours_seconds"]
+    res["ours_over_floor"] = res["ours_seconds"] / res["floor_seconds"]
+    res["shard_map_mib"] = args.shard * args.shard * args.words * args.regions * 4 / 2**20  # one [i,c,W,R] f32
+    return res
+
+
+def train_step_benchmark(args) -> dict:
+    """Forward + backward of CausMatchLoss at demo-like settings (B=128, R=16, W<=12, D=256, F=128, GRU)."""
+    dev, B, R, F_, D = args.device, 128, 16, 128, 256
+    g = torch.Generator().manual_seed(1)
+    words = [f"w{i}" for i in range(80)]
+    caps = [" ".join(words[j] for j in torch.randint(0, 80, (int(n),), generator=g))
+            for n in torch.randint(6, 13, (B,), generator=g)]
+    torch.manual_seed(0)
+    m = Matcher.from_config(MatcherConfig(img_dim=F_, embed_size=D), Vocabulary(words)).to(dev).train()
+    feats = torch.randn(B, R, F_, generator=g).to(dev)
+    ids = (torch.arange(B, device=dev), torch.arange(B, device=dev))
+    out = {}
+    for lam in (1.0, 0.0):
+        loss_fn = CausMatchLoss(lambda_eff=lam, intervention=Random())
+
+        def step():
+            m.zero_grad(set_to_none=True)
+            loss = loss_fn(m, m.encode_images(feats), m.encode_captions(caps), ids)["loss"]
+            loss.backward()
+
+        step()  # warm-up
+        with PeakMemory(dev) as mem:
+            _, t = timed(lambda: [step() for _ in range(args.train_steps)], dev)
+        key = "causmatch" if lam else "scan"
+        out[f"train_step_{key}_seconds"] = t / args.train_steps
+        out[f"train_step_{key}_peak_mib"] = mem.peak_mib
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--captions", type=int, default=5000)
+    p.add_argument("--regions", type=int, default=36)
+    p.add_argument("--words", type=int, default=12, help="maximum caption length (lengths are 6..words)")
+    p.add_argument("--dim", type=int, default=1024)
+    p.add_argument("--shard", type=int, default=128)
+    p.add_argument("--ref-shards", type=int, default=None,
+                   help="time the reference on this many blocks only and extrapolate (default: all)")
+    p.add_argument("--train-steps", type=int, default=5)
+    p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA GPU is visible", file=sys.stderr)
+        return 2
+    res = similarity_benchmark(args)
+    if not args.skip_train:
+        res.update(train_step_benchmark(args))
+    for k, v in res.items():
+        print(f"{k:28s} {v:.4g}" if isinstance(v, float) else f"{k:28s} {v}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""On-disk cache of arrays (encoded gallery, similarity matrices), safe against stale and torn files.
+
+Public API::
+
+    cache_key(*parts) -> str                      # sha256 of the JSON of the parts
+    ArrayCache(root: str | Path | None)            # root None -> disabled (every load misses)
+        .load(name, key) -> dict[str, np.ndarray] | None
+        .save(name, key, arrays: dict[str, np.ndarray]) -> Path | None
+        .path(name) -> Path | None
+        .entries() -> list[str]
+
+An entry is one uncompressed ``.npz`` file ``<root>/<name>.npz`` that also stores the key it was
+built for. ``load`` returns None (a miss, so the caller rebuilds) when the file is absent, when
+its stored key differs (stale: the checkpoint, the data or the intervention changed), or when it
+cannot be read back completely (zip CRC-32 checks every member, so a truncated or corrupted file is
+detected). ``save`` writes a temporary file in the same folder, fsyncs it and ``os.replace``s it
+over the entry: a reader sees the old entry or the new one, never half of one, and a write that is
+interrupted leaves only a temporary file that ``load`` never opens (a later ``save`` removes it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from causmatch.errors import DataError
+
+_KEY_FIELD = "__cache_key__"
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.,=+-]+$")
+CACHE_FORMAT = 1  # bump when the meaning of a cached array changes
+
+
+def cache_key(*parts) -> str:
+    """A stable hex key for JSON-serialisable parts (fingerprints, intervention parameters...)."""
+    blob = json.dumps([CACHE_FORMAT, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ArrayCache:
+    """A folder of keyed ``.npz`` entries; ``root=None`` disables it (loads miss, saves are no-ops)."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = None if root is None else Path(root)
+        if self.root is not None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise DataError(f"cannot create cache folder {self.root} ({err.strerror}) — pick a writable --cache-dir") from None
+
+    def path(self, name: str) -> Path | None:
+        if not _NAME_RE.match(name):
+            raise ValueError(f"bad cache entry name {name!r}")  # programming error, not user input
+        return None if self.root is None else self.root / f"{name}.npz"
+
+    def entries(self) -> list[str]:
+        if self.root is None:
+            return []
+        return sorted(p.stem for p in self.root.glob("*.npz"))
+
+    def load(self, name: str, key: str) -> dict[str, np.ndarray] | None:
+        """The arrays stored under ``name`` if they were built for ``key``; None otherwise."""
+        path = self.path(name)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                if _KEY_FIELD not in npz.files or str(npz[_KEY_FIELD]) != key:
+                    return None  # stale: built for another checkpoint / dataset / intervention
+                return {k: npz[k] for k in npz.files if k != _KEY_FIELD}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+            return None  # unreadable or torn (CRC mismatch): treat as a miss, the caller rebuilds
+
+    def save(self, name: str, key: str, arrays: dict[str, np.ndarray]) -> Path | None:
+        """Atomically (temp file + fsync + os.replace) store ``arrays`` under ``name`` for ``key``."""
+        path = self.path(name)
+        if path is None:
+            return None
+        self._remove_temps(name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **{_KEY_FIELD: np.array(key)}, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def _remove_temps(self, name: str, min_age_s: float = 600.0) -> None:
+        """Leftovers of interrupted writes of this entry (never read; removed to free the disk).
+
+        Only temps older than ``min_age_s`` go: a younger one may be another process still writing.
+        """
+        now = time.time()
+        for stale in self.root.glob(f".{name}.*.tmp"):
+            try:
+                if now - stale.stat().st_mtime > min_age_s:
+                    stale.unlink()
+            except OSError:
+                pass

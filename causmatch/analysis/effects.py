@@ -1,0 +1,191 @@
+"""Causal effects of the learned attention on a pair: ``E = S(α) − mean_k S(ᾱ_k)`` with a 95% interval.
+
+Public API::
+
+    resolve_intervention(spec: str | Intervention | None, seed=0) -> Intervention
+    EffectEstimate(score, cf_scores [K], cf_score, effect, low, high, intervention, samples)
+    t_interval(values [K], level=0.95) -> (mean, low, high)
+    sample_interventions(intervention, samples, seed=None) -> list[Intervention]   # None: own seed
+    estimate_effect(matcher, img, txt, intervention, *, samples=8, seed=None, pair_ids=None) -> EffectEstimate
+    word_effects(matcher, img, txt, intervention, *, samples=8, seed=None, pair_ids=None) -> np.ndarray [W]
+    region_effects(matcher, img, txt, *, pair_ids=None) -> np.ndarray [R]
+    OneWord(inner, index)       # intervention on one word's attention (t2i row / i2t column)
+    remove_regions(img, keep_mask [R] or [I,R]) -> ImageEmb   # region mask narrowed, features unchanged
+
+``img``/``txt`` hold ONE pair (``ImageEmb`` with I = 1, ``TextEmb`` with C = 1). Everything goes
+through ``Matcher.pair_scores``: nothing here re-implements the similarity.
+Stochastic interventions are sampled with seeds ``seed, seed+1, …, seed+K−1`` (``with_seed``); the
+interval is Student's t over those K draws (zero width for deterministic kinds, which use one draw).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from causmatch.errors import ConfigError
+from causmatch.interventions import Identity, Intervention, MaskRegions, parse_intervention
+
+# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (standard table values).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+         2.052, 2.048, 2.045, 2.042)
+
+
+def resolve_intervention(spec, seed: int = 0):
+    """An ``Intervention`` from a spec string (``parse_intervention``), an object, or None (identity)."""
+    if spec is None:
+        return Identity()
+    if isinstance(spec, str):
+        return parse_intervention(spec, seed=seed)
+    if not hasattr(spec, "apply"):
+        raise ConfigError(f"{spec!r} is not an intervention — pass a name like 'random' or an Intervention object")
+    return spec
+
+
+@dataclass(frozen=True)
+class EffectEstimate:
+    """Factual score, K counterfactual scores and the effect ``score − mean(cf)`` with its 95% interval."""
+
+    score: float
+    cf_scores: np.ndarray  # [K]
+    cf_score: float
+    effect: float
+    low: float
+    high: float
+    intervention: str
+    samples: int
+
+    def to_dict(self) -> dict:
+        return {"score": self.score, "cf_score": self.cf_score, "cf_scores": [float(v) for v in self.cf_scores],
+                "effect": self.effect, "effect_low": self.low, "effect_high": self.high,
+                "intervention": self.intervention, "samples": self.samples}
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``values [K]`` and its two-sided 95% Student-t interval (zero width when K = 1)."""
+    if level != 0.95:
+        raise ConfigError("only 95% intervals are supported — use level=0.95")
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    mean = float(v.mean())
+    if v.size < 2:
+        return mean, mean, mean
+    t = _T975[v.size - 2] if v.size - 1 <= len(_T975) else 1.96
+    half = t * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return mean, mean - half, mean + half
+
+
+def _own_seed(intervention) -> int:
+    """The seed an intervention object carries (``OnlyQueries``/``OneWord`` carry it in ``inner``)."""
+    while not hasattr(intervention, "seed") and hasattr(intervention, "inner"):
+        intervention = intervention.inner
+    return int(getattr(intervention, "seed", 0))
+
+
+def sample_interventions(intervention, samples: int, seed: int | None = None) -> list:
+    """The K seeded draws (seeds ``seed … seed+K−1``; None: the object's own seed) of a stochastic
+    intervention, or the intervention once if it is deterministic."""
+    if not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"samples must be a whole number of at least 1, got {samples}")
+    if not intervention.stochastic:
+        return [intervention]
+    base = _own_seed(intervention) if seed is None else int(seed)
+    return [intervention.with_seed(base + k) for k in range(samples)]
+
+
+def _score(matcher, img, txt, intervention, pair_ids, return_maps=False):
+    with torch.no_grad():
+        return matcher.pair_scores(img, txt, intervention, pair_ids=pair_ids, return_maps=return_maps)
+
+
+def estimate_effect(matcher, img, txt, intervention, *, samples: int = 8, seed: int | None = None,
+                    pair_ids=None, factual: float | None = None) -> EffectEstimate:
+    """Effect of the learned attention for one pair, averaged over the intervention's K draws."""
+    if factual is None:
+        factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
+    draws = sample_interventions(intervention, samples, seed)
+    cf = np.array([float(_score(matcher, img, txt, iv, pair_ids).score[0]) for iv in draws])  # [K]
+    mean, lo, hi = t_interval(cf)
+    # effect = score − cf: the interval on the mean of cf flips into one on the effect.
+    return EffectEstimate(score=factual, cf_scores=cf, cf_score=mean, effect=factual - mean,
+                          low=factual - hi, high=factual - lo, intervention=intervention.describe(),
+                          samples=len(draws))
+
+
+def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int | None = None,
+                 pair_ids=None, factual: float | None = None) -> np.ndarray:
+    """Per-word effects ``[W]``: intervene on one word's attention at a time (:class:`OneWord`).
+
+    Padded words get NaN. The mean over the K draws, as for the pair's effect.
+    """
+    if factual is None:
+        factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
+    mask = txt.mask[0].cpu().numpy()  # [W]
+    out = np.full(mask.shape[0], np.nan)
+    draws = sample_interventions(intervention, samples, seed)
+    for j in np.flatnonzero(mask):
+        cf = [float(_score(matcher, img, txt, OneWord(iv, int(j)), pair_ids).score[0]) for iv in draws]
+        out[j] = factual - float(np.mean(cf))
+    return out
+
+
+def region_effects(matcher, img, txt, *, pair_ids=None, factual: float | None = None) -> np.ndarray:
+    """Per-region effects ``[R]``: score drop when one region is removed (``MaskRegions``), NaN if padded.
+
+    With one valid region there is nothing left to attend after removing it; its effect is then
+    reported as NaN rather than the drop to the empty-caption score 0.
+    """
+    if factual is None:
+        factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
+    mask = img.mask[0].cpu().numpy()  # [R]
+    out = np.full(mask.shape[0], np.nan)
+    valid = np.flatnonzero(mask)
+    if valid.size < 2:
+        return out
+    for r in valid:
+        out[r] = factual - float(_score(matcher, img, txt, MaskRegions((int(r),)), pair_ids).score[0])
+    return out
+
+
+def remove_regions(img, keep_mask) -> object:
+    """A copy of an ``ImageEmb`` whose region mask is ``img.mask & keep_mask`` (features unchanged)."""
+    keep = torch.as_tensor(np.asarray(keep_mask, dtype=bool), device=img.mask.device)
+    return dataclasses.replace(img, mask=img.mask & keep)
+
+
+@dataclass(frozen=True)
+class OneWord(Intervention):
+    """Apply ``inner`` to one word's attention only: its row in t2i, its column in i2t.
+
+    For a t2i model this is exactly ``OnlyQueries(inner, (index,))``; unlike ``OnlyQueries`` it
+    leaves the regions' rows alone in the i2t direction of a "both" model.
+    """
+
+    inner: Intervention = field(default_factory=Identity)
+    index: int = 0
+
+    @property
+    def stochastic(self) -> bool:
+        return self.inner.stochastic
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}@word{self.index}"
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()} on word {self.index}"
+
+    def with_seed(self, seed: int) -> "OneWord":
+        return dataclasses.replace(self, inner=self.inner.with_seed(seed))
+
+    def _apply(self, attn, km, query, pair_ids):
+        new = self.inner.apply(attn, km, query=query, pair_ids=pair_ids)  # [..., Q, K]
+        axis = -2 if query == "words" else -1  # the word is the query row in t2i, a key column in i2t
+        sel = torch.zeros(attn.shape[axis], dtype=torch.bool, device=attn.device)
+        if self.index < sel.numel():
+            sel[self.index] = True
+        sel = sel.unsqueeze(-1) if axis == -2 else sel  # [Q,1] or [K]
+        return torch.where(sel, new, attn)

@@ -1,0 +1,139 @@
+"""Failure-case tables over a whole split, from (cached) similarity matrices.
+
+Public API::
+
+    FAILURE_COLUMNS                                    # column order of the table
+    build_failure_table(sims [I,C], cf_sims [I,C], caps_per_image, direction="t2i", *,
+                        other_sims=None, pointing=None, captions=None) -> pandas.DataFrame
+    filter_failures(df, *, direction=None, rank_min=None, rank_max=None, effect_sign=None,
+                    disagreement=False, failures_only=False) -> pandas.DataFrame
+    export_csv(df, path) -> Path                       # atomic write
+
+One row per query (every caption for ``t2i``, every image for ``i2t``). Ranks are 0-based and come
+from ``causmatch.evaluation.ranks_t2i`` / ``ranks_i2t``, so ``(df.rank < K).mean() * 100`` is
+exactly evaluate's R@K. ``margin`` = score of the true item − score of the best wrong item (< 0: the
+query fails). ``effect_true`` / ``effect_wrong`` = factual − counterfactual score of those pairs.
+``pointing`` (t2i only, when the split has grounding) = fraction of the caption's grounded words whose
+most-attended region is one of its true regions (pointing game), NaN when nothing is grounded.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from causmatch.errors import ConfigError, DataError
+from causmatch.evaluation import ranks_i2t, ranks_t2i
+
+FAILURE_COLUMNS = ("direction", "query", "query_text", "true_item", "rank", "rank_cf", "rank_other",
+                   "best_wrong", "score_true", "score_wrong", "margin", "effect_true", "effect_wrong",
+                   "pointing", "disagree")
+
+
+def _best_wrong_t2i(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per caption: (best wrong image [C], true image [C]) — the true image is masked out."""
+    n_img, n_cap = sims.shape
+    true = np.arange(n_cap) // k  # [C]
+    masked = np.array(sims, dtype=np.float64, copy=True)  # [I,C]
+    masked[true, np.arange(n_cap)] = -np.inf
+    return masked.argmax(axis=0), true  # first max: lowest index, as the evaluation's tie rule
+
+
+def _best_wrong_i2t(sims: np.ndarray, k: int, ranks_cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: (best wrong caption [I], best-ranked true caption [I])."""
+    n_img = sims.shape[0]
+    masked = np.array(sims, dtype=np.float64, copy=True)  # [I,C]
+    own = np.arange(n_img)[:, None] * k + np.arange(k)[None, :]  # [I,K]
+    true_scores = masked[np.arange(n_img)[:, None], own]  # [I,K]
+    masked[np.arange(n_img)[:, None], own] = -np.inf
+    best_true = own[np.arange(n_img), true_scores.argmax(axis=1)]  # [I] highest-scoring true caption
+    return masked.argmax(axis=1), best_true
+
+
+def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2i", *, other_sims=None,
+                        pointing=None, captions=None) -> pd.DataFrame:
+    """The failure table (module docstring) for one direction from [I,C] score matrices."""
+    if direction not in ("t2i", "i2t"):
+        raise ConfigError(f"direction '{direction}' is not valid — use 't2i' (caption queries) or 'i2t'")
+    sims, cf_sims = np.asarray(sims), np.asarray(cf_sims)
+    if cf_sims.shape != sims.shape or (other_sims is not None and np.shape(other_sims) != sims.shape):
+        raise DataError("the similarity matrices of the two checkpoints/interventions differ in shape — "
+                        "compare checkpoints on the same dataset split")
+    k = caps_per_image
+    rank_fn = ranks_t2i if direction == "t2i" else ranks_i2t
+    rank, rank_cf = rank_fn(sims, k), rank_fn(cf_sims, k)
+    rank_other = rank_fn(np.asarray(other_sims), k) if other_sims is not None else None
+    if direction == "t2i":
+        wrong, true = _best_wrong_t2i(sims, k)
+        query = np.arange(sims.shape[1])
+        s_true, s_wrong = sims[true, query], sims[wrong, query]
+        e_true = s_true - cf_sims[true, query]
+        e_wrong = s_wrong - cf_sims[wrong, query]
+        text = list(captions) if captions is not None else [""] * len(query)
+    else:
+        wrong, true = _best_wrong_i2t(sims, k, rank)
+        query = np.arange(sims.shape[0])
+        s_true, s_wrong = sims[query, true], sims[query, wrong]
+        e_true = s_true - cf_sims[query, true]
+        e_wrong = s_wrong - cf_sims[query, wrong]
+        text = [""] * len(query)
+    point = np.full(len(query), np.nan) if pointing is None or direction != "t2i" else np.asarray(pointing, float)
+    df = pd.DataFrame({
+        "direction": direction, "query": query, "query_text": text, "true_item": true,
+        "rank": rank, "rank_cf": rank_cf,
+        "rank_other": rank_other if rank_other is not None else np.full(len(query), -1),
+        "best_wrong": wrong, "score_true": s_true.astype(float), "score_wrong": s_wrong.astype(float),
+        "margin": (s_true - s_wrong).astype(float), "effect_true": e_true.astype(float),
+        "effect_wrong": e_wrong.astype(float), "pointing": point,
+        "disagree": ((rank == 0) != (rank_other == 0)) if rank_other is not None else False,
+    })
+    return df[list(FAILURE_COLUMNS)]
+
+
+def filter_failures(df: pd.DataFrame, *, direction=None, rank_min=None, rank_max=None, effect_sign=None,
+                    disagreement: bool = False, failures_only: bool = False) -> pd.DataFrame:
+    """Rows matching every given filter. Ranks 0-based, bounds inclusive.
+
+    effect_sign: "positive" | "negative" (of ``effect_true``); disagreement: only queries where
+    exactly one of the two checkpoints has the true item at rank 0; failures_only: rank > 0.
+    """
+    keep = np.ones(len(df), bool)
+    if direction is not None:
+        keep &= (df["direction"] == direction).to_numpy()
+    if rank_min is not None:
+        keep &= (df["rank"] >= rank_min).to_numpy()
+    if rank_max is not None:
+        keep &= (df["rank"] <= rank_max).to_numpy()
+    if effect_sign is not None:
+        if effect_sign not in ("positive", "negative"):
+            raise ConfigError(f"effect_sign '{effect_sign}' is not valid — use 'positive' or 'negative'")
+        eff = df["effect_true"].to_numpy()
+        keep &= eff > 0 if effect_sign == "positive" else eff < 0
+    if disagreement:
+        if (df["rank_other"] < 0).all():
+            raise ConfigError("disagreement needs a second checkpoint — build the table with other=...")
+        keep &= df["disagree"].to_numpy(bool)
+    if failures_only:
+        keep &= (df["rank"] > 0).to_numpy()
+    return df[keep]
+
+
+def export_csv(df: pd.DataFrame, path) -> Path:
+    """Write ``df`` as CSV atomically (temp file + rename)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise DataError(f"cannot write {path} ({err.strerror}) — pick a writable path") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            df.to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,216 @@
+"""Attention heatmaps as plain RGB ``uint8`` arrays (numpy + OpenCV, no UI code).
+
+Public API::
+
+    load_image(path) -> np.ndarray [H,W,3] RGB uint8
+    word_heatmap(weights [R], boxes [R,4], size (H,W), mode="sum"|"max", region_mask=None) -> [H,W] float32
+    shared_scale(*heats, symmetric=False) -> (vmin, vmax)
+    colorize(heat [H,W], vmin, vmax, cmap="inferno") -> [H,W,3] RGB uint8
+    signed_difference(heat_a, heat_b, limit=None, cmap="coolwarm") -> ([H,W,3] RGB uint8, limit)
+    overlay(image_rgb [H,W,3], heat_rgb [h,w,3], alpha=0.5) -> [H,W,3] RGB uint8
+    draw_boxes(image [H,W,3], boxes [R,4], labels=None, highlight=None) -> [H,W,3] RGB uint8
+    colorbar(vmin, vmax, cmap="inferno", height=256, width=70) -> [height,width,3] RGB uint8
+    COLORMAPS: tuple of accepted colour-map names
+
+Accumulation over boxes (``word_heatmap``): region boxes overlap, so a pixel may lie in several.
+``mode="sum"`` adds the weights of every box that covers the pixel — the picture then shows where
+the attention *mass* lands, and an object covered by several detections glows more, as it does in
+the score. ``mode="max"`` keeps the largest weight of the boxes covering the pixel — a big box that
+overlaps many small ones cannot inflate a region, which reads better for "which box is attended".
+Factual and counterfactual maps must be coloured with one scale: pass the same ``vmin``/``vmax``
+(see :func:`shared_scale`) to :func:`colorize`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from causmatch.errors import DataError
+
+_OPENCV_MAPS = {
+    "inferno": cv2.COLORMAP_INFERNO, "viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA,
+    "plasma": cv2.COLORMAP_PLASMA, "cividis": cv2.COLORMAP_CIVIDIS, "turbo": cv2.COLORMAP_TURBO,
+    "jet": cv2.COLORMAP_JET, "hot": cv2.COLORMAP_HOT,
+}
+# Diverging maps (OpenCV has none): end colours -> white -> end colour, linear in RGB.
+_DIVERGING = {
+    "coolwarm": ((59, 76, 192), (221, 221, 221), (180, 4, 38)),
+    "bwr": ((0, 0, 255), (255, 255, 255), (255, 0, 0)),
+}
+COLORMAPS = tuple(_OPENCV_MAPS) + tuple(_DIVERGING)
+_LUT_CACHE: dict[str, np.ndarray] = {}
+
+
+def _lut(cmap: str) -> np.ndarray:
+    """256×3 RGB uint8 lookup table for a colour-map name."""
+    if cmap in _LUT_CACHE:
+        return _LUT_CACHE[cmap]
+    if cmap in _OPENCV_MAPS:
+        ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
+        bgr = cv2.applyColorMap(ramp, _OPENCV_MAPS[cmap]).reshape(256, 3)
+        lut = bgr[:, ::-1].copy()  # OpenCV returns BGR
+    elif cmap in _DIVERGING:
+        lo, mid, hi = (np.asarray(c, dtype=np.float64) for c in _DIVERGING[cmap])
+        i = np.arange(256, dtype=np.float64)[:, None]  # [256,1]; index 128 is exactly the centre,
+        lower = lo + (mid - lo) * np.clip(i / 128, 0, 1)  # where colorize puts a value of 0
+        upper = mid + (hi - mid) * np.clip((i - 128) / 127, 0, 1)
+        lut = np.where(i <= 128, lower, upper).round().astype(np.uint8)
+    else:
+        raise DataError(f"unknown colour map '{cmap}' — choose one of: {', '.join(COLORMAPS)}")
+    _LUT_CACHE[cmap] = lut
+    return lut
+
+
+def load_image(path) -> np.ndarray:
+    """Read an image file as RGB uint8 ``[H,W,3]`` (OpenCV reads BGR; converted here)."""
+    path = Path(path)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+    if bgr is None:
+        raise DataError(f"cannot read image {path} — check that the file exists and is a PNG/JPEG")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _pixel_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Boxes [R,4] x1,y1,x2,y2 (float pixels) -> int [R,4] clipped to the image, end-exclusive."""
+    h, w = size
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x1 = np.clip(np.floor(b[:, 0]), 0, w).astype(np.int64)
+    y1 = np.clip(np.floor(b[:, 1]), 0, h).astype(np.int64)
+    x2 = np.clip(np.ceil(b[:, 2]), 0, w).astype(np.int64)
+    y2 = np.clip(np.ceil(b[:, 3]), 0, h).astype(np.int64)
+    return np.stack([x1, y1, x2, y2], axis=1)
+
+
+def word_heatmap(weights, boxes, size, mode: str = "sum", region_mask=None) -> np.ndarray:
+    """Accumulate per-region weights over their boxes into a ``[H,W]`` float32 map.
+
+    weights: [R] (one word's attention over regions, or any per-region value); boxes: [R,4]
+    x1,y1,x2,y2 in pixels; size: (H, W); region_mask: [R] bool, padded regions are skipped.
+    ``mode="sum"`` adds overlapping boxes, ``mode="max"`` keeps the largest (module docstring).
+    """
+    if mode not in ("sum", "max"):
+        raise DataError(f"unknown heatmap mode '{mode}' — use 'sum' or 'max'")
+    h, w = int(size[0]), int(size[1])
+    wts = np.asarray(weights, dtype=np.float64).reshape(-1)  # [R]
+    pix = _pixel_boxes(boxes, (h, w))  # [R,4]
+    if len(wts) != len(pix):
+        raise DataError(f"{len(wts)} weights for {len(pix)} boxes — pass one weight per region")
+    keep = np.ones(len(wts), bool) if region_mask is None else np.asarray(region_mask, bool).reshape(-1)
+    if mode == "sum":
+        # 2-D difference array: O(R + H·W) instead of painting every box.
+        diff = np.zeros((h + 1, w + 1), dtype=np.float64)
+        for (x1, y1, x2, y2), v, k in zip(pix, wts, keep):
+            if k and x2 > x1 and y2 > y1:
+                diff[y1, x1] += v
+                diff[y1, x2] -= v
+                diff[y2, x1] -= v
+                diff[y2, x2] += v
+        return diff.cumsum(0).cumsum(1)[:h, :w].astype(np.float32)
+    heat = np.full((h, w), -np.inf)
+    for (x1, y1, x2, y2), v, k in zip(pix, wts, keep):
+        if k and x2 > x1 and y2 > y1:
+            np.maximum(heat[y1:y2, x1:x2], v, out=heat[y1:y2, x1:x2])
+    heat[np.isinf(heat)] = 0.0  # pixels no box covers
+    return heat.astype(np.float32)
+
+
+def shared_scale(*heats, symmetric: bool = False) -> tuple[float, float]:
+    """One (vmin, vmax) for several maps, so factual and counterfactual colours compare.
+
+    ``symmetric=True`` gives (-L, L) with L the largest absolute value (for signed maps).
+    """
+    vals = [np.asarray(h, dtype=np.float64) for h in heats if np.asarray(h).size]
+    if not vals:
+        return (0.0, 1.0)
+    if symmetric:
+        lim = max(float(np.abs(v).max()) for v in vals) or 1.0
+        return (-lim, lim)
+    lo = min(float(v.min()) for v in vals)
+    hi = max(float(v.max()) for v in vals)
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
+def colorize(heat, vmin: float, vmax: float, cmap: str = "inferno") -> np.ndarray:
+    """Map ``heat [H,W]`` to RGB uint8 ``[H,W,3]``; values outside [vmin, vmax] are clipped."""
+    lut = _lut(cmap)
+    h = np.asarray(heat, dtype=np.float64)
+    span = float(vmax) - float(vmin)
+    t = (h - vmin) / span if span > 0 else np.zeros_like(h)
+    idx = np.clip(np.rint(t * 255), 0, 255).astype(np.uint8)  # [H,W]
+    return lut[idx]
+
+
+def signed_difference(heat_a, heat_b, limit: float | None = None, cmap: str = "coolwarm"):
+    """Colour ``heat_a - heat_b`` on a diverging map centred on 0 (white = no change).
+
+    Returns ``(rgb [H,W,3] uint8, limit)``: the scale is [-limit, limit]; by default limit is
+    the largest absolute difference, so pass your own to compare several difference maps.
+    """
+    diff = np.asarray(heat_a, dtype=np.float64) - np.asarray(heat_b, dtype=np.float64)
+    if limit is None:
+        limit = float(np.abs(diff).max()) if diff.size else 0.0
+        limit = limit if limit > 0 else 1.0
+    return colorize(diff, -limit, limit, cmap), float(limit)
+
+
+def overlay(image_rgb, heat_rgb, alpha: float = 0.5) -> np.ndarray:
+    """Blend a coloured heatmap over an image: ``(1-alpha)·image + alpha·heat`` (resized to fit)."""
+    img = np.ascontiguousarray(image_rgb, dtype=np.uint8)
+    heat = np.ascontiguousarray(heat_rgb, dtype=np.uint8)
+    if heat.shape[:2] != img.shape[:2]:
+        heat = cv2.resize(heat, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return cv2.addWeighted(img, 1.0 - float(alpha), heat, float(alpha), 0.0)
+
+
+def _label(img: np.ndarray, text: str, x: int, y: int, color, scale: float) -> None:
+    """Text on a filled box of the line's colour, black or white for contrast (readable on any image)."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), base = cv2.getTextSize(text, font, scale, 1)
+    y_top = max(0, y - th - base - 2)
+    x = min(max(0, x), max(0, img.shape[1] - tw - 2))
+    cv2.rectangle(img, (x, y_top), (x + tw + 2, y_top + th + base + 2), color, -1)
+    ink = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
+    cv2.putText(img, text, (x + 1, y_top + th + 1), font, scale, ink, 1, cv2.LINE_AA)
+
+
+def draw_boxes(image, boxes, labels=None, highlight=None, color=(0, 200, 255),
+               highlight_color=(255, 40, 40), region_mask=None) -> np.ndarray:
+    """Draw region boxes ``[R,4]`` (with optional text labels) on a copy of an RGB image.
+
+    highlight: a region index or a list of indices drawn thicker in ``highlight_color``
+    (drawn last, so they sit on top). Padded regions (``region_mask`` False) are skipped.
+    """
+    img = np.array(image, dtype=np.uint8, copy=True)
+    h, w = img.shape[:2]
+    pix = _pixel_boxes(boxes, (h, w))
+    hi = set() if highlight is None else set(np.atleast_1d(highlight).tolist())
+    keep = np.ones(len(pix), bool) if region_mask is None else np.asarray(region_mask, bool)
+    scale = max(0.35, min(h, w) / 700.0)
+    order = [r for r in range(len(pix)) if r not in hi] + sorted(hi)
+    for r in order:
+        if not keep[r]:
+            continue
+        x1, y1, x2, y2 = (int(v) for v in pix[r])
+        col = tuple(int(c) for c in (highlight_color if r in hi else color))
+        cv2.rectangle(img, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), col, 3 if r in hi else 1)
+        if labels is not None:
+            _label(img, str(labels[r]), x1, y1 + (0 if y1 > 12 else 14), col, scale)
+    return img
+
+
+def colorbar(vmin: float, vmax: float, cmap: str = "inferno", height: int = 256, width: int = 70) -> np.ndarray:
+    """A vertical colour bar (top = vmax) with min / mid / max tick labels, RGB uint8."""
+    bar_w = max(8, width // 3)
+    ramp = np.linspace(vmax, vmin, height)[:, None].repeat(bar_w, axis=1)  # [H,bar_w]
+    img = np.full((height, width, 3), 255, dtype=np.uint8)
+    img[:, :bar_w] = colorize(ramp, vmin, vmax, cmap)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.35
+    for frac in (0.0, 0.5, 1.0):
+        value = vmax - frac * (vmax - vmin)
+        y = int(round(frac * (height - 1)))
+        cv2.line(img, (bar_w, y), (bar_w + 3, y), (0, 0, 0), 1)
+        y_text = min(max(y + 4, 10), height - 2)
+        cv2.putText(img, f"{value:.3g}", (bar_w + 5, y_text), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return img

@@ -1,0 +1,92 @@
+"""How an intervention moves one query's ranking (numpy only; scores come from the session).
+
+Public API::
+
+    RankResult          # dataclass, fields below; .to_dict() JSON-serialisable
+    rank_positions(scores [M]) -> [M] int64     # 0-based position of every item, ties: lower index first
+    best_rank(scores [M], targets) -> (rank, item)
+    compare_rankings(query, direction, scores [M], cf_scores [M], targets, k=10, intervention="") -> RankResult
+
+Ranks are 0-based (rank 0 = top), with the tie rule of ``causmatch.evaluation`` (a stable
+descending sort: equal scores keep index order), so ``rank < K`` agrees with its R@K.
+For an image query (``direction="i2t"``) the rank is the best among the image's K true captions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def rank_positions(scores) -> np.ndarray:
+    """0-based position of every item ``[M]`` in the stable descending order of ``scores [M]``."""
+    s = np.asarray(scores)
+    order = np.argsort(-s, kind="stable")  # [M] items, best first; ties keep index order
+    pos = np.empty(len(s), dtype=np.int64)
+    pos[order] = np.arange(len(s))
+    return pos
+
+
+def best_rank(scores, targets) -> tuple[int, int]:
+    """(0-based rank, item) of the best-ranked item among ``targets`` — no full sort needed."""
+    s = np.asarray(scores)
+    idx = np.arange(len(s))
+    best = None
+    for t in np.atleast_1d(targets):
+        # items above t: higher score, or equal score and lower index (stable descending sort)
+        rank = int(np.count_nonzero((s > s[t]) | ((s == s[t]) & (idx < t))))
+        if best is None or rank < best[0]:
+            best = (rank, int(t))
+    return best
+
+
+@dataclass
+class RankResult:
+    """One query's ranking, factual vs counterfactual. M = gallery size; ranks 0-based."""
+
+    query: int
+    direction: str                 # "t2i": caption query over images; "i2t": image query over captions
+    intervention: str
+    true_items: list[int]
+    scores: np.ndarray             # [M] factual
+    cf_scores: np.ndarray          # [M] counterfactual (mean over samples)
+    rank: int                      # best rank of a true item, factual
+    cf_rank: int                   # ... counterfactual
+    true_item: int                 # the true item achieving ``rank``
+    cf_true_item: int
+    top: list[dict]                # factual top-k: item, score, cf_score, rank, cf_rank, moved, is_true
+    cf_top: list[dict]             # counterfactual top-k, same keys
+
+    def to_dict(self, with_scores: bool = False) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("scores", "cf_scores")}
+        if with_scores:
+            out["scores"] = [float(v) for v in self.scores]
+            out["cf_scores"] = [float(v) for v in self.cf_scores]
+        return out
+
+
+def _top(order_pos, other_pos, scores, cf_scores, targets, k, by_cf: bool) -> list[dict]:
+    items = np.argsort(order_pos)[:k]  # [k] the items at positions 0..k-1
+    rows = []
+    for item in items:
+        rank, cf_rank = (int(other_pos[item]), int(order_pos[item])) if by_cf else \
+                        (int(order_pos[item]), int(other_pos[item]))
+        rows.append({"item": int(item), "score": float(scores[item]), "cf_score": float(cf_scores[item]),
+                     "rank": rank, "cf_rank": cf_rank, "moved": rank - cf_rank,
+                     "is_true": bool(item in targets)})
+    return rows
+
+
+def compare_rankings(query: int, direction: str, scores, cf_scores, targets, k: int = 10,
+                     intervention: str = "") -> RankResult:
+    """Compare a query's factual and counterfactual rankings; ``moved`` > 0 means the item rose."""
+    scores, cf_scores = np.asarray(scores, np.float64), np.asarray(cf_scores, np.float64)
+    targets = [int(t) for t in np.atleast_1d(targets)]
+    pos, cf_pos = rank_positions(scores), rank_positions(cf_scores)  # [M] each
+    rank, item = best_rank(scores, targets)
+    cf_rank, cf_item = best_rank(cf_scores, targets)
+    k = max(1, min(int(k), len(scores)))
+    return RankResult(query=int(query), direction=direction, intervention=intervention, true_items=targets,
+                      scores=scores, cf_scores=cf_scores, rank=rank, cf_rank=cf_rank, true_item=item,
+                      cf_true_item=cf_item, top=_top(pos, cf_pos, scores, cf_scores, set(targets), k, False),
+                      cf_top=_top(cf_pos, pos, scores, cf_scores, set(targets), k, True))

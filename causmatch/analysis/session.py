@@ -1,0 +1,323 @@
+"""``AnalysisSession``: one model + one dataset split, with lazily computed, disk-cached gallery results.
+
+Public API::
+
+    AnalysisSession(matcher, split, *, checkpoint_path=None, cache_dir=None, device="cpu",
+                    batch_size=128, shard_images=128, shard_captions=512)
+    AnalysisSession.open(checkpoint_dir, data_dir, split="test", cache_dir=None, device="cpu")
+    .gallery(progress=None) -> (ImageEmb, TextEmb)             # the encoded split, cached
+    .similarity(intervention=None, *, samples=1, seed=0, progress=None) -> np.ndarray [I,C] float32
+    .recall(intervention=None, *, samples=1, seed=0) -> dict    # evaluation.recall_metrics
+    .explain(image, caption=None, *, text=None, intervention="random", samples=8, seed=0,
+             per_word=True, per_region=True) -> PairExplanation
+    .effects(image, caption=None, *, text=None, kinds=COUNTERFACTUAL_KINDS, samples=8, seed=0)
+             -> dict[str, EffectEstimate]
+    .rank_caption_query(c, intervention="random", *, samples=8, seed=0, k=10) -> RankResult
+    .rank_image_query(i, intervention="random", *, samples=8, seed=0, k=10) -> RankResult
+    .rank_text_query(text, image, intervention="random", *, samples=8, seed=0, k=10) -> RankResult
+    .failure_table(direction="t2i", intervention="random", other=None, *, samples=1, seed=0) -> DataFrame
+
+``progress`` callbacks are called as ``progress(done, total, message)``. Interventions are spec
+strings (``"random"``, ``"mask-regions=0,3"``…, see ``parse_intervention``) or objects. Matrices
+under a stochastic intervention average ``samples`` seeded draws (``seed … seed+samples−1``).
+Disk cache entries (``cache_dir``; None = memory only) are keyed by the checkpoint fingerprint, the
+split's ``fingerprint()`` and the intervention; anything else found there is stale and rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from causmatch.analysis import failures as F
+from causmatch.analysis.cache import ArrayCache, cache_key
+from causmatch.analysis.effects import estimate_effect, resolve_intervention, sample_interventions
+from causmatch.analysis.explain import PairExplanation, explain_pair
+from causmatch.analysis.ranking import RankResult, compare_rankings
+from causmatch.data import load_split, tokenize
+from causmatch.checkpoint import check_compatible
+from causmatch.errors import DataError
+from causmatch.interventions import COUNTERFACTUAL_KINDS
+from causmatch.models import ImageEmb, TextEmb, sharded_similarity
+
+
+def _model_fingerprint(matcher) -> str:
+    """Hash of the config and weights, for matchers that did not come from a checkpoint folder."""
+    h = hashlib.sha1(json.dumps(matcher.config.to_dict(), sort_keys=True, default=str).encode())
+    for name, tensor in sorted(matcher.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def sims_tag(iv, samples: int, seed: int) -> str:
+    """Cache entry tag of a similarity matrix: what the intervention is and how it was sampled."""
+    key = {"name": iv.name, "describe": iv.describe(), "samples": samples if iv.stochastic else 1,
+           "seed": seed if iv.stochastic else 0}
+    return "sims-" + hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class AnalysisSession:
+    """A matcher and a dataset split, with the gallery encoded and scored on demand (module docstring)."""
+
+    def __init__(self, matcher, split, *, checkpoint_path=None, cache_dir=None, device="cpu",
+                 batch_size: int = 128, shard_images: int = 128, shard_captions: int = 512):
+        check_compatible(matcher, split)  # CheckpointError when the feature sizes differ
+        self.matcher = matcher.to(device).eval()
+        self.split = split
+        self.device = torch.device(device)
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.batch_size, self.shard_images, self.shard_captions = batch_size, shard_images, shard_captions
+        self.cache = ArrayCache(cache_dir)
+        self._fp: tuple[str, str] | None = None
+        self._gallery: tuple[ImageEmb, TextEmb] | None = None
+        self._sims: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, checkpoint_dir, data_dir, split: str = "test", cache_dir=None, device="cpu") -> "AnalysisSession":
+        """Load a checkpoint folder and a dataset split and check that they fit together."""
+        from causmatch.checkpoint import load_matcher
+
+        data = load_split(data_dir, split)
+        matcher = load_matcher(checkpoint_dir, map_location=device)
+        return cls(matcher, data, checkpoint_path=checkpoint_dir, cache_dir=cache_dir, device=device)
+
+    # ------------------------------------------------------------------ fingerprints and cache
+    def fingerprints(self) -> tuple[str, str]:
+        """(model fingerprint, data fingerprint) — the cache keys' base."""
+        if self._fp is None:
+            if self.checkpoint_path is not None:
+                from causmatch.checkpoint import checkpoint_fingerprint
+                model_fp = checkpoint_fingerprint(self.checkpoint_path)
+            else:
+                model_fp = _model_fingerprint(self.matcher)
+            self._fp = (model_fp, self.split.fingerprint())
+        return self._fp
+
+    def _entry(self, what: str) -> tuple[str, str]:
+        """(file name, key) of a cache entry; the name is unique per model/data pair and split."""
+        model_fp, data_fp = self.fingerprints()
+        scope = hashlib.sha1(f"{model_fp}|{data_fp}".encode()).hexdigest()[:12]
+        return f"{self.split.split}-{scope}-{what}", cache_key(model_fp, data_fp, what)
+
+    # ------------------------------------------------------------------ gallery
+    def gallery(self, progress=None) -> tuple[ImageEmb, TextEmb]:
+        """The split's images and captions, encoded (memory, then disk cache, then the model)."""
+        if self._gallery is None:
+            name, key = self._entry("gallery")
+            hit = self.cache.load(name, key) if self.cache.root is not None else None
+            if hit is not None:
+                self._gallery = _gallery_from_arrays(hit)
+            else:
+                self._gallery = self._encode(progress)
+                self.cache.save(name, key, _gallery_to_arrays(*self._gallery))
+        return self._gallery
+
+    def _encode(self, progress) -> tuple[ImageEmb, TextEmb]:
+        from causmatch.evaluation import encode_split
+
+        if progress:
+            progress(0, 1, "encoding images and captions")
+        with torch.no_grad():
+            img, txt = encode_split(self.matcher, self.split, batch_size=self.batch_size)
+        if progress:
+            progress(1, 1, "encoded")
+        return img.to("cpu"), txt.to("cpu")
+
+    # ------------------------------------------------------------------ similarity matrices
+    def similarity(self, intervention=None, *, samples: int = 1, seed: int = 0, progress=None) -> np.ndarray:
+        """The ``[I, C]`` score matrix, factual (None) or under an intervention (mean of its draws)."""
+        iv = resolve_intervention(intervention, seed)
+        tag = sims_tag(iv, samples, seed)
+        if tag in self._sims:
+            return self._sims[tag]
+        name, key = self._entry(tag)
+        hit = self.cache.load(name, key) if self.cache.root is not None else None
+        if hit is not None:
+            sims = hit["sims"]
+        else:
+            sims = self._compute_sims(iv, samples, seed, progress)
+            self.cache.save(name, key, {"sims": sims})
+        self._sims[tag] = sims
+        return sims
+
+    def _compute_sims(self, iv, samples, seed, progress) -> np.ndarray:
+        img, txt = self.gallery(progress)
+        draws = sample_interventions(iv, samples, seed) if iv.name != "none" else [None]
+        n_cap, step = len(txt), self.shard_captions
+        chunks = [(c0, min(c0 + step, n_cap)) for c0 in range(0, n_cap, step)]
+        total, done = len(draws) * len(chunks), 0
+        out = np.zeros((len(img), n_cap), dtype=np.float64)
+        for d in draws:
+            for c0, c1 in chunks:  # caption chunks keep global ids: same result as one call
+                out[:, c0:c1] += sharded_similarity(
+                    self.matcher, img, txt[c0:c1], d, shard_images=self.shard_images,
+                    shard_captions=self.shard_captions, caption_ids=torch.arange(c0, c1))
+                done += 1
+                if progress:
+                    progress(done, total, f"similarity matrix ({iv.name})")
+        return (out / len(draws)).astype(np.float32)
+
+    def recall(self, intervention=None, *, samples: int = 1, seed: int = 0) -> dict:
+        """R@1/5/10, rSum, medr, meanr of the split (``causmatch.evaluation.recall_metrics``)."""
+        from causmatch.evaluation import recall_metrics
+
+        return recall_metrics(self.similarity(intervention, samples=samples, seed=seed),
+                              self.split.caps_per_image)
+
+    # ------------------------------------------------------------------ one pair
+    def _check_image(self, image) -> int:
+        n = self.split.n_images
+        if not isinstance(image, (int, np.integer)) or not 0 <= int(image) < n:
+            raise DataError(f"image index {image} is out of range — this split has images 0..{n - 1}")
+        return int(image)
+
+    def _pair(self, image, caption, text):
+        """(ImageEmb [1], TextEmb [1], caption index or None, text, pair_ids) for one pair."""
+        i = self._check_image(image)
+        if (caption is None) == (text is None):
+            raise DataError("give either a caption index or a free text, not both and not neither")
+        if caption is not None:
+            n = self.split.n_captions
+            if not isinstance(caption, (int, np.integer)) or not 0 <= int(caption) < n:
+                raise DataError(f"caption index {caption} is out of range — this split has captions 0..{n - 1}")
+            c, text = int(caption), self.split.captions[int(caption)]
+        else:
+            c = None
+            self._check_text(text)
+        if self._gallery is not None and c is not None:  # already encoded: slice, don't re-run the encoders
+            g_img, g_txt = self._gallery
+            return g_img[[i]], g_txt[[c]].trimmed(), c, text, (torch.tensor([i]), torch.tensor([c]))
+        with torch.no_grad():
+            feats = torch.from_numpy(np.array(self.split.features[i:i + 1], dtype=np.float32))  # [1,R,F] copy
+            mask = torch.from_numpy(np.array(self.split.region_mask[i:i + 1], dtype=bool))  # [1,R]
+            img = self.matcher.encode_images(feats.to(self.device), mask.to(self.device)).to("cpu")
+            txt = self.matcher.encode_captions([text]).to("cpu")
+        # Free text gets a stable id past the dataset's captions, so its random draws are reproducible.
+        cid = c if c is not None else self.split.n_captions + zlib.crc32(text.encode("utf-8")) % (1 << 24)
+        ids = (torch.tensor([i]), torch.tensor([cid]))
+        return img, txt, c, text, ids
+
+    def _check_text(self, text: str) -> None:
+        words = tokenize(text or "")
+        if not words:
+            raise DataError("the caption is empty — type at least one word")
+        unknown = set(self.matcher.unknown_words(text))
+        if all(w in unknown for w in words):
+            raise DataError(f"none of the words of '{text.strip()}' are in the model's vocabulary — "
+                            "use words from the training captions")
+
+    def explain(self, image, caption=None, *, text=None, intervention="random", samples: int = 8,
+                seed: int = 0, per_word: bool = True, per_region: bool = True) -> PairExplanation:
+        """Explain image ``image`` with caption index ``caption`` or a free ``text`` (see PairExplanation)."""
+        iv = resolve_intervention(intervention, seed)
+        img, txt, c, text, ids = self._pair(image, caption, text)
+        out = explain_pair(self.matcher, img, txt, iv, samples=samples, seed=seed, pair_ids=ids,
+                           per_word=per_word, per_region=per_region)
+        i = int(image)
+        out.image, out.caption, out.text = i, c, text
+        out.unknown_words = list(self.matcher.unknown_words(text))
+        if self.split.boxes is not None:
+            out.boxes = np.asarray(self.split.boxes[i], dtype=np.float32)
+        if self.split.image_paths is not None:
+            out.image_path = str(self.split.image_paths[i])
+        if c is not None and self.split.grounding is not None and self.split.image_of(c) == i:
+            from causmatch.analysis.grounding import pair_grounding
+            out.grounding = pair_grounding(out.t2i if out.t2i is not None else out.i2t.T,
+                                           self.split.grounding[c], out.region_mask)
+        return out
+
+    def effects(self, image, caption=None, *, text=None, kinds=COUNTERFACTUAL_KINDS, samples: int = 8,
+                seed: int = 0) -> dict:
+        """The pair's effect under each intervention kind: ``{kind: EffectEstimate}``."""
+        img, txt, _, _, ids = self._pair(image, caption, text)
+        with torch.no_grad():
+            factual = float(self.matcher.pair_scores(img, txt, None, pair_ids=ids).score[0])
+        return {k: estimate_effect(self.matcher, img, txt, resolve_intervention(k, seed), samples=samples,
+                                   seed=seed, pair_ids=ids, factual=factual) for k in kinds}
+
+    # ------------------------------------------------------------------ ranks
+    def _query_scores(self, img, txt, iv, samples, seed, ids) -> np.ndarray:
+        """Mean over the draws of ``similarity(img, txt)`` flattened to the gallery axis."""
+        total = None
+        draws = sample_interventions(iv, samples, seed)
+        with torch.no_grad():
+            for d in draws:
+                sc = self.matcher.similarity(img, txt, d, pair_ids=ids).score.float().cpu().numpy()
+                total = sc if total is None else total + sc
+        return (total / len(draws)).reshape(-1)
+
+    def rank_caption_query(self, c, intervention="random", *, samples: int = 8, seed: int = 0,
+                           k: int = 10) -> RankResult:
+        """Caption ``c`` as a query over every image: factual vs counterfactual ranking."""
+        n = self.split.n_captions
+        if not isinstance(c, (int, np.integer)) or not 0 <= int(c) < n:
+            raise DataError(f"caption index {c} is out of range — this split has captions 0..{n - 1}")
+        c = int(c)
+        iv = resolve_intervention(intervention, seed)
+        img, txt = self.gallery()
+        ids = (torch.arange(len(img)), torch.tensor([c]))
+        factual = self.similarity()[:, c]  # [I]
+        cf = self._query_scores(img, txt[[c]].trimmed(), iv, samples, seed, ids)  # [I]
+        return compare_rankings(c, "t2i", factual, cf, [self.split.image_of(c)], k, iv.describe())
+
+    def rank_text_query(self, text: str, image: int, intervention="random", *, samples: int = 8, seed: int = 0,
+                        k: int = 10) -> RankResult:
+        """A free-text query over every image, with ``image`` as its true item (nothing cached)."""
+        i = self._check_image(image)
+        self._check_text(text)
+        iv = resolve_intervention(intervention, seed)
+        img, _ = self.gallery()
+        with torch.no_grad():
+            txt = self.matcher.encode_captions([text]).to("cpu")
+        cid = self.split.n_captions + zlib.crc32(text.encode("utf-8")) % (1 << 24)
+        ids = (torch.arange(len(img)), torch.tensor([cid]))
+        factual = self._query_scores(img, txt, resolve_intervention(None), 1, seed, ids)  # [I]
+        cf = self._query_scores(img, txt, iv, samples, seed, ids)  # [I]
+        return compare_rankings(-1, "t2i", factual, cf, [i], k, iv.describe())
+
+    def rank_image_query(self, i, intervention="random", *, samples: int = 8, seed: int = 0,
+                         k: int = 10) -> RankResult:
+        """Image ``i`` as a query over every caption (rank = best of its true captions)."""
+        i = self._check_image(i)
+        iv = resolve_intervention(intervention, seed)
+        img, txt = self.gallery()
+        ids = (torch.tensor([i]), torch.arange(len(txt)))
+        factual = self.similarity()[i, :]  # [C]
+        cf = self._query_scores(img[[i]], txt, iv, samples, seed, ids)  # [C]
+        return compare_rankings(i, "i2t", factual, cf, list(self.split.captions_of(i)), k, iv.describe())
+
+    # ------------------------------------------------------------------ failure cases
+    def failure_table(self, direction: str = "t2i", intervention="random", other: "AnalysisSession | None" = None,
+                      *, samples: int = 1, seed: int = 0, progress=None):
+        """One row per query of ``direction`` (see ``failures.build_failure_table``)."""
+        sims = self.similarity(progress=progress)
+        cf = self.similarity(intervention, samples=samples, seed=seed, progress=progress)
+        other_sims = None
+        if other is not None:
+            if other.split.n_captions != self.split.n_captions or other.split.n_images != self.split.n_images:
+                raise DataError("the second checkpoint's session uses another split — open both on the same data")
+            other_sims = other.similarity(progress=progress)
+        pointing = None
+        if direction == "t2i" and self.split.grounding is not None:
+            from causmatch.analysis.grounding import split_pointing
+            pointing = split_pointing(self, progress=progress)["pointing"]
+        return F.build_failure_table(sims, cf, self.split.caps_per_image, direction, other_sims=other_sims,
+                                     pointing=pointing, captions=self.split.captions)
+
+
+def _gallery_to_arrays(img: ImageEmb, txt: TextEmb) -> dict:
+    return {"regions": img.regions.numpy(), "region_mask": img.mask.numpy(), "region_gram": img.gram.numpy(),
+            "words": txt.words.numpy(), "word_mask": txt.mask.numpy(), "word_gram": txt.gram.numpy(),
+            "tokens": np.array(json.dumps(txt.tokens))}
+
+
+def _gallery_from_arrays(a: dict) -> tuple[ImageEmb, TextEmb]:
+    t = torch.from_numpy
+    img = ImageEmb(t(a["regions"]), t(a["region_mask"]), t(a["region_gram"]))
+    txt = TextEmb(t(a["words"]), t(a["word_mask"]), t(a["word_gram"]), json.loads(str(a["tokens"])))
+    return img, txt

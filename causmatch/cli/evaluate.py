@@ -1,0 +1,94 @@
+"""``causmatch evaluate``: retrieval metrics (and grounding accuracy) of a checkpoint on a split."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "R@1/5/10 both ways, rSum, medr/meanr, grounding accuracy; --fold5, --intervention, --json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="causmatch evaluate", description=HELP)
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="test", help="split name (default test; COCO: testall)")
+    p.add_argument("--fold5", action="store_true",
+                   help="COCO protocol: average over 5 folds of I/5 images (5-fold 1K on testall) and the full set")
+    p.add_argument("--intervention", default=None, metavar="KIND",
+                   help="score with counterfactual attention: random, uniform, reversed, shuffle, mask-regions=0,3, ...")
+    p.add_argument("--seed", type=int, default=0, help="seed of a stochastic intervention")
+    p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--limit-images", type=int, default=None, metavar="N",
+                   help="evaluate only the first N images and their captions")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--shard", type=int, default=128, help="images and captions per similarity shard (memory bound)")
+    p.add_argument("--no-grounding", action="store_true", help="skip grounding accuracy")
+    return p
+
+
+def format_table(result: dict) -> str:
+    """A readable plain-text table of an :func:`causmatch.evaluation.evaluate` result."""
+    head = (f"{'':<22}{'i2t R@1':>8}{'R@5':>7}{'R@10':>7}{'medr':>6}{'meanr':>8} |"
+            f"{'t2i R@1':>8}{'R@5':>7}{'R@10':>7}{'medr':>6}{'meanr':>8} |{'rSum':>8}")
+    rows = [(result["label"], result["metrics"])]
+    if result.get("fold5"):
+        rows.insert(0, (f"{result['fold5']['label']} (mean)", result["fold5"]["mean"]))
+    if result.get("factual_metrics"):
+        rows.append(("factual (no intervention)", result["factual_metrics"]))
+    lines = [f"split {result['split']}: {result['n_images']} images, {result['n_captions']} captions; "
+             f"intervention: {result['intervention']}", head, "-" * len(head)]
+    for label, m in rows:
+        lines.append(f"{label[:21]:<22}{m['i2t_r1']:>8.2f}{m['i2t_r5']:>7.2f}{m['i2t_r10']:>7.2f}"
+                     f"{m['i2t_medr']:>6.0f}{m['i2t_meanr']:>8.2f} |{m['t2i_r1']:>8.2f}{m['t2i_r5']:>7.2f}"
+                     f"{m['t2i_r10']:>7.2f}{m['t2i_medr']:>6.0f}{m['t2i_meanr']:>8.2f} |{m['rsum']:>8.2f}")
+    if result.get("effect"):
+        e = result["effect"]
+        lines.append(f"mean effect (factual - counterfactual score): matching {e['matching']:.4f}, "
+                     f"non-matching {e['non_matching']:.4f}")
+    g = result.get("grounding")
+    if g:
+        by_type = ", ".join(f"{t} {v:.2f}" for t, v in g["by_type"].items())
+        lines.append(f"grounding accuracy: {g['overall']:.2f}% of {g['n_words']} words ({by_type}); "
+                     f"chance {g['chance']:.2f}%")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from causmatch.checkpoint import load_matcher
+    from causmatch.data import load_split
+    from causmatch.errors import ConfigError
+    from causmatch.evaluation import evaluate
+    from causmatch.interventions import parse_intervention
+
+    if args.limit_images is not None and args.limit_images < 1:
+        raise ConfigError(f"--limit-images must be >= 1, got {args.limit_images}")
+    if args.shard < 1:
+        raise ConfigError(f"--shard must be >= 1, got {args.shard}")
+    intervention = parse_intervention(args.intervention, seed=args.seed) if args.intervention else None
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda but no CUDA GPU is visible; use --device cpu")
+    from causmatch.training import distributed as D
+
+    # Under torchrun every rank scores a slice of the image shards; rank 0 reports.
+    info = D.init_distributed(args.device)
+    try:
+        matcher = load_matcher(args.checkpoint, map_location=str(D.device_for(args.device, info)))
+        split = load_split(args.data, args.split)
+        result = evaluate(matcher, split, fold5=args.fold5, intervention=intervention,
+                          limit_images=args.limit_images, grounding=not args.no_grounding,
+                          shard_images=args.shard, shard_captions=args.shard)
+    finally:
+        D.shutdown()
+    if not info.is_main:
+        return 0
+    result["checkpoint"] = str(args.checkpoint)
+    print(format_table(result))
+    if args.json_out:
+        path = Path(args.json_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    return 0

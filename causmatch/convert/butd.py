@@ -1,0 +1,198 @@
+"""BUTD TSV files + a Karpathy split file -> a CausMatch dataset folder.
+
+Streaming and restartable: every file is written into ``OUT/.convert-butd.partial/``
+(features and boxes through preallocated ``.npy`` memmaps, one row at a time, so memory
+holds one TSV line plus the captions), and moved into ``OUT`` only once every image of
+every requested split has been written and checked. An interrupted run leaves ``OUT``
+untouched; running the same command again starts clean (it deletes the partial folder).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from causmatch.convert.butd_tsv import iter_tsv
+from causmatch.convert.karpathy import KarpathySplits, load_karpathy
+from causmatch.data import read_meta, write_meta
+from causmatch.errors import DataError
+
+PARTIAL = ".convert-butd.partial"
+ALL_SPLITS = ("train", "dev", "test", "testall")
+_OPTIONAL = ("regions.npy", "images.txt", "grounding.jsonl")
+
+
+def _selected(karpathy: KarpathySplits, splits: Sequence[str]) -> list[str]:
+    """Karpathy splits to write. COCO's 5K test is written as ``test`` and linked as ``testall``."""
+    unknown = [s for s in splits if s not in ALL_SPLITS]
+    if unknown:
+        raise DataError(f"unknown split '{unknown[0]}' — choose from {', '.join(ALL_SPLITS)}")
+    wanted = {"test" if s == "testall" else s for s in splits}
+    missing = [s for s in wanted if s not in karpathy.splits]
+    if missing:
+        raise DataError(f"the Karpathy file has no '{missing[0]}' images (it has "
+                        f"{', '.join(karpathy.splits)}) — choose --splits among those")
+    return [s for s in ("train", "dev", "test") if s in wanted]
+
+
+def _locate(row, ids: dict[int, tuple[str, int]], karpathy_name: str) -> tuple[str, int]:
+    try:
+        return ids[row.image_id]
+    except KeyError:
+        raise DataError(f"{row.path.name} line {row.line}: image_id {row.image_id} is not in "
+                        f"{karpathy_name} — use the split file of the same dataset") from None
+
+
+def scan_max_boxes(tsv: Sequence[Path], ids: dict[int, tuple[str, int]], chosen: set[str],
+                   karpathy_name: str) -> int:
+    """First pass without decoding the arrays: the largest box count of a selected image."""
+    most = 0
+    for row in tqdm(iter_tsv(tsv, decode=False), desc="scan box counts", unit="img",
+                    file=sys.stderr, disable=None):
+        if _locate(row, ids, karpathy_name)[0] in chosen:
+            most = max(most, row.num_boxes)
+    return most
+
+
+class _SplitWriter:
+    """Preallocated memmaps for one split; rows arrive in any order."""
+
+    def __init__(self, tmp: Path, split: str, n: int, r: int, f: int, dtype):
+        self.split, self.r, self.f = split, r, f
+        self.feats = np.lib.format.open_memmap(tmp / f"{split}_ims.npy", "w+", dtype, (n, r, f))  # [I,R,F]
+        self.boxes = np.lib.format.open_memmap(tmp / f"{split}_boxes.npy", "w+", np.float32, (n, r, 4))
+        self.counts = np.zeros(n, dtype=np.int32)  # 0 = not seen yet
+
+    def put(self, row, i: int) -> None:
+        if self.counts[i]:
+            raise DataError(f"{row.path.name} line {row.line}: image_id {row.image_id} appears twice in "
+                            "the TSV files — pass each TSV file once")
+        if row.features.shape[1] != self.f:
+            raise DataError(f"{row.path.name} line {row.line}: {row.features.shape[1]} features per box, "
+                            f"but earlier rows have {self.f} — the TSV files mix feature extractors")
+        if row.num_boxes > self.r:
+            raise DataError(f"{row.path.name} line {row.line}: {row.num_boxes} boxes, more than "
+                            f"--max-boxes {self.r} — raise --max-boxes or leave it out to scan first")
+        n = row.num_boxes
+        self.feats[i, :n] = row.features  # [n,F]; the padding rows stay zero (masked by regions)
+        self.boxes[i, :n] = row.boxes
+        self.counts[i] = n
+
+    def close(self) -> None:
+        self.feats.flush()
+        self.boxes.flush()
+        del self.feats, self.boxes
+
+
+def _missing_error(split: str, images, missing: np.ndarray) -> None:
+    raise DataError(f"{len(missing)} of the {len(images)} '{split}' images are not in the TSV files "
+                    f"(first: image_id {images[missing[0]].image_id}) — pass every TSV file with --tsv")
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(f"{ln}\n" for ln in lines), encoding="utf-8")
+
+
+def _finish_split(tmp: Path, out: Path, w: _SplitWriter, images, images_root: Path | None,
+                  k: int) -> dict:
+    missing = np.flatnonzero(w.counts == 0)
+    if len(missing):
+        _missing_error(w.split, images, missing)
+    w.close()
+    _write_lines(tmp / f"{w.split}_caps.txt", [c for img in images for c in img.captions])
+    _write_lines(tmp / f"{w.split}_ids.txt", [str(img.image_id) for img in images])
+    if w.counts.min() < w.r:  # boxes vary: say how many of each image's rows are real
+        np.save(tmp / f"{w.split}_regions.npy", w.counts)
+    if images_root is not None:
+        _write_lines(tmp / f"{w.split}_images.txt",
+                     [os.path.relpath(images_root / img.relpath, out).replace(os.sep, "/") for img in images])
+    return {"images": len(images), "captions": len(images) * k, "regions": w.r, "feature_dim": w.f,
+            "min_boxes": int(w.counts.min()), "max_boxes": int(w.counts.max())}
+
+
+def _publish(tmp: Path, out: Path, splits: list[str], link_testall: bool) -> None:
+    """Move the finished files into ``out``; the features go last so a split appears whole."""
+    for split in splits:
+        for suffix in _OPTIONAL:  # stale files of an earlier conversion would no longer match
+            if not (tmp / f"{split}_{suffix}").exists():
+                (out / f"{split}_{suffix}").unlink(missing_ok=True)
+                if link_testall and split == "test":
+                    (out / f"testall_{suffix}").unlink(missing_ok=True)
+        for path in sorted(tmp.glob(f"{split}_*"), key=lambda p: p.name.endswith("_ims.npy")):
+            os.replace(path, out / path.name)
+            if link_testall and split == "test":
+                twin = out / path.name.replace("test_", "testall_", 1)
+                twin.unlink(missing_ok=True)
+                try:
+                    os.link(out / path.name, twin)  # same 5K images: share the bytes
+                except OSError:
+                    shutil.copyfile(out / path.name, twin)
+
+
+def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Path, *,
+                 images_root: str | Path | None = None, splits: Sequence[str] = ("train", "dev", "test"),
+                 fp16: bool = False, caps_per_image: int = 5, max_boxes: int | None = None) -> dict:
+    """Convert BUTD TSV files to a dataset folder; returns ``{split: summary}``.
+
+    Each split gets ``{split}_ims.npy`` [I,R,F] (R = the largest box count, padded with zeros),
+    ``_boxes.npy`` [I,R,4] (pixels), ``_regions.npy`` (box counts, when they vary), ``_caps.txt``
+    (``caps_per_image`` Karpathy ``raw`` sentences per image), ``_ids.txt`` and, with
+    ``images_root``, ``_images.txt`` (paths relative to ``out``). COCO's 5K test split is written
+    as ``test`` and hard-linked as ``testall``. ``max_boxes`` skips the box-count scan pass.
+    """
+    tsv = [Path(p) for p in tsv]
+    out = Path(out).expanduser().resolve()
+    root = Path(images_root).expanduser().resolve() if images_root is not None else None
+    ksplits = load_karpathy(karpathy, caps_per_image)
+    chosen = _selected(ksplits, splits)
+    ids = ksplits.index()
+    r = max_boxes or scan_max_boxes(tsv, ids, set(chosen), Path(karpathy).name)
+    if r <= 0:
+        raise DataError("no TSV row belongs to the requested splits — check --tsv and --splits")
+    tmp = out / PARTIAL
+    shutil.rmtree(tmp, ignore_errors=True)  # a previous interrupted run: start clean
+    tmp.mkdir(parents=True)
+    writers: dict[str, _SplitWriter] = {}
+    total = sum(len(ksplits.splits[s]) for s in chosen)
+    bar = tqdm(total=total, desc="convert", unit="img", file=sys.stderr, disable=None)
+    for row in iter_tsv(tsv):
+        split, i = _locate(row, ids, Path(karpathy).name)
+        if split not in chosen:
+            continue
+        if split not in writers:
+            writers[split] = _SplitWriter(tmp, split, len(ksplits.splits[split]), r, row.features.shape[1],
+                                          np.float16 if fp16 else np.float32)
+        writers[split].put(row, i)
+        bar.update(1)
+    bar.close()
+    for split in chosen:
+        if split not in writers:
+            _missing_error(split, ksplits.splits[split], np.arange(len(ksplits.splits[split])))
+    summary = {s: _finish_split(tmp, out, writers[s], ksplits.splits[s], root, caps_per_image)
+               for s in chosen}
+    is_coco = ksplits.dataset.lower().startswith("coco")
+    _publish(tmp, out, chosen, link_testall=is_coco and "test" in chosen)
+    if is_coco and "test" in chosen:
+        summary["testall"] = summary["test"]
+    shutil.rmtree(tmp, ignore_errors=True)
+    _write_meta(out, ksplits, tsv, summary, caps_per_image, fp16, root)
+    return summary
+
+
+def _write_meta(out: Path, ksplits: KarpathySplits, tsv: list[Path], summary: dict, k: int,
+                fp16: bool, root: Path | None) -> None:
+    meta = read_meta(out)  # keep what an earlier run of other splits recorded
+    meta.update({"name": meta.get("name", ksplits.dataset), "caps_per_image": k,
+                 "feature_extractor": "bottom-up-attention Faster R-CNN (BUTD TSV)"})
+    source = meta.setdefault("source", {})
+    source.update({"converter": "causmatch convert-butd", "tsv": [p.name for p in tsv],
+                   "karpathy_dataset": ksplits.dataset, "dtype": "float16" if fp16 else "float32",
+                   "images_root": str(root) if root else None})
+    meta.setdefault("splits", {}).update(json.loads(json.dumps(summary)))
+    write_meta(out, meta)

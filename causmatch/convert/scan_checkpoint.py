@@ -1,0 +1,157 @@
+"""Import a SCAN checkpoint (``model_best.pth.tar`` + vocabulary JSON) as a CausMatch checkpoint.
+
+SCAN (Lee et al., ECCV 2018) saves ``torch.save({"model": [img_enc.state_dict(),
+txt_enc.state_dict()], "opt": argparse.Namespace, "epoch", "best_rsum", "Eiters"})``.
+Our :class:`~causmatch.models.Matcher` uses SCAN's own module names (``fc``, ``embed``,
+``rnn``) under ``img_enc.`` / ``txt_enc.``, so the weights map one to one; the options map
+to a :class:`MatcherConfig`. Anything our matcher would compute differently (another
+feature normalisation, Max/Sum pooling, no text norm, a CNN backbone) is refused with a
+one-line error instead of producing a model whose scores silently differ from SCAN's.
+"""
+from __future__ import annotations
+
+import argparse
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from causmatch.convert import safe_unpickle
+from causmatch.data import Vocabulary
+from causmatch.errors import CheckpointError
+from causmatch.models import AttentionConfig, Matcher, MatcherConfig, TextConfig
+
+AGG = {"LogSumExp": "lse", "Mean": "mean"}
+NORMS = ("clipped_l2norm", "l2norm", "softmax", "no_norm")
+
+
+def read_scan_checkpoint(path: str | Path, *, allow_pickle: bool = False) -> tuple[dict, dict, dict]:
+    """Unpickle (restricted) a SCAN checkpoint → ``(opt as dict, img_enc state, txt_enc state)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"SCAN checkpoint {path} not found — check --checkpoint")
+    if not allow_pickle:
+        raise CheckpointError(f"{path.name} is a pickle (torch.save) file and unpickling can run arbitrary "
+                              "code — pass --allow-pickle if you trust its source (only the types a SCAN "
+                              "checkpoint holds are then accepted)")
+    try:
+        data = torch.load(path, map_location="cpu", pickle_module=safe_unpickle, weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError,
+            IndexError, KeyError, AttributeError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise CheckpointError(f"{path.name} is truncated or not a torch checkpoint ({first}) — "
+                              "download or copy it again") from None
+    model = data.get("model") if isinstance(data, dict) else None
+    if not (isinstance(model, (list, tuple)) and len(model) == 2 and all(isinstance(m, dict) for m in model)):
+        raise CheckpointError(f"{path.name} has no 'model' entry holding [image-encoder, text-encoder] "
+                              "state dicts — is it a SCAN checkpoint?")
+    opt = data.get("opt")
+    if isinstance(opt, argparse.Namespace):
+        opt = vars(opt)
+    if not isinstance(opt, dict):
+        raise CheckpointError(f"{path.name} has no 'opt' namespace of training options — is it a SCAN checkpoint?")
+    return opt, dict(model[0]), dict(model[1])
+
+
+def _need(opt: dict, key: str):
+    if key not in opt:
+        raise CheckpointError(f"the SCAN options have no '{key}' — the checkpoint is not from SCAN's train.py")
+    return opt[key]
+
+
+def _refuse(what: str) -> None:
+    raise CheckpointError(f"unsupported SCAN option {what} — our matcher would score differently, so it "
+                          "is not imported")
+
+
+def scan_matcher_config(opt: dict) -> MatcherConfig:
+    """SCAN's ``opt`` → :class:`MatcherConfig` (GRU text with <start>/<end>; CheckpointError if unsupported)."""
+    direction, norm, agg = _need(opt, "cross_attn"), _need(opt, "raw_feature_norm"), _need(opt, "agg_func")
+    if direction not in ("t2i", "i2t"):
+        _refuse(f"cross_attn={direction!r} (t2i or i2t)")
+    if norm not in NORMS:
+        _refuse(f"raw_feature_norm={norm!r} (supported: {', '.join(NORMS)})")
+    if agg not in AGG:
+        _refuse(f"agg_func={agg!r} (supported: LogSumExp, Mean)")
+    if opt.get("precomp_enc_type", "basic") not in ("basic", "weight_norm"):
+        _refuse(f"precomp_enc_type={opt['precomp_enc_type']!r} (only precomputed-feature encoders)")
+    if opt.get("no_txtnorm", False):
+        _refuse("no_txtnorm=True (our text encoder always l2-normalises words)")
+    return MatcherConfig(
+        img_dim=int(_need(opt, "img_dim")), embed_size=int(_need(opt, "embed_size")),
+        img_norm=not bool(opt.get("no_imgnorm", False)),
+        text=TextConfig(encoder="gru", word_dim=int(_need(opt, "word_dim")),
+                        num_layers=int(opt.get("num_layers", 1)), bidirectional=bool(opt.get("bi_gru", False)),
+                        start_end=True),
+        attention=AttentionConfig(direction=direction, norm=norm, agg=AGG[agg],
+                                  lambda_softmax=float(opt.get("lambda_softmax", 9.0)),
+                                  lambda_lse=float(opt.get("lambda_lse", 6.0))))
+
+
+def _fold_weight_norm(img_state: dict) -> dict:
+    """SCAN's ``weight_norm`` image encoder stores ``fc.weight_g``/``fc.weight_v``: fold into ``fc.weight``."""
+    if "fc.weight_g" not in img_state:
+        return img_state
+    state = dict(img_state)
+    g, v = state.pop("fc.weight_g"), state.pop("fc.weight_v")
+    if g.numel() == 1:  # weight_norm(..., dim=None): one norm over the whole matrix
+        state["fc.weight"] = v * (g / v.norm())
+    else:  # per output row
+        state["fc.weight"] = v * (g.view(-1, 1) / v.norm(dim=1, keepdim=True))
+    return state
+
+
+def scan_state_dict(img_state: dict, txt_state: dict) -> dict:
+    """SCAN's two state dicts → one with our Matcher's names (``img_enc.fc.*``, ``txt_enc.embed/rnn.*``)."""
+    state = {f"img_enc.{k}": v for k, v in _fold_weight_norm(img_state).items()}
+    state.update({f"txt_enc.{k}": v for k, v in txt_state.items()})
+    return state
+
+
+def _load_weights(matcher: Matcher, state: dict) -> None:
+    ours = matcher.state_dict()
+    unexpected = sorted(set(state) - set(ours))
+    if unexpected:
+        raise CheckpointError(f"unexpected key '{unexpected[0].split('.', 1)[1]}' in the SCAN "
+                              f"{'image' if unexpected[0].startswith('img_enc') else 'text'} encoder — "
+                              "the options (num_layers, bi_gru, precomp_enc_type) do not match the weights")
+    missing = sorted(set(ours) - set(state))
+    if missing:
+        raise CheckpointError(f"the SCAN checkpoint lacks '{missing[0].split('.', 1)[1]}' — the options "
+                              "(num_layers, bi_gru) do not match the weights")
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(ours[key].shape):
+            raise CheckpointError(f"SCAN weight '{key.split('.', 1)[1]}' has shape {tuple(value.shape)}, the "
+                                  f"options imply {tuple(ours[key].shape)} — img_dim/embed_size/word_dim are wrong")
+    matcher.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+
+
+def scan_to_matcher(opt: dict, img_state: dict, txt_state: dict, vocab: Vocabulary) -> Matcher:
+    """Build our Matcher from SCAN's options, weights and vocabulary (all checked)."""
+    rows = txt_state.get("embed.weight")
+    if rows is None:
+        raise CheckpointError("the SCAN text encoder has no 'embed.weight' — is it a SCAN checkpoint?")
+    if rows.shape[0] != len(vocab):
+        raise CheckpointError(f"the vocabulary has {len(vocab)} words but the checkpoint's word embedding has "
+                              f"{rows.shape[0]} rows — pass the vocab JSON the model was trained with")
+    matcher = Matcher(scan_matcher_config(opt), vocab)
+    _load_weights(matcher, scan_state_dict(img_state, txt_state))
+    return matcher.eval()
+
+
+def import_scan(checkpoint: str | Path, vocab: str | Path, out: str | Path, *,
+                allow_pickle: bool = False) -> Matcher:
+    """Read a SCAN checkpoint and vocabulary JSON, write our checkpoint directory ``out``; returns the model."""
+    from causmatch.checkpoint import save_matcher  # after the data/models imports (import direction)
+
+    opt, img_state, txt_state = read_scan_checkpoint(checkpoint, allow_pickle=allow_pickle)
+    matcher = scan_to_matcher(opt, img_state, txt_state, Vocabulary.load(vocab))
+    keep = ("data_name", "cross_attn", "raw_feature_norm", "agg_func", "lambda_lse", "lambda_softmax",
+            "margin", "max_violation", "num_epochs", "learning_rate", "batch_size")
+    extra = {"imported_from": {"format": "SCAN", "checkpoint": Path(checkpoint).name,
+                               "vocab": Path(vocab).name,
+                               "options": {k: opt[k] for k in keep if k in opt
+                                           and isinstance(opt[k], (str, int, float, bool))}}}
+    save_matcher(matcher, out, extra=extra)
+    return matcher

@@ -1,0 +1,318 @@
+"""Retrieval evaluation: similarity matrix, SCAN-protocol recall, grounding accuracy.
+
+Protocol (SCAN / VSE++): caption ``c`` belongs to image ``c // K``.
+*image → text*: an image's rank is the best (lowest) rank among its ``K`` captions in
+the list of all captions sorted by score; *text → image*: a caption's rank is the rank of
+its image among all images. Ranks are 0-based internally; ``medr``/``meanr`` are reported
+1-based like SCAN. Ties are broken deterministically: the lower index comes first (the
+order a stable descending sort gives), so results never depend on the hardware.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from causmatch.data import SplitData
+from causmatch.errors import ConfigError, DataError
+from causmatch.models.matcher import ImageEmb, Matcher, TextEmb, sharded_similarity
+
+RECALL_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum",
+               "i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr")
+_ROW_CHUNK = 256  # rows compared at once: bounds the [chunk, K, C] boolean temporaries
+
+
+def _check_sims(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
+    sims = np.asarray(sims)
+    if sims.ndim != 2 or caps_per_image < 1 or sims.shape[1] != sims.shape[0] * caps_per_image:
+        raise DataError(f"similarity matrix of shape {sims.shape} does not fit {caps_per_image} "
+                        "captions per image — it must be [I, K*I]")
+    return sims
+
+
+def _stable_rank(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Position of column ``target[n]`` of row ``n`` in a stable descending sort.
+
+    scores [N, M]; target [N, T] column indices -> [N, T] 0-based ranks.
+    """
+    n_idx = np.arange(scores.shape[0])[:, None]
+    own = scores[n_idx, target]                                  # [N, T]
+    cols = np.arange(scores.shape[1])
+    above = scores[:, None, :] > own[:, :, None]                 # [N, T, M]
+    tied_before = (scores[:, None, :] == own[:, :, None]) & (cols[None, None, :] < target[:, :, None])
+    return (above | tied_before).sum(axis=2)                     # [N, T]
+
+
+def ranks_i2t(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
+    """Image → text ranks. sims [I, C] -> [I] int64, best rank among the image's captions."""
+    sims = _check_sims(sims, caps_per_image)
+    n_img, k = sims.shape[0], caps_per_image
+    out = np.empty(n_img, dtype=np.int64)
+    for lo in range(0, n_img, _ROW_CHUNK):
+        hi = min(lo + _ROW_CHUNK, n_img)
+        gt = np.arange(lo, hi)[:, None] * k + np.arange(k)[None, :]          # [i, K] caption ids
+        out[lo:hi] = _stable_rank(sims[lo:hi], gt).min(axis=1)
+    return out
+
+
+def ranks_t2i(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
+    """Text → image ranks. sims [I, C] -> [C] int64, rank of the caption's own image."""
+    sims = _check_sims(sims, caps_per_image)
+    n_cap = sims.shape[1]
+    out = np.empty(n_cap, dtype=np.int64)
+    for lo in range(0, n_cap, _ROW_CHUNK):
+        hi = min(lo + _ROW_CHUNK, n_cap)
+        chunk = np.ascontiguousarray(sims[:, lo:hi].T)                       # [c, I]
+        gt = (np.arange(lo, hi) // caps_per_image)[:, None]                  # [c, 1]
+        out[lo:hi] = _stable_rank(chunk, gt)[:, 0]
+    return out
+
+
+def _summary(ranks: np.ndarray, prefix: str) -> dict:
+    return {f"{prefix}_r1": 100.0 * float(np.mean(ranks < 1)),
+            f"{prefix}_r5": 100.0 * float(np.mean(ranks < 5)),
+            f"{prefix}_r10": 100.0 * float(np.mean(ranks < 10)),
+            f"{prefix}_medr": float(np.floor(np.median(ranks)) + 1),
+            f"{prefix}_meanr": float(ranks.mean() + 1)}
+
+
+def recall_metrics(sims: np.ndarray, caps_per_image: int) -> dict:
+    """R@1/5/10 both ways (percent), rSum, medr and meanr (1-based) from sims [I, K*I]."""
+    out = {**_summary(ranks_i2t(sims, caps_per_image), "i2t"),
+           **_summary(ranks_t2i(sims, caps_per_image), "t2i")}
+    out["rsum"] = sum(out[f"{d}_r{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10))
+    return {key: out[key] for key in RECALL_KEYS}
+
+
+def fold_metrics(sims: np.ndarray, caps_per_image: int, folds: int = 5) -> dict:
+    """COCO-style fold evaluation: ``folds`` blocks of images with their captions, averaged.
+
+    Returns ``{"folds": [metrics per fold], "mean": averaged metrics, "full": all images}``.
+    """
+    sims = _check_sims(sims, caps_per_image)
+    n_img = sims.shape[0]
+    if n_img % folds:
+        raise ConfigError(f"--fold5 needs a number of images divisible by {folds}, got {n_img}; "
+                          "evaluate without --fold5 or use a split like COCO's testall (5,000 images)")
+    size = n_img // folds
+    per_fold = []
+    for f in range(folds):
+        block = sims[f * size:(f + 1) * size, f * size * caps_per_image:(f + 1) * size * caps_per_image]
+        per_fold.append(recall_metrics(block, caps_per_image))
+    mean = {key: float(np.mean([m[key] for m in per_fold])) for key in RECALL_KEYS}
+    return {"fold_size": size, "folds": per_fold, "mean": mean, "full": recall_metrics(sims, caps_per_image)}
+
+
+# ---------------------------------------------------------------------------- encoding and scoring
+
+def subset_split(split: SplitData, n_images: int | None) -> SplitData:
+    """The first ``n_images`` images of ``split`` and their captions (``split`` itself when None/too big)."""
+    if n_images is None or n_images >= split.n_images:
+        return split
+    k, n = split.caps_per_image, int(n_images)
+    cut = lambda seq: None if seq is None else seq[:n]  # noqa: E731
+    return dataclasses.replace(
+        split, features=split.features[:n], captions=split.captions[:n * k], region_mask=split.region_mask[:n],
+        boxes=cut(split.boxes), image_paths=cut(split.image_paths), ids=cut(split.ids),
+        grounding=None if split.grounding is None else split.grounding[:n * k])
+
+
+def _pad_cat(tensors: list[torch.Tensor], dims: tuple[int, ...]) -> torch.Tensor:
+    """Concatenate on axis 0 after zero-padding the axes ``dims`` to their maximum size."""
+    target = [max(t.shape[d] for t in tensors) for d in dims]
+    padded = []
+    for t in tensors:
+        pad = [0] * (2 * t.dim())
+        for d, size in zip(dims, target):
+            pad[2 * (t.dim() - 1 - d) + 1] = size - t.shape[d]  # F.pad lists the last axis first
+        padded.append(torch.nn.functional.pad(t, pad))
+    return torch.cat(padded)
+
+
+def cat_text(parts: list[TextEmb]) -> TextEmb:
+    """Join caption batches of different lengths W (padding words/mask/gram with zeros/False)."""
+    return TextEmb(words=_pad_cat([p.words for p in parts], (1,)),           # [C, W, D]
+                   mask=_pad_cat([p.mask for p in parts], (1,)),             # [C, W]
+                   gram=_pad_cat([p.gram for p in parts], (1, 2)),           # [C, W, W]
+                   tokens=[t for p in parts for t in p.tokens])
+
+
+def cat_images(parts: list[ImageEmb]) -> ImageEmb:
+    return ImageEmb(regions=torch.cat([p.regions for p in parts]),           # [I, R, D]
+                    mask=torch.cat([p.mask for p in parts]),                 # [I, R]
+                    gram=torch.cat([p.gram for p in parts]))                 # [I, R, R]
+
+
+@torch.no_grad()
+def encode_split(matcher: Matcher, split: SplitData, batch_size: int = 128) -> tuple[ImageEmb, TextEmb]:
+    """Encode every image ([I, R, D]) and caption ([C, W, D]) of ``split``, in eval mode, on CPU.
+
+    Features are read from the memmap one batch at a time; the embeddings are kept (they are
+    ``D/F`` of the raw feature size).
+    """
+    was_training = matcher.training
+    matcher.eval()
+    try:
+        images, texts = [], []
+        for lo in range(0, split.n_images, batch_size):
+            # np.array copies: the memmap is read-only and torch wants writable memory
+            feats = torch.from_numpy(np.array(split.features[lo:lo + batch_size], dtype=np.float32))  # [b, R, F]
+            mask = torch.from_numpy(np.array(split.region_mask[lo:lo + batch_size], dtype=bool))     # [b, R]
+            images.append(matcher.encode_images(feats.to(matcher.device), mask.to(matcher.device)).to("cpu"))
+        for lo in range(0, split.n_captions, batch_size):
+            texts.append(matcher.encode_captions(split.captions[lo:lo + batch_size]).to("cpu"))
+    finally:
+        matcher.train(was_training)
+    return cat_images(images), cat_text(texts)
+
+
+def _rank_rows(n_images: int, shard_images: int, world: int, rank: int) -> tuple[int, int]:
+    """Rows of the image shards this rank scores: a contiguous run of whole shards."""
+    n_shards = -(-n_images // shard_images)
+    lo_shard = rank * n_shards // world
+    hi_shard = (rank + 1) * n_shards // world
+    return min(lo_shard * shard_images, n_images), min(hi_shard * shard_images, n_images)
+
+
+def _distributed() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def similarity_matrix(matcher: Matcher, img: ImageEmb, txt: TextEmb, intervention=None, *,
+                      shard_images: int = 128, shard_captions: int = 128, progress: bool = False) -> np.ndarray:
+    """Scores of all image × caption pairs, ``[I, C]`` float32, computed shard by shard.
+
+    Memory is bounded by one ``shard_images × shard_captions`` block of attention maps. When
+    ``torch.distributed`` is initialised, every rank scores a contiguous run of image shards and
+    the rows are all-gathered, so each rank returns the full matrix. Stochastic interventions are
+    keyed by global image/caption indices: the result does not depend on shards or ranks.
+    """
+    was_training = matcher.training
+    matcher.eval()
+    rank, world = _distributed()
+    try:
+        lo, hi = _rank_rows(len(img), max(1, shard_images), world, rank)
+        part = sharded_similarity(matcher, img[slice(lo, hi)], txt, intervention, shard_images=shard_images,
+                                  shard_captions=shard_captions, progress=progress and rank == 0,
+                                  image_ids=torch.arange(lo, hi), caption_ids=torch.arange(len(txt)))  # [i, C]
+    finally:
+        matcher.train(was_training)
+    if world == 1:
+        return part
+    return _all_gather_rows(part, len(img), shard_images, world)
+
+
+def _all_gather_rows(part: np.ndarray, n_images: int, shard_images: int, world: int) -> np.ndarray:
+    """Gather each rank's rows (padded to equal size, as all_gather needs) into ``[I, C]``."""
+    dist = torch.distributed
+    spans = [_rank_rows(n_images, max(1, shard_images), world, r) for r in range(world)]
+    longest = max(b - a for a, b in spans)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    mine = torch.zeros(longest, part.shape[1], dtype=torch.float32, device=device)   # [rows, C]
+    mine[:part.shape[0]] = torch.from_numpy(part).to(device)
+    gathered = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(gathered, mine)
+    return np.concatenate([g[:b - a].cpu().numpy() for g, (a, b) in zip(gathered, spans)])
+
+
+# ---------------------------------------------------------------------------- grounding and effects
+
+def _word_region_maps(matcher: Matcher, img: ImageEmb, txt: TextEmb) -> torch.Tensor:
+    """Word → region attention of aligned pairs ``[N, W, R]``: the t2i map, or for i2t-only models
+    the region → word map transposed (which region attends most to the word)."""
+    scores = matcher.pair_scores(img, txt, return_maps=True)
+    return scores.t2i if scores.t2i is not None else scores.i2t.transpose(-1, -2)
+
+
+@torch.no_grad()
+def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None = None,
+                       txt: TextEmb | None = None, *, batch_size: int = 256) -> dict | None:
+    """Share of grounded words whose most-attended region (TRUE pair's map) is one of their regions.
+
+    Returns ``{"overall", "by_type": {type: pct}, "n_words", "counts": {type: n}, "chance", "skipped"}``
+    (percentages), or None when the split has no grounding file. ``chance`` is the expected accuracy
+    of a region picked uniformly among the image's valid regions. Tokens are matched by position
+    (``<start>`` shifts them by one); a word whose token differs from the matcher's is ``skipped``.
+    """
+    if split.grounding is None:
+        return None
+    if img is None or txt is None:
+        img, txt = encode_split(matcher, split)
+    hits, counts, chance = defaultdict(int), defaultdict(int), []
+    skipped = 0
+    was_training = matcher.training
+    matcher.eval()
+    try:
+        for lo in range(0, split.n_captions, batch_size):
+            caps = list(range(lo, min(lo + batch_size, split.n_captions)))
+            images = [split.image_of(c) for c in caps]
+            maps = _word_region_maps(matcher, img[images].to(matcher.device), txt[caps].to(matcher.device))
+            best = maps.argmax(-1).cpu()                                                 # [n, W]
+            for n, c in enumerate(caps):
+                tokens = txt.tokens[c]
+                offset = 1 if tokens and tokens[0] == "<start>" else 0
+                valid = int(split.region_mask[images[n]].sum())
+                for w in split.grounding[c]["words"]:
+                    j = w["index"] + offset
+                    if j >= len(tokens) or tokens[j] != w["word"]:
+                        skipped += 1
+                        continue
+                    counts[w["type"]] += 1
+                    hits[w["type"]] += int(int(best[n, j]) in w["regions"])
+                    chance.append(len(set(w["regions"])) / max(valid, 1))
+    finally:
+        matcher.train(was_training)
+    total = sum(counts.values())
+    pct = lambda a, b: 100.0 * a / b if b else float("nan")  # noqa: E731
+    return {"overall": pct(sum(hits.values()), total),
+            "by_type": {t: pct(hits[t], counts[t]) for t in sorted(counts)},
+            "n_words": total, "counts": dict(sorted(counts.items())),
+            "chance": 100.0 * float(np.mean(chance)) if chance else float("nan"), "skipped": skipped}
+
+
+def effect_summary(factual: np.ndarray, counterfactual: np.ndarray, caps_per_image: int) -> dict:
+    """Mean effect ``S(α) − S(ᾱ)`` over matching pairs (caption of the image) and all other pairs."""
+    effect = factual.astype(np.float64) - counterfactual                       # [I, C]
+    match = (np.arange(effect.shape[1])[None, :] // caps_per_image) == np.arange(effect.shape[0])[:, None]
+    return {"matching": float(effect[match].mean()),
+            "non_matching": float(effect[~match].mean()) if (~match).any() else float("nan")}
+
+
+def _label(n_images: int) -> str:
+    return f"all {n_images} images" if n_images % 1000 else f"full {n_images // 1000}K"
+
+
+def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, intervention=None,
+             limit_images: int | None = None, grounding: bool = True, batch_size: int = 128,
+             shard_images: int = 128, shard_captions: int = 128, progress: bool = False) -> dict:
+    """Retrieval metrics of ``matcher`` on ``split`` (optionally under a counterfactual).
+
+    Returns a JSON-ready dict: ``metrics`` (all images; under ``intervention`` if given) with its
+    ``label``; ``fold5`` (``{"label", "mean", "folds"}``) when asked; with an intervention also
+    ``factual_metrics`` and ``effect`` (mean factual − counterfactual score, matching vs not);
+    ``grounding`` (factual attention) where the split has alignments and ``grounding`` is True.
+    """
+    split = subset_split(split, limit_images)
+    img, txt = encode_split(matcher, split, batch_size)
+    shards = dict(shard_images=shard_images, shard_captions=shard_captions, progress=progress)
+    sims = similarity_matrix(matcher, img, txt, intervention, **shards)
+    k = split.caps_per_image
+    result = {"split": split.split, "n_images": split.n_images, "n_captions": split.n_captions,
+              "caps_per_image": k, "intervention": "none" if intervention is None else intervention.describe(),
+              "label": _label(split.n_images), "metrics": recall_metrics(sims, k)}
+    if fold5:
+        folds = fold_metrics(sims, k)
+        size = folds["fold_size"]
+        name = f"5-fold {size // 1000}K" if size % 1000 == 0 else f"5-fold {size}"
+        result["fold5"] = {"label": name, "mean": folds["mean"], "folds": folds["folds"]}
+    if intervention is not None:
+        factual = similarity_matrix(matcher, img, txt, None, **shards)
+        result["factual_metrics"] = recall_metrics(factual, k)
+        result["effect"] = effect_summary(factual, sims, k)
+    if grounding and split.grounding is not None:
+        result["grounding"] = grounding_accuracy(matcher, split, img, txt)
+    return result

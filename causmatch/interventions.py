@@ -1,0 +1,351 @@
+"""Interventions ``do(α = ᾱ)`` on attention maps: small immutable objects applied to a map.
+
+Every intervention maps ``attn [..., Q, K]`` to a map of the same shape; keys outside ``key_mask``
+always come out 0. ``query`` says what the rows are: ``"words"`` (t2i) or ``"regions"`` (i2t), so that
+"mask words" zeroes word *rows* in t2i and word *columns* in i2t. A row left all zero removes that query
+from the pair's score. Relevance is a cosine, so no intervention needs to renormalise its rows.
+
+Stochastic interventions draw from a counter-based hash keyed by ``(seed, image id, caption id, q, k)``:
+a pair's counterfactual is the same whatever batch or shard it is computed in. Indices beyond a map's
+size (a word past a caption's end) have no effect, so a spec means the same for every batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from causmatch.errors import ConfigError
+
+COUNTERFACTUAL_KINDS = ("random", "uniform", "reversed", "shuffle")
+
+_M32 = 0xFFFFFFFF
+_QUERY_SALT = {"words": 0x2545F491, "regions": 0x5851F42D}
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """32-bit avalanche hash of int64 values in [0, 2^32); the constants (< 2^31) never overflow int64."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _M32
+    x = x ^ (x >> 15)
+    x = (x * 0x1B873593) & _M32
+    return x ^ (x >> 16)
+
+
+def _default_ids(lead: torch.Size, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions as ids: ``[I, C]`` maps → (rows, columns); ``[N]`` aligned pairs → (n, n)."""
+    if len(lead) >= 2:
+        return (torch.arange(lead[-2], device=device).unsqueeze(1), torch.arange(lead[-1], device=device).unsqueeze(0))
+    n = lead[0] if len(lead) == 1 else 1
+    ids = torch.arange(n, device=device).reshape(lead)
+    return ids, ids
+
+
+def counter_hash(shape: torch.Size, seed: int, query: str, pair_ids, device) -> torch.Tensor:
+    """Hash values in [0, 2^32) for every entry of a ``[..., Q, K]`` map, from (seed, ids, q, k) only."""
+    lead, (Q, K) = shape[:-2], shape[-2:]
+    img, cap = pair_ids if pair_ids is not None else _default_ids(lead, device)
+    h = _mix(torch.tensor((seed ^ _QUERY_SALT[query]) & _M32, device=device))
+    h = _mix(h ^ (torch.as_tensor(img, device=device).long() & _M32))
+    h = _mix(h ^ (torch.as_tensor(cap, device=device).long() & _M32))  # [...] per pair
+    h = h.expand(lead).unsqueeze(-1).unsqueeze(-1)  # [..., 1, 1]
+    q = torch.arange(Q, device=device).view(Q, 1)
+    k = torch.arange(K, device=device).view(1, K)
+    return _mix(_mix(h ^ q) ^ k)  # [..., Q, K]
+
+
+def _axis_selector(size: int, indices: tuple[int, ...], device) -> torch.Tensor:
+    """Bool ``[size]``: True at the given indices (those beyond ``size`` are ignored)."""
+    sel = torch.zeros(size, dtype=torch.bool, device=device)
+    idx = [i for i in indices if i < size]
+    if idx:
+        sel[torch.tensor(idx, device=device)] = True
+    return sel
+
+
+def _check_indices(name: str, indices) -> tuple[int, ...]:
+    try:
+        out = tuple(int(i) for i in indices)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} needs whole-number indices, got {indices!r}") from None
+    if not out or any(i < 0 for i in out):
+        raise ConfigError(f"{name} needs one or more indices >= 0, got {indices!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Base class. Subclasses implement ``_apply(attn, key_mask, query, pair_ids)``."""
+
+    @property
+    def stochastic(self) -> bool:
+        return hasattr(self, "seed")
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+    def with_seed(self, seed: int) -> "Intervention":
+        """The same intervention with another seed (deterministic ones return themselves)."""
+        return dataclasses.replace(self, seed=int(seed)) if self.stochastic else self
+
+    def apply(self, attn: torch.Tensor, key_mask: torch.Tensor, *, query: str = "words",
+              pair_ids=None) -> torch.Tensor:
+        """``attn [..., Q, K]`` → intervened map ``[..., Q, K]``; ``key_mask [..., Q|1, K]`` bool.
+
+        ``pair_ids``: (image ids, caption ids), each broadcastable to ``attn.shape[:-2]``; default: positions.
+        """
+        if query not in _QUERY_SALT:
+            raise ConfigError(f"query={query!r} is not valid — use 'words' (t2i) or 'regions' (i2t)")
+        km = key_mask.expand_as(attn)
+        return self._apply(attn * km, km, query, pair_ids) * km
+
+    def __call__(self, attn, key_mask, **kw):
+        return self.apply(attn, key_mask, **kw)
+
+
+@dataclass(frozen=True)
+class Identity(Intervention):
+    """No intervention (the learned attention)."""
+
+    name = "none"
+
+    def describe(self) -> str:
+        return "learned attention (no intervention)"
+
+    def _apply(self, attn, km, query, pair_ids):
+        return attn
+
+
+@dataclass(frozen=True)
+class Random(Intervention):
+    """ᾱ ~ U(low, high) i.i.d. over the valid keys (CAL's random attention)."""
+
+    low: float = 0.0
+    high: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if not (0 <= self.low < self.high):
+            raise ConfigError(f"random attention needs 0 <= low < high, got low={self.low}, high={self.high}")
+
+    @property
+    def name(self) -> str:
+        return "random" if (self.low, self.high) == (0.0, 2.0) else f"random={self.low:g},{self.high:g}"
+
+    def describe(self) -> str:
+        return f"random attention U({self.low:g}, {self.high:g}), seed {self.seed}"
+
+    def _apply(self, attn, km, query, pair_ids):
+        h = counter_hash(attn.shape, self.seed, query, pair_ids, attn.device)
+        u = h.to(torch.float64) / 2.0**32  # [..., Q, K] in [0, 1)
+        return (self.low + (self.high - self.low) * u).to(attn.dtype)
+
+
+@dataclass(frozen=True)
+class Uniform(Intervention):
+    """Every valid key gets the same weight."""
+
+    name = "uniform"
+
+    def describe(self) -> str:
+        return "uniform attention over the valid keys"
+
+    def _apply(self, attn, km, query, pair_ids):
+        w = km.to(attn.dtype)
+        return w / w.sum(-1, keepdim=True).clamp_min(1)
+
+
+@dataclass(frozen=True)
+class Reversed(Intervention):
+    """``max(α) − α`` per row over the valid keys: the most attended key gets the least weight."""
+
+    name = "reversed"
+
+    def describe(self) -> str:
+        return "reversed attention (max − α per row)"
+
+    def _apply(self, attn, km, query, pair_ids):
+        return attn.amax(-1, keepdim=True) - attn  # attention is >= 0 and masked keys are 0
+
+
+@dataclass(frozen=True)
+class Shuffle(Intervention):
+    """A random permutation of each row's valid keys (the weights are kept, their places change)."""
+
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return "shuffle"
+
+    def describe(self) -> str:
+        return f"shuffled attention (a permutation of the keys per row), seed {self.seed}"
+
+    def _apply(self, attn, km, query, pair_ids):
+        K = attn.shape[-1]
+        big = torch.tensor(1 << 40, device=attn.device)  # sorts invalid keys after every valid one
+        h = counter_hash(attn.shape, self.seed, query, pair_ids, attn.device)
+        perm = torch.where(km, h, big).argsort(dim=-1, stable=True)  # [..., Q, K] valid keys, random order
+        pos = torch.arange(K, device=attn.device).expand_as(attn)
+        order = torch.where(km, pos, pos + K).argsort(dim=-1, stable=True)  # valid keys, in order
+        vals = attn.gather(-1, perm)  # [..., Q, K]; past the valid count these are masked zeros
+        return torch.zeros_like(attn).scatter(-1, order, vals)
+
+
+@dataclass(frozen=True)
+class _Targeted(Intervention):
+    """Zero (mask) or keep some regions or words, on whichever axis they sit for this direction."""
+
+    indices: tuple[int, ...] = ()
+    _target = "regions"
+    _keep = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "indices", _check_indices(self.name.split("=")[0], self.indices))
+
+    @property
+    def name(self) -> str:
+        verb = "keep" if self._keep else "mask"
+        return f"{verb}-{self._target}=" + ",".join(str(i) for i in self.indices)
+
+    def describe(self) -> str:
+        verb = "keep only" if self._keep else "mask"
+        return f"{verb} {self._target} " + ", ".join(str(i) for i in self.indices)
+
+    def _apply(self, attn, km, query, pair_ids):
+        on_rows = query == self._target  # the target is the query axis in this direction
+        axis = -2 if on_rows else -1
+        sel = _axis_selector(attn.shape[axis], self.indices, attn.device)
+        keep = sel if self._keep else ~sel
+        keep = keep.unsqueeze(-1) if on_rows else keep  # [Q, 1] or [K]
+        return attn * keep
+
+
+@dataclass(frozen=True)
+class MaskRegions(_Targeted):
+    """Zero the attention on (t2i) or of (i2t) the given regions."""
+
+    _target = "regions"
+
+
+@dataclass(frozen=True)
+class MaskWords(_Targeted):
+    """Zero the given words: their rows in t2i (removing them from the score), their columns in i2t."""
+
+    _target = "words"
+
+
+@dataclass(frozen=True)
+class KeepRegions(_Targeted):
+    """Keep only the given regions."""
+
+    _target = "regions"
+    _keep = True
+
+
+@dataclass(frozen=True)
+class KeepWords(_Targeted):
+    """Keep only the given words."""
+
+    _target = "words"
+    _keep = True
+
+
+@dataclass(frozen=True)
+class SwapWords(Intervention):
+    """Swap the attention of words ``i`` and ``j``: rows in t2i, columns in i2t."""
+
+    i: int = 0
+    j: int = 1
+
+    def __post_init__(self):
+        _check_indices("swap-words", (self.i, self.j))
+
+    @property
+    def name(self) -> str:
+        return f"swap-words={self.i},{self.j}"
+
+    def describe(self) -> str:
+        return f"swap the attention of words {self.i} and {self.j}"
+
+    def _apply(self, attn, km, query, pair_ids):
+        axis = -2 if query == "words" else -1
+        n = attn.shape[axis]
+        if self.i >= n or self.j >= n:
+            return attn
+        perm = torch.arange(n, device=attn.device)
+        perm[self.i], perm[self.j] = self.j, self.i
+        return attn.index_select(axis if axis >= 0 else attn.dim() + axis, perm)
+
+
+@dataclass(frozen=True)
+class OnlyQueries(Intervention):
+    """Apply ``inner`` to the given query rows only (the others keep the learned attention)."""
+
+    inner: Intervention = field(default_factory=lambda: Random())
+    indices: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if not isinstance(self.inner, Intervention):
+            raise ConfigError(f"OnlyQueries needs an Intervention, got {type(self.inner).__name__}")
+        object.__setattr__(self, "indices", _check_indices("only-queries", self.indices))
+
+    @property
+    def stochastic(self) -> bool:
+        return self.inner.stochastic
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}@" + ",".join(str(i) for i in self.indices)
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()} on queries " + ", ".join(str(i) for i in self.indices)
+
+    def with_seed(self, seed: int) -> "OnlyQueries":
+        return dataclasses.replace(self, inner=self.inner.with_seed(seed))
+
+    def _apply(self, attn, km, query, pair_ids):
+        rows = _axis_selector(attn.shape[-2], self.indices, attn.device).unsqueeze(-1)  # [Q, 1]
+        return torch.where(rows, self.inner.apply(attn, km, query=query, pair_ids=pair_ids), attn)
+
+
+_SIMPLE = {"none": Identity, "identity": Identity, "uniform": Uniform, "reversed": Reversed}
+_TARGETED = {"mask-regions": MaskRegions, "mask-words": MaskWords, "keep-regions": KeepRegions,
+             "keep-words": KeepWords}
+_SPECS = "none, random, uniform, reversed, shuffle, mask-regions=0,3, keep-regions=2, mask-words=1, " \
+         "keep-words=1, swap-words=1,4"
+
+
+def _numbers(kind: str, arg: str, cast=int) -> list:
+    try:
+        return [cast(x) for x in arg.split(",") if x.strip() != ""]
+    except ValueError:
+        raise ConfigError(f"intervention '{kind}={arg}' needs comma-separated numbers, e.g. {kind}=0,3") from None
+
+
+def parse_intervention(spec: str | None, seed: int = 0) -> Intervention:
+    """Build an intervention from its spec (the inverse of ``.name``), e.g. ``"mask-regions=0,3"``."""
+    text = "none" if spec is None else str(spec).strip().lower()
+    kind, _, arg = text.partition("=")
+    if kind in _SIMPLE and not arg:
+        return _SIMPLE[kind]()
+    if kind == "shuffle" and not arg:
+        return Shuffle(seed=seed)
+    if kind == "random":
+        bounds = _numbers(kind, arg, float) if arg else [0.0, 2.0]
+        if len(bounds) != 2:
+            raise ConfigError(f"intervention '{text}' needs two bounds, e.g. random=0,2")
+        return Random(low=bounds[0], high=bounds[1], seed=seed)
+    if kind in _TARGETED and arg:
+        return _TARGETED[kind](indices=tuple(_numbers(kind, arg)))
+    if kind == "swap-words" and arg:
+        ij = _numbers(kind, arg)
+        if len(ij) != 2:
+            raise ConfigError(f"intervention '{text}' needs two word indices, e.g. swap-words=1,4")
+        return SwapWords(ij[0], ij[1])
+    raise ConfigError(f"unknown intervention '{spec}' — use one of: {_SPECS}")

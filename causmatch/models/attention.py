@@ -1,0 +1,193 @@
+"""Cross-attention maths as plain functions on tensors (no config objects).
+
+Maps use a ``[..., Q, K]`` layout: the query axis ``Q`` is normalised over (SCAN's feature
+normalisation), the key axis ``K`` gets the softmax. In t2i the queries are words and the keys regions
+(``[I, C, W, R]``); in i2t the mirror (``[I, C, R, W]``).
+
+The relevance of a query is the cosine between the query vector ``q`` and its attended context
+``a = Σ_k α_k v_k``. With ``s_k = q · v_k`` and the key Gram matrix ``G = V Vᵀ`` it is exactly
+``(Σ_k α_k s_k) / (|q| sqrt(αᵀ G α))``, so the context vectors (``[..., Q, D]`` per pair) are never built.
+The ``direct_*`` functions build them explicitly, as SCAN does; tests use them as the reference.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-8  # as SCAN: keeps padded / all-zero rows finite
+
+
+def safe_norm(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``|x|`` along ``dim`` (kept), with a gradient that stays finite at zero vectors (padding).
+
+    ``sqrt`` has an infinite slope at 0, so the squared norm is clamped to a tiny positive value first
+    (``clamp`` passes no gradient there); the value differs from the true norm by under 1e-8.
+    """
+    tiny = max(EPS * EPS, torch.finfo(x.dtype).tiny)
+    return x.pow(2).sum(dim, keepdim=True).clamp_min(tiny).sqrt()
+
+
+def cosine_sims(words: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Word–region dot products for all pairs: words ``[C, W, D]``, regions ``[I, R, D]`` → ``[I, C, W, R]``.
+
+    With unit vectors these are cosines. Memory is ``I·C·W·R``: no ``[I, C, W, D]`` tensor is made.
+    """
+    I, R, D = regions.shape
+    C, W, _ = words.shape
+    # One GEMM: [C*W, D] @ [D, I*R] -> [C*W, I*R], then a view/permute (no copy of D-sized data).
+    flat = words.reshape(C * W, D) @ regions.reshape(I * R, D).t()  # [C*W, I*R]
+    return flat.view(C, W, I, R).permute(2, 0, 1, 3)  # [I, C, W, R]
+
+
+def _masked_fill_min(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` where ``mask`` else the dtype's most negative finite value (softmax weight 0, no NaN)."""
+    return x.masked_fill(~mask, torch.finfo(x.dtype).min)
+
+
+def normalize_sims(s: torch.Tensor, norm: str, query_mask: torch.Tensor) -> torch.Tensor:
+    """SCAN's feature normalisation of ``s [..., Q, K]`` across the valid queries of each key.
+
+    ``query_mask`` is bool, broadcastable to ``s.shape[:-1]`` (``[..., Q]``). Padded queries come out 0.
+    """
+    qm = query_mask.unsqueeze(-1)  # [..., Q, 1]
+    if norm == "clipped_l2norm":
+        x = F.leaky_relu(s, 0.1) * qm  # [..., Q, K]
+        return x / (safe_norm(x, -2) + EPS)
+    if norm == "l2norm":
+        x = s * qm
+        return x / (safe_norm(x, -2) + EPS)
+    if norm == "softmax":
+        return torch.softmax(_masked_fill_min(s, qm), dim=-2) * qm
+    if norm == "no_norm":
+        return s * qm
+    raise ValueError(f"unknown norm {norm!r}")  # configs are validated before reaching the maths
+
+
+def attention_maps(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor, norm: str,
+                   lambda_softmax: float) -> torch.Tensor:
+    """Attention ``α [..., Q, K]``: normalise over queries, then softmax over the valid keys.
+
+    ``query_mask`` broadcastable to ``[..., Q]``; ``key_mask`` broadcastable to ``[..., Q|1, K]``.
+    Masked keys get exactly 0, and padded query rows are all 0 (so they drop out of the score).
+    """
+    s_norm = normalize_sims(s, norm, query_mask)  # [..., Q, K]
+    logits = _masked_fill_min(lambda_softmax * s_norm, key_mask)
+    alpha = torch.softmax(logits, dim=-1)  # [..., Q, K]
+    return alpha * key_mask * query_mask.unsqueeze(-1)
+
+
+def _times_gram(alpha: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """``alpha @ gram`` without expanding a gram shared along one batch axis (``[I,1,K,K]`` / ``[1,C,K,K]``).
+
+    A broadcast matmul would copy the gram for every pair; folding the shared axis into the rows gives
+    one GEMM per image (or caption) instead.
+    """
+    if alpha.dim() == 4 and gram.dim() == 4:
+        I, C, Q, K = alpha.shape
+        if gram.shape[:2] == (I, 1):  # per-image gram (t2i keys are regions)
+            return torch.bmm(alpha.reshape(I, C * Q, K), gram[:, 0]).view(I, C, Q, K)
+        if gram.shape[:2] == (1, C):  # per-caption gram (i2t keys are words)
+            a = alpha.transpose(0, 1).reshape(C, I * Q, K)
+            return torch.bmm(a, gram[0]).view(C, I, Q, K).transpose(0, 1)
+    return torch.matmul(alpha, gram)
+
+
+def relevance(alpha: torch.Tensor, s: torch.Tensor, gram: torch.Tensor,
+              query_norms: torch.Tensor | None = None) -> torch.Tensor:
+    """Relevance ``cos(q, Σ_k α_k v_k)`` of each query, in the exact Gram form.
+
+    alpha, s: ``[..., Q, K]``; gram: the key Gram matrix ``[..., K, K]`` (broadcast over the other dims);
+    query_norms: ``|q|`` broadcastable to ``[..., Q]`` (None means unit queries). Returns ``[..., Q]``.
+    Computed in float32 so autocast (bf16/fp16) does not lose the small denominators.
+    """
+    a32, s32 = alpha.float(), s.float()
+    num = (a32 * s32).sum(-1)  # [..., Q]  = q · a
+    quad = (_times_gram(a32, gram.float()) * a32).sum(-1)  # [..., Q]  = |a|^2
+    den = quad.clamp_min(EPS * EPS).sqrt()  # clamp: a zero row has |a| = 0 and a finite gradient
+    if query_norms is not None:
+        den = den * query_norms.float()
+    return num / den.clamp_min(EPS)
+
+
+def aggregate(rel: torch.Tensor, mask: torch.Tensor, agg: str, lambda_lse: float) -> torch.Tensor:
+    """Pool query relevances ``rel [..., Q]`` over the queries where ``mask [..., Q]`` → ``[...]``.
+
+    ``lse``: ``(1/λ) log Σ exp(λ R)``; ``mean``: the average. A pair with no valid query scores 0.
+    """
+    mask = mask.expand_as(rel)
+    any_valid = mask.any(-1)  # [...]
+    if agg == "lse":
+        # Rows with nothing valid get finite dummy logits so neither value nor gradient is NaN.
+        x = torch.where(mask, lambda_lse * rel, torch.full_like(rel, float("-inf")))
+        x = torch.where(any_valid.unsqueeze(-1), x, torch.zeros_like(rel))
+        out = torch.logsumexp(x, dim=-1) / lambda_lse
+    elif agg == "mean":
+        out = (rel * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+    else:
+        raise ValueError(f"unknown agg {agg!r}")
+    return torch.where(any_valid, out, torch.zeros_like(out))
+
+
+def active_queries(alpha: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
+    """Valid queries whose attention row is not all zero (an intervention may empty a row) → ``[..., Q]``."""
+    return query_mask & (alpha != 0).any(-1)
+
+
+def cross_attention(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor, gram: torch.Tensor, *,
+                    norm: str, lambda_softmax: float, agg: str, lambda_lse: float, intervene=None,
+                    query_norms: torch.Tensor | None = None):
+    """One direction end to end: ``s [..., Q, K]`` → ``(score [...], alpha [..., Q, K], rel [..., Q])``.
+
+    ``intervene`` (optional) is a function ``alpha -> alpha'`` applied to the learned map.
+    """
+    alpha = attention_maps(s, query_mask, key_mask, norm, lambda_softmax)
+    if intervene is not None:
+        alpha = intervene(alpha)
+    rel = relevance(alpha, s, gram, query_norms)  # [..., Q]
+    score = aggregate(rel, active_queries(alpha, query_mask), agg, lambda_lse)
+    return score, alpha, rel
+
+
+# ---------------------------------------------------------------- textbook reference (tests only)
+
+def direct_attention(query: torch.Tensor, keys: torch.Tensor, norm: str, lambda_softmax: float) -> torch.Tensor:
+    """SCAN's ``func_attention`` for one pair, valid rows only: query ``[Q, D]``, keys ``[K, D]`` → ``[Q, K]``."""
+    attn = keys @ query.t()  # [K, Q]
+    if norm == "clipped_l2norm":
+        attn = F.leaky_relu(attn, 0.1)
+        attn = attn / (attn.pow(2).sum(1, keepdim=True).sqrt() + EPS)
+    elif norm == "l2norm":
+        attn = attn / (attn.pow(2).sum(1, keepdim=True).sqrt() + EPS)
+    elif norm == "softmax":
+        attn = torch.softmax(attn, dim=1)
+    return torch.softmax(lambda_softmax * attn.t(), dim=1)  # [Q, K]
+
+
+def direct_relevance(query: torch.Tensor, alpha: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Build the context vectors ``[Q, D]`` and return ``cos(query, context)`` ``[Q]`` (SCAN's form)."""
+    context = alpha @ keys  # [Q, D]
+    w12 = (query * context).sum(1)
+    return w12 / (query.norm(dim=1) * context.norm(dim=1)).clamp(min=EPS)
+
+
+def direct_pair_score(query: torch.Tensor, query_mask: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor, *,
+                      norm: str, lambda_softmax: float, agg: str, lambda_lse: float, intervene=None) -> torch.Tensor:
+    """Score of one pair the textbook way. query ``[Q, D]``, keys ``[K, D]``, masks ``[Q]``/``[K]`` bool.
+
+    The attention is computed on the valid rows/columns only (as SCAN slices captions to their
+    length), scattered into the padded ``[Q, K]`` map, passed to ``intervene(alpha)``, and then the
+    context vectors are built explicitly.
+    """
+    qi, ki = query_mask.nonzero().squeeze(1), key_mask.nonzero().squeeze(1)
+    small = direct_attention(query[qi], keys[ki], norm, lambda_softmax)  # [Qv, Kv]
+    alpha = torch.zeros(query.shape[0], keys.shape[0], dtype=small.dtype)
+    alpha[qi.unsqueeze(1), ki.unsqueeze(0)] = small
+    if intervene is not None:
+        alpha = intervene(alpha)
+    rows = [q for q in qi.tolist() if bool((alpha[q] != 0).any())]
+    if not rows:
+        return torch.zeros((), dtype=query.dtype)
+    rel = direct_relevance(query[rows], alpha[rows], keys)
+    if agg == "lse":
+        return torch.log(torch.exp(lambda_lse * rel).sum()) / lambda_lse
+    return rel.mean()

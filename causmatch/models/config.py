@@ -1,0 +1,137 @@
+"""Matcher configuration: frozen dataclasses, validated on construction, unknown keys rejected.
+
+``MatcherConfig.to_dict()`` is what a checkpoint's ``config.json`` stores under ``"matcher"``;
+``MatcherConfig.from_dict()`` rebuilds it and raises :class:`ConfigError` (one line) on an unknown
+key or a bad value, so a typo in a config file never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from causmatch.errors import ConfigError
+
+TEXT_ENCODERS = ("gru", "hf")
+DIRECTIONS = ("t2i", "i2t", "both")
+NORMS = ("clipped_l2norm", "l2norm", "softmax", "no_norm")
+AGGS = ("lse", "mean")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid — choose one of: {', '.join(choices)}")
+
+
+def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{name}={value!r} is not valid — give {what}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not valid — give true or false")
+
+
+def _build(cls, d: Any, prefix: str):
+    """Instantiate dataclass ``cls`` from a dict, rejecting unknown keys with a one-line error."""
+    if isinstance(d, cls):
+        return d
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix or cls.__name__} must be a mapping of settings, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown setting {where}{unknown[0]} — valid keys: {', '.join(sorted(names))}")
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Text encoder: ``gru`` (SCAN's word embedding + GRU) or ``hf`` (a local Hugging Face folder)."""
+
+    encoder: str = "gru"
+    word_dim: int = 300          # GRU word-embedding size
+    num_layers: int = 1          # GRU layers
+    bidirectional: bool = True   # GRU: the two directions are averaged, as in SCAN
+    path: str | None = None      # hf: the model folder (config.json, weights, tokenizer)
+    freeze: bool = False         # hf: keep the transformer's weights fixed (only the projection trains)
+    start_end: bool = False      # gru: wrap tokens in <start>/<end> (SCAN's vocabulary convention)
+
+    def __post_init__(self):
+        _check_choice("text.encoder", self.encoder, TEXT_ENCODERS)
+        _check_positive("text.word_dim", self.word_dim, integer=True)
+        _check_positive("text.num_layers", self.num_layers, integer=True)
+        for name in ("bidirectional", "freeze", "start_end"):
+            _check_bool(f"text.{name}", getattr(self, name))
+        if self.encoder == "hf" and not self.path:
+            raise ConfigError("text.encoder=hf needs text.path — the folder of a Hugging Face model")
+        if self.path is not None and not isinstance(self.path, str):
+            raise ConfigError(f"text.path={self.path!r} is not valid — give a folder path as a string")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TextConfig":
+        return _build(cls, d, "text")
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Cross attention (SCAN's options): direction, similarity normalisation, temperatures, pooling."""
+
+    direction: str = "t2i"
+    norm: str = "clipped_l2norm"
+    lambda_softmax: float = 9.0   # temperature of the softmax over keys
+    agg: str = "lse"
+    lambda_lse: float = 6.0       # temperature of the LogSumExp pooling over queries
+
+    def __post_init__(self):
+        _check_choice("attention.direction", self.direction, DIRECTIONS)
+        _check_choice("attention.norm", self.norm, NORMS)
+        _check_choice("attention.agg", self.agg, AGGS)
+        _check_positive("attention.lambda_softmax", self.lambda_softmax)
+        _check_positive("attention.lambda_lse", self.lambda_lse)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AttentionConfig":
+        return _build(cls, d, "attention")
+
+
+@dataclass(frozen=True)
+class MatcherConfig:
+    """Everything needed to rebuild a :class:`~causmatch.models.Matcher` (besides vocabulary and weights)."""
+
+    img_dim: int
+    embed_size: int = 1024
+    img_norm: bool = True
+    text: TextConfig = field(default_factory=TextConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+
+    def __post_init__(self):
+        _check_positive("img_dim", self.img_dim, integer=True)
+        _check_positive("embed_size", self.embed_size, integer=True)
+        _check_bool("img_norm", self.img_norm)
+        # Accept nested dicts so MatcherConfig(**json) works; store the frozen dataclasses.
+        object.__setattr__(self, "text", TextConfig.from_dict(self.text))
+        object.__setattr__(self, "attention", AttentionConfig.from_dict(self.attention))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MatcherConfig":
+        if isinstance(d, dict) and "img_dim" not in d:
+            raise ConfigError("matcher config has no img_dim — give the region-feature size")
+        return _build(cls, d, "")
+
+    def replace(self, **changes) -> "MatcherConfig":
+        """A copy with some top-level fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,233 @@
+"""The matcher: encoders + cross attention that returns its maps, and the sharded similarity matrix.
+
+``Matcher.similarity`` scores all ``I × C`` pairs of a batch (maps ``[I, C, W, R]``), ``pair_scores``
+only aligned pairs (``[N, W, R]``). Both use the exact Gram form (``causmatch.models.attention``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from causmatch.errors import ConfigError
+from causmatch.models import attention as A
+from causmatch.models.config import MatcherConfig
+from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncoder
+
+
+@dataclass
+class ImageEmb:
+    """Encoded images: regions ``[I, R, D]`` (unit vectors, 0 at padding), mask ``[I, R]``, gram ``[I, R, R]``."""
+
+    regions: torch.Tensor
+    mask: torch.Tensor
+    gram: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.regions.shape[0]
+
+    def __getitem__(self, idx) -> "ImageEmb":
+        idx = [idx] if isinstance(idx, int) else idx
+        return ImageEmb(self.regions[idx], self.mask[idx], self.gram[idx])
+
+    def to(self, device) -> "ImageEmb":
+        return ImageEmb(self.regions.to(device), self.mask.to(device), self.gram.to(device))
+
+
+@dataclass
+class TextEmb:
+    """Encoded captions: words ``[C, W, D]``, mask ``[C, W]``, gram ``[C, W, W]``, tokens (the W axis)."""
+
+    words: torch.Tensor
+    mask: torch.Tensor
+    gram: torch.Tensor
+    tokens: list[list[str]]
+
+    def __len__(self) -> int:
+        return self.words.shape[0]
+
+    def __getitem__(self, idx) -> "TextEmb":
+        if isinstance(idx, int):
+            idx = [idx]
+        if isinstance(idx, slice):
+            toks = self.tokens[idx]
+        else:
+            toks = [self.tokens[int(i)] for i in (idx.tolist() if torch.is_tensor(idx) else idx)]
+        return TextEmb(self.words[idx], self.mask[idx], self.gram[idx], toks)
+
+    def trimmed(self) -> "TextEmb":
+        """Drop trailing word columns that no caption here uses (saves work on short-caption shards)."""
+        used = self.mask.any(0).nonzero()  # word columns valid in at least one caption
+        W = int(used.max()) + 1 if len(used) else 1
+        return TextEmb(self.words[:, :W], self.mask[:, :W], self.gram[:, :W, :W], self.tokens)
+
+    def to(self, device) -> "TextEmb":
+        return TextEmb(self.words.to(device), self.mask.to(device), self.gram.to(device), self.tokens)
+
+
+@dataclass
+class Scores:
+    """Scores ``[I, C]`` (``[N]`` for aligned pairs); maps and relevances only with ``return_maps=True``."""
+
+    score: torch.Tensor
+    t2i: torch.Tensor | None = None               # [I, C, W, R] word -> region attention
+    i2t: torch.Tensor | None = None               # [I, C, R, W] region -> word attention
+    word_relevance: torch.Tensor | None = None    # [I, C, W] t2i relevance R_j
+    region_relevance: torch.Tensor | None = None  # [I, C, R] i2t relevance
+
+
+class Matcher(nn.Module):
+    """Region–word cross-attention matcher (SCAN family); see DESIGN.md for the formulas."""
+
+    def __init__(self, config: MatcherConfig, vocab=None):
+        super().__init__()
+        self.config, self.vocab = config, vocab
+        self.img_enc = ImageEncoder(config.img_dim, config.embed_size, config.img_norm)
+        t = config.text
+        if t.encoder == "gru":
+            if vocab is None:
+                raise ConfigError("a GRU text encoder needs a vocabulary — build one with "
+                                  "Vocabulary.from_captions(split.captions)")
+            self.txt_enc = GRUTextEncoder(vocab, t.word_dim, config.embed_size, t.num_layers,
+                                          t.bidirectional, t.start_end)
+        else:
+            self.txt_enc = HFTextEncoder(t.path, config.embed_size, t.freeze)
+
+    @classmethod
+    def from_config(cls, config: MatcherConfig | dict, vocab=None) -> "Matcher":
+        if isinstance(config, dict):
+            config = MatcherConfig.from_dict(config)
+        return cls(config, vocab)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------ encoding
+    def encode_images(self, features, region_mask=None) -> ImageEmb:
+        """features ``[I, R, F]`` (tensor, numpy or memmap), region_mask ``[I, R]`` bool → :class:`ImageEmb`."""
+        v, mask = self.img_enc(features, region_mask)  # [I, R, D], [I, R]
+        return ImageEmb(v, mask, v @ v.transpose(1, 2))  # gram [I, R, R]
+
+    def encode_captions(self, captions: list[str]) -> TextEmb:
+        """captions (C strings) → :class:`TextEmb` (W = longest caption in tokens)."""
+        e, mask, toks = self.txt_enc(captions)  # [C, W, D], [C, W]
+        return TextEmb(e, mask, e @ e.transpose(1, 2), toks)  # gram [C, W, W]
+
+    def tokens(self, caption: str) -> list[str]:
+        """The W axis of this caption's maps (with <start>/<end> when the config says so)."""
+        return self.txt_enc.tokens(caption)
+
+    def unknown_words(self, caption: str) -> list[str]:
+        """Words of ``caption`` the text encoder does not know (mapped to <unk>)."""
+        return self.txt_enc.unknown_words(caption)
+
+    # ------------------------------------------------------------------ scoring
+    def _directions(self, s, img_mask_q, txt_mask_q, img_key, txt_key, img_gram, txt_gram, img_norms,
+                    intervention, ids, return_maps):
+        """Run t2i / i2t on ``s [..., W, R]`` with masks already shaped for the batch layout."""
+        a = self.config.attention
+        opts = dict(norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse)
+        out, scores = Scores(score=None), []
+
+        def hook(query, key_mask):
+            if intervention is None:
+                return None
+            return lambda alpha: intervention.apply(alpha, key_mask, query=query, pair_ids=ids)
+
+        if a.direction in ("t2i", "both"):
+            sc, alpha, rel = A.cross_attention(s, txt_mask_q, img_key, img_gram, intervene=hook("words", img_key),
+                                               **opts)
+            scores.append(sc)
+            if return_maps:
+                out.t2i, out.word_relevance = alpha, rel
+        if a.direction in ("i2t", "both"):
+            sT = s.transpose(-1, -2)  # [..., R, W]
+            sc, alpha, rel = A.cross_attention(sT, img_mask_q, txt_key, txt_gram, query_norms=img_norms,
+                                               intervene=hook("regions", txt_key), **opts)
+            scores.append(sc)
+            if return_maps:
+                out.i2t, out.region_relevance = alpha, rel
+        out.score = scores[0] if len(scores) == 1 else (scores[0] + scores[1]) / 2
+        return out
+
+    def _region_norms(self, img: ImageEmb) -> torch.Tensor | None:
+        """|v_r| for i2t queries; None when regions are unit vectors (img_norm)."""
+        return None if self.config.img_norm else img.gram.diagonal(dim1=-2, dim2=-1).clamp_min(A.EPS**2).sqrt()
+
+    def similarity(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
+                   return_maps: bool = False) -> Scores:
+        """All ``I × C`` pairs: ``score [I, C]``; maps ``t2i [I, C, W, R]`` / ``i2t [I, C, R, W]`` if asked.
+
+        ``pair_ids = (image_ids [I], caption_ids [C])``: global indices keying stochastic interventions.
+        """
+        I, C = len(img), len(txt)
+        ids = None
+        if pair_ids is not None:
+            ids = (torch.as_tensor(pair_ids[0]).view(I, 1), torch.as_tensor(pair_ids[1]).view(1, C))
+        s = A.cosine_sims(txt.words, img.regions)  # [I, C, W, R]
+        norms = self._region_norms(img)
+        return self._directions(
+            s,
+            img_mask_q=img.mask[:, None, :],             # [I, 1, R]
+            txt_mask_q=txt.mask[None, :, :],             # [1, C, W]
+            img_key=img.mask[:, None, None, :],          # [I, 1, 1, R]
+            txt_key=txt.mask[None, :, None, :],          # [1, C, 1, W]
+            img_gram=img.gram[:, None],                  # [I, 1, R, R]
+            txt_gram=txt.gram[None],                     # [1, C, W, W]
+            img_norms=None if norms is None else norms[:, None, :],  # [I, 1, R]
+            intervention=intervention, ids=ids, return_maps=return_maps)
+
+    def pair_scores(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
+                    return_maps: bool = False) -> Scores:
+        """Aligned pairs (image n with caption n): ``score [N]``, maps ``[N, W, R]`` / ``[N, R, W]``."""
+        if len(img) != len(txt):
+            raise ConfigError(f"pair_scores needs as many images as captions, got {len(img)} and {len(txt)}")
+        ids = None if pair_ids is None else (torch.as_tensor(pair_ids[0]), torch.as_tensor(pair_ids[1]))
+        s = torch.einsum("nwd,nrd->nwr", txt.words, img.regions)  # [N, W, R]
+        return self._directions(
+            s,
+            img_mask_q=img.mask, txt_mask_q=txt.mask,                  # [N, R], [N, W]
+            img_key=img.mask[:, None, :], txt_key=txt.mask[:, None, :],  # [N, 1, R], [N, 1, W]
+            img_gram=img.gram, txt_gram=txt.gram, img_norms=self._region_norms(img),
+            intervention=intervention, ids=ids, return_maps=return_maps)
+
+
+def _shards(n: int, size: int):
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+@torch.no_grad()
+def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, intervention=None, *,
+                       shard_images: int = 128, shard_captions: int = 128, progress: bool = False,
+                       image_ids=None, caption_ids=None) -> np.ndarray:
+    """The full ``[I, C]`` float32 score matrix, computed in ``shard_images × shard_captions`` blocks.
+
+    Peak memory is bounded by one block's maps (``shard_images·shard_captions·W·R`` floats, a few
+    tensors of that size). Stochastic interventions are keyed by global ids (default: positions), so the
+    result does not depend on the shard sizes.
+    """
+    if shard_images < 1 or shard_captions < 1:
+        raise ConfigError("shard sizes must be at least 1")
+    dev = matcher.device
+    img_ids = torch.arange(len(img)) if image_ids is None else torch.as_tensor(image_ids)
+    cap_ids = torch.arange(len(txt)) if caption_ids is None else torch.as_tensor(caption_ids)
+    out = np.zeros((len(img), len(txt)), dtype=np.float32)
+    blocks = [(i, c) for i in _shards(len(img), shard_images) for c in _shards(len(txt), shard_captions)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(blocks), desc="similarity", unit="block")
+    for (i0, i1), (c0, c1) in blocks:
+        im = img[slice(i0, i1)].to(dev)
+        tx = txt[slice(c0, c1)].trimmed().to(dev)
+        ids = (img_ids[i0:i1].to(dev), cap_ids[c0:c1].to(dev))
+        sc = matcher.similarity(im, tx, intervention, pair_ids=ids).score  # [i, c]
+        out[i0:i1, c0:c1] = sc.float().cpu().numpy()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out

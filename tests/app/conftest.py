@@ -1,0 +1,55 @@
+"""AppTest fixtures: one small dataset and two checkpoints per test session, caches cleared per test."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from appdata import build_assets  # noqa: E402
+
+APP = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
+TIMEOUT = 60  # the first run loads a model and computes a small similarity matrix
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory):
+    return build_assets(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches(assets, monkeypatch):
+    monkeypatch.setenv("CAUSMATCH_CACHE", str(assets.cache))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+@pytest.fixture
+def make_app(assets):
+    """``make_app(page=None, **query)``: an AppTest on the test data, run once (and on ``page``)."""
+    def make(page: str | None = None, **query) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        at.query_params.update(data=str(assets.data), ckpt=str(assets.ckpt), ckpt2=str(assets.ckpt2))
+        at.query_params.update({k: str(v) for k, v in query.items()})
+        at.run()
+        if page:
+            at.switch_page(f"app_pages/{page}.py").run()
+        return at
+    return make
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def no_failure(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not errors(at), errors(at)
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")

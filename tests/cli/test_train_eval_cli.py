@@ -1,0 +1,67 @@
+"""`causmatch train` / `causmatch evaluate` in-process: outputs, JSON, and one-line errors."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from tiny_data import TINY_OVERRIDES, make_tiny_dataset  # noqa: E402
+
+from causmatch.cli import main as cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = make_tiny_dataset(root / "data", n_train=32, n_dev=10, n_test=10)
+    sets = [a for s in TINY_OVERRIDES for a in ("--set", s)]
+    assert cli(["train", "--data", str(data), "--out", str(root / "ckpt"), "--model", "scan",
+                "--no-progress", *sets]) == 0
+    return data, root / "ckpt"
+
+
+def test_train_saves_scan_preset(trained):
+    _, ckpt = trained
+    cfg = json.loads((ckpt / "config.json").read_text())["train"]
+    assert cfg["lambda_eff"] == 0.0 and cfg["epochs"] == 2
+
+
+def test_print_config(capsys, tmp_path):
+    assert cli(["train", "--data", "x", "--out", "y", "--print-config", "--set", "model.embed_size=8"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["embed_size"] == 8
+
+
+def test_evaluate_table_and_json(trained, tmp_path, capsys):
+    data, ckpt = trained
+    out = tmp_path / "r.json"
+    assert cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--split", "test",
+                "--fold5", "--intervention", "random", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "5-fold 2 (mean)" in text and "all 10 images" in text and "grounding accuracy" in text
+    assert "mean effect" in text
+    res = json.loads(out.read_text())
+    assert res["n_images"] == 10 and res["intervention"] != "none" and 0 <= res["metrics"]["rsum"] <= 600
+    assert set(res["grounding"]["by_type"]) == {"colour", "shape", "size"}
+    assert cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--limit-images", "4",
+                "--no-grounding"]) == 0
+    assert "4 images, 8 captions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["evaluate", "--checkpoint", "{tmp}/nope", "--data", "{data}"], "checkpoint"),
+    (["evaluate", "--checkpoint", "{ckpt}", "--data", "{tmp}/nodata"], ""),
+    (["evaluate", "--checkpoint", "{ckpt}", "--data", "{data}", "--intervention", "bogus"], "bogus"),
+    (["evaluate", "--checkpoint", "{ckpt}", "--data", "{data}", "--fold5", "--limit-images", "7"], "divisible"),
+    (["evaluate", "--checkpoint", "{ckpt}", "--data", "{data}", "--limit-images", "0"], "--limit-images"),
+    (["train", "--data", "{data}", "--out", "{tmp}/o", "--set", "nope=1"], "unknown config key"),
+    (["train", "--data", "{data}", "--out", "{tmp}/o", "--config", "{tmp}/missing.json"], "not found"),
+    (["train", "--data", "{tmp}/nodata", "--out", "{tmp}/o"], ""),
+    (["train", "--data", "{data}", "--out", "{tmp}/o2", "--resume"], "--resume"),
+])
+def test_bad_inputs_exit_2_with_one_line(trained, tmp_path, capsys, argv, match):
+    data, ckpt = trained
+    argv = [a.format(tmp=tmp_path, data=data, ckpt=ckpt) for a in argv]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and match in err

@@ -1,0 +1,207 @@
+"""Recall metrics against a naive argsort implementation (with ties), fold evaluation."""
+import numpy as np
+import pytest
+
+from causmatch.errors import ConfigError, DataError
+from causmatch.evaluation import fold_metrics, ranks_i2t, ranks_t2i, recall_metrics
+
+
+def naive_ranks(sims, k):
+    """SCAN's loop, with a stable sort so that ties put the lower index first."""
+    n_img, n_cap = sims.shape
+    i2t = np.zeros(n_img, dtype=np.int64)
+    for i in range(n_img):
+        order = np.argsort(-sims[i], kind="stable")
+        i2t[i] = min(int(np.where(order == c)[0][0]) for c in range(k * i, k * i + k))
+    t2i = np.zeros(n_cap, dtype=np.int64)
+    for c in range(n_cap):
+        order = np.argsort(-sims[:, c], kind="stable")
+        t2i[c] = int(np.where(order == c // k)[0][0])
+    return i2t, t2i
+
+
+def naive_metrics(sims, k):
+    i2t, t2i = naive_ranks(sims, k)
+    r = lambda ranks, n: 100.0 * len(np.where(ranks < n)[0]) / len(ranks)  # noqa: E731
+    out = {}
+    for name, ranks in (("i2t", i2t), ("t2i", t2i)):
+        for n in (1, 5, 10):
+            out[f"{name}_r{n}"] = r(ranks, n)
+        out[f"{name}_medr"] = np.floor(np.median(ranks)) + 1
+        out[f"{name}_meanr"] = ranks.mean() + 1
+    out["rsum"] = sum(out[f"{d}_r{n}"] for d in ("i2t", "t2i") for n in (1, 5, 10))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ranks_match_naive_with_many_ties(seed):
+    rng = np.random.default_rng(seed)
+    k = 5
+    sims = rng.integers(0, 4, size=(37, 37 * k)).astype(np.float32)  # few distinct values: ties everywhere
+    i2t, t2i = naive_ranks(sims, k)
+    np.testing.assert_array_equal(ranks_i2t(sims, k), i2t)
+    np.testing.assert_array_equal(ranks_t2i(sims, k), t2i)
+    got, want = recall_metrics(sims, k), naive_metrics(sims, k)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_ranks_match_naive_continuous_and_chunked(monkeypatch):
+    import causmatch.evaluation as ev
+    monkeypatch.setattr(ev, "_ROW_CHUNK", 7)  # several chunks, one ragged
+    rng = np.random.default_rng(3)
+    sims = rng.standard_normal((30, 90)).astype(np.float32)
+    i2t, t2i = naive_ranks(sims, 3)
+    np.testing.assert_array_equal(ranks_i2t(sims, 3), i2t)
+    np.testing.assert_array_equal(ranks_t2i(sims, 3), t2i)
+
+
+def test_hand_worked_example_and_tie_rule():
+    # 2 images x 2 captions each. All scores equal: lower index wins every tie.
+    sims = np.zeros((2, 4), dtype=np.float32)
+    np.testing.assert_array_equal(ranks_i2t(sims, 2), [0, 2])  # image 1's captions 2,3 come after 0,1
+    np.testing.assert_array_equal(ranks_t2i(sims, 2), [0, 0, 1, 1])
+    perfect = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.float32)
+    m = recall_metrics(perfect, 2)
+    assert m["rsum"] == 600.0 and m["i2t_medr"] == 1.0 and m["t2i_meanr"] == 1.0
+    # image 0's best caption is second: rank 1 -> R@1 misses, R@5 hits
+    sims = np.array([[0.5, 0.9, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]], dtype=np.float32)
+    np.testing.assert_array_equal(ranks_i2t(sims, 2), [1, 0])
+    assert recall_metrics(sims, 2)["i2t_r1"] == 50.0
+
+
+def test_bad_shape_is_a_data_error():
+    with pytest.raises(DataError, match="captions per image"):
+        recall_metrics(np.zeros((3, 10)), 5)
+
+
+def test_fold_metrics_are_block_averages():
+    rng = np.random.default_rng(4)
+    k = 2
+    sims = rng.standard_normal((10, 20)).astype(np.float32)
+    out = fold_metrics(sims, k, folds=5)
+    assert out["fold_size"] == 2 and len(out["folds"]) == 5
+    block = sims[2:4, 4:8]
+    assert out["folds"][1] == recall_metrics(block, k)
+    assert out["mean"]["rsum"] == pytest.approx(np.mean([f["rsum"] for f in out["folds"]]))
+    assert out["full"] == recall_metrics(sims, k)
+    with pytest.raises(ConfigError, match="divisible"):
+        fold_metrics(sims[:9, :18], k)
+
+
+# ---------------------------------------------------------------- with a (random, untrained) matcher
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
+from tiny_data import make_tiny_dataset  # noqa: E402
+
+import causmatch.evaluation as ev  # noqa: E402
+from causmatch.data import Vocabulary, load_split  # noqa: E402
+from causmatch.interventions import parse_intervention  # noqa: E402
+from causmatch.models import Matcher, MatcherConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    folder = make_tiny_dataset(tmp_path_factory.mktemp("ev"), n_train=4, n_dev=2, n_test=15)
+    return load_split(folder, "test")
+
+
+def _matcher(split, **text):
+    torch.manual_seed(0)
+    vocab = Vocabulary.from_captions(split.captions)
+    cfg = MatcherConfig(img_dim=split.features.shape[-1], embed_size=16, text={"word_dim": 8, **text})
+    return Matcher(cfg, vocab=vocab).eval()
+
+
+def test_similarity_matrix_equals_one_block_and_ignores_shard_sizes(split):
+    m = _matcher(split)
+    img, txt = ev.encode_split(m, split, batch_size=4)  # caption batches of different lengths get padded
+    assert img.regions.shape[:2] == (15, 4) and len(txt) == 30
+    with torch.no_grad():
+        direct_img = m.encode_images(torch.from_numpy(np.array(split.features)), torch.from_numpy(split.region_mask))
+        direct = m.similarity(direct_img, m.encode_captions(split.captions)).score.numpy()
+    sims = ev.similarity_matrix(m, img, txt, shard_images=4, shard_captions=7)
+    np.testing.assert_allclose(sims, direct, atol=1e-5)
+    rnd = parse_intervention("random", seed=3)
+    a = ev.similarity_matrix(m, img, txt, rnd, shard_images=4, shard_captions=7)
+    b = ev.similarity_matrix(m, img, txt, rnd, shard_images=15, shard_captions=30)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert not np.allclose(a, sims)
+
+
+def test_rank_rows_cover_all_images_in_whole_shards():
+    for n, shard, world in ((13, 3, 2), (10, 4, 3), (5, 8, 2), (1000, 128, 4)):
+        spans = [ev._rank_rows(n, shard, world, r) for r in range(world)]
+        assert spans[0][0] == 0 and spans[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        assert all(lo % shard == 0 for lo, _ in spans)
+
+
+def _manual_grounding(m, split):
+    hits = total = 0
+    for c, entry in enumerate(split.grounding):
+        i = split.image_of(c)
+        with torch.no_grad():
+            im = m.encode_images(torch.from_numpy(np.array(split.features[i:i + 1])),
+                                 torch.from_numpy(split.region_mask[i:i + 1]))
+            tx = m.encode_captions([split.captions[c]])
+            amap = m.pair_scores(im, tx, return_maps=True).t2i[0]  # [W, R]
+        shift = 1 if tx.tokens[0][0] == "<start>" else 0
+        for w in entry["words"]:
+            total += 1
+            hits += int(int(amap[w["index"] + shift].argmax()) in w["regions"])
+    return 100.0 * hits / total, total
+
+
+@pytest.mark.parametrize("start_end", [False, True])
+def test_grounding_accuracy_matches_a_per_pair_loop(split, start_end):
+    m = _matcher(split, start_end=start_end)
+    g = ev.grounding_accuracy(m, split, batch_size=7)
+    want, total = _manual_grounding(m, split)
+    assert g["overall"] == pytest.approx(want) and g["n_words"] == total and g["skipped"] == 0
+    assert set(g["by_type"]) == {"colour", "shape", "size"} and g["chance"] == pytest.approx(25.0)
+
+
+def test_grounding_by_type_hand_worked(split, monkeypatch):
+    m = _matcher(split)
+
+    truth = {}
+    for c, entry in enumerate(split.grounding):
+        for w in entry["words"]:
+            truth[(c, w["index"])] = (w["type"], w["regions"][0])
+
+    def fake(matcher, img, txt, _calls=[0]):  # true region for colour words, a wrong one otherwise
+        n, W, R = len(txt), txt.words.shape[1], img.regions.shape[1]
+        lo = _calls[0]
+        _calls[0] += n
+        maps = torch.zeros(n, W, R)
+        for (c, j), (kind, r) in truth.items():
+            if lo <= c < lo + n:
+                maps[c - lo, j, r if kind == "colour" else (r + 1) % R] = 1.0
+        return maps
+
+    monkeypatch.setattr(ev, "_word_region_maps", fake)
+    g = ev.grounding_accuracy(m, split, batch_size=8)
+    assert g["by_type"]["colour"] == 100.0 and g["by_type"]["shape"] == 0.0 and g["by_type"]["size"] == 0.0
+    assert g["overall"] == pytest.approx(100.0 * g["counts"]["colour"] / g["n_words"])
+
+
+def test_evaluate_dict_fold5_intervention_and_limit(split):
+    m = _matcher(split)
+    res = ev.evaluate(m, split, fold5=True, intervention=parse_intervention("uniform"))
+    assert res["n_images"] == 15 and res["fold5"]["label"] == "5-fold 3" and len(res["fold5"]["folds"]) == 5
+    assert set(res["metrics"]) == set(ev.RECALL_KEYS) and res["intervention"] != "none"
+    img, txt = ev.encode_split(m, split)
+    factual = ev.similarity_matrix(m, img, txt)
+    assert res["factual_metrics"] == ev.recall_metrics(factual, 2)
+    uni = ev.similarity_matrix(m, img, txt, parse_intervention("uniform"))
+    match = np.kron(np.eye(15), np.ones((1, 2))).astype(bool)
+    assert res["effect"]["matching"] == pytest.approx(float((factual - uni)[match].mean()), abs=1e-6)
+    assert res["grounding"]["n_words"] > 0
+    small = ev.evaluate(m, split, limit_images=5, grounding=False)
+    assert small["n_images"] == 5 and small["n_captions"] == 10 and "grounding" not in small
+    assert small["label"] == "all 5 images"

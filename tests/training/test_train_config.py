@@ -1,0 +1,92 @@
+"""TrainConfig: defaults, JSON files, --set overrides, presets, one-line errors."""
+import dataclasses
+import json
+
+import pytest
+
+from causmatch.errors import ConfigError
+from causmatch.models import MatcherConfig
+from causmatch.training.config import (ModelSection, TrainConfig, apply_override, config_from_dict,
+                                       resolve_config)
+
+
+def test_defaults_follow_scan_and_design():
+    cfg = TrainConfig()
+    assert (cfg.batch_size, cfg.lr, cfg.grad_clip, cfg.margin) == (128, 2e-4, 2.0, 0.2)
+    assert cfg.lambda_eff == 1.0 and cfg.counterfactual == "random" and cfg.max_violation is True
+
+
+def test_model_section_mirrors_matcher_config():
+    assert [f.name for f in dataclasses.fields(ModelSection)] == [f.name for f in dataclasses.fields(MatcherConfig)]
+    mc = ModelSection(embed_size=64).matcher_config(12)
+    assert isinstance(mc, MatcherConfig) and mc.img_dim == 12 and mc.embed_size == 64
+    with pytest.raises(ConfigError, match="img_dim=5"):
+        ModelSection(img_dim=5).matcher_config(12)
+
+
+def test_set_overrides_parse_by_field_type():
+    cfg = resolve_config(overrides=["model.attention.lambda_softmax=4", "lambda_eff=0", "epochs=3",
+                                    "max_violation=false", "model.text.path=none", "counterfactual=shuffle"])
+    assert cfg.model.attention.lambda_softmax == 4.0 and isinstance(cfg.model.attention.lambda_softmax, float)
+    assert cfg.lambda_eff == 0.0 and cfg.epochs == 3 and cfg.max_violation is False
+    assert cfg.model.text.path is None and cfg.counterfactual == "shuffle"
+
+
+@pytest.mark.parametrize("assignment, match", [
+    ("nope=1", "unknown config key 'nope'"),
+    ("model.attention.nope=1", "unknown config key 'model.attention.nope'"),
+    ("epochs=two", "expected int"),
+    ("max_violation=maybe", "true or false"),
+    ("lambda_eff", "key=value"),
+    ("model.attention=3", "is a section"),
+    ("model.attention.norm=bad", "norm"),
+    ("counterfactual=bogus", "counterfactual must be one of"),
+    ("lr_schedule=linear", "lr_schedule"),
+    ("epochs.x=1", "not a section"),
+])
+def test_bad_overrides_are_one_line_config_errors(assignment, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        apply_override(TrainConfig(), assignment)
+    assert "\n" not in str(info.value)
+
+
+def test_json_file_then_model_preset_then_set(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"epochs": 2, "lambda_eff": 0.5, "lr": 1,
+                                "model": {"embed_size": 32, "attention": {"agg": "mean"}}}))
+    cfg = resolve_config(path)
+    assert cfg.epochs == 2 and cfg.lr == 1.0 and cfg.model.embed_size == 32 and cfg.model.attention.agg == "mean"
+    assert resolve_config(path, model="causmatch").lambda_eff == 0.5
+    assert resolve_config(path, model="scan").lambda_eff == 0.0
+    assert resolve_config(path, ["lambda_eff=2"], model="scan").lambda_eff == 2.0
+    assert resolve_config(None, ["lambda_eff=0"], model="causmatch").lambda_eff == 0.0
+    assert resolve_config(None, model="causmatch", base=TrainConfig(lambda_eff=0)).lambda_eff == 1.0
+
+
+@pytest.mark.parametrize("content, match", [
+    ('{"epochs": "3"}', "expected int"),
+    ('{"epochs": true}', "expected int"),
+    ('{"model": {"bogus": 1}}', "unknown config key 'model.bogus'"),
+    ('{"model": 3}', "must be a JSON object"),
+    ('[1, 2]', "JSON object"),
+    ('{"epochs": ', "not valid JSON"),
+])
+def test_bad_files(tmp_path, content, match):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(path)
+
+
+def test_missing_file_and_round_trip(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_config(tmp_path / "missing.json")
+    cfg = resolve_config(overrides=["model.text.word_dim=16", "seed=7"])
+    again = config_from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+
+
+def test_repo_config_files_load():
+    from pathlib import Path
+    for path in sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.json")):
+        resolve_config(path)
