@@ -326,12 +326,18 @@ def explain(ctx: Context, model: Model, image: int, caption: int, text: str = ""
                     _spec(ctx), ctx.samples, ctx.seed)
 
 
+# Whole-split matrices use one counterfactual draw per pair, as training does (issue 4's
+# failure_table default): K draws would multiply the first build of every matrix by K. Pairs
+# and single queries use the sidebar's sample count, with its interval.
+SPLIT_SAMPLES = 1
+
+
 def similarity(ctx: Context, model: Model, spec: str | None = None):
     """The model's [I, C] score matrix (factual when ``spec`` is None), with progress on first build."""
     session, lock = model.session
     slot, update = _progress_callback()
     with lock:
-        sims = session.similarity(spec, samples=ctx.samples, seed=ctx.seed, progress=update)
+        sims = session.similarity(spec, samples=SPLIT_SAMPLES, seed=ctx.seed, progress=update)
     slot.empty()
     return sims
 
@@ -364,7 +370,7 @@ def failures(ctx: Context, direction: str):
         similarity(ctx, m)
     similarity(ctx, ctx.models[0], _spec(ctx))
     key = "+".join(_key(m) for m in ctx.models)
-    return _failures(ctx.models, key, direction, _spec(ctx), ctx.samples, ctx.seed)
+    return _failures(ctx.models, key, direction, _spec(ctx), SPLIT_SAMPLES, ctx.seed)
 
 
 def filter_failures(df, **filters):
@@ -382,7 +388,7 @@ def _recall(_model: Model, key: str, spec: str | None, samples: int, seed: int) 
 def recall(ctx: Context, model: Model, spec: str | None) -> dict:
     """R@K metrics of the split, factual (None) or under ``spec``."""
     similarity(ctx, model, spec)
-    return _recall(model, _key(model), spec, ctx.samples, ctx.seed)
+    return _recall(model, _key(model), spec, SPLIT_SAMPLES, ctx.seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -411,4 +417,4 @@ def _effect_means(_model: Model, key: str, spec: str, samples: int, seed: int) -
 def effect_means(ctx: Context, model: Model) -> dict:
     """Mean effect over matching pairs and over all non-matching pairs."""
     similarity(ctx, model, _spec(ctx))
-    return _effect_means(model, _key(model), _spec(ctx), ctx.samples, ctx.seed)
+    return _effect_means(model, _key(model), _spec(ctx), SPLIT_SAMPLES, ctx.seed)

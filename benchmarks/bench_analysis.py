@@ -96,6 +96,10 @@ def main(argv=None) -> int:
         session = AnalysisSession(matcher, split, cache_dir=cache)
         seed_cache(session, args.dim, "random")
         rows = []
+        rows.append(("  cold explain (pair encoded on the fly), random 8",
+                     timed(lambda: session.explain(3, 17, intervention="random", samples=8, per_word=False,
+                                                   per_region=False), args.repeat), None))
+        session.gallery()  # an app session holds the encoded gallery: explain slices it
 
         def explain_all_kinds():
             for kind in COUNTERFACTUAL_KINDS:

@@ -58,7 +58,7 @@ def shown_table(df: pd.DataFrame) -> pd.DataFrame:
 def render(ctx: state.Context) -> None:
     st.title("Failure cases")
     st.caption(f"{' vs '.join(m.label for m in ctx.models)} · counterfactual: {ctx.intervention or 'none'} · "
-               "ranks are 1-based; margin = score of the true item − score of the best wrong item")
+               f"{state.SPLIT_SAMPLES} draw per pair · ranks are 1-based; margin = score of the true item − score of the best wrong item")
     filters = _filters(ctx)
     full = state.failures(ctx, filters["direction"])
     df = state.filter_failures(full, **filters)

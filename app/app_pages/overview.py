@@ -72,6 +72,8 @@ def render(ctx: state.Context) -> None:
     st.title("Overview")
     dataset_summary(ctx)
     st.subheader("Retrieval (R@K, %)")
+    st.caption(f"Whole-split counterfactual matrices use {state.SPLIT_SAMPLES} draw per pair (as in training); "
+               "*Explore a pair* and *Retrieval* average the sidebar's samples.")
     all_kinds = st.toggle("Every counterfactual kind (random, uniform, reversed, shuffle)", key="ov_all",
                           help="computes one similarity matrix per kind and checkpoint the first time (then cached)")
     table(recall_frame(ctx, all_kinds), "recall.csv", key="ov_recall")

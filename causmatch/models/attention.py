@@ -44,23 +44,35 @@ def _masked_fill_min(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(~mask, torch.finfo(x.dtype).min)
 
 
+def _all(mask: torch.Tensor) -> bool:
+    """True when a mask has no padding, so the masking passes over the big map can be skipped."""
+    return bool(mask.all())
+
+
+def _scaled_norm(s: torch.Tensor, norm: str, query_mask: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale · normalize_sims(s)`` with as few passes over the ``[..., Q, K]`` map as possible."""
+    qm = None if _all(query_mask) else query_mask.unsqueeze(-1).to(s.dtype)  # [..., Q, 1]
+    if norm in ("clipped_l2norm", "l2norm"):
+        x = F.leaky_relu(s, 0.1) if norm == "clipped_l2norm" else s  # [..., Q, K]
+        if qm is not None:
+            x = x * qm
+        n = safe_norm(x, -2)  # [..., 1, K]
+        return x * (scale / (n + EPS))
+    if norm == "softmax":
+        x = s if qm is None else s.masked_fill(qm == 0, torch.finfo(s.dtype).min)
+        x = torch.softmax(x, dim=-2)
+        return scale * (x if qm is None else x * qm)
+    if norm == "no_norm":
+        return scale * (s if qm is None else s * qm)
+    raise ValueError(f"unknown norm {norm!r}")  # configs are validated before reaching the maths
+
+
 def normalize_sims(s: torch.Tensor, norm: str, query_mask: torch.Tensor) -> torch.Tensor:
     """SCAN's feature normalisation of ``s [..., Q, K]`` across the valid queries of each key.
 
     ``query_mask`` is bool, broadcastable to ``s.shape[:-1]`` (``[..., Q]``). Padded queries come out 0.
     """
-    qm = query_mask.unsqueeze(-1)  # [..., Q, 1]
-    if norm == "clipped_l2norm":
-        x = F.leaky_relu(s, 0.1) * qm  # [..., Q, K]
-        return x / (safe_norm(x, -2) + EPS)
-    if norm == "l2norm":
-        x = s * qm
-        return x / (safe_norm(x, -2) + EPS)
-    if norm == "softmax":
-        return torch.softmax(_masked_fill_min(s, qm), dim=-2) * qm
-    if norm == "no_norm":
-        return s * qm
-    raise ValueError(f"unknown norm {norm!r}")  # configs are validated before reaching the maths
+    return _scaled_norm(s, norm, query_mask, 1.0)
 
 
 def attention_maps(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor, norm: str,
@@ -70,10 +82,15 @@ def attention_maps(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Te
     ``query_mask`` broadcastable to ``[..., Q]``; ``key_mask`` broadcastable to ``[..., Q|1, K]``.
     Masked keys get exactly 0, and padded query rows are all 0 (so they drop out of the score).
     """
-    s_norm = normalize_sims(s, norm, query_mask)  # [..., Q, K]
-    logits = _masked_fill_min(lambda_softmax * s_norm, key_mask)
+    logits = _scaled_norm(s, norm, query_mask, lambda_softmax)  # [..., Q, K]
+    if not _all(key_mask):
+        logits = _masked_fill_min(logits, key_mask)  # exp underflows to exactly 0 at masked keys
     alpha = torch.softmax(logits, dim=-1)  # [..., Q, K]
-    return alpha * key_mask * query_mask.unsqueeze(-1)
+    if not _all(key_mask.any(-1)):
+        alpha = alpha * key_mask  # a row with no valid key at all would otherwise be uniform
+    if not _all(query_mask):
+        alpha = alpha * query_mask.unsqueeze(-1).to(alpha.dtype)
+    return alpha
 
 
 def _times_gram(alpha: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
@@ -102,7 +119,7 @@ def relevance(alpha: torch.Tensor, s: torch.Tensor, gram: torch.Tensor,
     """
     a32, s32 = alpha.float(), s.float()
     num = (a32 * s32).sum(-1)  # [..., Q]  = q · a
-    quad = (_times_gram(a32, gram.float()) * a32).sum(-1)  # [..., Q]  = |a|^2
+    quad = _times_gram(a32, gram.float()).mul_(a32).sum(-1)  # [..., Q]  = |a|^2 (in place: bmm output unused)
     den = quad.clamp_min(EPS * EPS).sqrt()  # clamp: a zero row has |a| = 0 and a finite gradient
     if query_norms is not None:
         den = den * query_norms.float()
@@ -144,7 +161,9 @@ def cross_attention(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.T
     if intervene is not None:
         alpha = intervene(alpha)
     rel = relevance(alpha, s, gram, query_norms)  # [..., Q]
-    score = aggregate(rel, active_queries(alpha, query_mask), agg, lambda_lse)
+    # the learned attention never empties a valid row, so only an intervention needs the check
+    active = query_mask if intervene is None else active_queries(alpha, query_mask)
+    score = aggregate(rel, active, agg, lambda_lse)
     return score, alpha, rel
 
 

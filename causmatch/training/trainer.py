@@ -7,7 +7,6 @@ process: with hardest in-batch negatives the batch is what the loss sees.
 """
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import random
@@ -54,11 +53,16 @@ class EpochSampler(DistributedSampler):
 
     def __init__(self, dataset, *, num_replicas: int, rank: int, seed: int, limit: int = 0):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        if limit:
-            self.num_samples = min(self.num_samples, max(1, limit // num_replicas))
+        self.per_rank = min(self.num_samples, max(1, limit // num_replicas)) if limit else self.num_samples
 
     def __iter__(self):
-        return itertools.islice(super().__iter__(), self.num_samples)
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)  # as DistributedSampler: same permutation on every rank
+        order = torch.randperm(len(self.dataset), generator=g).tolist()[:self.total_size]
+        return iter(order[self.rank:self.total_size:self.num_replicas][:self.per_rank])
+
+    def __len__(self) -> int:
+        return self.per_rank
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:

@@ -45,9 +45,9 @@ def test_region_curves(tiny_session, kind):
         assert curve.scores[-1] == pytest.approx(full, abs=1e-5) and curve.fraction[-1] == 1
     assert curve.area == pytest.approx(np.trapezoid(curve.scores, curve.fraction))
     # a step's score is the pair scored with only the kept regions
-    keep = np.zeros(4, bool)
-    keep[curve.removed[1:]] = True if kind == "deletion" else False
     if kind == "deletion":
+        keep = np.zeros(4, bool)
+        keep[curve.removed[1:]] = True                            # step 1: the top region removed
         img, txt = s.gallery()
         im = img[[0]]
         im.mask = im.mask & torch.from_numpy(keep)

@@ -5,6 +5,7 @@ generator's objects (``{split}_scenes.jsonl``) and a ``meta.json`` that records 
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -65,12 +66,19 @@ def _drop_stale(folder: Path, old: dict) -> None:
         shutil.rmtree(folder / "images" / split, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _build_lock(folder: Path):
+    """One builder per folder at a time (several app sessions, or the CLI beside the app)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build_scenes(out: str | os.PathLike, *, seed: int = DEFAULT_SEED, bias: float = DEFAULT_BIAS,
                  sizes: dict[str, int] | None = None, splits=("train", "dev", "test"), workers: int = 2,
                  progress: bool = True) -> Path:
     """Generate ``splits`` into ``out`` (other splits already there with the same settings are kept)."""
-    from causmatch.data.scenes.generate import make_pool  # heavy (cv2): import only when building
-
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     bad = [s for s in splits if s not in SPLIT_IDS]
     if bad:
@@ -80,7 +88,13 @@ def build_scenes(out: str | os.PathLike, *, seed: int = DEFAULT_SEED, bias: floa
     if any(sizes[s] < 1 for s in splits):
         raise DataError("every split needs at least one image — raise --train/--dev/--test")
     out = Path(out).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out):
+        return _build(out, seed, bias, sizes, splits, workers, progress)
+
+
+def _build(out: Path, seed: int, bias: float, sizes: dict, splits, workers: int, progress: bool) -> Path:
+    from causmatch.data.scenes.generate import make_pool  # heavy (cv2): import only when building
+
     meta = _base_meta(seed, bias)
     old = read_meta(out)
     if old.get("name") == "scenes":
@@ -121,9 +135,7 @@ def _build_split(out: Path, meta: dict, seed: int, split: str, n: int, bias: flo
 def ensure_scenes(folder: str | os.PathLike | None = None, splits=("test",), progress: bool = True) -> Path:
     """Return the scenes folder, first building any of ``splits`` that is missing (default settings)."""
     folder = Path(folder).expanduser().resolve() if folder is not None else default_scenes_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".build.lock", "w") as lock:  # one builder at a time (several app sessions)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _build_lock(folder):
         meta = read_meta(folder)
         have = set(available_splits(folder)) & set(meta.get("splits", {}))
         missing = [s for s in splits if s not in have]
@@ -133,7 +145,8 @@ def ensure_scenes(folder: str | os.PathLike | None = None, splits=("test",), pro
                                 f"{', '.join(missing)} — pass a scenes folder or an empty one")
             gen = meta.get("generator", {})
             same = gen.get("generator_version") == GENERATOR_VERSION
-            build_scenes(folder, seed=gen.get("seed", DEFAULT_SEED) if same else DEFAULT_SEED,
-                         bias=gen.get("bias", DEFAULT_BIAS) if same else DEFAULT_BIAS,
-                         splits=tuple(missing), progress=progress)
+            n = sum(DEFAULT_SIZES[s] for s in missing if s in DEFAULT_SIZES)
+            _build(folder, gen.get("seed", DEFAULT_SEED) if same else DEFAULT_SEED,
+                   gen.get("bias", DEFAULT_BIAS) if same else DEFAULT_BIAS, dict(DEFAULT_SIZES), tuple(missing),
+                   2 if n >= 200 else 1, progress)  # starting workers costs more than a few images
     return folder

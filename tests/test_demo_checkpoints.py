@@ -1,0 +1,58 @@
+"""The committed demo checkpoints re-evaluate to the numbers stored beside them.
+
+The numbers in checkpoints/demo_subset_metrics.json were written by
+``scripts/results_tables.py --write-subset`` (also the last step of scripts/train_demo.sh):
+the first 200 test images of the default scenes data, factual and random-counterfactual scores.
+"""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBSET = ROOT / "checkpoints" / "demo_subset_metrics.json"
+CHECKPOINTS = {"CausMatch": ROOT / "checkpoints" / "causmatch-scenes", "SCAN": ROOT / "checkpoints" / "scan-scenes"}
+
+
+def _flatten(d, prefix=""):
+    for key, value in d.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_checkpoints_are_committed_small_and_complete():
+    for path in CHECKPOINTS.values():
+        assert (path / "config.json").is_file() and (path / "model.safetensors").is_file(), path
+        assert not (path / "last").exists() and not (path / "train_state.pt").exists()
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        assert size < 20 * 2**20, (path, size)
+    cfgs = [json.loads((p / "config.json").read_text())["train"] for p in CHECKPOINTS.values()]
+    assert cfgs[0]["lambda_eff"] > 0 and cfgs[1]["lambda_eff"] == 0
+    assert {k: v for k, v in cfgs[0].items() if k != "lambda_eff"} == \
+           {k: v for k, v in cfgs[1].items() if k != "lambda_eff"}  # same settings and seed otherwise
+
+
+@pytest.mark.slow
+def test_subset_numbers_reproduce():
+    from causmatch.checkpoint import load_matcher
+    from causmatch.data import load_split
+    from causmatch.data.scenes import ensure_scenes
+    from causmatch.evaluation import evaluate
+    from causmatch.interventions import parse_intervention
+
+    stored = json.loads(SUBSET.read_text())
+    split = load_split(ensure_scenes(splits=("test",), progress=False), "test")
+    for name, path in CHECKPOINTS.items():
+        got = evaluate(load_matcher(path), split, limit_images=stored["images"],
+                       intervention=parse_intervention("random", seed=0))
+        want = dict(_flatten(stored["results"][name]))
+        have = dict(_flatten(got))
+        assert set(want) == set(have), name
+        for key, value in want.items():
+            if isinstance(value, float) and not math.isnan(value):
+                assert have[key] == pytest.approx(value, abs=1e-4), (name, key)
+            elif not isinstance(value, float):
+                assert have[key] == value, (name, key)
