@@ -26,20 +26,25 @@ REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app" / "streamlit_app.py"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# (page, description, action on the AppTest) — actions set widgets by key, as a user would.
+# (page, description, action(at, run) on the AppTest) — actions set widgets by key, as a user would.
+# ``run`` is 0 for the cold pass, 1.. for the warm ones; the "new" rows change with it, so they
+# measure an uncached computation (the analysis engine's speed) even in the warm passes.
 INTERACTIONS = [
     ("overview", "open Overview", None),
     ("explore", "open Explore a pair", None),
-    ("explore", "pick image 1", lambda at: at.number_input(key="w_image").set_value(1)),
-    ("explore", "pick word 2", lambda at: at.selectbox(key="w_word").set_value(2)),
-    ("explore", "intervention → uniform", lambda at: at.selectbox(key="w_iv").set_value("uniform")),
-    ("explore", "intervention → random", lambda at: at.selectbox(key="w_iv").set_value("random")),
+    ("explore", "pick image 1", lambda at, r: at.number_input(key="w_image").set_value(1)),
+    ("explore", "pick word 2", lambda at, r: at.selectbox(key="w_word").set_value(2)),
+    ("explore", "intervention → uniform", lambda at, r: at.selectbox(key="w_iv").set_value("uniform")),
+    ("explore", "intervention → random", lambda at, r: at.selectbox(key="w_iv").set_value("random")),
+    ("explore", "NEW image each run (uncached)", lambda at, r: at.number_input(key="w_image").set_value(20 + r)),
     ("retrieval", "open Retrieval", None),
-    ("retrieval", "caption query 7", lambda at: at.number_input(key="w_caption").set_value(7)),
-    ("retrieval", "image query (i2t)", lambda at: at.segmented_control(key="w_dir").set_value("i2t")),
+    ("retrieval", "caption query 7", lambda at, r: at.number_input(key="w_caption").set_value(7)),
+    ("retrieval", "image query (i2t)", lambda at, r: at.segmented_control(key="w_dir").set_value("i2t")),
+    ("retrieval", "NEW image query each run (uncached)",
+     lambda at, r: at.number_input(key="w_image").set_value(40 + r)),
     ("failures", "open Failure cases", None),
-    ("failures", "sort by margin", lambda at: at.selectbox(key="fail_sort").set_value("margin")),
-    ("failures", "effect sign positive", lambda at: at.selectbox(key="w_sign").set_value("positive")),
+    ("failures", "sort by margin", lambda at, r: at.selectbox(key="fail_sort").set_value("margin")),
+    ("failures", "effect sign positive", lambda at, r: at.selectbox(key="w_sign").set_value("positive")),
     ("compare", "open Compare checkpoints", None),
 ]
 
@@ -51,7 +56,7 @@ def _app(args):
     return at
 
 
-def _play(args) -> list[float]:
+def _play(args, run: int) -> list[float]:
     """One pass over INTERACTIONS in a fresh AppTest session; returns the seconds of each."""
     at = _app(args).run()
     times, page = [], "overview"
@@ -61,7 +66,7 @@ def _play(args) -> list[float]:
             at.switch_page(f"app_pages/{target}.py")
             page = target
         if action is not None:
-            action(at)
+            action(at, run)
         at.run()
         times.append(time.perf_counter() - t0)
         if at.exception or at.error:
@@ -71,15 +76,16 @@ def _play(args) -> list[float]:
 
 def warm(args) -> None:
     t0 = time.perf_counter()
-    _play(args)
+    _play(args, 0)
     print(f"cold pass (fills the caches): {time.perf_counter() - t0:.1f} s")
-    runs = [_play(args) for _ in range(args.repeats)]
+    runs = [_play(args, r + 1) for r in range(args.repeats)]
     print(f"\n| interaction | warm median (s) | warm max (s) |\n|---|---|---|")
     for i, (page, what, _) in enumerate(INTERACTIONS):
         vals = [r[i] for r in runs]
         print(f"| {page}: {what} | {statistics.median(vals):.3f} | {max(vals):.3f} |")
-    worst = max(max(r) for r in runs)
-    print(f"\nworst warm interaction: {worst:.3f} s (target ≤ 1 s): {'OK' if worst <= 1.0 else 'MISSED'}")
+    cached = [i for i, (_, what, _) in enumerate(INTERACTIONS) if "uncached" not in what]
+    worst = max(r[i] for r in runs for i in cached)
+    print(f"\nworst cached interaction: {worst:.3f} s (target ≤ 1 s): {'OK' if worst <= 1.0 else 'MISSED'}")
 
 
 def first_page(args) -> None:
@@ -110,6 +116,30 @@ def first_page(args) -> None:
           f"Overview complete (R@K table, effects, grounding): {t_done:.1f} s (target ≤ 60 s)")
 
 
+def random_checkpoints(data: str, root: Path) -> tuple[str, str]:
+    """Two untrained checkpoints with the demo's model config (configs/scenes.json), for timing before
+    the demo checkpoints exist. Speed does not depend on the weights; the output says these were used.
+    """
+    import json
+
+    import torch
+    from causmatch.checkpoint import save_matcher
+    from causmatch.data import Vocabulary, default_scenes_dir, ensure_scenes, load_split
+    from causmatch.models import Matcher, MatcherConfig
+    folder = Path(data) if data else ensure_scenes(default_scenes_dir(), splits=("test",))
+    split = load_split(folder, "test")
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        model = json.loads((REPO / "configs" / "scenes.json").read_text())["model"]
+        config = MatcherConfig.from_dict({**model, "img_dim": int(split.features.shape[2])})
+        path = root / f"random-{seed}"
+        save_matcher(Matcher(config, Vocabulary.from_captions(split.captions)), path)
+        paths.append(str(path))
+    print(f"timing with two UNTRAINED checkpoints ({config.embed_size}-d, configs/scenes.json) in {root}")
+    return paths[0], paths[1]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="", help="dataset folder (default: the demo scenes)")
@@ -117,8 +147,13 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint2", default=str(REPO / "checkpoints" / "scan-scenes"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--first-page", action="store_true", help="time the first page from a fresh start")
+    parser.add_argument("--random-checkpoints", action="store_true",
+                        help="time with two untrained default-config checkpoints (before the demo ones exist)")
     args = parser.parse_args(argv)
-    first_page(args) if args.first_page else warm(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.random_checkpoints:
+            args.checkpoint, args.checkpoint2 = random_checkpoints(args.data, Path(tmp))
+        first_page(args) if args.first_page else warm(args)
     return 0
 
 

@@ -206,12 +206,16 @@ class _Targeted(Intervention):
     _keep = False
 
     def __post_init__(self):
-        object.__setattr__(self, "indices", _check_indices(self.name.split("=")[0], self.indices))
+        idx = (self.indices,) if isinstance(self.indices, int) else self.indices
+        object.__setattr__(self, "indices", _check_indices(self._kind, idx))
+
+    @property
+    def _kind(self) -> str:
+        return ("keep-" if self._keep else "mask-") + self._target
 
     @property
     def name(self) -> str:
-        verb = "keep" if self._keep else "mask"
-        return f"{verb}-{self._target}=" + ",".join(str(i) for i in self.indices)
+        return f"{self._kind}=" + ",".join(str(i) for i in self.indices)
 
     def describe(self) -> str:
         verb = "keep only" if self._keep else "mask"

@@ -52,7 +52,11 @@ class CausMatchLoss(nn.Module):
         if pair_ids is not None:
             im = torch.as_tensor(pair_ids[0], device=matcher.device)
             positives = im.view(-1, 1) == im.view(1, -1)  # [B, B]
-        S = matcher.similarity(img, txt, pair_ids=pair_ids).score  # [B, B]
+        if self.lambda_eff == 0:
+            S = matcher.similarity(img, txt, pair_ids=pair_ids).score  # [B, B]
+        else:  # one cosine and learned-map pass shared by the factual and counterfactual scores
+            S, S_cf = (x.score for x in matcher.similarity_many(img, txt, [None, self.intervention],
+                                                                 pair_ids=pair_ids))  # [B, B] each
         rank = hinge_triplet(S, self.margin, self.hardest, positives)
         nan = torch.tensor(float("nan"), device=S.device)
         out = {"rank": rank.detach(), "effect_rank": torch.zeros_like(rank).detach(),
@@ -60,7 +64,6 @@ class CausMatchLoss(nn.Module):
         if self.lambda_eff == 0:
             out["loss"] = rank
             return out
-        S_cf = matcher.similarity(img, txt, self.intervention, pair_ids=pair_ids).score  # [B, B]
         E = S - S_cf  # [B, B] effect of the learned attention per pair
         eff_rank = hinge_triplet(E, self.margin, self.hardest, positives)
         pos = torch.eye(len(S), dtype=torch.bool, device=S.device) if positives is None else positives

@@ -4,20 +4,21 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import results
 import state
 from components import figures, pair
 from components.pickers import pick_index, pick_pair
 
 
 def _pair_column(ctx: state.Context, model: state.Model, image: int, caption: int, text: str, word: int) -> None:
-    ex = state.explain(ctx, model, image, caption, text)
+    ex = results.explain(ctx, model, image, caption, text)
     word = min(word, len(ex.tokens) - 1)  # another vocabulary may tokenise the caption differently
     st.subheader(model.label)
     pair.scores_row(ex, compact=True)
     fact, what = pair.word_region_map(ex)
     if pair.overlays_available(ex) is None and fact is not None:
         ov = pair.word_overlays(ex, word)
-        cols = st.columns([4, 4, 1])
+        cols = st.columns([4, 4, 1.6])
         cols[0].image(ov["factual"], caption=f"factual: “{ex.tokens[word]}”", width="stretch")
         cols[1].image(ov["counterfactual"], caption="counterfactual", width="stretch")
         cols[2].image(ov["bar"], caption="scale", width="stretch")
@@ -37,7 +38,7 @@ def _ranks(ctx: state.Context, caption: int, image: int) -> pd.DataFrame:
     rows = []
     for model in ctx.models:
         for direction, query in (("t2i", caption), ("i2t", image)):
-            res = state.rank(ctx, model, direction, query, 5)
+            res = results.rank(ctx, model, direction, query, 5)
             rows.append({"checkpoint": model.label, "query": f"{'caption' if direction == 't2i' else 'image'} {query}",
                          "rank": res.rank + 1, "rank_cf": res.cf_rank + 1,
                          "score_true": round(float(res.scores[res.true_item]), 4)})

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
+import results
 import state
 from components import figures, pair
 from components.images import image_panel
@@ -54,16 +56,26 @@ def _region_section(ex) -> None:
         cols[0].image(pair.boxes_image(ex, highlight=[region]), caption=f"region r{region}", width="stretch")
 
 
+def _kinds_table(ctx: state.Context, model: state.Model, image: int, caption: int, text: str) -> None:
+    rows = results.effects_by_kind(ctx, model, image, caption, text)
+    df = pd.DataFrame([{"counterfactual": r["kind"], "S(ᾱ)": r["cf_score"], "effect": r["effect"],
+                        "95% low": r["effect_low"], "95% high": r["effect_high"], "draws": r["samples"]}
+                       for r in rows])
+    st.dataframe(df.round(4), hide_index=True, key="ex_kinds")
+
+
 def render(ctx: state.Context) -> None:
     st.title("Explore a pair")
     model = ctx.models[0]
     image, caption, text = pick_pair(ctx.split)
-    ex = state.explain(ctx, model, image, caption, text)
+    ex = results.explain(ctx, model, image, caption, text)
     if ex.unknown_words:
         st.warning("Unknown words (encoded as <unk>, they carry no meaning for this model): "
                    + ", ".join(f"`{w}`" for w in ex.unknown_words))
     st.caption(f"{model.label} · “{ex.text}” · intervention: {ex.intervention}")
     pair.scores_row(ex)
+    with st.expander("Effect under every counterfactual kind"):
+        _kinds_table(ctx, model, image, caption, text)
     _attention_section(ex, ctx.split.split)
     word = _word_section(ex)
     st.subheader("Factual | counterfactual | difference")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import results
 import state
 from components.pickers import pick_direction
 from components.tables import csv_button
@@ -58,10 +59,10 @@ def shown_table(df: pd.DataFrame) -> pd.DataFrame:
 def render(ctx: state.Context) -> None:
     st.title("Failure cases")
     st.caption(f"{' vs '.join(m.label for m in ctx.models)} · counterfactual: {ctx.intervention or 'none'} · "
-               f"{state.SPLIT_SAMPLES} draw per pair · ranks are 1-based; margin = score of the true item − score of the best wrong item")
+               f"{results.SPLIT_SAMPLES} draw per pair · ranks are 1-based; margin = score of the true item − score of the best wrong item")
     filters = _filters(ctx)
-    full = state.failures(ctx, filters["direction"])
-    df = state.filter_failures(full, **filters)
+    full = results.failures(ctx, filters["direction"])
+    df = results.filter_failures(full, **filters)
     sort_col, order = st.columns([2, 1])
     by = sort_col.selectbox("Sort by", list(SORTS), key="fail_sort")
     asc = order.toggle("Ascending", value=SORTS[by], key=f"fail_asc_{by}")

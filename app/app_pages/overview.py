@@ -4,8 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import results
 import state
 from components import figures
+from components.images import load_rgb
 from components.tables import table
 
 METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum", "i2t_medr", "t2i_medr")
@@ -23,13 +25,25 @@ def dataset_summary(ctx: state.Context) -> None:
                + " · ".join(f"{m.label} (`{m.path}`)" for m in ctx.models))
 
 
+def preview(ctx: state.Context, n: int = 6) -> None:
+    """The first scenes with one caption each: the data at a glance, shown before any model runs."""
+    split = ctx.split
+    if not split.image_paths:
+        return
+    cols = st.columns(n)
+    for i, col in zip(range(min(n, split.n_images)), cols):
+        rgb = load_rgb(split.image_paths[i])
+        if rgb is not None:
+            col.image(rgb, caption=f"{i}: {split.captions[split.captions_of(i)[0]]}", width="stretch")
+
+
 def recall_frame(ctx: state.Context, all_kinds: bool) -> pd.DataFrame:
     """One row per (checkpoint, attention): factual, the sidebar's intervention, or every kind."""
     specs = [None] + (list(KINDS) if all_kinds else [ctx.intervention] if ctx.intervention else [])
     rows = []
     for model in ctx.models:
         for spec in dict.fromkeys(specs):
-            metrics = state.recall(ctx, model, spec)
+            metrics = results.recall(ctx, model, spec)
             rows.append({"checkpoint": model.label, "attention": spec or "factual",
                          **{m: round(float(metrics[m]), 2) for m in METRICS}})
     return pd.DataFrame(rows)
@@ -42,8 +56,8 @@ def _effects(ctx: state.Context) -> None:
         return
     cols = st.columns(len(ctx.models))
     for col, model in zip(cols, ctx.models):
-        df = state.failures(state.Context(**{**ctx.__dict__, "models": [model]}), "t2i")
-        means = state.effect_means(ctx, model)
+        df = results.failures(state.Context(**{**ctx.__dict__, "models": [model]}), "t2i")
+        means = results.effect_means(ctx, model)
         fig = figures.effect_histogram({"matching pairs": df["effect_true"].to_numpy(),
                                         "hardest non-matching pair per caption": df["effect_wrong"].to_numpy()},
                                        title=f"{model.label} — {ctx.intervention}")
@@ -54,25 +68,27 @@ def _effects(ctx: state.Context) -> None:
 
 def _grounding(ctx: state.Context) -> None:
     st.subheader("Grounding accuracy by word type")
-    results = {m.label: state.grounding(ctx, m) for m in ctx.models}
-    if all(r is None for r in results.values()):
+    found = {m.label: results.grounding(ctx, m) for m in ctx.models}
+    if all(r is None for r in found.values()):
         st.info(f"No grounding: this split has no `{ctx.split.split}_grounding.jsonl` (which regions each "
                 "word names), so grounding accuracy cannot be measured.")
         return
-    types = sorted({t for r in results.values() if r for t in r["by_type"]})
+    types = sorted({t for r in found.values() if r for t in r["by_type"]})
     series = {label: [r["by_type"].get(t, 0.0) for t in types] + [r["overall"]]
-              for label, r in results.items() if r}
-    chance = next(r["chance"] for r in results.values() if r)
+              for label, r in found.items() if r}
+    chance = next(r["chance"] for r in found.values() if r)
     st.plotly_chart(figures.grouped_bars(types + ["overall"], series, title="most-attended region is a true region",
-                                         axis="accuracy (%)"), key="ov_ground", config={"displaylogo": False})
+                                         axis="accuracy (%)", reference=("chance", chance)),
+                    key="ov_ground", config={"displaylogo": False})
     st.caption(f"Chance (a valid region picked at random): {chance:.1f}%.")
 
 
 def render(ctx: state.Context) -> None:
     st.title("Overview")
     dataset_summary(ctx)
+    preview(ctx)
     st.subheader("Retrieval (R@K, %)")
-    st.caption(f"Whole-split counterfactual matrices use {state.SPLIT_SAMPLES} draw per pair (as in training); "
+    st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
                "*Explore a pair* and *Retrieval* average the sidebar's samples.")
     all_kinds = st.toggle("Every counterfactual kind (random, uniform, reversed, shuffle)", key="ov_all",
                           help="computes one similarity matrix per kind and checkpoint the first time (then cached)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import results
 import state
 from components import figures
 from components.images import framed, load_rgb
@@ -66,7 +67,7 @@ def render(ctx: state.Context) -> None:
         direction = pick_direction()
     k = top[1].slider("Top k", 1, 20, key=state.widget_key("k", lambda v: 1 <= v <= 20, 5))
     query = pick_query(ctx.split, direction)
-    res = state.rank(ctx, model, direction, query, k)
+    res = results.rank(ctx, model, direction, query, k)
     cols = st.columns(3)
     cols[0].metric("True item's rank, factual", res.rank + 1)
     cols[1].metric("… counterfactual", res.cf_rank + 1, delta=res.rank - res.cf_rank, delta_color="normal",

@@ -85,10 +85,16 @@ def effect_histogram(groups: dict[str, np.ndarray], *, title: str, nbins: int = 
 
 
 def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float]], *, title: str,
-                 axis: str) -> go.Figure:
-    """Vertical grouped bars: one group per category, one bar per series (e.g. per checkpoint)."""
-    fig = go.Figure([go.Bar(x=list(categories), y=list(vals), name=name, text=[f"{v:.3f}" for v in vals],
+                 axis: str, reference: tuple[str, float] | None = None) -> go.Figure:
+    """Vertical grouped bars: one group per category, one bar per series (e.g. per checkpoint).
+
+    ``reference=(name, value)`` draws a dashed horizontal line (e.g. chance level).
+    """
+    fig = go.Figure([go.Bar(x=list(categories), y=list(vals), name=name, text=[f"{v:.1f}" for v in vals],
                             textposition="outside") for name, vals in series.items()])
+    if reference is not None:
+        fig.add_hline(y=reference[1], line_dash="dash", line_color="#555",
+                      annotation_text=f"{reference[0]} {reference[1]:.1f}", annotation_position="top left")
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
     fig.update_yaxes(title=axis, rangemode="tozero")
     return _layout(fig, title, 340)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+import cv2
 import numpy as np
 import streamlit as st
 
@@ -74,6 +75,9 @@ def word_overlays(ex, word: int, mode: str = "max") -> dict[str, np.ndarray]:
     """
     rgb = load_rgb(ex.image_path)
     size = rgb.shape[:2]
+    # The heat is blended over a grey copy of the image: blended with a coloured object (a yellow
+    # heat over a blue square turns grey) the colours would no longer read on the colour bar.
+    grey = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     fact, _ = word_region_map(ex)
     cf, _ = word_region_map(ex, counterfactual=True)
     heat_f = hm.word_heatmap(fact[word], ex.boxes, size, mode=mode, region_mask=ex.region_mask)  # [H,W]
@@ -81,9 +85,9 @@ def word_overlays(ex, word: int, mode: str = "max") -> dict[str, np.ndarray]:
     vmin, vmax = hm.shared_scale(heat_f, heat_c)
     diff_rgb, limit = hm.signed_difference(heat_f, heat_c)
     return {
-        "factual": hm.overlay(rgb, hm.colorize(heat_f, vmin, vmax), 0.55),
-        "counterfactual": hm.overlay(rgb, hm.colorize(heat_c, vmin, vmax), 0.55),
-        "difference": hm.overlay(rgb, diff_rgb, 0.7),
+        "factual": hm.overlay(grey, hm.colorize(heat_f, vmin, vmax), 0.65),
+        "counterfactual": hm.overlay(grey, hm.colorize(heat_c, vmin, vmax), 0.65),
+        "difference": hm.overlay(grey, diff_rgb, 0.75),
         "bar": hm.colorbar(vmin, vmax, height=size[0], width=80),
         "diff_bar": hm.colorbar(-limit, limit, cmap="coolwarm", height=size[0], width=80),
     }
@@ -140,7 +144,7 @@ def matrices_side_by_side(ex, key: str) -> None:
 def overlay_row(ex, word: int, key: str) -> None:
     """Factual | counterfactual | difference overlays of one word, with colour bars and PNG downloads."""
     ov = word_overlays(ex, word)
-    cols = st.columns([4, 4, 1, 4, 1])
+    cols = st.columns([4, 4, 1.6, 4, 1.6])  # the colour bars at about the overlays' scale
     tok = ex.tokens[word]
     with cols[0]:
         image_panel(ov["factual"], f"factual: “{tok}”", download=f"{key}_factual.png", key=f"{key}_dlf")

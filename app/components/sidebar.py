@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import results
 import state
 from components.errors import error_message
 
@@ -86,7 +87,7 @@ def _load_models(view: dict, split) -> list[state.Model]:
         path = view[name].strip()
         if not path:
             continue
-        session = state.open_session(path, split)
+        session = results.open_session(path, split)
         models.append(state.Model(label=f"{label}: {Path(path).name}", path=Path(path),
                                   matcher=session[0].matcher, session=session))
     if not models:

@@ -150,6 +150,17 @@ def active_queries(alpha: torch.Tensor, query_mask: torch.Tensor) -> torch.Tenso
     return query_mask & (alpha != 0).any(-1)
 
 
+def score_maps(alpha: torch.Tensor, s: torch.Tensor, query_mask: torch.Tensor, gram: torch.Tensor, *, agg: str,
+               lambda_lse: float, query_norms: torch.Tensor | None = None, intervened: bool = True):
+    """Relevance and pooled score of given maps: ``alpha, s [..., Q, K]`` → ``(score [...], rel [..., Q])``.
+
+    ``intervened=False`` says the maps are the learned ones (no row can be empty), skipping that check.
+    """
+    rel = relevance(alpha, s, gram, query_norms)  # [..., Q]
+    active = active_queries(alpha, query_mask) if intervened else query_mask
+    return aggregate(rel, active, agg, lambda_lse), rel
+
+
 def cross_attention(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor, gram: torch.Tensor, *,
                     norm: str, lambda_softmax: float, agg: str, lambda_lse: float, intervene=None,
                     query_norms: torch.Tensor | None = None):
@@ -160,10 +171,8 @@ def cross_attention(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.T
     alpha = attention_maps(s, query_mask, key_mask, norm, lambda_softmax)
     if intervene is not None:
         alpha = intervene(alpha)
-    rel = relevance(alpha, s, gram, query_norms)  # [..., Q]
-    # the learned attention never empties a valid row, so only an intervention needs the check
-    active = query_mask if intervene is None else active_queries(alpha, query_mask)
-    score = aggregate(rel, active, agg, lambda_lse)
+    score, rel = score_maps(alpha, s, query_mask, gram, agg=agg, lambda_lse=lambda_lse, query_norms=query_norms,
+                            intervened=intervene is not None)
     return score, alpha, rel
 
 

@@ -126,51 +126,45 @@ class Matcher(nn.Module):
 
     # ------------------------------------------------------------------ scoring
     def _directions(self, s, img_mask_q, txt_mask_q, img_key, txt_key, img_gram, txt_gram, img_norms,
-                    intervention, ids, return_maps):
-        """Run t2i / i2t on ``s [..., W, R]`` with masks already shaped for the batch layout."""
+                    interventions, ids, return_maps) -> list[Scores]:
+        """t2i / i2t on ``s [..., W, R]`` (masks shaped for the batch layout), one :class:`Scores` per intervention.
+
+        The learned maps are computed once per direction and shared by every intervention.
+        """
         a = self.config.attention
-        opts = dict(norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse)
-        out, scores = Scores(score=None), []
-
-        def hook(query, key_mask):
-            if intervention is None:
-                return None
-            return lambda alpha: intervention.apply(alpha, key_mask, query=query, pair_ids=ids)
-
+        outs = [Scores(score=None) for _ in interventions]
+        parts: list[list[torch.Tensor]] = [[] for _ in interventions]
+        runs = []
         if a.direction in ("t2i", "both"):
-            sc, alpha, rel = A.cross_attention(s, txt_mask_q, img_key, img_gram, intervene=hook("words", img_key),
-                                               **opts)
-            scores.append(sc)
-            if return_maps:
-                out.t2i, out.word_relevance = alpha, rel
+            runs.append(("words", s, txt_mask_q, img_key, img_gram, None, "t2i", "word_relevance"))
         if a.direction in ("i2t", "both"):
-            sT = s.transpose(-1, -2)  # [..., R, W]
-            sc, alpha, rel = A.cross_attention(sT, img_mask_q, txt_key, txt_gram, query_norms=img_norms,
-                                               intervene=hook("regions", txt_key), **opts)
-            scores.append(sc)
-            if return_maps:
-                out.i2t, out.region_relevance = alpha, rel
-        out.score = scores[0] if len(scores) == 1 else (scores[0] + scores[1]) / 2
-        return out
+            runs.append(("regions", s.transpose(-1, -2), img_mask_q, txt_key, txt_gram, img_norms,  # [..., R, W]
+                         "i2t", "region_relevance"))
+        for query, sq, qmask, kmask, gram, qnorms, map_name, rel_name in runs:
+            learned = A.attention_maps(sq, qmask, kmask, a.norm, a.lambda_softmax)  # [..., Q, K]
+            for n, iv in enumerate(interventions):
+                alpha = learned if iv is None else iv.apply(learned, kmask, query=query, pair_ids=ids)
+                sc, rel = A.score_maps(alpha, sq, qmask, gram, agg=a.agg, lambda_lse=a.lambda_lse,
+                                       query_norms=qnorms, intervened=iv is not None)
+                parts[n].append(sc)
+                if return_maps:
+                    setattr(outs[n], map_name, alpha)
+                    setattr(outs[n], rel_name, rel)
+        for out, p in zip(outs, parts):
+            out.score = p[0] if len(p) == 1 else (p[0] + p[1]) / 2
+        return outs
 
     def _region_norms(self, img: ImageEmb) -> torch.Tensor | None:
         """|v_r| for i2t queries; None when regions are unit vectors (img_norm)."""
         return None if self.config.img_norm else img.gram.diagonal(dim1=-2, dim2=-1).clamp_min(A.EPS**2).sqrt()
 
-    def similarity(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
-                   return_maps: bool = False) -> Scores:
-        """All ``I × C`` pairs: ``score [I, C]``; maps ``t2i [I, C, W, R]`` / ``i2t [I, C, R, W]`` if asked.
-
-        ``pair_ids = (image_ids [I], caption_ids [C])``: global indices keying stochastic interventions.
-        """
+    def _all_pairs_layout(self, img: ImageEmb, txt: TextEmb, pair_ids):
         I, C = len(img), len(txt)
         ids = None
         if pair_ids is not None:
             ids = (torch.as_tensor(pair_ids[0]).view(I, 1), torch.as_tensor(pair_ids[1]).view(1, C))
-        s = A.cosine_sims(txt.words, img.regions)  # [I, C, W, R]
         norms = self._region_norms(img)
-        return self._directions(
-            s,
+        return A.cosine_sims(txt.words, img.regions), dict(  # s [I, C, W, R]
             img_mask_q=img.mask[:, None, :],             # [I, 1, R]
             txt_mask_q=txt.mask[None, :, :],             # [1, C, W]
             img_key=img.mask[:, None, None, :],          # [I, 1, 1, R]
@@ -178,21 +172,41 @@ class Matcher(nn.Module):
             img_gram=img.gram[:, None],                  # [I, 1, R, R]
             txt_gram=txt.gram[None],                     # [1, C, W, W]
             img_norms=None if norms is None else norms[:, None, :],  # [I, 1, R]
-            intervention=intervention, ids=ids, return_maps=return_maps)
+            ids=ids)
 
-    def pair_scores(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
-                    return_maps: bool = False) -> Scores:
-        """Aligned pairs (image n with caption n): ``score [N]``, maps ``[N, W, R]`` / ``[N, R, W]``."""
+    def _aligned_layout(self, img: ImageEmb, txt: TextEmb, pair_ids):
         if len(img) != len(txt):
             raise ConfigError(f"pair_scores needs as many images as captions, got {len(img)} and {len(txt)}")
         ids = None if pair_ids is None else (torch.as_tensor(pair_ids[0]), torch.as_tensor(pair_ids[1]))
         s = torch.einsum("nwd,nrd->nwr", txt.words, img.regions)  # [N, W, R]
-        return self._directions(
-            s,
-            img_mask_q=img.mask, txt_mask_q=txt.mask,                  # [N, R], [N, W]
-            img_key=img.mask[:, None, :], txt_key=txt.mask[:, None, :],  # [N, 1, R], [N, 1, W]
-            img_gram=img.gram, txt_gram=txt.gram, img_norms=self._region_norms(img),
-            intervention=intervention, ids=ids, return_maps=return_maps)
+        return s, dict(img_mask_q=img.mask, txt_mask_q=txt.mask,                     # [N, R], [N, W]
+                       img_key=img.mask[:, None, :], txt_key=txt.mask[:, None, :],  # [N, 1, R], [N, 1, W]
+                       img_gram=img.gram, txt_gram=txt.gram, img_norms=self._region_norms(img), ids=ids)
+
+    def similarity(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
+                   return_maps: bool = False) -> Scores:
+        """All ``I × C`` pairs: ``score [I, C]``; maps ``t2i [I, C, W, R]`` / ``i2t [I, C, R, W]`` if asked.
+
+        ``pair_ids = (image_ids [I], caption_ids [C])``: global indices keying stochastic interventions.
+        """
+        return self.similarity_many(img, txt, [intervention], pair_ids=pair_ids, return_maps=return_maps)[0]
+
+    def similarity_many(self, img: ImageEmb, txt: TextEmb, interventions, *, pair_ids=None,
+                        return_maps: bool = False) -> list[Scores]:
+        """:meth:`similarity` under several interventions (None = learned) sharing one cosine and map pass."""
+        s, layout = self._all_pairs_layout(img, txt, pair_ids)
+        return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
+
+    def pair_scores(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
+                    return_maps: bool = False) -> Scores:
+        """Aligned pairs (image n with caption n): ``score [N]``, maps ``[N, W, R]`` / ``[N, R, W]``."""
+        return self.pair_scores_many(img, txt, [intervention], pair_ids=pair_ids, return_maps=return_maps)[0]
+
+    def pair_scores_many(self, img: ImageEmb, txt: TextEmb, interventions, *, pair_ids=None,
+                         return_maps: bool = False) -> list[Scores]:
+        """:meth:`pair_scores` under several interventions (None = learned), sharing the learned maps."""
+        s, layout = self._aligned_layout(img, txt, pair_ids)
+        return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
 
 
 def _shards(n: int, size: int):

@@ -1,14 +1,9 @@
-"""Every page under AppTest: widgets set by key, assertions on the data shown."""
+"""Overview, Explore a pair and Retrieval under AppTest: widgets set by key, assertions on the data shown."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-from conftest import errors, no_failure
-
-
-def metric(at, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
+from conftest import metric, no_failure
 
 
 def test_overview_shows_recall_for_both_checkpoints(make_app, assets):
@@ -51,6 +46,9 @@ def test_explore_pair_word_and_intervention(make_app):
     effect = float(metric(at, "Effect"))
     score, cf = float(metric(at, "Score S(α)")), float(metric(at, "Counterfactual S(ᾱ)"))
     assert effect == pytest.approx(score - cf, abs=2e-4)
+    kinds = at.dataframe[0].value.set_index("counterfactual")
+    assert list(kinds.index) == ["random", "uniform", "reversed", "shuffle"]
+    assert kinds.loc["uniform", "effect"] == pytest.approx(effect, abs=2e-4)  # same pair, same kind
 
 
 def test_explore_free_text_flags_unknown_words(make_app):
@@ -84,66 +82,3 @@ def test_retrieval_caption_and_image_queries(make_app):
     no_failure(at)
     table = at.dataframe[0].value
     assert "caption" in table.columns and len(table) == 5
-
-
-def test_failures_filters_and_sorting(make_app):
-    at = make_app("failures")
-    no_failure(at)
-    df = at.dataframe[0].value
-    assert (df["rank"] >= 2).all()
-    at.number_input(key="w_rank_lo").set_value(1).run()
-    full = at.dataframe[0].value
-    assert len(full) == 60
-    at.selectbox(key="w_sign").set_value("positive").run()
-    pos = at.dataframe[0].value
-    assert (pos["effect_true"] > 0).all() and len(pos) <= len(full)
-    at.selectbox(key="fail_sort").set_value("margin").run()
-    margins = at.dataframe[0].value["margin"].to_numpy()
-    assert (margins[:-1] <= margins[1:]).all()
-    at.checkbox(key="w_disagree").check().run()
-    no_failure(at)
-    assert at.dataframe[0].value["disagree"].all()
-
-
-def test_failures_i2t_direction(make_app):
-    at = make_app("failures", dir="i2t", rank_lo=1)
-    no_failure(at)
-    df = at.dataframe[0].value
-    assert len(df) == 12 and set(df["direction"]) == {"i2t"}
-
-
-def test_compare_shows_both_checkpoints(make_app):
-    at = make_app("compare", image=4)
-    no_failure(at)
-    scores = [m.value for m in at.metric if m.label == "Score S(α)"]
-    assert len(scores) == 2 and scores[0] != scores[1]
-    assert [s.value for s in at.subheader][:2] == ["A: ckpt_a", "B: ckpt_b"]
-    ranks = at.dataframe[0].value
-    assert isinstance(ranks, pd.DataFrame) and len(ranks) == 4
-
-
-def test_bad_folder_and_bad_checkpoint_show_error_panel(make_app, tmp_path):
-    at = make_app(data=str(tmp_path / "missing"))
-    assert not at.exception
-    assert any(e.startswith("DataError:") for e in errors(at))
-    at = make_app("explore", ckpt=str(tmp_path))
-    assert not at.exception
-    assert any(e.startswith("CheckpointError:") for e in errors(at))
-
-
-def test_mismatched_checkpoint_and_data(make_app, assets, tmp_path):
-    from appdata import F, build_checkpoint
-    import numpy as np
-    from causmatch.data import write_split
-    write_split(tmp_path, "test", features=np.ones((2, 3, F + 4), np.float32), captions=["a red bar"] * 10,
-                caps_per_image=5)
-    at = make_app(data=str(tmp_path))
-    assert not at.exception
-    assert any("CheckpointError" in e and "features" in e for e in errors(at))
-
-
-def test_dataset_without_images_still_works(make_app, assets):
-    at = make_app("explore", data=str(assets.bare))
-    no_failure(at)
-    assert any("No overlays" in i.value for i in at.info)
-    assert metric(at, "Score S(α)")

@@ -105,12 +105,12 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
-    pg.set_default_timeout(60_000)
+    pg.set_default_timeout(120_000)
     yield pg
     context.close()
 
 
-def wait_ready(page, images: int = 0, timeout: float = 60_000) -> None:
+def wait_ready(page, images: int = 0, timeout: float = 120_000) -> None:
     """Wait until the script stopped, no skeleton remains, and ``images`` images have loaded."""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
     page.wait_for_function('() => !document.querySelector(\'[data-testid="stSkeleton"]\')', timeout=timeout)

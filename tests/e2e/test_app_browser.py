@@ -49,7 +49,7 @@ def test_explore_pair_intervention_and_shared_url(page, app_server):
     assert "intervention: uniform" in page.inner_text("body")
     _no_exception(page)
     score, effect = _metric(page, "Score S(α)"), _metric(page, "Effect")
-    screenshot(page, "explore")
+    screenshot(page, "explore", height=2800)
     query = parse_qs(urlparse(page.url).query)
     assert query["image"] == ["3"] and query["iv"] == ["uniform"]
     page.goto(page.url)  # a new browser session from the shared link
@@ -78,7 +78,7 @@ def test_failure_case_opens_in_explore(page, app_server):
     screenshot(page, "failures")
     bb = grid.bounding_box()
     page.mouse.click(bb["x"] + 12, bb["y"] + 35 + 17)  # the first row's selection cell
-    page.wait_for_url(re.compile(r"/explore"), timeout=60_000)
+    page.wait_for_url(re.compile(r"/explore"), timeout=120_000)
     wait_ready(page, images=3)
     assert page.get_by_role("heading", name="Explore a pair").is_visible()
     _no_exception(page)

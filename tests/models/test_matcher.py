@@ -71,3 +71,17 @@ def test_bfloat16_autocast_close_to_float32(setup):
         low = m.similarity(img, txt).score
     assert torch.isfinite(low).all()
     assert (low.float() - ref).abs().max() < 0.05
+
+
+def test_many_interventions_share_one_pass_and_equal_single_calls(setup):
+    m, img, txt = setup
+    ivs = [None, Random(seed=2), MaskWords((0,)), Shuffle()]
+    many = m.similarity_many(img, txt, ivs, return_maps=True)
+    aligned = m.pair_scores_many(img, txt, ivs)
+    for iv, got, pair in zip(ivs, many, aligned):
+        single = m.similarity(img, txt, iv, return_maps=True)
+        torch.testing.assert_close(got.score, single.score)
+        torch.testing.assert_close(pair.score, single.score.diagonal(), atol=1e-6, rtol=0)
+        for name in ("t2i", "i2t"):
+            if getattr(single, name) is not None:
+                torch.testing.assert_close(getattr(got, name), getattr(single, name))

@@ -1,0 +1,183 @@
+"""Analysis sessions and cached results: every number the pages show comes from ``causmatch.analysis``.
+
+One :class:`causmatch.analysis.AnalysisSession` per (checkpoint, split) is a shared resource
+(``st.cache_resource``: all browser sessions and threads use it, so its heavy calls hold a lock);
+results of single pairs and queries are ``st.cache_data`` entries keyed by the checkpoint's and the
+data's fingerprints; whole-split matrices also live in the session's on-disk cache.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from state import REPO, Context, Model, _load_matcher, _load_split, _split_stamp
+
+def cache_dir() -> Path:
+    """The analysis cache folder: env CAUSMATCH_CACHE, else <repo>/assets/cache (git-ignored)."""
+    import os
+    return Path(os.environ.get("CAUSMATCH_CACHE") or REPO / "assets" / "cache")
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _session(ckpt: str, ckpt_stamp: tuple, folder: str, split: str, split_stamp: tuple):
+    """One AnalysisSession per (checkpoint, split), shared by all browser sessions, with its lock.
+
+    The lock serialises the heavy calls so that two users never compute the same matrix twice at once.
+    """
+    import threading
+    from causmatch.analysis import AnalysisSession
+    data = _load_split(folder, split, split_stamp)
+    matcher = _load_matcher(ckpt, ckpt_stamp)
+    return AnalysisSession(matcher, data, checkpoint_path=ckpt, cache_dir=cache_dir()), threading.Lock()
+
+
+def open_session(path: str, split) -> tuple[Any, Any]:
+    """(AnalysisSession, lock) for a checkpoint folder and a loaded split (CheckpointError on mismatch)."""
+    p = Path(path).expanduser().resolve()
+    stamp = tuple(sorted((f.name, f.stat().st_mtime_ns) for f in p.iterdir())) if p.is_dir() else ()
+    _load_matcher(str(p), stamp)  # a bad checkpoint raises its own one-line error first
+    return _session(str(p), stamp, str(split.folder), split.split, _split_stamp(split.folder, split.split))
+
+
+def _key(model: Model) -> str:
+    """A cache key for results of ``model`` on this split: both fingerprints (they change with the files)."""
+    session, _ = model.session
+    return "|".join(session.fingerprints())
+
+
+def _progress_callback():
+    """A progress bar that appears only if the analysis reports work (a cache hit shows nothing)."""
+    slot = st.empty()
+
+    def update(done: int, total: int, message: str) -> None:
+        slot.progress(min(1.0, done / max(total, 1)), text=f"{message} — {done}/{total} (cached afterwards)")
+    return slot, update
+
+
+def _spec(ctx: Context) -> str:
+    return ctx.intervention or "none"
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _explain(_model: Model, key: str, image: int, caption: int | None, text: str | None, spec: str,
+             samples: int, seed: int):
+    session, lock = _model.session
+    with lock:
+        return session.explain(image, caption, text=text, intervention=spec, samples=samples, seed=seed)
+
+
+def explain(ctx: Context, model: Model, image: int, caption: int, text: str = ""):
+    """PairExplanation of (image, caption) — or of (image, typed text) when ``text`` is not empty."""
+    return _explain(model, _key(model), int(image), None if text else int(caption), text or None,
+                    _spec(ctx), ctx.samples, ctx.seed)
+
+
+# Whole-split matrices use one counterfactual draw per pair, as training does (issue 4's
+# failure_table default): K draws would multiply the first build of every matrix by K. Pairs
+# and single queries use the sidebar's sample count, with its interval.
+SPLIT_SAMPLES = 1
+
+
+def similarity(ctx: Context, model: Model, spec: str | None = None):
+    """The model's [I, C] score matrix (factual when ``spec`` is None), with progress on first build."""
+    session, lock = model.session
+    slot, update = _progress_callback()
+    with lock:
+        sims = session.similarity(spec, samples=SPLIT_SAMPLES, seed=ctx.seed, progress=update)
+    slot.empty()
+    return sims
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _rank(_model: Model, key: str, direction: str, query: int, spec: str, samples: int, seed: int, k: int):
+    session, lock = _model.session
+    fn = session.rank_caption_query if direction == "t2i" else session.rank_image_query
+    with lock:
+        return fn(query, spec, samples=samples, seed=seed, k=k)
+
+
+def rank(ctx: Context, model: Model, direction: str, query: int, k: int):
+    """RankResult of one query (caption for t2i, image for i2t) under the chosen intervention."""
+    similarity(ctx, model)  # the factual matrix, with a progress bar the first time
+    return _rank(model, _key(model), direction, int(query), _spec(ctx), ctx.samples, ctx.seed, int(k))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _failures(_models: list[Model], key: str, direction: str, spec: str, samples: int, seed: int):
+    session, lock = _models[0].session
+    other = _models[1].session[0] if len(_models) > 1 else None
+    with lock:
+        return session.failure_table(direction, spec, other, samples=samples, seed=seed)
+
+
+def failures(ctx: Context, direction: str):
+    """The failure table of the first checkpoint (ranks of the second in ``rank_other``)."""
+    for m in ctx.models:
+        similarity(ctx, m)
+    similarity(ctx, ctx.models[0], _spec(ctx))
+    key = "+".join(_key(m) for m in ctx.models)
+    return _failures(ctx.models, key, direction, _spec(ctx), SPLIT_SAMPLES, ctx.seed)
+
+
+def filter_failures(df, **filters):
+    from causmatch.analysis.failures import filter_failures as _filter
+    return _filter(df, **filters)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _recall(_model: Model, key: str, spec: str | None, samples: int, seed: int) -> dict:
+    session, lock = _model.session
+    with lock:
+        return session.recall(spec, samples=samples, seed=seed)
+
+
+def recall(ctx: Context, model: Model, spec: str | None) -> dict:
+    """R@K metrics of the split, factual (None) or under ``spec``."""
+    similarity(ctx, model, spec)
+    return _recall(model, _key(model), spec, SPLIT_SAMPLES, ctx.seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _grounding(_model: Model, key: str) -> dict | None:
+    from causmatch.evaluation import grounding_accuracy
+    session, lock = _model.session
+    with lock:
+        img, txt = session.gallery()
+        return grounding_accuracy(session.matcher, session.split, img, txt)
+
+
+def grounding(ctx: Context, model: Model) -> dict | None:
+    """Grounding accuracy (overall and by word type), None when the split has no grounding file."""
+    return _grounding(model, _key(model))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _effect_means(_model: Model, key: str, spec: str, samples: int, seed: int) -> dict:
+    from causmatch.evaluation import effect_summary
+    session, lock = _model.session
+    with lock:
+        return effect_summary(session.similarity(), session.similarity(spec, samples=samples, seed=seed),
+                              session.split.caps_per_image)
+
+
+def effect_means(ctx: Context, model: Model) -> dict:
+    """Mean effect over matching pairs and over all non-matching pairs."""
+    similarity(ctx, model, _spec(ctx))
+    return _effect_means(model, _key(model), _spec(ctx), SPLIT_SAMPLES, ctx.seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _effects_by_kind(_model: Model, key: str, image: int, caption: int | None, text: str | None,
+                     samples: int, seed: int) -> list[dict]:
+    session, lock = _model.session
+    with lock:
+        found = session.effects(image, caption, text=text, samples=samples, seed=seed)
+    return [{"kind": kind, **est.to_dict()} for kind, est in found.items()]
+
+
+def effects_by_kind(ctx: Context, model: Model, image: int, caption: int, text: str = "") -> list[dict]:
+    """The pair's effect under each counterfactual kind (random, uniform, reversed, shuffle)."""
+    return _effects_by_kind(model, _key(model), int(image), None if text else int(caption), text or None,
+                            ctx.samples, ctx.seed)
