@@ -51,6 +51,7 @@ VIEW_FIELDS: dict[str, tuple[type, Any]] = {
     "rank_hi": (int, 0),      # 0: no upper bound
     "sign": (str, "any"),
     "disagree": (int, 0),
+    "cf": (str, "off"),       # Overview: counterfactual results off | sidebar | all
 }
 _VIEW = "_view"
 

@@ -1,7 +1,11 @@
 """Print docs/results.md's tables from the demo checkpoints (and write the subset numbers the tests check).
 
     .venv/bin/python scripts/results_tables.py                  # markdown tables, full test split
-    .venv/bin/python scripts/results_tables.py --write-subset   # also checkpoints/demo_subset_metrics.json
+    .venv/bin/python scripts/results_tables.py --write-subset   # only checkpoints/demo_subset_metrics.json
+    # the same tables with the two models evaluated in parallel (one core each):
+    .venv/bin/python scripts/results_tables.py --only CausMatch --json runs/cm.json &
+    .venv/bin/python scripts/results_tables.py --only SCAN --json runs/scan.json; wait
+    .venv/bin/python scripts/results_tables.py --merge runs/cm.json runs/scan.json
 
 Every number comes from the public API: encode_split, similarity_matrix, recall_metrics,
 effect_summary, grounding_accuracy, evaluate.
@@ -79,14 +83,22 @@ def main(argv=None) -> int:
     p.add_argument("--limit-images", type=int, default=None, help="only the first N test images")
     p.add_argument("--write-subset", action="store_true", help=f"write {SUBSET_FILE.relative_to(ROOT)}")
     p.add_argument("--json", default=None, help="also dump all numbers as JSON")
+    p.add_argument("--only", choices=tuple(MODELS), default=None, help="evaluate one model only")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="print the tables from --json files of earlier runs (no evaluation)")
     args = p.parse_args(argv)
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        print(tables({k: v for part in parts for k, v in part["results"].items()}, parts[0]["n_images"]))
+        return 0
     torch.set_num_threads(1)
     from causmatch.checkpoint import load_matcher
     from causmatch.data import load_split
     from causmatch.data.scenes import ensure_scenes
 
     split = load_split(ensure_scenes(args.data, splits=("test",)), "test")
-    matchers = {name: load_matcher(ROOT / path) for name, path in MODELS.items()}
+    matchers = {name: load_matcher(ROOT / path) for name, path in MODELS.items()
+                if args.only in (None, name)}
     if args.write_subset:
         subset = {name: subset_numbers(m, split) for name, m in matchers.items()}
         SUBSET_FILE.write_text(json.dumps({"images": SUBSET_IMAGES, "checkpoints": MODELS, "results": subset},
@@ -97,7 +109,7 @@ def main(argv=None) -> int:
     n = min(args.limit_images or split.n_images, split.n_images)
     print(tables(results, n))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"n_images": n, "results": results}, indent=2) + "\n")
     return 0
 
 

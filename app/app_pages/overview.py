@@ -37,9 +37,13 @@ def preview(ctx: state.Context, n: int = 6) -> None:
             col.image(rgb, caption=f"{i}: {split.captions[split.captions_of(i)[0]]}", width="stretch")
 
 
-def recall_frame(ctx: state.Context, all_kinds: bool) -> pd.DataFrame:
-    """One row per (checkpoint, attention): factual, the sidebar's intervention, or every kind."""
-    specs = [None] + (list(KINDS) if all_kinds else [ctx.intervention] if ctx.intervention else [])
+CF_MODES = {"off": "factual only", "sidebar": "+ the sidebar's intervention", "all": "+ every counterfactual kind"}
+
+
+def recall_frame(ctx: state.Context, mode: str) -> pd.DataFrame:
+    """One row per (checkpoint, attention): factual, plus the sidebar's intervention or every kind."""
+    extra = {"off": [], "sidebar": [ctx.intervention] if ctx.intervention else [], "all": list(KINDS)}[mode]
+    specs = [None] + extra
     rows = []
     for model in ctx.models:
         for spec in dict.fromkeys(specs):
@@ -88,13 +92,18 @@ def render(ctx: state.Context) -> None:
     dataset_summary(ctx)
     preview(ctx)
     st.subheader("Retrieval (R@K, %)")
+    mode = st.segmented_control(
+        "Counterfactual results", list(CF_MODES), format_func=CF_MODES.get, required=True,
+        key=state.widget_key("cf", lambda v: v in CF_MODES, "off"), help="each counterfactual kind needs one whole-split similarity matrix per checkpoint: "
+                            "minutes the first time on a small CPU, then read from the disk cache")
     st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
                "*Explore a pair* and *Retrieval* average the sidebar's samples.")
-    all_kinds = st.toggle("Every counterfactual kind (random, uniform, reversed, shuffle)", key="ov_all",
-                          help="computes one similarity matrix per kind and checkpoint the first time (then cached)")
-    table(recall_frame(ctx, all_kinds), "recall.csv", key="ov_recall")
-    _effects(ctx)
+    table(recall_frame(ctx, mode), "recall.csv", key="ov_recall")
     _grounding(ctx)
+    if mode != "off":
+        _effects(ctx)
+    else:
+        st.caption("Effect distributions: choose a counterfactual above.")
 
 
 if __name__ == "__main__":

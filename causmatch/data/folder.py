@@ -20,6 +20,8 @@ KNOWN_SPLITS = ("train", "dev", "test", "testall")
 _HOW_TO_GET = ("run `causmatch scenes --out DIR` for the demo data, or use a SCAN *_precomp folder "
                "or `causmatch convert-butd`")
 _BLOCK_BYTES = 64 << 20  # NaN/inf check reads at most this much of the memmap at a time
+_FULL_SCAN_BYTES = 4 << 30  # larger feature files are sampled at open and checked row by row in the loader
+_SAMPLE_ROWS = 2048
 _FINITE_CACHE: dict[tuple, bool] = {}  # (path, size, mtime_ns) -> verdict, so reloads stay cheap
 
 
@@ -152,22 +154,42 @@ def open_features(path: Path) -> np.ndarray:
     return feats
 
 
+def _nonfinite_error(path: Path, image: int) -> DataError:
+    return DataError(f"{path} has NaN or infinite values (first in image {image}) — recompute the features")
+
+
 def _check_finite(path: Path, feats: np.ndarray) -> None:
-    """Raise if any feature is NaN/inf; walks the memmap in blocks, verdict cached per file version."""
+    """Raise if any feature is NaN/inf; verdict cached per file version.
+
+    Files up to ``_FULL_SCAN_BYTES`` are walked completely in blocks. Larger ones (COCO's 33 GB training
+    features) get ``_SAMPLE_ROWS`` evenly spaced rows here, because a full scan costs minutes of disk reads on
+    every first open; the training loader checks every row it reads (``check_row``), so a bad image is still
+    reported, with its index, the first time it is used.
+    """
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if _FINITE_CACHE.get(key):
         return
-    row_bytes = max(1, feats[0].nbytes) if len(feats) else 1
-    step = max(1, _BLOCK_BYTES // row_bytes)
-    for start in range(0, feats.shape[0], step):
-        block = feats[start:start + step]  # [b, R, F] view
+    n = feats.shape[0]
+    if feats.nbytes <= _FULL_SCAN_BYTES:
+        row_bytes = max(1, feats[0].nbytes) if n else 1
+        step = max(1, _BLOCK_BYTES // row_bytes)
+        starts = [(s, min(n, s + step)) for s in range(0, n, step)]
+    else:
+        rows = np.unique(np.linspace(0, n - 1, num=min(n, _SAMPLE_ROWS)).astype(np.int64))
+        starts = [(int(r), int(r) + 1) for r in rows]
+    for start, stop in starts:
+        block = feats[start:stop]  # [b, R, F] view
         # A float64 sum is finite iff every entry is (float16/32 values cannot overflow it here).
         if not np.isfinite(block.sum(dtype=np.float64)):
-            bad = start + int(np.argmin(np.isfinite(block).all(axis=(1, 2))))
-            raise DataError(f"{path} has NaN or infinite values (first in image {bad}) — "
-                            "recompute the features")
+            raise _nonfinite_error(path, start + int(np.argmin(np.isfinite(block).all(axis=(1, 2)))))
     _FINITE_CACHE[key] = True
+
+
+def check_row(path: Path, image: int, row: np.ndarray) -> None:
+    """Raise the one-line DataError if one image's features ``[R, F]`` hold NaN/inf."""
+    if not np.isfinite(row.sum(dtype=np.float64)):
+        raise _nonfinite_error(path, image)
 
 
 def _region_mask(path: Path, n_img: int, n_reg: int) -> np.ndarray:
@@ -235,6 +257,11 @@ def _per_image_lines(path: Path, n_img: int, what: str) -> list[str] | None:
     if not path.is_file():
         return None
     lines = _read_lines(path, what)
+    if n_img and len(lines) % n_img == 0 and len(lines) > n_img:
+        # Some SCAN-family precomp folders list the image id once per caption (K consecutive copies).
+        k = len(lines) // n_img
+        if all(len(set(lines[i * k:(i + 1) * k])) == 1 for i in range(n_img)):
+            lines = lines[::k]
     if len(lines) != n_img:
         raise DataError(f"{path} has {len(lines)} lines for {n_img} images — one {what} per image")
     return lines

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from causmatch.data.folder import SplitData, open_features
+from causmatch.data.folder import SplitData, check_row, open_features
 
 
 class CaptionPairs(Dataset):
@@ -41,7 +41,9 @@ class CaptionPairs(Dataset):
         if not 0 <= c < len(self):
             raise IndexError(f"caption index {c} out of range 0..{len(self) - 1}")
         i = self.split.image_of(c)
-        feats = torch.from_numpy(np.array(self._features[i], dtype=np.float32))  # [R, F], one row read
+        row = np.array(self._features[i], dtype=np.float32)  # [R, F], one row read
+        check_row(self._features_path, i, row)
+        feats = torch.from_numpy(row)
         mask = torch.from_numpy(np.array(self.split.region_mask[i], dtype=bool))  # [R]
         return feats, mask, self.split.captions[c], i, c
 

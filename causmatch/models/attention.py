@@ -176,6 +176,97 @@ def cross_attention(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.T
     return score, alpha, rel
 
 
+# ---------------------------------------------------------------- no-grad inference path
+
+FAST_NORMS = ("clipped_l2norm", "l2norm", "softmax")
+MAX_FAST_LAMBDA = 30.0  # |a|^2 sums exp(2λ) terms: exp(60) times 10^4 key pairs stays far below float32's max
+
+
+def fast_path_ok(norm: str, lambda_softmax: float) -> bool:
+    """True when :func:`fast_scores` applies: the normalised sims are in [-1, 1], so ``exp(λ s̃)`` cannot overflow."""
+    return norm in FAST_NORMS and 0 < lambda_softmax <= MAX_FAST_LAMBDA
+
+
+def _fast_logits_exp(x: torch.Tensor, qmask: torch.Tensor | None, norm: str, dim: int, lam: float) -> torch.Tensor:
+    """In place: ``x [.., Q.., K..]`` (queries on ``dim``) → ``exp(λ · normalize(x))``, an unnormalised softmax.
+
+    Relevance is invariant to rescaling a query's attention row, so the softmax denominator is never
+    needed, and with ``|normalize(x)| <= 1`` neither is the max-subtraction.
+    """
+    if norm == "softmax":  # softmax over the queries of each key; padded queries excluded
+        if qmask is not None:
+            x.masked_fill_(~qmask, torch.finfo(x.dtype).min)
+        x = torch.softmax(x, dim=dim)
+        if qmask is not None:
+            x.mul_(qmask)
+    else:
+        if norm == "clipped_l2norm":
+            F.leaky_relu(x, 0.1, inplace=True)
+        if qmask is not None:
+            x.mul_(qmask)
+        n = x.square().sum(dim, keepdim=True).sqrt_()  # (linalg.vector_norm is several times slower here)
+        x.mul_(n.add_(EPS).reciprocal_())
+    return x.mul_(lam).exp_()
+
+
+def fast_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Tensor, region_mask: torch.Tensor,
+                word_gram: torch.Tensor, region_gram: torch.Tensor, *, direction: str, norm: str,
+                lambda_softmax: float, agg: str, lambda_lse: float,
+                region_norms: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores ``[I, C]`` of all pairs, without maps or autograd: the path of evaluation and sharded scoring.
+
+    words ``[C, W, D]``, word_mask ``[C, W]``, regions ``[I, R, D]``, region_mask ``[I, R]``, grams
+    ``[C, W, W]`` / ``[I, R, R]``, region_norms ``[I, R]`` (None: unit regions). Equal to
+    :func:`cross_attention` on the learned maps (to float rounding) for norms in :data:`FAST_NORMS`.
+    Everything stays in the GEMM's own ``[C, W, I, R]`` layout and is updated in place, so each big map
+    is written a few times instead of a dozen; the caller must hold ``torch.no_grad()``.
+    """
+    C, W, D = words.shape
+    I, R, _ = regions.shape
+    words = words * word_mask.unsqueeze(-1).to(words.dtype)  # [C, W, D] padded words give exact-0 sims
+    s = (words.reshape(C * W, D) @ regions.reshape(I * R, D).t()).view(C, W, I, R)  # [C, W, I, R]
+    wm = None if bool(word_mask.all()) else word_mask.view(C, W, 1, 1)
+    rm = None if bool(region_mask.all()) else region_mask.view(1, 1, I, R)
+    parts = []
+    if direction in ("t2i", "both"):
+        parts.append(_fast_t2i(s, wm, rm, region_gram, word_mask, norm, lambda_softmax, agg, lambda_lse,
+                               keep_s=direction == "both"))
+    if direction in ("i2t", "both"):
+        parts.append(_fast_i2t(s, wm, rm, word_gram, region_mask, norm, lambda_softmax, agg, lambda_lse,
+                               region_norms))
+    return parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2
+
+
+def _fast_t2i(s, wm, rm, region_gram, word_mask, norm, lam, agg, lambda_lse, keep_s) -> torch.Tensor:
+    """t2i on ``s [C, W, I, R]``: words query regions. Returns ``[I, C]``."""
+    C, W, I, R = s.shape
+    # Padded words were zeroed before the GEMM, so only the softmax norm still needs their mask.
+    alpha = _fast_logits_exp(s.clone(), wm if norm == "softmax" else None, norm, 1, lam)  # [C, W, I, R]
+    if rm is not None:
+        alpha.mul_(rm)  # masked regions get exactly 0 weight
+    a = alpha.view(C * W, I, R).transpose(0, 1)  # [I, C*W, R] strided view, no copy
+    quad = torch.bmm(a, region_gram).mul_(a).sum(-1)  # [I, C*W]  = |Σ_r α_r v_r|^2
+    num = (alpha.mul_(s) if not keep_s else alpha * s).sum(-1)  # [C, W, I]  = e_j · a_j
+    rel = num.permute(2, 0, 1) / quad.view(I, C, W).clamp_min(EPS * EPS).sqrt().clamp_min(EPS)  # [I, C, W]
+    return aggregate(rel, word_mask.unsqueeze(0), agg, lambda_lse)  # [I, C]
+
+
+def _fast_i2t(s, wm, rm, word_gram, region_mask, norm, lam, agg, lambda_lse, region_norms) -> torch.Tensor:
+    """i2t on ``s [C, W, I, R]``: regions query words (softmax over W, normalised over R). Returns ``[I, C]``."""
+    C, W, I, R = s.shape
+    alpha = _fast_logits_exp(s.clone(), rm, norm, 3, lam)  # [C, W, I, R]
+    if wm is not None:
+        alpha.mul_(wm)  # padded words get exactly 0 weight
+    a = alpha.view(C, W, I * R)
+    quad = torch.bmm(word_gram, a).mul_(a).sum(1)  # [C, I*R]  per-caption gram: one clean bmm
+    num = alpha.mul_(s).sum(1)  # [C, I, R]
+    den = quad.view(C, I, R).clamp_min(EPS * EPS).sqrt()
+    if region_norms is not None:
+        den = den * region_norms.unsqueeze(0)
+    rel = (num / den.clamp_min(EPS)).permute(1, 0, 2)  # [I, C, R]
+    return aggregate(rel, region_mask.unsqueeze(1), agg, lambda_lse)  # [I, C]
+
+
 # ---------------------------------------------------------------- textbook reference (tests only)
 
 def direct_attention(query: torch.Tensor, keys: torch.Tensor, norm: str, lambda_softmax: float) -> torch.Tensor:

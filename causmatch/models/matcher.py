@@ -194,8 +194,29 @@ class Matcher(nn.Module):
     def similarity_many(self, img: ImageEmb, txt: TextEmb, interventions, *, pair_ids=None,
                         return_maps: bool = False) -> list[Scores]:
         """:meth:`similarity` under several interventions (None = learned) sharing one cosine and map pass."""
+        interventions = list(interventions)
+        if interventions == [None] and not return_maps and self._can_use_fast_path(img, txt):
+            return [Scores(score=self._fast_similarity(img, txt))]
         s, layout = self._all_pairs_layout(img, txt, pair_ids)
         return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
+
+    def _can_use_fast_path(self, img: ImageEmb, txt: TextEmb) -> bool:
+        """Learned scores only, nothing to differentiate, no autocast, and a norm whose logits are bounded."""
+        a = self.config.attention
+        tensors = (img.regions, img.gram, txt.words, txt.gram)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return False  # training keeps the autograd-friendly path
+        if torch.is_autocast_enabled(img.regions.device.type):
+            return False  # the general path keeps the relevance in float32 under autocast
+        return A.fast_path_ok(a.norm, a.lambda_softmax)
+
+    def _fast_similarity(self, img: ImageEmb, txt: TextEmb) -> torch.Tensor:
+        """``score [I, C]`` through :func:`attention.fast_scores` (in-place, no maps kept)."""
+        a = self.config.attention
+        with torch.no_grad():
+            return A.fast_scores(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram,
+                                 direction=a.direction, norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg,
+                                 lambda_lse=a.lambda_lse, region_norms=self._region_norms(img))
 
     def pair_scores(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
                     return_maps: bool = False) -> Scores:

@@ -12,10 +12,14 @@ def test_overview_shows_recall_for_both_checkpoints(make_app, assets):
     assert [t.value for t in at.title] == ["Overview"]
     assert metric(at, "Images") == "12" and metric(at, "Captions") == "60"
     df = at.dataframe[0].value
+    assert list(df["attention"]) == ["factual", "factual"]  # counterfactual matrices are opt-in
+    at.segmented_control(key="w_cf").set_value("sidebar").run()
+    no_failure(at)
+    df = at.dataframe[0].value
     assert list(df["attention"]) == ["factual", "random", "factual", "random"]
     assert df["checkpoint"].str.startswith("A:").sum() == 2
     assert ((df["t2i_r10"] >= df["t2i_r5"]) & (df["t2i_r5"] >= df["t2i_r1"])).all()
-    at.toggle(key="ov_all").set_value(True).run()
+    at.segmented_control(key="w_cf").set_value("all").run()
     no_failure(at)
     df = at.dataframe[0].value
     assert set(df["attention"]) == {"factual", "random", "uniform", "reversed", "shuffle"}
@@ -24,6 +28,8 @@ def test_overview_shows_recall_for_both_checkpoints(make_app, assets):
 
 def test_overview_grounding_and_effects(make_app):
     at = make_app()
+    at.segmented_control(key="w_cf").set_value("sidebar").run()
+    no_failure(at)
     text = " ".join(c.value for c in at.caption)
     assert "Mean effect: matching" in text and "Chance" in text
 

@@ -143,3 +143,35 @@ def test_write_split_rejects_bad_captions(tmp_path):
         write_split(tmp_path, "test", features=np.zeros((2, 1, 2), np.float32), captions=["a"], caps_per_image=1)
     assert not (tmp_path / "test_ims.npy").exists()
     assert json.loads(json.dumps(read_meta(tmp_path))) == {}
+
+
+def test_ids_listed_once_per_caption_collapse_to_one_per_image(tmp_path):
+    import numpy as np
+    from causmatch.data import load_split, write_split
+    feats = np.random.default_rng(0).standard_normal((3, 2, 4)).astype(np.float32)
+    caps = [f"caption {c}" for c in range(6)]
+    write_split(tmp_path, "test", features=feats, captions=caps, caps_per_image=2)
+    (tmp_path / "test_ids.txt").write_text("7\n7\n8\n8\n9\n9\n")
+    assert load_split(tmp_path, "test").ids == ["7", "8", "9"]
+
+
+def test_large_feature_files_are_sampled_and_bad_rows_caught_by_the_loader(tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+    from causmatch.data import folder as folder_mod
+    from causmatch.data import load_split, write_split
+    from causmatch.data.loader import CaptionPairs
+    from causmatch.errors import DataError
+    feats = np.ones((50, 2, 4), dtype=np.float32)
+    feats[13, 1, 2] = np.nan
+    caps = [f"caption {c}" for c in range(50)]
+    write_split(tmp_path, "test", features=feats, captions=caps, caps_per_image=1)
+    with pytest.raises(DataError, match="image 13"):
+        load_split(tmp_path, "test")  # small file: scanned whole
+    monkeypatch.setattr(folder_mod, "_FULL_SCAN_BYTES", 16)
+    monkeypatch.setattr(folder_mod, "_SAMPLE_ROWS", 4)  # rows 0, 16, 32, 49: misses row 13
+    split = load_split(tmp_path, "test")
+    pairs = CaptionPairs(split)
+    assert pairs[12][0].shape == (2, 4)
+    with pytest.raises(DataError, match="image 13"):
+        pairs[13]
