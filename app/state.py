@@ -137,8 +137,9 @@ def widget_key(name: str, valid: Callable[[Any], bool] | None = None, fallback: 
     if valid is not None and not valid(value):
         value = fallback
         view()[name] = value
-    if st.session_state.get(key, object()) != value:
-        st.session_state[key] = value
+    # Always re-assigned: a widget with the same key on another page is another widget, and it
+    # would start from its own default rather than from the state the previous page left.
+    st.session_state[key] = value
     return key
 
 

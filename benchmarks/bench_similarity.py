@@ -1,7 +1,8 @@
 """Similarity-matrix benchmark (issue 3, "Speed and memory"), all in one process.
 
   (a) reference: SCAN's evaluation (128×128 shards, one caption at a time, context vectors built)
-  (b) ours:      causmatch.models.sharded_similarity (same shards, exact Gram form, all pairs at once)
+  (b) ours:      causmatch.models.sharded_similarity (same shards, exact Gram form, all pairs at once;
+                 under no_grad it takes the in-place inference path, attention.fast_scores)
   (c) floor:     only the word–region dot products of every pair, in the same shards
 
 Inputs are random unit vectors: I images × R regions, C captions of 6..W words, dimension D.
@@ -191,6 +192,7 @@ def main(argv=None) -> int:
         res.update(train_step_benchmark(args))
     for k, v in res.items():
         print(f"{k:28s} {v:.4g}" if isinstance(v, float) else f"{k:28s} {v}")
+    print("JSON " + json.dumps(res))  # one machine-readable line (e.g. for the GPU run's log)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
     return 0

@@ -121,3 +121,31 @@ def test_parse_rejects_bad_specs_with_one_line(spec):
     with pytest.raises(ConfigError) as err:
         parse_intervention(spec)
     assert "\n" not in str(err.value)
+
+
+def _reference_counter_hash(shape, seed, query, pair_ids):
+    """The counter hash written plainly on int64 (the first implementation), to pin the int32 one bit for bit."""
+    from causmatch.interventions import _M32, _QUERY_SALT, _default_ids, _mix
+    lead, (Q, K) = shape[:-2], shape[-2:]
+    img, cap = pair_ids if pair_ids is not None else _default_ids(lead, "cpu")
+    h = _mix(torch.tensor((seed ^ _QUERY_SALT[query]) & _M32))
+    h = _mix(h ^ (torch.as_tensor(img).long() & _M32))
+    h = _mix(h ^ (torch.as_tensor(cap).long() & _M32)).expand(lead).unsqueeze(-1).unsqueeze(-1)
+    return _mix(_mix(h ^ torch.arange(Q).view(Q, 1)) ^ torch.arange(K).view(1, K))
+
+
+@pytest.mark.parametrize("shape,seed,ids", [
+    ((7, 5, 13, 37), 3, None),  # odd sizes: vectorised bodies and scalar tails both run
+    ((9, 11, 5), 123456789, (torch.arange(9) * 7919 + 2**31, torch.arange(9) * 104729)),
+    ((3, 4, 6, 9), 2**32 - 1, (torch.arange(3).view(3, 1) + 2**32 - 5, torch.arange(4).view(1, 4))),
+])
+@pytest.mark.parametrize("query", ["words", "regions"])
+def test_int32_counter_hash_equals_int64_reference_bit_for_bit(shape, seed, ids, query):
+    from causmatch.interventions import counter_hash
+    ref = _reference_counter_hash(torch.Size(shape), seed, query, ids)
+    got = counter_hash(torch.Size(shape), seed, query, ids, "cpu")
+    assert got.dtype == torch.int64 and torch.equal(got, ref)
+    assert int(ref.min()) >= 0 and int(ref.max()) < 2**32 and int(ref.max()) >= 2**31  # high bit exercised
+    drawn = Random(low=0.5, high=1.5, seed=seed).apply(torch.rand(shape), torch.ones(shape, dtype=torch.bool),
+                                                       query=query, pair_ids=ids)
+    assert torch.equal(drawn, (0.5 + 1.0 * (ref.to(torch.float64) / 2.0**32)).to(torch.float32))

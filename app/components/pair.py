@@ -75,9 +75,11 @@ def word_overlays(ex, word: int, mode: str = "max") -> dict[str, np.ndarray]:
     """
     rgb = load_rgb(ex.image_path)
     size = rgb.shape[:2]
-    # The heat is blended over a grey copy of the image: blended with a coloured object (a yellow
-    # heat over a blue square turns grey) the colours would no longer read on the colour bar.
+    # The heat is blended over a faded grey copy of the image: over the coloured objects themselves
+    # (a yellow heat on a blue square turns grey) or over dark pixels, the colours would no longer
+    # read on the colour bar; the faded copy keeps the shapes visible without shifting the colours.
     grey = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    grey = cv2.addWeighted(grey, 0.5, np.full_like(grey, 255), 0.5, 0.0)
     fact, _ = word_region_map(ex)
     cf, _ = word_region_map(ex, counterfactual=True)
     heat_f = hm.word_heatmap(fact[word], ex.boxes, size, mode=mode, region_mask=ex.region_mask)  # [H,W]
@@ -85,9 +87,9 @@ def word_overlays(ex, word: int, mode: str = "max") -> dict[str, np.ndarray]:
     vmin, vmax = hm.shared_scale(heat_f, heat_c)
     diff_rgb, limit = hm.signed_difference(heat_f, heat_c)
     return {
-        "factual": hm.overlay(grey, hm.colorize(heat_f, vmin, vmax), 0.65),
-        "counterfactual": hm.overlay(grey, hm.colorize(heat_c, vmin, vmax), 0.65),
-        "difference": hm.overlay(grey, diff_rgb, 0.75),
+        "factual": hm.overlay(grey, hm.colorize(heat_f, vmin, vmax), 0.8),
+        "counterfactual": hm.overlay(grey, hm.colorize(heat_c, vmin, vmax), 0.8),
+        "difference": hm.overlay(grey, diff_rgb, 0.8),
         "bar": hm.colorbar(vmin, vmax, height=size[0], width=80),
         "diff_bar": hm.colorbar(-limit, limit, cmap="coolwarm", height=size[0], width=80),
     }

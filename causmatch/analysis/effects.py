@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from causmatch.errors import ConfigError
-from causmatch.interventions import Identity, Intervention, MaskRegions, parse_intervention
+from causmatch.interventions import Identity, Intervention, parse_intervention
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (standard table values).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -107,7 +107,8 @@ def estimate_effect(matcher, img, txt, intervention, *, samples: int = 8, seed: 
     if factual is None:
         factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
     draws = sample_interventions(intervention, samples, seed)
-    cf = np.array([float(_score(matcher, img, txt, iv, pair_ids).score[0]) for iv in draws])  # [K]
+    with torch.no_grad():  # one pass: the cosines and learned maps are shared by the K draws
+        cf = np.array([float(s.score[0]) for s in matcher.pair_scores_many(img, txt, draws, pair_ids=pair_ids)])
     mean, lo, hi = t_interval(cf)
     # effect = score − cf: the interval on the mean of cf flips into one on the effect.
     return EffectEstimate(score=factual, cf_scores=cf, cf_score=mean, effect=factual - mean,
@@ -115,20 +116,36 @@ def estimate_effect(matcher, img, txt, intervention, *, samples: int = 8, seed: 
                           samples=len(draws))
 
 
+def _replicate(img, txt, pair_ids, n: int):
+    """The one pair ``n`` times along the batch axis, with the same ids (so random draws are identical)."""
+    rows = [0] * n
+    if pair_ids is None:  # the single pair's default id is its position, 0
+        ids = (torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long))
+    else:
+        ids = tuple(torch.as_tensor(x).reshape(-1)[:1].expand(n) for x in pair_ids)
+    return img[rows], txt[rows], ids
+
+
 def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int | None = None,
                  pair_ids=None, factual: float | None = None) -> np.ndarray:
     """Per-word effects ``[W]``: intervene on one word's attention at a time (:class:`OneWord`).
 
-    Padded words get NaN. The mean over the K draws, as for the pair's effect.
+    Padded words get NaN. The mean over the K draws, as for the pair's effect. All words and draws
+    go in one batched call: the pair is replicated once per valid word, row ``n`` intervening on word ``n``.
     """
     if factual is None:
         factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
     mask = txt.mask[0].cpu().numpy()  # [W]
     out = np.full(mask.shape[0], np.nan)
+    words = tuple(int(j) for j in np.flatnonzero(mask))
+    if not words:
+        return out
     draws = sample_interventions(intervention, samples, seed)
-    for j in np.flatnonzero(mask):
-        cf = [float(_score(matcher, img, txt, OneWord(iv, int(j)), pair_ids).score[0]) for iv in draws]
-        out[j] = factual - float(np.mean(cf))
+    rep_img, rep_txt, ids = _replicate(img, txt, pair_ids, len(words))
+    with torch.no_grad():
+        many = matcher.pair_scores_many(rep_img, rep_txt, [_WordPerRow(iv, words) for iv in draws], pair_ids=ids)
+    cf = torch.stack([s.score for s in many]).double().mean(0).cpu().numpy()  # [n] mean over the K draws
+    out[list(words)] = factual - cf
     return out
 
 
@@ -136,18 +153,52 @@ def region_effects(matcher, img, txt, *, pair_ids=None, factual: float | None = 
     """Per-region effects ``[R]``: score drop when one region is removed (``MaskRegions``), NaN if padded.
 
     With one valid region there is nothing left to attend after removing it; its effect is then
-    reported as NaN rather than the drop to the empty-caption score 0.
+    reported as NaN rather than the drop to the empty-caption score 0. One batched call: the pair is
+    replicated once per valid region, row ``n`` masking region ``n``.
     """
     if factual is None:
         factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
     mask = img.mask[0].cpu().numpy()  # [R]
     out = np.full(mask.shape[0], np.nan)
-    valid = np.flatnonzero(mask)
-    if valid.size < 2:
+    valid = tuple(int(r) for r in np.flatnonzero(mask))
+    if len(valid) < 2:
         return out
-    for r in valid:
-        out[r] = factual - float(_score(matcher, img, txt, MaskRegions((int(r),)), pair_ids).score[0])
+    rep_img, rep_txt, ids = _replicate(img, txt, pair_ids, len(valid))
+    cf = _score(matcher, rep_img, rep_txt, _RegionPerRow(valid), ids).score  # [n]
+    out[list(valid)] = factual - cf.double().cpu().numpy()
     return out
+
+
+def _row_selector(attn: torch.Tensor, indices: tuple[int, ...], on_rows: bool) -> torch.Tensor:
+    """Bool selector for aligned maps ``attn [N, Q, K]``: row ``n`` marks query (``on_rows``) or key ``indices[n]``."""
+    axis = -2 if on_rows else -1
+    pos = torch.arange(attn.shape[axis], device=attn.device)  # [Q] or [K]
+    sel = pos.unsqueeze(0) == torch.as_tensor(indices, device=attn.device).unsqueeze(1)  # [N, Q|K]
+    return sel.unsqueeze(-1) if on_rows else sel.unsqueeze(-2)  # [N, Q, 1] or [N, 1, K]
+
+
+@dataclass(frozen=True)
+class _WordPerRow(Intervention):
+    """Batched :class:`OneWord`: on aligned pairs ``[N, ...]``, row ``n`` applies ``inner`` to word ``indices[n]``."""
+
+    inner: Intervention = field(default_factory=Identity)
+    indices: tuple[int, ...] = ()
+    name = "word-per-row"
+
+    def _apply(self, attn, km, query, pair_ids):
+        new = self.inner.apply(attn, km, query=query, pair_ids=pair_ids)  # [N, Q, K]
+        return torch.where(_row_selector(attn, self.indices, query == "words"), new, attn)
+
+
+@dataclass(frozen=True)
+class _RegionPerRow(Intervention):
+    """Batched :class:`MaskRegions`: on aligned pairs ``[N, ...]``, row ``n`` zeroes region ``indices[n]``."""
+
+    indices: tuple[int, ...] = ()
+    name = "region-per-row"
+
+    def _apply(self, attn, km, query, pair_ids):
+        return attn.masked_fill(_row_selector(attn, self.indices, query == "regions"), 0)
 
 
 def remove_regions(img, keep_mask) -> object:

@@ -109,9 +109,9 @@ def explain_pair(matcher, img, txt, intervention, *, samples: int = 8, seed: int
     """
     w = int(txt.mask[0].sum())
     with torch.no_grad():
-        fact = matcher.pair_scores(img, txt, None, pair_ids=pair_ids, return_maps=True)
-        draws = [matcher.pair_scores(img, txt, iv, pair_ids=pair_ids, return_maps=True)
-                 for iv in sample_interventions(intervention, samples, seed)]
+        # One call: the cosines and the learned maps are computed once and shared by the K draws.
+        fact, *draws = matcher.pair_scores_many(img, txt, [None] + sample_interventions(intervention, samples, seed),
+                                                pair_ids=pair_ids, return_maps=True)
     score = float(fact.score[0])
     t2i, i2t, wrel, rrel = _maps(fact, w)
     cf = [_maps(d, w) for d in draws]

@@ -243,12 +243,10 @@ class AnalysisSession:
     # ------------------------------------------------------------------ ranks
     def _query_scores(self, img, txt, iv, samples, seed, ids) -> np.ndarray:
         """Mean over the draws of ``similarity(img, txt)`` flattened to the gallery axis."""
-        total = None
         draws = sample_interventions(iv, samples, seed)
-        with torch.no_grad():
-            for d in draws:
-                sc = self.matcher.similarity(img, txt, d, pair_ids=ids).score.float().cpu().numpy()
-                total = sc if total is None else total + sc
+        with torch.no_grad():  # one pass: cosines and learned maps shared by the K draws
+            many = self.matcher.similarity_many(img, txt, draws, pair_ids=ids)
+        total = torch.stack([s.score.float() for s in many]).sum(0).cpu().numpy()  # [I, C] summed in draw order
         return (total / len(draws)).reshape(-1)
 
     def rank_caption_query(self, c, intervention="random", *, samples: int = 8, seed: int = 0,

@@ -187,66 +187,87 @@ def fast_path_ok(norm: str, lambda_softmax: float) -> bool:
     return norm in FAST_NORMS and 0 < lambda_softmax <= MAX_FAST_LAMBDA
 
 
-def _fast_logits_exp(x: torch.Tensor, qmask: torch.Tensor | None, norm: str, dim: int, lam: float) -> torch.Tensor:
-    """In place: ``x [.., Q.., K..]`` (queries on ``dim``) → ``exp(λ · normalize(x))``, an unnormalised softmax.
+def _fast_logits_exp(x: torch.Tensor, qmask: torch.Tensor | None, norm: str, dim: int, lam: float,
+                     work: torch.Tensor | None = None) -> torch.Tensor:
+    """In place: ``x [.., Q.., K..]`` (queries on ``dim``, already clipped) → ``exp(λ · normalize(x))``.
 
-    Relevance is invariant to rescaling a query's attention row, so the softmax denominator is never
-    needed, and with ``|normalize(x)| <= 1`` neither is the max-subtraction.
+    This is an unnormalised softmax: relevance is invariant to rescaling a query's attention row, so the
+    softmax denominator is never needed, and with ``|normalize(x)| <= 1`` neither is the max-subtraction.
     """
     if norm == "softmax":  # softmax over the queries of each key; padded queries excluded
         if qmask is not None:
             x.masked_fill_(~qmask, torch.finfo(x.dtype).min)
-        x = torch.softmax(x, dim=dim)
+        x = torch.softmax(x, dim=dim).mul_(lam)
         if qmask is not None:
             x.mul_(qmask)
     else:
-        if norm == "clipped_l2norm":
-            F.leaky_relu(x, 0.1, inplace=True)
         if qmask is not None:
             x.mul_(qmask)
-        n = x.square().sum(dim, keepdim=True).sqrt_()  # (linalg.vector_norm is several times slower here)
-        x.mul_(n.add_(EPS).reciprocal_())
-    return x.mul_(lam).exp_()
+        sq = torch.square(x) if work is None else torch.square(x, out=work)  # scratch: x^2
+        n = sq.sum(dim, keepdim=True).sqrt_()  # (linalg.vector_norm is several times slower here)
+        x.mul_(n.add_(EPS).reciprocal_().mul_(lam))  # λ folded into the small per-key factor
+    return x.exp_()
+
+
+def _first_pass(s: torch.Tensor, norm: str) -> torch.Tensor:
+    """A fresh copy of ``s`` to turn into attention, with the leaky-ReLU clip folded into the copy."""
+    return F.leaky_relu(s, 0.1) if norm == "clipped_l2norm" else s.clone()
 
 
 def fast_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Tensor, region_mask: torch.Tensor,
                 word_gram: torch.Tensor, region_gram: torch.Tensor, *, direction: str, norm: str,
-                lambda_softmax: float, agg: str, lambda_lse: float,
-                region_norms: torch.Tensor | None = None) -> torch.Tensor:
+                lambda_softmax: float, agg: str, lambda_lse: float, region_norms: torch.Tensor | None = None,
+                block_floats: int = 1 << 40) -> torch.Tensor:
     """Scores ``[I, C]`` of all pairs, without maps or autograd: the path of evaluation and sharded scoring.
 
     words ``[C, W, D]``, word_mask ``[C, W]``, regions ``[I, R, D]``, region_mask ``[I, R]``, grams
     ``[C, W, W]`` / ``[I, R, R]``, region_norms ``[I, R]`` (None: unit regions). Equal to
     :func:`cross_attention` on the learned maps (to float rounding) for norms in :data:`FAST_NORMS`.
-    Everything stays in the GEMM's own ``[C, W, I, R]`` layout and is updated in place, so each big map
-    is written a few times instead of a dozen; the caller must hold ``torch.no_grad()``.
+    Captions go in blocks of about ``block_floats`` map entries (2 MiB by default), so the few in-place
+    passes over each ``[c, W, I, R]`` block run in cache rather than in main memory; the caller must
+    hold ``torch.no_grad()``.
     """
     C, W, D = words.shape
     I, R, _ = regions.shape
     words = words * word_mask.unsqueeze(-1).to(words.dtype)  # [C, W, D] padded words give exact-0 sims
-    s = (words.reshape(C * W, D) @ regions.reshape(I * R, D).t()).view(C, W, I, R)  # [C, W, I, R]
-    wm = None if bool(word_mask.all()) else word_mask.view(C, W, 1, 1)
+    keys_t = regions.reshape(I * R, D).t()  # [D, I*R]
     rm = None if bool(region_mask.all()) else region_mask.view(1, 1, I, R)
-    parts = []
-    if direction in ("t2i", "both"):
-        parts.append(_fast_t2i(s, wm, rm, region_gram, word_mask, norm, lambda_softmax, agg, lambda_lse,
-                               keep_s=direction == "both"))
-    if direction in ("i2t", "both"):
-        parts.append(_fast_i2t(s, wm, rm, word_gram, region_mask, norm, lambda_softmax, agg, lambda_lse,
-                               region_norms))
-    return parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2
+    step = max(1, block_floats // max(1, W * I * R))
+    out = []
+    for c0 in range(0, C, step):
+        c1 = min(C, c0 + step)
+        s = (words[c0:c1].reshape(-1, D) @ keys_t).view(c1 - c0, W, I, R)  # [c, W, I, R]
+        wmask = word_mask[c0:c1]  # [c, W]
+        wm = None if bool(wmask.all()) else wmask.view(c1 - c0, W, 1, 1)
+        parts = []
+        if direction in ("t2i", "both"):
+            parts.append(_fast_t2i(s, wm, rm, region_gram, wmask, norm, lambda_softmax, agg, lambda_lse,
+                                   keep_s=direction == "both"))
+        if direction in ("i2t", "both"):
+            parts.append(_fast_i2t(s, wm, rm, word_gram[c0:c1], region_mask, norm, lambda_softmax, agg,
+                                   lambda_lse, region_norms))
+        out.append(parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2)  # [I, c]
+    return torch.cat(out, dim=1)  # [I, C]
 
 
 def _fast_t2i(s, wm, rm, region_gram, word_mask, norm, lam, agg, lambda_lse, keep_s) -> torch.Tensor:
-    """t2i on ``s [C, W, I, R]``: words query regions. Returns ``[I, C]``."""
+    """t2i on ``s [C, W, I, R]``: words query regions. Returns ``[I, C]``.
+
+    Three map-sized buffers in all (``s``, ``alpha``, ``work``), reused in place: fresh large
+    allocations cost page faults comparable to a pass over the map.
+    """
     C, W, I, R = s.shape
+    alpha = _first_pass(s, norm)  # [C, W, I, R]
     # Padded words were zeroed before the GEMM, so only the softmax norm still needs their mask.
-    alpha = _fast_logits_exp(s.clone(), wm if norm == "softmax" else None, norm, 1, lam)  # [C, W, I, R]
+    work = torch.empty_like(alpha)
+    alpha = _fast_logits_exp(alpha, wm if norm == "softmax" else None, norm, 1, lam, work)
     if rm is not None:
         alpha.mul_(rm)  # masked regions get exactly 0 weight
-    a = alpha.view(C * W, I, R).transpose(0, 1)  # [I, C*W, R] strided view, no copy
-    quad = torch.bmm(a, region_gram).mul_(a).sum(-1)  # [I, C*W]  = |Σ_r α_r v_r|^2
+    # Per-image layout for BLAS: [I, C*W, R] contiguous (a strided bmm is ~3x slower than this copy + bmm).
+    a = work.view(I, C * W, R).copy_(alpha.view(C * W, I, R).transpose(0, 1))  # [I, C*W, R]
     num = (alpha.mul_(s) if not keep_s else alpha * s).sum(-1)  # [C, W, I]  = e_j · a_j
+    y = torch.bmm(a, region_gram, out=alpha.view(I, C * W, R)) if not keep_s else torch.bmm(a, region_gram)
+    quad = y.mul_(a).sum(-1)  # [I, C*W]  = |Σ_r α_r v_r|^2
     rel = num.permute(2, 0, 1) / quad.view(I, C, W).clamp_min(EPS * EPS).sqrt().clamp_min(EPS)  # [I, C, W]
     return aggregate(rel, word_mask.unsqueeze(0), agg, lambda_lse)  # [I, C]
 
@@ -254,7 +275,7 @@ def _fast_t2i(s, wm, rm, region_gram, word_mask, norm, lam, agg, lambda_lse, kee
 def _fast_i2t(s, wm, rm, word_gram, region_mask, norm, lam, agg, lambda_lse, region_norms) -> torch.Tensor:
     """i2t on ``s [C, W, I, R]``: regions query words (softmax over W, normalised over R). Returns ``[I, C]``."""
     C, W, I, R = s.shape
-    alpha = _fast_logits_exp(s.clone(), rm, norm, 3, lam)  # [C, W, I, R]
+    alpha = _fast_logits_exp(_first_pass(s, norm), rm, norm, 3, lam, torch.empty_like(s))  # [C, W, I, R]
     if wm is not None:
         alpha.mul_(wm)  # padded words get exactly 0 weight
     a = alpha.view(C, W, I * R)

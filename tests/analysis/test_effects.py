@@ -104,3 +104,31 @@ def test_region_effects_use_mask_regions():
     for r in range(3):
         assert eff[r] == pytest.approx(base - float(m.pair_scores(img, txt, MaskRegions((r,))).score[0]))
     assert np.isnan(eff[3])
+
+
+@pytest.mark.parametrize("direction", ["t2i", "i2t", "both"])
+@pytest.mark.parametrize("ids", [None, (torch.tensor([7]), torch.tensor([123]))], ids=["default-ids", "ids"])
+def test_batched_word_and_region_effects_equal_one_call_per_word_and_region(direction, ids):
+    """The replicated-pair batch gives what one pair_scores call per word / region gives."""
+    rng = np.random.default_rng(6)
+    img, txt = make_pair(rng.normal(size=(4, 8)), rng.normal(size=(5, 8)), region_mask=[True] * 4 + [False])
+    txt.mask[0, 3] = False  # a padded word: NaN, and not intervened on
+    m = tiny_matcher(direction=direction)
+    base = float(m.pair_scores(img, txt, pair_ids=ids).score[0])
+    iv = Random(seed=2)
+    draws = [iv.with_seed(2 + k) for k in range(3)]
+    got = word_effects(m, img, txt, iv, samples=3, pair_ids=ids)
+    for j in range(4):
+        if j == 3:
+            assert np.isnan(got[j])
+            continue
+        cf = np.mean([float(m.pair_scores(img, txt, OneWord(d, j), pair_ids=ids).score[0]) for d in draws])
+        assert got[j] == pytest.approx(base - cf, abs=1e-6)
+    regions = region_effects(m, img, txt, pair_ids=ids)
+    for r in range(4):
+        masked = float(m.pair_scores(img, txt, MaskRegions((r,)), pair_ids=ids).score[0])
+        assert regions[r] == pytest.approx(base - masked, abs=1e-6)
+    assert np.isnan(regions[4])
+    est = estimate_effect(m, img, txt, iv, samples=3, pair_ids=ids)
+    single = [float(m.pair_scores(img, txt, d, pair_ids=ids).score[0]) for d in draws]
+    assert est.cf_scores == pytest.approx(single, abs=1e-6)

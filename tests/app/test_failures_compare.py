@@ -67,3 +67,16 @@ def test_dataset_without_images_still_works(make_app, assets):
     no_failure(at)
     assert any("No overlays" in i.value for i in at.info)
     assert metric(at, "Score S(α)")
+
+
+def test_selection_carries_across_pages(make_app):
+    """A widget with the same key on another page starts from the view, not from its own default."""
+    at = make_app("retrieval")
+    at.segmented_control(key="w_dir").set_value("i2t").run()
+    at.number_input(key="w_image").set_value(4).run()
+    at.switch_page("app_pages/failures.py").run()
+    no_failure(at)
+    assert set(at.dataframe[0].value["direction"]) == {"i2t"}
+    at.switch_page("app_pages/explore.py").run()
+    no_failure(at)
+    assert at.number_input(key="w_image").value == 4

@@ -1,0 +1,85 @@
+"""The no-grad inference path (``attention.fast_scores``) equals the general path and is used only where valid."""
+import itertools
+
+import pytest
+import torch
+
+from causmatch.models import attention as A
+from tiny_matcher import CAPTIONS, make_images, make_matcher
+
+DIRECTIONS = ("t2i", "i2t", "both")
+
+
+def encoded(m, n_img=4):
+    feats, mask = make_images(n=n_img)
+    with torch.no_grad():
+        return m.encode_images(feats, mask), m.encode_captions(CAPTIONS)
+
+
+def general_path(m, img, txt):
+    """The autograd-friendly path: return_maps=True never takes the fast path."""
+    return m.similarity(img, txt, return_maps=True).score
+
+
+@pytest.mark.parametrize("direction,norm,agg,img_norm", list(itertools.product(
+    DIRECTIONS, A.FAST_NORMS, ("lse", "mean"), (True, False))))
+def test_fast_scores_equal_general_path(direction, norm, agg, img_norm):
+    m = make_matcher(direction=direction, norm=norm, agg=agg)
+    m = type(m).from_config(m.config.replace(img_norm=img_norm), m.vocab)
+    img, txt = encoded(m)
+    assert not txt.mask.all() and not img.mask.all()  # padding on both sides
+    a = m.config.attention
+    with torch.no_grad():
+        fast = A.fast_scores(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram, direction=direction,
+                             norm=norm, lambda_softmax=a.lambda_softmax, agg=agg, lambda_lse=a.lambda_lse,
+                             region_norms=m._region_norms(img))
+        assert m._can_use_fast_path(img, txt)
+        torch.testing.assert_close(fast, general_path(m, img, txt), atol=1e-5, rtol=0)
+        torch.testing.assert_close(m.similarity(img, txt).score, fast, atol=0, rtol=0)  # similarity uses it
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_caption_blocks_do_not_change_scores(direction):
+    m = make_matcher(direction=direction)
+    img, txt = encoded(m)
+    a = m.config.attention
+    kw = dict(direction=direction, norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse)
+    with torch.no_grad():
+        whole = A.fast_scores(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram, **kw)
+        for block in (1, 37, 200):  # one caption, a few, all but a partial last block
+            part = A.fast_scores(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram,
+                                 block_floats=block, **kw)
+            torch.testing.assert_close(part, whole, atol=1e-6, rtol=0)
+
+
+def test_large_lambda_is_exact_on_unit_gallery():
+    """λ at the fast path's limit: the unnormalised exp stays finite and equal to the general path."""
+    m = make_matcher(lambda_softmax=A.MAX_FAST_LAMBDA)
+    img, txt = encoded(m)
+    with torch.no_grad():
+        fast = m.similarity(img, txt).score
+        assert torch.isfinite(fast).all()
+        torch.testing.assert_close(fast, general_path(m, img, txt), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("attn", [dict(norm="no_norm"), dict(lambda_softmax=A.MAX_FAST_LAMBDA + 1)],
+                         ids=["no_norm", "big_lambda"])
+def test_unbounded_logits_fall_back(attn):
+    m = make_matcher(**attn)
+    img, txt = encoded(m)
+    assert not m._can_use_fast_path(img, txt)
+
+
+def test_training_keeps_autograd_path():
+    m = make_matcher()
+    feats, mask = make_images(n=3)
+    img, txt = m.encode_images(feats, mask), m.encode_captions(CAPTIONS[:3])
+    assert not m._can_use_fast_path(img, txt)  # parameters require grad: the general path runs
+    score = m.similarity(img, txt).score
+    assert score.requires_grad
+    score.sum().backward()
+    assert all(p.grad is not None for p in m.img_enc.parameters())
+    with torch.no_grad():
+        assert m._can_use_fast_path(img, txt)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not m._can_use_fast_path(img, txt)  # the general path keeps float32 relevance
