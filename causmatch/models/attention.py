@@ -217,22 +217,23 @@ def _first_pass(s: torch.Tensor, norm: str) -> torch.Tensor:
 def fast_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Tensor, region_mask: torch.Tensor,
                 word_gram: torch.Tensor, region_gram: torch.Tensor, *, direction: str, norm: str,
                 lambda_softmax: float, agg: str, lambda_lse: float, region_norms: torch.Tensor | None = None,
-                block_floats: int = 1 << 40) -> torch.Tensor:
+                block_floats: int | None = None) -> torch.Tensor:
     """Scores ``[I, C]`` of all pairs, without maps or autograd: the path of evaluation and sharded scoring.
 
     words ``[C, W, D]``, word_mask ``[C, W]``, regions ``[I, R, D]``, region_mask ``[I, R]``, grams
     ``[C, W, W]`` / ``[I, R, R]``, region_norms ``[I, R]`` (None: unit regions). Equal to
     :func:`cross_attention` on the learned maps (to float rounding) for norms in :data:`FAST_NORMS`.
-    Captions go in blocks of about ``block_floats`` map entries (2 MiB by default), so the few in-place
-    passes over each ``[c, W, I, R]`` block run in cache rather than in main memory; the caller must
-    hold ``torch.no_grad()``.
+    ``block_floats`` (None: one block) caps the map entries scored at once by going through the captions in
+    blocks; smaller, cache-sized blocks were not faster on the benchmark CPU (the GEMM loses more than the
+    elementwise passes gain), so callers bound memory with their shard size instead. The caller must hold
+    ``torch.no_grad()``.
     """
     C, W, D = words.shape
     I, R, _ = regions.shape
     words = words * word_mask.unsqueeze(-1).to(words.dtype)  # [C, W, D] padded words give exact-0 sims
     keys_t = regions.reshape(I * R, D).t()  # [D, I*R]
     rm = None if bool(region_mask.all()) else region_mask.view(1, 1, I, R)
-    step = max(1, block_floats // max(1, W * I * R))
+    step = max(1, C) if block_floats is None else max(1, block_floats // max(1, W * I * R))
     out = []
     for c0 in range(0, C, step):
         c1 = min(C, c0 + step)
@@ -247,14 +248,14 @@ def fast_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Ten
             parts.append(_fast_i2t(s, wm, rm, word_gram[c0:c1], region_mask, norm, lambda_softmax, agg,
                                    lambda_lse, region_norms))
         out.append(parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2)  # [I, c]
-    return torch.cat(out, dim=1)  # [I, C]
+    return torch.cat(out, dim=1) if out else regions.new_zeros(I, 0)  # [I, C]
 
 
 def _fast_t2i(s, wm, rm, region_gram, word_mask, norm, lam, agg, lambda_lse, keep_s) -> torch.Tensor:
     """t2i on ``s [C, W, I, R]``: words query regions. Returns ``[I, C]``.
 
-    Three map-sized buffers in all (``s``, ``alpha``, ``work``), reused in place: fresh large
-    allocations cost page faults comparable to a pass over the map.
+    Three map-sized buffers in all (``s``, ``alpha``, ``work``), reused in place: a fresh large
+    allocation costs page faults comparable to a pass over the map.
     """
     C, W, I, R = s.shape
     alpha = _first_pass(s, norm)  # [C, W, I, R]
