@@ -31,16 +31,22 @@ PAGES = {
     "compare": ("app_pages/compare.py", "Compare checkpoints", ":material/compare:"),
 }
 
-st.set_page_config(page_title="CausMatch", page_icon=":material/join_inner:", layout="wide")
-pages = [st.Page(path, title=title, icon=icon, url_path=slug, default=(slug == "overview"))
-         for slug, (path, title, icon) in PAGES.items()]
-page = st.navigation(pages)
+def main() -> None:
+    st.set_page_config(page_title="CausMatch", page_icon=":material/join_inner:", layout="wide")
+    pages = [st.Page(path, title=title, icon=icon, url_path=slug, default=(slug == "overview"))
+             for slug, (path, title, icon) in PAGES.items()]
+    page = st.navigation(pages)
+    state.init_view(state.parse_args(), st.query_params.to_dict())
+    state.sync_widgets()
+    sidebar.draw()
+    try:
+        page.run()
+    except Exception as exc:  # noqa: BLE001 — the one place where any page error becomes the panel
+        show_error(exc, where=page.title)
+    state.write_url()
 
-state.init_view(state.parse_args(), st.query_params.to_dict())
-state.sync_widgets()
-sidebar.draw()
-try:
-    page.run()
-except Exception as exc:  # noqa: BLE001 — the one place where any page error becomes the panel
-    show_error(exc, where=page.title)
-state.write_url()
+
+# Streamlit runs this file as "__main__". Worker processes started with multiprocessing's "spawn"
+# (the demo data builder uses them) import it again as "__mp_main__": they must not run the app.
+if __name__ == "__main__":
+    main()

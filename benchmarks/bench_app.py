@@ -113,7 +113,7 @@ def first_page(args) -> None:
         finally:
             stop_app(proc)
     print(f"server healthy: {t_health:.1f} s · Overview title shown: {t_title:.1f} s · "
-          f"Overview complete (R@K table, effects, grounding): {t_done:.1f} s (target ≤ 60 s)")
+          f"Overview complete (factual R@K of every checkpoint, grounding): {t_done:.1f} s (target ≤ 60 s)")
 
 
 def random_checkpoints(data: str, root: Path) -> tuple[str, str]:

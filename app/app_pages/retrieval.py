@@ -50,7 +50,7 @@ def _grid(rows: list[dict], split, direction: str, score_key: str, columns: int 
         return
     cols = st.columns(columns)
     for pos, row in enumerate(rows):
-        label = f"#{pos + 1} · image {row['item']} · {row[score_key]:.3f}" + (" · TRUE" if row["is_true"] else "")
+        label = f"#{pos + 1} · image {row['item']} · {row[score_key]:.4f}" + (" · TRUE" if row["is_true"] else "")
         rgb = load_rgb(split.image_paths[row["item"]]) if split.image_paths else None
         with cols[pos % columns]:
             if rgb is not None:

@@ -43,3 +43,14 @@ def test_causmatch_never_imports_streamlit_or_app():
         for module, _ in _imports(path):
             top = module.split(".")[0]
             assert top not in ("streamlit", "app", "plotly", *APP_LOCAL), f"{path}: imports {module}"
+
+
+def test_entry_script_does_nothing_when_imported_by_a_spawned_worker():
+    """multiprocessing "spawn" workers re-import the main script as __mp_main__ (the demo data
+    builder uses them): the app must not run there, or the workers would build the data again."""
+    import runpy
+    from unittest import mock
+    with mock.patch("streamlit.navigation") as navigation, mock.patch("streamlit.set_page_config") as config:
+        ns = runpy.run_path(str(REPO / "app" / "streamlit_app.py"), run_name="__mp_main__")
+    assert callable(ns["main"]) and set(ns["PAGES"]) == {"overview", "explore", "retrieval", "failures", "compare"}
+    assert not navigation.called and not config.called
