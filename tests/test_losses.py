@@ -6,7 +6,7 @@ import torch
 
 from causmatch.data import Vocabulary
 from causmatch.interventions import Random, Uniform
-from causmatch.losses import CausMatchLoss, hinge_triplet
+from causmatch.losses import CausMatchLoss, contrastive_xent, hinge_triplet
 from causmatch.models import AttentionConfig, Matcher, MatcherConfig, TextConfig
 
 CAPS = ["a red ball", "a blue cube left of a ball", "green cone", "two small yellow spheres"]
@@ -79,3 +79,90 @@ def test_random_counterfactual_is_reproducible_and_duplicates_are_positives():
     S = m.similarity(img, txt).score
     pos = ids[0].view(-1, 1) == ids[0].view(1, -1)
     assert a["rank"].item() == pytest.approx(hinge_triplet(S, positives=pos).item(), abs=1e-6)
+
+
+S3 = torch.tensor([[0.9, 0.8, 0.1],
+                   [0.2, 0.5, 0.6],
+                   [0.3, 0.0, 0.7]])
+
+
+def test_hinge_sum_averaged_per_anchor_hand_worked():
+    # violations (margin 0.2) as in test_hinge_hand_worked; each anchor has 2 negatives, so its mean is half
+    # rows 0.1/2 | 0.3/2 | 0 ; cols 0 | 0.5/2 | 0.1/2
+    assert hinge_triplet(S3, 0.2, hardest=False, average=True).item() == pytest.approx(0.5)
+    # captions 1 and 2 share an image: rows 1, 2 and cols 1, 2 keep one negative each (image/caption 0)
+    pos = torch.tensor([[True, False, False], [False, True, True], [False, True, True]])
+    # row0 (0.1+0)/2 ; row1 0/1 ; row2 0/1 ; col0 0/2 ; col1 0.5/1 ; col2 0/1
+    assert hinge_triplet(S3, 0.2, hardest=False, positives=pos, average=True).item() == pytest.approx(0.55)
+    # an anchor without any negative contributes 0 rather than 0/0
+    assert hinge_triplet(S3[:1, :1], 0.2, hardest=False, average=True).item() == 0.0
+
+
+def test_contrastive_xent_hand_worked():
+    s = torch.tensor([[1.0, 0.0], [0.5, 1.0]])
+    # temperature 0.5: logits [[2, 0], [1, 2]]; rows: log(1+e^-2), log(1+e^-1); cols: log(1+e^-1), log(1+e^-2);
+    # times the temperature 0.5
+    want = math.log(1 + math.exp(-2)) + math.log(1 + math.exp(-1))
+    assert contrastive_xent(s, 0.5).item() == pytest.approx(want, abs=1e-6)
+    # equal scores, temperature 1, captions 1 and 2 of one image: row/col 0 over 3 classes (log 3),
+    # rows/cols 1 and 2 leave the other positive out (2 classes, log 2)
+    pos = torch.tensor([[True, False, False], [False, True, True], [False, True, True]])
+    want = 2 * (math.log(3) + 2 * math.log(2))
+    assert contrastive_xent(torch.zeros(3, 3), 1.0, pos).item() == pytest.approx(want, abs=1e-6)
+
+
+def test_contrastive_xent_gradient_is_on_the_hinge_scale():
+    s = torch.zeros(2, 2, requires_grad=True)
+    contrastive_xent(s, 0.01).backward()
+    # each of the 4 anchors (2 rows, 2 cols) has p = 1/2: d/ds_diag = 2 * (1/2 - 1), d/ds_off = 2 * 1/2
+    assert s.grad.flatten().tolist() == pytest.approx([-1.0, 1.0, 1.0, -1.0])
+
+
+def _effect(m, img, txt, kind=Uniform()):
+    S, S_cf = m.similarity(img, txt).score, m.similarity(img, txt, kind).score
+    return S, S - S_cf
+
+
+@pytest.mark.parametrize("kwargs, term", [
+    ({}, lambda E: hinge_triplet(E, 0.2, True)),  # defaults: the ranking term's margin and violations
+    ({"effect_margin": 0.05}, lambda E: hinge_triplet(E, 0.05, True)),
+    ({"effect_margin": 0.05, "effect_violation": "sum"},
+     lambda E: hinge_triplet(E, 0.05, False, average=True)),
+    ({"effect_loss": "xent", "effect_temperature": 0.02}, lambda E: contrastive_xent(E, 0.02)),
+])
+def test_effect_term_options(kwargs, term):
+    m, img, txt = tiny_batch()
+    out = CausMatchLoss(lambda_eff=0.5, intervention=Uniform(), **kwargs)(m, img, txt)
+    S, E = _effect(m, img, txt)
+    assert out["effect_rank"].item() == pytest.approx(term(E).item(), abs=1e-6)
+    assert out["loss"].item() == pytest.approx((hinge_triplet(S) + 0.5 * term(E)).item(), abs=1e-6)
+
+
+def test_effect_margin_changes_only_the_effect_term():
+    m, img, txt = tiny_batch()
+    wide = CausMatchLoss(lambda_eff=1.0, intervention=Uniform(), effect_margin=0.5)(m, img, txt)
+    narrow = CausMatchLoss(lambda_eff=1.0, intervention=Uniform(), effect_margin=0.0)(m, img, txt)
+    assert wide["rank"].item() == narrow["rank"].item()
+    assert wide["effect_rank"].item() > narrow["effect_rank"].item()
+
+
+def test_effect_warmup_switches_the_effect_term_on(monkeypatch):
+    m, img, txt = tiny_batch()
+    loss = CausMatchLoss(lambda_eff=1.0, intervention=Uniform(), effect_warmup_epochs=2)
+    S, E = _effect(m, img, txt)
+    for epoch in (0, 1):
+        loss.set_epoch(epoch)
+        out = loss(m, img, txt)
+        assert not loss.effect_active and math.isnan(out["mean_effect_pos"].item())
+        assert out["loss"].item() == pytest.approx(hinge_triplet(S).item(), abs=1e-6)
+    loss.set_epoch(2)
+    out = loss(m, img, txt)
+    assert loss.effect_active
+    assert out["loss"].item() == pytest.approx((hinge_triplet(S) + hinge_triplet(E)).item(), abs=1e-6)
+
+
+def test_bad_effect_options_raise():
+    with pytest.raises(ValueError):
+        CausMatchLoss(effect_violation="max")
+    with pytest.raises(ValueError):
+        CausMatchLoss(effect_loss="bce")

@@ -17,6 +17,7 @@ from typing import Any
 
 from causmatch.errors import ConfigError
 from causmatch.interventions import COUNTERFACTUAL_KINDS
+from causmatch.losses import EFFECT_LOSSES, EFFECT_VIOLATIONS
 from causmatch.models import AttentionConfig, MatcherConfig, TextConfig
 
 LR_SCHEDULES = ("step", "cosine", "constant")
@@ -76,6 +77,11 @@ class TrainConfig:
     counterfactual: str = "random"
     margin: float = 0.2
     max_violation: bool = True
+    effect_margin: float | None = None
+    effect_violation: str | None = None
+    effect_loss: str = "hinge"
+    effect_temperature: float = 0.01
+    effect_warmup_epochs: int = 0
     seed: int = 0
     workers: int = 0
     captions_per_epoch: int = 0
@@ -96,6 +102,12 @@ class TrainConfig:
             (self.counterfactual in COUNTERFACTUAL_KINDS,
              f"counterfactual must be one of {', '.join(COUNTERFACTUAL_KINDS)}"),
             (self.margin >= 0, "margin must be >= 0"),
+            (self.effect_margin is None or self.effect_margin >= 0, "effect_margin must be >= 0 (or null = margin)"),
+            (self.effect_violation in (None, *EFFECT_VIOLATIONS),
+             f"effect_violation must be null (as max_violation) or one of {', '.join(EFFECT_VIOLATIONS)}"),
+            (self.effect_loss in EFFECT_LOSSES, f"effect_loss must be one of {', '.join(EFFECT_LOSSES)}"),
+            (self.effect_temperature > 0, "effect_temperature must be > 0"),
+            (self.effect_warmup_epochs >= 0, "effect_warmup_epochs must be >= 0"),
             (self.workers >= 0 and self.val_every >= 1 and self.val_limit_images >= 0
              and self.captions_per_epoch >= 0,
              "workers, captions_per_epoch and val_limit_images must be >= 0, val_every >= 1"),

@@ -112,7 +112,10 @@ class Trainer:
         seed_everything(cfg.seed)  # same seed on every rank: identical initial weights
         self.matcher = build_matcher(cfg, self.train_split).to(self.device)
         intervention = parse_intervention(cfg.counterfactual, seed=cfg.seed)
-        self.loss = CausMatchLoss(cfg.lambda_eff, intervention, cfg.margin, hardest=cfg.max_violation)
+        self.loss = CausMatchLoss(cfg.lambda_eff, intervention, cfg.margin, hardest=cfg.max_violation,
+                                  effect_margin=cfg.effect_margin, effect_violation=cfg.effect_violation,
+                                  effect_loss=cfg.effect_loss, effect_temperature=cfg.effect_temperature,
+                                  effect_warmup_epochs=cfg.effect_warmup_epochs)
         params = [p for p in self.matcher.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.amp == "fp16")
@@ -180,6 +183,7 @@ class Trainer:
     def _run_epoch(self) -> dict:
         cfg, steps = self.cfg, len(self.loader)
         self.sampler.set_epoch(self.epoch)
+        self.loss.set_epoch(self.epoch)  # the effect term's warm-up
         self.matcher.train()
         sums: dict[str, float] = {}
         bar = self._bar(steps)

@@ -90,3 +90,28 @@ def test_repo_config_files_load():
     from pathlib import Path
     for path in sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.json")):
         resolve_config(path)
+
+
+def test_effect_term_options_parse_and_default_to_the_ranking_terms():
+    cfg = TrainConfig()
+    assert cfg.effect_margin is None and cfg.effect_violation is None and cfg.effect_loss == "hinge"
+    assert cfg.effect_warmup_epochs == 0
+    cfg = resolve_config(overrides=["effect_margin=0.05", "effect_violation=sum", "effect_loss=xent",
+                                    "effect_temperature=0.02", "effect_warmup_epochs=2"])
+    assert (cfg.effect_margin, cfg.effect_violation, cfg.effect_loss) == (0.05, "sum", "xent")
+    assert (cfg.effect_temperature, cfg.effect_warmup_epochs) == (0.02, 2)
+    assert resolve_config(overrides=["effect_margin=0.1", "effect_margin=none"]).effect_margin is None
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("assignment, match", [
+    ("effect_margin=-0.1", "effect_margin must be >= 0"),
+    ("effect_violation=max", "effect_violation must be"),
+    ("effect_loss=bce", "effect_loss must be one of"),
+    ("effect_temperature=0", "effect_temperature must be > 0"),
+    ("effect_warmup_epochs=-1", "effect_warmup_epochs must be >= 0"),
+])
+def test_bad_effect_options_are_one_line_config_errors(assignment, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        apply_override(TrainConfig(), assignment)
+    assert "\n" not in str(info.value)

@@ -89,3 +89,12 @@ def test_captions_per_epoch_shortens_epochs(tiny_data, tmp_path):
     train(tiny_data, tmp_path / "sub", _cfg("epochs=1", "captions_per_epoch=32"), progress=False, log=logs.append)
     state = torch.load(tmp_path / "sub" / "last" / "train_state.pt", weights_only=True)
     assert state["step"] == 2  # 32 captions / batch 16
+
+
+def test_effect_warmup_trains_the_ranking_term_alone_first(tiny_data, tmp_path):
+    summary = train(tiny_data, tmp_path / "warm", _cfg("epochs=3", "effect_warmup_epochs=2", "effect_margin=0.05",
+                                                        "effect_violation=sum"),
+                    progress=False, log=lambda m: None)
+    effects = [h["mean_effect_pos"] for h in summary["history"]]
+    assert effects[0] != effects[0] and effects[1] != effects[1]  # NaN: no counterfactual pass in warm-up
+    assert effects[2] == effects[2] and summary["history"][2]["effect_rank"] > 0
