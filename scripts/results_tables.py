@@ -6,6 +6,8 @@
     .venv/bin/python scripts/results_tables.py --only CausMatch --json runs/cm.json &
     .venv/bin/python scripts/results_tables.py --only SCAN --json runs/scan.json; wait
     .venv/bin/python scripts/results_tables.py --merge runs/cm.json runs/scan.json
+    # dev rSum after each epoch, from the training logs scripts/train_demo.sh writes:
+    .venv/bin/python scripts/results_tables.py --dev-history runs/scan-scenes.log runs/causmatch-scenes.log
 
 Every number comes from the public API: encode_split, similarity_matrix, recall_metrics,
 effect_summary, grounding_accuracy, evaluate.
@@ -77,6 +79,23 @@ def tables(results: dict, n_images: int) -> str:
     return "\n".join(lines)
 
 
+def dev_history(logs: list[str]) -> str:
+    """A table of the dev rSum (and the training-batch mean effect) after each epoch, one row per log."""
+    import re
+    rows = {}
+    for log in logs:
+        lines = [l for l in Path(log).read_text().splitlines() if l.startswith("epoch ")]
+        rows[Path(log).stem] = [(re.search(r"rSum ([\d.]+)", l).group(1), re.search(r"effect \+(\S+)", l).group(1))
+                                for l in lines]
+    n = max(len(r) for r in rows.values())
+    lines = ["dev rSum (mean training effect on matching pairs) after each epoch", "",
+             "| run | " + " | ".join(str(e + 1) for e in range(n)) + " |", "|---|" + "---:|" * n]
+    for name, r in rows.items():
+        cells = [f"{rs} ({eff})" for rs, eff in r] + [""] * (n - len(r))  # a shorter (running) log
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="scenes folder (default: assets/data/scenes, built if missing)")
@@ -86,7 +105,12 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=tuple(MODELS), default=None, help="evaluate one model only")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                    help="print the tables from --json files of earlier runs (no evaluation)")
+    p.add_argument("--dev-history", nargs="+", default=None, metavar="LOG",
+                   help="print the per-epoch dev rSum of training logs (no evaluation)")
     args = p.parse_args(argv)
+    if args.dev_history:
+        print(dev_history(args.dev_history))
+        return 0
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
         print(tables({k: v for part in parts for k, v in part["results"].items()}, parts[0]["n_images"]))

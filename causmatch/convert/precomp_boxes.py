@@ -8,25 +8,14 @@ so normalised boxes (every coordinate within [0, 1]) are scaled back by the size
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from causmatch.data.folder import atomic_write
 from causmatch.errors import DataError
 
 _SLACK = 1.5  # pixels: detectors round box corners to the pixel grid, sometimes one past the edge
-
-
-def _save_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def pixel_boxes(bbx: np.ndarray, size: np.ndarray, where: str) -> np.ndarray:
@@ -79,12 +68,12 @@ def convert_split_boxes(folder: Path, split: str, *, images_root: Path | None = 
         raise DataError(f"{split}_ims_size.npy has shape {tuple(size.shape)}, expected ({n}, 2) — "
                         "one (width, height) per image")
     boxes = pixel_boxes(bbx, size, f"{split}_ims_bbx.npy")
-    _save_atomic(folder / f"{split}_boxes.npy", lambda fh: np.save(fh, boxes, allow_pickle=False))
+    atomic_write(folder / f"{split}_boxes.npy", lambda fh: np.save(fh, boxes, allow_pickle=False))
     summary = {"images": int(n), "regions": int(r), "images_txt": False}
     if images_root is not None:
         lines = _image_lines(folder, split, n, Path(images_root).expanduser().resolve(), image_pattern)
         text = "".join(f"{ln}\n" for ln in lines)
-        _save_atomic(folder / f"{split}_images.txt", lambda fh: fh.write(text.encode("utf-8")))
+        atomic_write(folder / f"{split}_images.txt", lambda fh: fh.write(text.encode("utf-8")))
         summary["images_txt"] = True
     return summary
 

@@ -99,7 +99,7 @@ def read_meta(folder: str | os.PathLike) -> dict:
     return meta
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Call ``write(binary_file)`` on a temp file beside ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -116,7 +116,7 @@ def _atomic_write(path: Path, write) -> None:
 def write_meta(folder: str | os.PathLike, meta: dict) -> None:
     """Write ``meta.json`` atomically (sorted keys, so equal dicts give equal bytes)."""
     text = json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _atomic_write(Path(folder) / "meta.json", lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write(Path(folder) / "meta.json", lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _read_lines(path: Path, what: str, allow_empty: bool = False) -> list[str]:
@@ -298,7 +298,7 @@ def load_split(folder: str | os.PathLike, split: str) -> SplitData:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array), allow_pickle=False))
+    atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array), allow_pickle=False))
 
 
 def _save_lines(path: Path, lines: list[str], what: str) -> None:
@@ -306,7 +306,7 @@ def _save_lines(path: Path, lines: list[str], what: str) -> None:
         if "\n" in line or "\r" in line or not line.strip():
             raise DataError(f"{what} {n} is empty or spans several lines — give one non-empty line each")
     text = "".join(f"{ln}\n" for ln in lines)
-    _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def write_split(folder: str | os.PathLike, split: str, *, features: np.ndarray, captions: list[str],

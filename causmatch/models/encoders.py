@@ -60,13 +60,14 @@ class ImageEncoder(nn.Module):
     def forward(self, features, region_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
         """features ``[I, R, F]`` (tensor or numpy/memmap), region_mask ``[I, R]`` → (regions ``[I, R, D]``, mask)."""
         dev = _device(self)
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32)) if not torch.is_tensor(features) else features
+        # np.array (a copy) rather than asarray: a read-only memmap slice would make torch warn on every call.
+        x = torch.from_numpy(np.array(features, dtype=np.float32)) if not torch.is_tensor(features) else features
         if x.dim() != 3 or x.shape[-1] != self.img_dim:
             raise DataError(f"region features have shape {tuple(x.shape)} but the model expects "
                             f"[images, regions, {self.img_dim}] — use features of the size the model was trained on")
         x = x.to(dev, dtype=self.fc.weight.dtype)
         mask = (torch.ones(x.shape[:2], dtype=torch.bool) if region_mask is None
-                else torch.as_tensor(np.asarray(region_mask) if not torch.is_tensor(region_mask) else region_mask))
+                else torch.as_tensor(np.array(region_mask) if not torch.is_tensor(region_mask) else region_mask))
         mask = mask.to(dev, dtype=torch.bool)
         v = self.fc(x)  # [I, R, D]
         if self.img_norm:
