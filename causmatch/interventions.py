@@ -49,11 +49,12 @@ def _mix32_(x: torch.Tensor) -> torch.Tensor:
     after each arithmetic shift turns it into the logical shift of the unsigned value, so the bits
     equal :func:`_mix`'s — at a fraction of the cost (int64 multiplies do not vectorise).
     """
-    x ^= (x >> 16) & 0xFFFF
-    x *= 0x7FEB352D
-    x ^= (x >> 15) & 0x1FFFF
-    x *= 0x1B873593
-    x ^= (x >> 16) & 0xFFFF
+    t = torch.empty_like(x)  # one scratch buffer: fresh temporaries per step cost ~3x the arithmetic
+    for shift, mult in ((16, 0x7FEB352D), (15, 0x1B873593), (16, None)):
+        torch.bitwise_right_shift(x, shift, out=t).bitwise_and_((1 << (32 - shift)) - 1)
+        x.bitwise_xor_(t)
+        if mult is not None:
+            x.mul_(mult)
     return x
 
 

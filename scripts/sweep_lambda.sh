@@ -3,7 +3,11 @@
 #   bash scripts/sweep_lambda.sh DATA_DIR OUT_DIR [EPOCHS] [CAPTIONS_PER_EPOCH]
 # Every run trains from scratch with the same seed, two runs at a time (one CPU thread each); a variant is
 # judged by its best DEV rSum (first 200 dev images, logged per epoch) — the test split is not touched.
-# The table goes to OUT_DIR/sweep.md. Each variant is "name|--set ...|--set ..." (effect settings only).
+# Every CausMatch variant names its effect settings in full, so configs/scenes.json's own choice does not
+# leak in (effect_margin/effect_violation do not act with effect_loss=xent, nor anything at lambda_eff=0).
+# The table goes to OUT_DIR/sweep.md. Each variant is "name|--set ...|--set ...". A variant whose log in
+# OUT_DIR already ends with its "best dev rSum" line is not run again (so an interrupted sweep resumes).
+# scan-vse0 is a control, not a CausMatch variant: the baseline with summed (VSE0) ranking violations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -12,11 +16,13 @@ export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
 mkdir -p "$OUT"
 VARIANTS=(
   "scan|lambda_eff=0"
-  "cm-legacy|lambda_eff=1"
+  "cm-legacy|lambda_eff=1|effect_margin=none|effect_violation=none"
   "cm-m0.05-hardest|lambda_eff=1|effect_margin=0.05|effect_violation=hardest"
   "cm-m0.05-sum|lambda_eff=1|effect_margin=0.05|effect_violation=sum"
   "cm-m0.05-sum-warm1|lambda_eff=1|effect_margin=0.05|effect_violation=sum|effect_warmup_epochs=1"
   "cm-xent-t0.01|lambda_eff=1|effect_loss=xent|effect_temperature=0.01"
+  "cm-m0.2-sum|lambda_eff=1|effect_margin=0.2|effect_violation=sum"
+  "scan-vse0|lambda_eff=0|max_violation=false"
 )
 run_one() {  # name, then --set assignments
   local name=$1; shift
@@ -28,6 +34,7 @@ run_one() {  # name, then --set assignments
 i=0
 for v in "${VARIANTS[@]}"; do
   IFS='|' read -r -a parts <<< "$v"
+  grep -q "^best dev rSum" "$OUT/${parts[0]}.log" 2>/dev/null && continue
   run_one "${parts[@]}" &
   i=$((i + 1))
   if (( i % 2 == 0 )); then wait; fi

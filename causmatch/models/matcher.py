@@ -12,7 +12,9 @@ import torch
 import torch.nn as nn
 
 from causmatch.errors import ConfigError
+from causmatch.interventions import Random, Reversed, Shuffle, Uniform
 from causmatch.models import attention as A
+from causmatch.models.fast_counterfactual import fast_cf_scores
 from causmatch.models.config import MatcherConfig
 from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncoder
 
@@ -195,8 +197,11 @@ class Matcher(nn.Module):
                         return_maps: bool = False) -> list[Scores]:
         """:meth:`similarity` under several interventions (None = learned) sharing one cosine and map pass."""
         interventions = list(interventions)
-        if interventions == [None] and not return_maps and self._can_use_fast_path(img, txt):
-            return [Scores(score=self._fast_similarity(img, txt))]
+        if not return_maps and self._can_use_fast_path(img, txt):
+            if interventions == [None]:
+                return [Scores(score=self._fast_similarity(img, txt))]
+            if all(type(iv) in _FAST_CF for iv in interventions):
+                return [Scores(score=sc) for sc in self._fast_counterfactual(img, txt, interventions, pair_ids)]
         s, layout = self._all_pairs_layout(img, txt, pair_ids)
         return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
 
@@ -218,6 +223,21 @@ class Matcher(nn.Module):
                                  direction=a.direction, norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg,
                                  lambda_lse=a.lambda_lse, region_norms=self._region_norms(img))
 
+    def _fast_counterfactual(self, img: ImageEmb, txt: TextEmb, interventions, pair_ids) -> list[torch.Tensor]:
+        """``score [I, C]`` per counterfactual kind through :func:`fast_counterfactual.fast_cf_scores`."""
+        a = self.config.attention
+        I, C = len(img), len(txt)
+        ids = (torch.arange(I), torch.arange(C)) if pair_ids is None else pair_ids
+        dev = img.regions.device
+        with torch.no_grad():
+            return fast_cf_scores(
+                txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram, interventions=interventions,
+                learned=any(type(iv) in (Reversed, Shuffle) for iv in interventions),
+                image_ids=torch.as_tensor(ids[0], device=dev).reshape(I),
+                caption_ids=torch.as_tensor(ids[1], device=dev).reshape(C), direction=a.direction, norm=a.norm,
+                lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse,
+                region_norms=self._region_norms(img))
+
     def pair_scores(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
                     return_maps: bool = False) -> Scores:
         """Aligned pairs (image n with caption n): ``score [N]``, maps ``[N, W, R]`` / ``[N, R, W]``."""
@@ -228,6 +248,10 @@ class Matcher(nn.Module):
         """:meth:`pair_scores` under several interventions (None = learned), sharing the learned maps."""
         s, layout = self._aligned_layout(img, txt, pair_ids)
         return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
+
+
+# Counterfactual kinds the no-grad path handles (exact types: a subclass may change the draw).
+_FAST_CF = (Random, Uniform, Reversed, Shuffle)
 
 
 def _shards(n: int, size: int):
