@@ -10,8 +10,7 @@ from components import figures, pair
 from components.pickers import pick_index, pick_pair
 
 
-def _pair_column(ctx: state.Context, model: state.Model, image: int, caption: int, text: str, word: int) -> None:
-    ex = results.explain(ctx, model, image, caption, text)
+def _pair_column(model: state.Model, ex, word: int, zmax: float) -> None:
     word = min(word, len(ex.tokens) - 1)  # another vocabulary may tokenise the caption differently
     st.subheader(model.label)
     pair.scores_row(ex, compact=True)
@@ -25,7 +24,7 @@ def _pair_column(ctx: state.Context, model: state.Model, image: int, caption: in
     if fact is not None:
         regions = pair.valid_regions(ex)
         fig = figures.attention_matrix(fact[:, regions], ex.tokens, [f"r{r}" for r in regions],
-                                       title=f"{what}", zmin=0.0, zmax=1.0)
+                                       title=f"{what}", zmin=0.0, zmax=zmax)
         st.plotly_chart(fig, key=f"cmp_m_{model.label}", theme=None, config={"displaylogo": False})
     if ex.word_effects is not None:
         st.plotly_chart(figures.effect_bars(ex.tokens, ex.word_effects, title="Per-word effect", axis="word",
@@ -53,10 +52,14 @@ def render(ctx: state.Context) -> None:
     tokens = ctx.models[0].matcher.tokens(text or ctx.split.captions[caption])
     word = pick_index("Word for the overlays", "word", list(range(len(tokens))),
                       {j: f"{j} · {t}" for j, t in enumerate(tokens)})
+    explanations = [results.explain(ctx, model, image, caption, text) for model in ctx.models]
+    # One colour scale for both matrices (row shares), so the two models' attention compares at a glance.
+    maps = [pair.word_region_map(ex)[0] for ex in explanations]
+    zmax = max([float(m.max()) for m in maps if m is not None and m.size] or [1.0])
     cols = st.columns(len(ctx.models))
-    for col, model in zip(cols, ctx.models):
+    for col, model, ex in zip(cols, ctx.models, explanations):
         with col:
-            _pair_column(ctx, model, image, caption, text, word)
+            _pair_column(model, ex, word, zmax)
     if not text:
         st.subheader("Ranks of this pair's queries")
         st.dataframe(_ranks(ctx, caption, image), hide_index=True)

@@ -90,8 +90,8 @@ def word_overlays(ex, word: int, mode: str = "max") -> dict[str, np.ndarray]:
         "factual": hm.overlay(grey, hm.colorize(heat_f, vmin, vmax), 0.8),
         "counterfactual": hm.overlay(grey, hm.colorize(heat_c, vmin, vmax), 0.8),
         "difference": hm.overlay(grey, diff_rgb, 0.8),
-        "bar": hm.colorbar(vmin, vmax, height=size[0], width=80),
-        "diff_bar": hm.colorbar(-limit, limit, cmap="coolwarm", height=size[0], width=80),
+        "bar": hm.colorbar(vmin, vmax, height=size[0], width=96),
+        "diff_bar": hm.colorbar(-limit, limit, cmap="coolwarm", height=size[0], width=96),
     }
 
 

@@ -206,11 +206,15 @@ def colorbar(vmin: float, vmax: float, cmap: str = "inferno", height: int = 256,
     ramp = np.linspace(vmax, vmin, height)[:, None].repeat(bar_w, axis=1)  # [H,bar_w]
     img = np.full((height, width, 3), 255, dtype=np.uint8)
     img[:, :bar_w] = colorize(ramp, vmin, vmax, cmap)
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.35
+    # The bar is shown a few times smaller than it is drawn: labels need a large font and few characters.
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.45
+    span = max(abs(vmin), abs(vmax))
+    fmt = "{:.3f}" if 1e-3 <= span < 100 else "{:.1e}"
     for frac in (0.0, 0.5, 1.0):
         value = vmax - frac * (vmax - vmin)
         y = int(round(frac * (height - 1)))
-        cv2.line(img, (bar_w, y), (bar_w + 3, y), (0, 0, 0), 1)
-        y_text = min(max(y + 4, 10), height - 2)
-        cv2.putText(img, f"{value:.3g}", (bar_w + 5, y_text), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.line(img, (bar_w, y), (bar_w + 4, y), (0, 0, 0), 1)
+        y_text = min(max(y + 5, 12), height - 3)
+        label = fmt.format(0.0 if abs(value) < 1e-12 else value)
+        cv2.putText(img, label, (bar_w + 6, y_text), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return img

@@ -43,17 +43,4 @@ def make_app(assets):
     return make
 
 
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def no_failure(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not errors(at), errors(at)
-
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

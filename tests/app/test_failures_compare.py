@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from conftest import errors, metric, no_failure
+from apptest_helpers import errors, metric, no_failure
 
 
 def test_failures_filters_and_sorting(make_app):

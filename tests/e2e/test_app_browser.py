@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import screenshot, wait_ready
+from browser import screenshot, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 

@@ -1,0 +1,99 @@
+"""Browser harness: the app in a real ``streamlit run`` process, driven by headless Chromium.
+
+``app_server`` starts the app on a free port with a small dataset and two checkpoints built
+in a temporary folder, polls ``/_stcore/health`` until it answers ``ok``, and stops it at the
+end. ``wait_ready`` waits until the script has finished, no skeleton is left, and the
+expected number of images has loaded. Screenshots go to ``artifacts/screenshots/``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "app"))
+SHOTS = REPO / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("CAUSMATCH_CHROMIUM", "/usr/bin/chromium")
+
+from appdata import build_assets  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_health(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"the app did not answer {url}/_stcore/health within {timeout:.0f} s")
+
+
+def start_app(args: list[str], env_extra: dict | None = None, log: Path | None = None):
+    """Start ``streamlit run app/streamlit_app.py -- ARGS`` on a free port; returns (proc, url)."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "streamlit_app.py"),
+           "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--", *args]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **(env_extra or {}))
+    out = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_health(url, proc)
+    except Exception:
+        proc.terminate()
+        raise
+    return proc, url
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_ready(page, images: int = 0, timeout: float = 120_000) -> None:
+    """Wait until the script stopped, no skeleton remains, and ``images`` images have loaded."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    page.wait_for_function('() => !document.querySelector(\'[data-testid="stSkeleton"]\')', timeout=timeout)
+    if images:
+        page.wait_for_function(
+            """n => { const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
+                      return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+            arg=images, timeout=timeout)
+    # A rerun may start right after the first one finishes (URL write, widget sync).
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+
+
+def screenshot(page, name: str, height: int = 2000) -> Path:
+    """Save the page as ``artifacts/screenshots/<name>.png`` (Streamlit scrolls an inner container,
+    so the viewport is made tall enough to show the page instead of a full-page capture)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": height})
+    page.wait_for_timeout(800)  # plotly re-lays out its charts to the new size
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+    return path
