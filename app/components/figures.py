@@ -95,8 +95,10 @@ def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
     if reference is not None:
         fig.add_hline(y=reference[1], line_dash="dash", line_color="#555",
                       annotation_text=f"{reference[0]} {reference[1]:.1f}", annotation_position="top left")
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
-    fig.update_yaxes(title=axis, rangemode="tozero")
+    # Legend above the plot area and 15 % head-room, so the value labels above the bars are never cut.
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    top = max([float(v) for vals in series.values() for v in vals if v == v] or [1.0])
+    fig.update_yaxes(title=axis, range=[0, top * 1.15])
     return _layout(fig, title, 340)
 
 
