@@ -126,20 +126,25 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _first_option(tp, convert, what: str):
+    """The first non-None member of the union ``tp`` that ``convert`` accepts (ConfigError when none does)."""
+    for option in typing.get_args(tp):
+        if option is type(None):
+            continue
+        try:
+            return convert(option)
+        except ConfigError:
+            continue
+    raise ConfigError(f"{what}: expected {tp}")
+
+
 def _parse_scalar(text: str, tp, key: str):
     """Parse ``text`` (from ``--set``) as type ``tp``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         if text.lower() in ("none", "null"):
             return None
-        for option in typing.get_args(tp):
-            if option is type(None):
-                continue
-            try:
-                return _parse_scalar(text, option, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"bad value '{text}' for {key}: expected {tp}")
+        return _first_option(tp, lambda option: _parse_scalar(text, option, key), f"bad value '{text}' for {key}")
     if origin is typing.Literal:
         if text not in [str(a) for a in typing.get_args(tp)]:
             raise ConfigError(f"bad value '{text}' for {key}: choose one of {typing.get_args(tp)}")
@@ -162,17 +167,9 @@ def _check_json_value(value, tp, key: str):
     """Type-check a value read from a JSON file (ints are accepted for floats)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
+        if value is None and type(None) in typing.get_args(tp):
             return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _check_json_value(value, option, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"bad value {value!r} for {key}: expected {tp}")
+        return _first_option(tp, lambda option: _check_json_value(value, option, key), f"bad value {value!r} for {key}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
             raise ConfigError(f"bad value {value!r} for {key}: choose one of {typing.get_args(tp)}")
