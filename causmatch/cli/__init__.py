@@ -21,6 +21,13 @@ COMMANDS = {
 }
 
 
+def add_model_data_args(parser, split_help: str = "split name (default test)") -> None:
+    """The ``--checkpoint``/``--data``/``--split`` options shared by the commands that score a split."""
+    parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    parser.add_argument("--data", required=True, help="dataset folder")
+    parser.add_argument("--split", default="test", help=split_help)
+
+
 def _usage() -> str:
     lines = ["usage: causmatch <command> [options]", "", "commands:"]
     for name, module in COMMANDS.items():

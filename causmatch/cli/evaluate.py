@@ -5,14 +5,14 @@ import argparse
 import json
 from pathlib import Path
 
+from causmatch.cli import add_model_data_args
+
 HELP = "R@1/5/10 both ways, rSum, medr/meanr, grounding accuracy; --fold5, --intervention, --json"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="causmatch evaluate", description=HELP)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--split", default="test", help="split name (default test; COCO: testall)")
+    add_model_data_args(p, "split name (default test; COCO: testall)")
     p.add_argument("--fold5", action="store_true",
                    help="COCO protocol: average over 5 folds of I/5 images (5-fold 1K on testall) and the full set")
     p.add_argument("--intervention", default=None, metavar="KIND",

@@ -5,14 +5,14 @@ import argparse
 import json
 import sys
 
+from causmatch.cli import add_model_data_args
+
 HELP = "explain one pair as JSON: scores, effect with its 95% interval, ranks before/after, per-word effects"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="causmatch explain", description=HELP)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--split", default="test", help="split name (default test)")
+    add_model_data_args(p)
     p.add_argument("--image", type=int, required=True, help="image index in the split")
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--caption", type=int, help="caption index in the split")
