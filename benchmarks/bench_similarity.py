@@ -3,11 +3,17 @@
   (a) reference: SCAN's evaluation (128×128 shards, one caption at a time, context vectors built)
   (b) ours:      causmatch.models.sharded_similarity (same shards, exact Gram form, all pairs at once;
                  under no_grad it takes the in-place inference path, attention.fast_scores)
+  (b') fused:    the same, scored by the kernels torch.compile builds (causmatch.models.fused); with --fused.
+                 Its first run compiles (fused_first_run_seconds); the second run is the one timed (fused_seconds).
   (c) floor:     only the word–region dot products of every pair, in the same shards
 
+On the CPU all phases run with glibc told to keep freed shard buffers (causmatch.runtime.tune_allocator,
+which sharded_similarity applies anyway); --no-tune-malloc measures with glibc's defaults instead.
+
 Inputs are random unit vectors: I images × R regions, C captions of 6..W words, dimension D.
-Memory: a sampler thread reads the process RSS every 5 ms; each phase reports its peak above the RSS
-at its start (torch allocations are invisible to tracemalloc). On CUDA, torch.cuda.max_memory_allocated.
+Memory: a sampler thread reads the bytes malloc has handed out (glibc's mallinfo2; the RSS elsewhere) every
+5 ms; each phase reports its peak above its start (torch allocations are invisible to tracemalloc). On CUDA,
+torch.cuda.max_memory_allocated.
 
     .venv/bin/python benchmarks/bench_similarity.py                      # Flickr30K test scale
     .venv/bin/python benchmarks/bench_similarity.py --images 256 --captions 1280 --ref-shards 4
@@ -15,6 +21,8 @@ at its start (torch allocations are invisible to tracemalloc). On CUDA, torch.cu
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import sys
@@ -33,22 +41,49 @@ from causmatch.interventions import Random  # noqa: E402
 from causmatch.losses import CausMatchLoss  # noqa: E402
 from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, sharded_similarity  # noqa: E402
 from causmatch.models import attention as A  # noqa: E402
+from causmatch.runtime import tune_allocator  # noqa: E402
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _malloc_in_use():
+    """A function giving the bytes glibc has handed out and not taken back (heap + mmapped), or None."""
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+    return lambda: (lambda m: m.uordblks + m.hblkhd)(fn())
 
 
 class PeakMemory:
-    """Peak resident memory (CPU, sampled) or peak allocated memory (CUDA) during a ``with`` block, in MiB."""
+    """Peak memory in use during a ``with`` block, above its start, in MiB.
+
+    CPU: bytes allocated through malloc and not yet freed (glibc's ``mallinfo2``), sampled every 5 ms by a
+    thread; this does not count memory the allocator keeps after a free, which the process RSS would (and
+    :func:`causmatch.runtime.tune_allocator` makes glibc keep freed shard buffers). Without glibc, the RSS.
+    CUDA: ``torch.cuda.max_memory_allocated``.
+    """
+
+    in_use = _malloc_in_use()
+    measure = "malloc in use" if in_use is not None else "RSS"
 
     def __init__(self, device: str):
         self.device, self.peak_mib = device, 0.0
 
-    @staticmethod
-    def _rss() -> int:
+    @classmethod
+    def _now(cls) -> int:
+        if cls.in_use is not None:
+            return cls.in_use()
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def _sample(self):
         while not self._stop.is_set():
-            self._peak = max(self._peak, self._rss())
+            self._peak = max(self._peak, self._now())
             time.sleep(0.005)
 
     def __enter__(self):
@@ -57,7 +92,7 @@ class PeakMemory:
             self._base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
         else:
-            self._base = self._peak = self._rss()
+            self._base = self._peak = self._now()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -70,7 +105,7 @@ class PeakMemory:
         else:
             self._stop.set()
             self._thread.join()
-            peak = max(self._peak, self._rss())
+            peak = max(self._peak, self._now())
         self.peak_mib = (peak - self._base) / 2**20
 
 
@@ -126,6 +161,15 @@ def similarity_benchmark(args) -> dict:
         ours, res["ours_seconds"] = timed(lambda: sharded_similarity(m, img, txt, shard_images=ours_shard,
                                                                      shard_captions=ours_shard), dev)
     res["ours_peak_mib"] = mem.peak_mib
+    if args.fused:
+        def fused():
+            return sharded_similarity(m, img, txt, shard_images=ours_shard, shard_captions=ours_shard, fused=True)
+        # Compile on the shapes the run meets (full and ragged shards), then time a second, compiled run.
+        _, res["fused_first_run_seconds"] = timed(fused, dev)  # compilation included
+        with PeakMemory(dev) as mem:
+            fz, res["fused_seconds"] = timed(fused, dev)
+        res["fused_peak_mib"] = mem.peak_mib
+        res["fused_max_abs_diff_vs_ours"] = float(np.abs(fz - ours).max())
     total_blocks = -(-args.images // args.shard) * -(-args.captions // args.shard)
     with PeakMemory(dev) as mem:
         (ref, done), t_ref = timed(lambda: scan_similarity(regions, words, lengths, shard=args.shard,
@@ -137,6 +181,10 @@ def similarity_benchmark(args) -> dict:
     res["max_abs_diff"] = float(np.abs(ours[sel] - ref[sel]).max())
     res["speedup_vs_ref"] = res["ref_seconds"] / res["ours_seconds"]
     res["ours_over_floor"] = res["ours_seconds"] / res["floor_seconds"]
+    if args.fused:
+        res["fused_max_abs_diff"] = float(np.abs(fz[sel] - ref[sel]).max())
+        res["fused_speedup_vs_ref"] = res["ref_seconds"] / res["fused_seconds"]
+        res["fused_over_floor"] = res["fused_seconds"] / res["floor_seconds"]
     res["shard_map_mib"] = args.shard * args.shard * args.words * args.regions * 4 / 2**20  # one [i,c,W,R] f32
     return res
 
@@ -185,12 +233,18 @@ def main(argv=None) -> int:
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--fused", action="store_true", help="also time the torch.compile path (fused=True)")
+    p.add_argument("--no-tune-malloc", action="store_true", help="keep glibc's allocator defaults (CPU)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA GPU is visible", file=sys.stderr)
         return 2
-    res = similarity_benchmark(args)
+    if args.no_tune_malloc:
+        os.environ["CAUSMATCH_TUNE_MALLOC"] = "0"
+    res = {"malloc_tuned": tune_allocator() if args.device == "cpu" else False,
+           "memory_measure": "cuda allocated" if args.device == "cuda" else PeakMemory.measure}
+    res.update(similarity_benchmark(args))
     if not args.skip_train:
         res.update(train_step_benchmark(args))
     for k, v in res.items():

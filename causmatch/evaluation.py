@@ -183,8 +183,11 @@ def _distributed() -> tuple[int, int]:
 
 
 def similarity_matrix(matcher: Matcher, img: ImageEmb, txt: TextEmb, intervention=None, *,
-                      shard_images: int = 128, shard_captions: int = 128, progress: bool = False) -> np.ndarray:
+                      shard_images: int = 128, shard_captions: int = 128, progress: bool = False,
+                      fused: bool = False) -> np.ndarray:
     """Scores of all image × caption pairs, ``[I, C]`` float32, computed shard by shard.
+
+    ``fused``: learned scores through the compiled kernels (see :func:`sharded_similarity`).
 
     Memory is bounded by one ``shard_images × shard_captions`` block of attention maps. When
     ``torch.distributed`` is initialised, every rank scores a contiguous run of image shards and
@@ -197,7 +200,7 @@ def similarity_matrix(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventio
     try:
         lo, hi = _rank_rows(len(img), max(1, shard_images), world, rank)
         part = sharded_similarity(matcher, img[slice(lo, hi)], txt, intervention, shard_images=shard_images,
-                                  shard_captions=shard_captions, progress=progress and rank == 0,
+                                  shard_captions=shard_captions, progress=progress and rank == 0, fused=fused,
                                   image_ids=torch.arange(lo, hi), caption_ids=torch.arange(len(txt)))  # [i, C]
     finally:
         matcher.train(was_training)
@@ -288,7 +291,8 @@ def _label(n_images: int) -> str:
 
 def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, intervention=None,
              limit_images: int | None = None, grounding: bool = True, batch_size: int = 128,
-             shard_images: int = 128, shard_captions: int = 128, progress: bool = False) -> dict:
+             shard_images: int = 128, shard_captions: int = 128, progress: bool = False,
+             fused: bool = False) -> dict:
     """Retrieval metrics of ``matcher`` on ``split`` (optionally under a counterfactual).
 
     Returns a JSON-ready dict: ``metrics`` (all images; under ``intervention`` if given) with its
@@ -298,7 +302,7 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
     """
     split = subset_split(split, limit_images)
     img, txt = encode_split(matcher, split, batch_size)
-    shards = dict(shard_images=shard_images, shard_captions=shard_captions, progress=progress)
+    shards = dict(shard_images=shard_images, shard_captions=shard_captions, progress=progress, fused=fused)
     sims = similarity_matrix(matcher, img, txt, intervention, **shards)
     k = split.caps_per_image
     result = {"split": split.split, "n_images": split.n_images, "n_captions": split.n_captions,

@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--shard", type=int, default=128, help="images and captions per similarity shard (memory bound)")
     p.add_argument("--no-grounding", action="store_true", help="skip grounding accuracy")
+    p.add_argument("--fused", action="store_true",
+                   help="score with kernels compiled by torch.compile (about 10-20 s to compile once; faster on "
+                        "whole splits; needs a C++ compiler and Python headers on CPU, Triton on CUDA)")
     return p
 
 
@@ -80,7 +83,7 @@ def main(argv: list[str]) -> int:
         split = load_split(args.data, args.split)
         result = evaluate(matcher, split, fold5=args.fold5, intervention=intervention,
                           limit_images=args.limit_images, grounding=not args.no_grounding,
-                          shard_images=args.shard, shard_captions=args.shard)
+                          shard_images=args.shard, shard_captions=args.shard, fused=args.fused)
     finally:
         D.shutdown()
     if not info.is_main:

@@ -237,8 +237,13 @@ def fast_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Ten
     out = []
     for c0 in range(0, C, step):
         c1 = min(C, c0 + step)
-        s = (words[c0:c1].reshape(-1, D) @ keys_t).view(c1 - c0, W, I, R)  # [c, W, I, R]
         wmask = word_mask[c0:c1]  # [c, W]
+        if direction == "t2i":  # its own layout: regions first, no transpose copy for the Gram product
+            s = (regions.reshape(I * R, D) @ words[c0:c1].transpose(0, 1).reshape(-1, D).t()).view(I, R, W, c1 - c0)
+            wm = None if bool(wmask.all()) else wmask.t().reshape(1, 1, W, c1 - c0)
+            out.append(_fast_t2i_irwc(s, wm, region_mask, region_gram, wmask, norm, lambda_softmax, agg, lambda_lse))
+            continue
+        s = (words[c0:c1].reshape(-1, D) @ keys_t).view(c1 - c0, W, I, R)  # [c, W, I, R]
         wm = None if bool(wmask.all()) else wmask.view(c1 - c0, W, 1, 1)
         parts = []
         if direction in ("t2i", "both"):
@@ -249,6 +254,26 @@ def fast_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Ten
                                    lambda_lse, region_norms))
         out.append(parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2)  # [I, c]
     return torch.cat(out, dim=1) if out else regions.new_zeros(I, 0)  # [I, C]
+
+
+def _fast_t2i_irwc(s, wm, region_mask, region_gram, word_mask, norm, lam, agg, lambda_lse) -> torch.Tensor:
+    """t2i on ``s [I, R, W, C]`` (the t2i-only layout). Returns ``[I, C]``.
+
+    Here the Gram product is ``G_i @ α_i`` per image on the map as it lies (``[R, R] @ [R, W·C]``), and the
+    norm and relevance reductions run over outer axes, in full vectors along the captions.
+    """
+    I, R, W, C = s.shape
+    alpha = _first_pass(s, norm)  # [I, R, W, C]
+    work = torch.empty_like(alpha)
+    # Padded words were zeroed before the GEMM, so only the softmax norm still needs their mask.
+    alpha = _fast_logits_exp(alpha, wm if norm == "softmax" else None, norm, 2, lam, work)
+    if not bool(region_mask.all()):
+        alpha.mul_(region_mask.view(I, R, 1, 1))  # masked regions get exactly 0 weight
+    a = alpha.view(I, R, W * C)
+    quad = torch.bmm(region_gram, a, out=work.view(I, R, W * C)).mul_(a).sum(1)  # [I, W*C]  = |Σ_r α_r v_r|^2
+    num = alpha.mul_(s).sum(1)  # [I, W, C]  = e_w · a_w
+    rel = num / quad.view(I, W, C).clamp_min(EPS * EPS).sqrt().clamp_min(EPS)  # [I, W, C]
+    return aggregate(rel.transpose(1, 2), word_mask.unsqueeze(0), agg, lambda_lse)  # [I, C]
 
 
 def _fast_t2i(s, wm, rm, region_gram, word_mask, norm, lam, agg, lambda_lse, keep_s) -> torch.Tensor:

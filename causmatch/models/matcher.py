@@ -15,6 +15,8 @@ from causmatch.errors import ConfigError
 from causmatch.interventions import Random, Reversed, Shuffle, Uniform
 from causmatch.models import attention as A
 from causmatch.models.fast_counterfactual import fast_cf_scores
+from causmatch.models.fused import fused_scores
+from causmatch.runtime import tune_allocator
 from causmatch.models.config import MatcherConfig
 from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncoder
 
@@ -186,20 +188,23 @@ class Matcher(nn.Module):
                        img_gram=img.gram, txt_gram=txt.gram, img_norms=self._region_norms(img), ids=ids)
 
     def similarity(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
-                   return_maps: bool = False) -> Scores:
+                   return_maps: bool = False, fused: bool = False) -> Scores:
         """All ``I × C`` pairs: ``score [I, C]``; maps ``t2i [I, C, W, R]`` / ``i2t [I, C, R, W]`` if asked.
 
         ``pair_ids = (image_ids [I], caption_ids [C])``: global indices keying stochastic interventions.
+        ``fused``: score the learned maps through the compiled kernels of :mod:`causmatch.models.fused`
+        (no-grad, maps not asked for; otherwise ignored).
         """
-        return self.similarity_many(img, txt, [intervention], pair_ids=pair_ids, return_maps=return_maps)[0]
+        return self.similarity_many(img, txt, [intervention], pair_ids=pair_ids, return_maps=return_maps,
+                                    fused=fused)[0]
 
     def similarity_many(self, img: ImageEmb, txt: TextEmb, interventions, *, pair_ids=None,
-                        return_maps: bool = False) -> list[Scores]:
+                        return_maps: bool = False, fused: bool = False) -> list[Scores]:
         """:meth:`similarity` under several interventions (None = learned) sharing one cosine and map pass."""
         interventions = list(interventions)
         if not return_maps and self._can_use_fast_path(img, txt):
             if interventions == [None]:
-                return [Scores(score=self._fast_similarity(img, txt))]
+                return [Scores(score=self._fast_similarity(img, txt, fused=fused))]
             if all(type(iv) in _FAST_CF for iv in interventions):
                 return [Scores(score=sc) for sc in self._fast_counterfactual(img, txt, interventions, pair_ids)]
         s, layout = self._all_pairs_layout(img, txt, pair_ids)
@@ -215,11 +220,11 @@ class Matcher(nn.Module):
             return False  # the general path keeps the relevance in float32 under autocast
         return A.fast_path_ok(a.norm, a.lambda_softmax)
 
-    def _fast_similarity(self, img: ImageEmb, txt: TextEmb) -> torch.Tensor:
-        """``score [I, C]`` through :func:`attention.fast_scores` (in-place, no maps kept)."""
+    def _fast_similarity(self, img: ImageEmb, txt: TextEmb, fused: bool = False) -> torch.Tensor:
+        """``score [I, C]`` through :func:`attention.fast_scores` (in-place, no maps kept) or its compiled twin."""
         a = self.config.attention
         with torch.no_grad():
-            return A.fast_scores(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram,
+            return (fused_scores if fused else A.fast_scores)(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram,
                                  direction=a.direction, norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg,
                                  lambda_lse=a.lambda_lse, region_norms=self._region_norms(img))
 
@@ -261,16 +266,20 @@ def _shards(n: int, size: int):
 @torch.no_grad()
 def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, intervention=None, *,
                        shard_images: int = 128, shard_captions: int = 128, progress: bool = False,
-                       image_ids=None, caption_ids=None) -> np.ndarray:
+                       image_ids=None, caption_ids=None, fused: bool = False) -> np.ndarray:
     """The full ``[I, C]`` float32 score matrix, computed in ``shard_images × shard_captions`` blocks.
 
     Peak memory is bounded by one block's maps (``shard_images·shard_captions·W·R`` floats, a few
     tensors of that size). Stochastic interventions are keyed by global ids (default: positions), so the
-    result does not depend on the shard sizes.
+    result does not depend on the shard sizes. ``fused=True`` scores the learned maps with the compiled
+    kernels of :mod:`causmatch.models.fused` (one compilation per process, then fewer passes per shard).
+    On the CPU, glibc is told to keep freed shard buffers (:func:`causmatch.runtime.tune_allocator`).
     """
     if shard_images < 1 or shard_captions < 1:
         raise ConfigError("shard sizes must be at least 1")
     dev = matcher.device
+    if dev.type == "cpu":
+        tune_allocator()
     img_ids = torch.arange(len(img)) if image_ids is None else torch.as_tensor(image_ids)
     cap_ids = torch.arange(len(txt)) if caption_ids is None else torch.as_tensor(caption_ids)
     out = np.zeros((len(img), len(txt)), dtype=np.float32)
@@ -283,7 +292,7 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
         im = img[slice(i0, i1)].to(dev)
         tx = txt[slice(c0, c1)].trimmed().to(dev)
         ids = (img_ids[i0:i1].to(dev), cap_ids[c0:c1].to(dev))
-        sc = matcher.similarity(im, tx, intervention, pair_ids=ids).score  # [i, c]
+        sc = matcher.similarity(im, tx, intervention, pair_ids=ids, fused=fused).score  # [i, c]
         out[i0:i1, c0:c1] = sc.float().cpu().numpy()
         if bar is not None:
             bar.update(1)

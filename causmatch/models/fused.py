@@ -1,0 +1,145 @@
+"""Fused inference scoring: :func:`attention.fast_scores` compiled into a few kernels with ``torch.compile``.
+
+After the word–region GEMM, the eager inference path makes about ten passes over the ``[C, W, I, R]`` map
+(clip, column norm, scale, exp, transpose for the Gram product, the two relevance reductions), each a
+separate kernel that reads and writes the whole map. Written without in-place updates or data-dependent
+branches, the same maths compiles (TorchInductor: C++/OpenMP on the CPU, Triton on CUDA) into about
+three kernels around the two matrix products, so the map is read about three times instead of twenty.
+
+The result equals :func:`attention.fast_scores` to float32 rounding (tests check 1e-5). Compiling costs
+tens of seconds once per process (and per new shape pattern: shapes are compiled dynamic), so this path
+pays off for whole-split matrices — ``causmatch evaluate --fused``, the similarity benchmark — not for the
+app's small interactive calls. It needs what ``torch.compile`` needs: on the CPU a C++ compiler and the
+Python headers, on CUDA Triton.
+"""
+from __future__ import annotations
+
+import functools
+import types
+
+import torch
+import torch.nn.functional as F
+
+from causmatch.errors import ConfigError
+from causmatch.models.attention import EPS, FAST_NORMS, MAX_FAST_LAMBDA
+
+
+def _col_normalise_exp(x: torch.Tensor, qmask: torch.Tensor, norm: str, dim: int, lam: float) -> torch.Tensor:
+    """``exp(λ · normalize(x))`` with the queries on ``dim`` (``qmask`` float, 0 at padded queries).
+
+    The unnormalised softmax of :func:`attention._fast_logits_exp`: relevance does not change when a query's
+    attention row is rescaled, and the logits are bounded by λ, so neither denominator nor max is needed.
+    """
+    if norm == "softmax":
+        x = torch.softmax(x.masked_fill(qmask == 0, torch.finfo(x.dtype).min), dim=dim) * qmask
+        return torch.exp(lam * x)
+    if qmask is not None:
+        x = x * qmask
+    return torch.exp(x * (lam / ((x * x).sum(dim, keepdim=True).sqrt() + EPS)))
+
+
+def _pool(rel: torch.Tensor, mask: torch.Tensor, agg: str, lambda_lse: float) -> torch.Tensor:
+    """LogSumExp or mean of ``rel [..., Q]`` over ``mask`` (float) → ``[...]``; 0 where nothing is valid."""
+    n = mask.sum(-1)
+    if agg == "lse":
+        x = torch.where(mask > 0, lambda_lse * rel, torch.full_like(rel, float("-inf")))
+        out = torch.logsumexp(x, dim=-1) / lambda_lse
+    else:
+        out = (rel * mask).sum(-1) / n.clamp_min(1)
+    return torch.where(n > 0, out, torch.zeros_like(out))
+
+
+def _t2i(s, wmask, rmask, region_gram, norm, lam, agg, lambda_lse):
+    """``s [I, R, W, C]`` (words query regions) → ``[I, C]``.
+
+    This layout makes the Gram product a plain ``G_i @ e_i`` per image (``[R, R] @ [R, W·C]``, no copy),
+    and keeps every reduction (over W for the norm, over R for the relevance) on an outer axis, so the
+    compiled loops run along the contiguous caption axis in full vectors.
+    """
+    I, R, W, C = s.shape
+    x = F.leaky_relu(s, 0.1) if norm == "clipped_l2norm" else s
+    # Padded words were zeroed before the GEMM (sims exactly 0), so only the softmax norm needs their mask.
+    wm = wmask.t().reshape(1, 1, W, C) if norm == "softmax" else None
+    e = _col_normalise_exp(x, wm, norm, 2, lam) * rmask.view(I, R, 1, 1)  # [I, R, W, C]
+    num = (e * s).sum(1)  # [I, W, C]  = e_w · a_w
+    a = e.reshape(I, R, W * C)
+    quad = (torch.bmm(region_gram, a) * a).sum(1).view(I, W, C)  # |Σ_r α_r v_r|^2
+    rel = num / quad.clamp_min(EPS * EPS).sqrt().clamp_min(EPS)  # [I, W, C]
+    return _pool(rel.transpose(1, 2), wmask.unsqueeze(0).expand(I, C, W), agg, lambda_lse)
+
+
+def _i2t(s, wmask, rmask, word_gram, region_norms, norm, lam, agg, lambda_lse):
+    """``s [C, W, I, R]`` (regions query words: normalised over R, softmax over W) → ``[I, C]``."""
+    C, W, I, R = s.shape
+    x = F.leaky_relu(s, 0.1) if norm == "clipped_l2norm" else s
+    e = _col_normalise_exp(x, rmask.view(1, 1, I, R), norm, 3, lam) * wmask.view(C, W, 1, 1)
+    a = e.reshape(C, W, I * R)
+    quad = (torch.bmm(word_gram, a) * a).sum(1).view(C, I, R)
+    num = (e * s).sum(1)  # [C, I, R]
+    den = quad.clamp_min(EPS * EPS).sqrt() * region_norms.unsqueeze(0)
+    rel = (num / den.clamp_min(EPS)).permute(1, 0, 2)  # [I, C, R]
+    return _pool(rel, rmask.unsqueeze(1).expand(I, C, R), agg, lambda_lse)
+
+
+def _scores(words, word_mask, regions, region_mask, word_gram, region_gram, region_norms, *,
+            direction: str, norm: str, lam: float, agg: str, lambda_lse: float) -> torch.Tensor:
+    C, W, D = words.shape
+    I, R, _ = regions.shape
+    wmask, rmask = word_mask.to(words.dtype), region_mask.to(regions.dtype)
+    words = words * wmask.unsqueeze(-1)  # padded words give exact-0 sims
+    parts = []
+    if direction in ("t2i", "both"):  # [I*R, D] @ [D, C*W]: the layout t2i wants
+        s = (regions.reshape(I * R, D) @ words.transpose(0, 1).reshape(W * C, D).t()).view(I, R, W, C)
+        parts.append(_t2i(s, wmask, rmask, region_gram, norm, lam, agg, lambda_lse))
+    if direction in ("i2t", "both"):
+        s = (words.reshape(C * W, D) @ regions.reshape(I * R, D).t()).view(C, W, I, R) if direction == "i2t" \
+            else s.permute(3, 2, 0, 1)
+        parts.append(_i2t(s, wmask, rmask, word_gram, region_norms, norm, lam, agg, lambda_lse))
+    return parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2
+
+
+@functools.cache
+def _compiled(direction: str, norm: str, lam: float, agg: str, lambda_lse: float):
+    """One compiled function per attention setting.
+
+    Dynamo keeps compiled graphs per code object, at most ``recompile_limit`` (8) of them; a shard run
+    needs up to four (full and ragged shards). Each setting gets its own copy of ``_scores``'s code so that
+    several settings in one process do not share that limit. Past it, Dynamo runs the function eagerly:
+    slower, same result.
+    """
+    code = _scores.__code__.replace(co_name=f"_scores_{direction}_{norm}_{agg}_{len(_compiled_names)}")
+    _compiled_names.append(code.co_name)
+    fn = types.FunctionType(code, _scores.__globals__, code.co_name, _scores.__defaults__)
+    fn.__kwdefaults__ = _scores.__kwdefaults__
+    fn = functools.partial(fn, direction=direction, norm=norm, lam=lam, agg=agg, lambda_lse=lambda_lse)
+    return torch.compile(fn, dynamic=True)
+
+
+_compiled_names: list[str] = []
+
+
+def fused_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Tensor, region_mask: torch.Tensor,
+                 word_gram: torch.Tensor, region_gram: torch.Tensor, *, direction: str, norm: str,
+                 lambda_softmax: float, agg: str, lambda_lse: float,
+                 region_norms: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores ``[I, C]`` of all pairs, as :func:`attention.fast_scores` (same arguments), through one compiled graph.
+
+    Raises :class:`ConfigError` (one line) for options outside the inference path or when the compiler
+    is missing.
+    """
+    if norm not in FAST_NORMS or not 0 < lambda_softmax <= MAX_FAST_LAMBDA:
+        raise ConfigError(f"fused scoring supports norms {', '.join(FAST_NORMS)} with 0 < lambda_softmax <= "
+                          f"{MAX_FAST_LAMBDA:g}; got {norm} and {lambda_softmax:g} (run without --fused)")
+    if region_norms is None:
+        region_norms = torch.ones(region_mask.shape, dtype=regions.dtype, device=regions.device)
+    fn = _compiled(direction, norm, float(lambda_softmax), agg, float(lambda_lse))
+    try:
+        with torch.no_grad():
+            return fn(words, word_mask, regions, region_mask, word_gram, region_gram, region_norms)
+    except Exception as exc:  # torch._dynamo/inductor failures: a missing compiler, headers, or Triton
+        if "BackendCompilerFailed" in type(exc).__name__ or "InductorError" in type(exc).__name__ \
+                or "CppCompileError" in type(exc).__name__:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"fused scoring could not compile ({first[:200]}); install a C++ compiler and "
+                              f"the Python headers (CPU) or Triton (CUDA), or run without --fused") from exc
+        raise

@@ -1,0 +1,43 @@
+"""Process-level settings that make the CPU scoring loops fast: glibc's allocator.
+
+Scoring a split allocates the same few map-sized buffers (``[i, c, W, R]`` floats, 27 MiB at 128 × 128
+shards, 12 words, 36 regions) for every shard. With glibc's defaults a freed buffer of that size goes back
+to the operating system (it was ``mmap``-ed, or it sits at the top of the heap above the trim threshold),
+so the next shard touches fresh pages and pays one page fault per 4 KiB: about 14,000 faults per shard,
+which cost as much as the arithmetic after the GEMM on the benchmark CPU (docs/benchmarks.md). PyTorch's
+CPU tuning guide suggests preloading jemalloc or tcmalloc for the same reason; :func:`tune_allocator` is the
+in-process equivalent with the allocator already there: buffers up to 32 MiB (glibc's maximum for this
+setting) come from the heap, and up to 512 MiB of freed heap is kept for reuse instead of being returned.
+
+Set ``CAUSMATCH_TUNE_MALLOC=0`` to leave the allocator alone.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+MMAP_THRESHOLD = 32 * 2**20  # glibc rejects larger values (HEAP_MAX_SIZE / 2 on 64-bit)
+TRIM_THRESHOLD = 512 * 2**20
+
+_done: bool | None = None
+
+
+def tune_allocator() -> bool:
+    """Keep freed map-sized buffers in the process (glibc only; once per process). True when applied."""
+    global _done
+    if _done is not None:
+        return _done
+    _done = False
+    if os.environ.get("CAUSMATCH_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
+        return _done
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return _done
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _done
