@@ -102,20 +102,15 @@ def _scores(words, word_mask, regions, region_mask, word_gram, region_gram, regi
 def _compiled(direction: str, norm: str, lam: float, agg: str, lambda_lse: float):
     """One compiled function per attention setting.
 
-    Dynamo keeps compiled graphs per code object, at most ``recompile_limit`` (8) of them; a shard run
-    needs up to four (full and ragged shards). Each setting gets its own copy of ``_scores``'s code so that
-    several settings in one process do not share that limit. Past it, Dynamo runs the function eagerly:
-    slower, same result.
+    Dynamo keeps compiled graphs per code object, at most ``recompile_limit`` (8) of them, and a shard run
+    needs up to four (full and ragged shards). So each setting gets its own copy of ``_scores``'s code, with
+    the setting as its keyword defaults (a ``functools.partial`` would share one wrapper's code among all
+    settings). Past the limit Dynamo runs the function eagerly: slower, same result.
     """
-    code = _scores.__code__.replace(co_name=f"_scores_{direction}_{norm}_{agg}_{len(_compiled_names)}")
-    _compiled_names.append(code.co_name)
-    fn = types.FunctionType(code, _scores.__globals__, code.co_name, _scores.__defaults__)
-    fn.__kwdefaults__ = _scores.__kwdefaults__
-    fn = functools.partial(fn, direction=direction, norm=norm, lam=lam, agg=agg, lambda_lse=lambda_lse)
+    code = _scores.__code__.replace(co_name=f"_scores_{direction}_{norm}_{agg}_{_compiled.cache_info().currsize}")
+    fn = types.FunctionType(code, _scores.__globals__, code.co_name)
+    fn.__kwdefaults__ = dict(direction=direction, norm=norm, lam=lam, agg=agg, lambda_lse=lambda_lse)
     return torch.compile(fn, dynamic=True)
-
-
-_compiled_names: list[str] = []
 
 
 def fused_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Tensor, region_mask: torch.Tensor,

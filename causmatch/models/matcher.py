@@ -64,7 +64,10 @@ class TextEmb:
     def trimmed(self) -> "TextEmb":
         """Drop trailing word columns that no caption here uses (saves work on short-caption shards)."""
         used = self.mask.any(0).nonzero()  # word columns valid in at least one caption
-        W = int(used.max()) + 1 if len(used) else 1
+        return self.first_words(int(used.max()) + 1 if len(used) else 1)
+
+    def first_words(self, W: int) -> "TextEmb":
+        """The first ``W`` word columns (views, no copy)."""
         return TextEmb(self.words[:, :W], self.mask[:, :W], self.gram[:, :W, :W], self.tokens)
 
     def to(self, device) -> "TextEmb":
@@ -282,7 +285,11 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
         tune_allocator()
     img_ids = torch.arange(len(img)) if image_ids is None else torch.as_tensor(image_ids)
     cap_ids = torch.arange(len(txt)) if caption_ids is None else torch.as_tensor(caption_ids)
-    out = np.zeros((len(img), len(txt)), dtype=np.float32)
+    # Scores stay on the device until the end, and each caption shard's width (its longest caption) is
+    # known up front: no host-device synchronisation per shard, so a GPU never waits for the Python loop.
+    out = torch.zeros(len(img), len(txt), dtype=torch.float32, device=dev)
+    used = (txt.mask * torch.arange(1, txt.mask.shape[1] + 1, device=txt.mask.device)).amax(1)  # [C] last word + 1
+    used = used.cpu().numpy() if len(txt) else np.zeros(0, dtype=np.int64)
     blocks = [(i, c) for i in _shards(len(img), shard_images) for c in _shards(len(txt), shard_captions)]
     bar = None
     if progress:
@@ -290,12 +297,11 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
         bar = tqdm(total=len(blocks), desc="similarity", unit="block")
     for (i0, i1), (c0, c1) in blocks:
         im = img[slice(i0, i1)].to(dev)
-        tx = txt[slice(c0, c1)].trimmed().to(dev)
+        tx = txt[slice(c0, c1)].first_words(max(1, int(used[c0:c1].max()))).to(dev)
         ids = (img_ids[i0:i1].to(dev), cap_ids[c0:c1].to(dev))
-        sc = matcher.similarity(im, tx, intervention, pair_ids=ids, fused=fused).score  # [i, c]
-        out[i0:i1, c0:c1] = sc.float().cpu().numpy()
+        out[i0:i1, c0:c1] = matcher.similarity(im, tx, intervention, pair_ids=ids, fused=fused).score  # [i, c]
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return out
+    return out.cpu().numpy()
