@@ -41,3 +41,28 @@ def tune_allocator() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _done
+
+
+_vml_warm = False
+
+
+def warm_up_vml() -> None:
+    """Call torch's MKL-backed unary kernels (sqrt, exp, log) once on one thread, before any threaded use.
+
+    PyTorch's CPU build computes these through Intel MKL's vector math library (``vsSqrt``, ``vsExp``,
+    ``vsLn``), called from each OpenMP thread of a ``parallel_for``. On the 2-core dev box the first threaded
+    ``sqrt_`` of a process sometimes returned values off by ~2e-4 relative (an approximate square root) on
+    one thread's half of the tensor, while its input was bit-identical — about 1 process in 10
+    (``benchmarks/check_first_call.py``), which put 3.7e-5 errors into the first shard of a similarity
+    matrix. One small single-threaded call of each kernel first removed it (0 of 40 processes). We think
+    MKL's lazy per-CPU dispatch is not safe when its first calls come from two threads at once; not
+    confirmed in MKL's sources. ``CAUSMATCH_WARM_VML=0`` skips this (to reproduce the problem).
+    """
+    global _vml_warm
+    if _vml_warm or os.environ.get("CAUSMATCH_WARM_VML", "1") == "0":
+        return
+    import torch
+
+    x = torch.full((64,), 0.5)  # far below parallel_for's grain size: runs on the calling thread only
+    torch.sqrt(x), torch.exp(x), torch.log(x)
+    _vml_warm = True

@@ -14,6 +14,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from causmatch.runtime import warm_up_vml
+
+warm_up_vml()  # MKL's sqrt/exp/log once on one thread before any threaded call (see its docstring)
+
 EPS = 1e-8  # as SCAN: keeps padded / all-zero rows finite
 
 
@@ -187,6 +191,20 @@ def fast_path_ok(norm: str, lambda_softmax: float) -> bool:
     return norm in FAST_NORMS and 0 < lambda_softmax <= MAX_FAST_LAMBDA
 
 
+def _dot_along(x: torch.Tensor, y: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
+    """``(x * y).sum(dim)`` for an outer ``dim`` as a running ``addcmul`` over its slices.
+
+    Reads both maps once and writes only the small result (``mul_`` + ``sum`` read and write the whole map
+    twice). It also keeps these reductions out of ``torch.sum``'s outer-dimension kernel, which on the
+    2-core dev box sometimes gave a different (wrong by ~2e-4 relative) result in the first call of a process
+    (``benchmarks/check_first_call.py``; docs/benchmarks.md).
+    """
+    acc = x.select(dim, 0) * y.select(dim, 0)
+    for k in range(1, x.shape[dim]):
+        acc.addcmul_(x.select(dim, k), y.select(dim, k))
+    return acc.unsqueeze(dim) if keepdim else acc
+
+
 def _fast_logits_exp(x: torch.Tensor, qmask: torch.Tensor | None, norm: str, dim: int, lam: float,
                      work: torch.Tensor | None = None) -> torch.Tensor:
     """In place: ``x [.., Q.., K..]`` (queries on ``dim``, already clipped) → ``exp(λ · normalize(x))``.
@@ -203,8 +221,11 @@ def _fast_logits_exp(x: torch.Tensor, qmask: torch.Tensor | None, norm: str, dim
     else:
         if qmask is not None:
             x.mul_(qmask)
-        sq = torch.square(x) if work is None else torch.square(x, out=work)  # scratch: x^2
-        n = sq.sum(dim, keepdim=True).sqrt_()  # (linalg.vector_norm is several times slower here)
+        if dim % x.dim() == x.dim() - 1:  # innermost axis: a plain reduction
+            sq = torch.square(x) if work is None else torch.square(x, out=work)  # scratch: x^2
+            n = sq.sum(dim, keepdim=True).sqrt_()  # (linalg.vector_norm is several times slower here)
+        else:
+            n = _dot_along(x, x, dim, keepdim=True).sqrt_()
         x.mul_(n.add_(EPS).reciprocal_().mul_(lam))  # λ folded into the small per-key factor
     return x.exp_()
 
@@ -270,8 +291,8 @@ def _fast_t2i_irwc(s, wm, region_mask, region_gram, word_mask, norm, lam, agg, l
     if not bool(region_mask.all()):
         alpha.mul_(region_mask.view(I, R, 1, 1))  # masked regions get exactly 0 weight
     a = alpha.view(I, R, W * C)
-    quad = torch.bmm(region_gram, a, out=work.view(I, R, W * C)).mul_(a).sum(1)  # [I, W*C]  = |Σ_r α_r v_r|^2
-    num = alpha.mul_(s).sum(1)  # [I, W, C]  = e_w · a_w
+    quad = _dot_along(torch.bmm(region_gram, a, out=work.view(I, R, W * C)), a, 1)  # [I, W*C] = |Σ_r α_r v_r|^2
+    num = _dot_along(alpha, s, 1)  # [I, W, C]  = e_w · a_w
     rel = num / quad.view(I, W, C).clamp_min(EPS * EPS).sqrt().clamp_min(EPS)  # [I, W, C]
     return aggregate(rel.transpose(1, 2), word_mask.unsqueeze(0), agg, lambda_lse)  # [I, C]
 
@@ -305,8 +326,8 @@ def _fast_i2t(s, wm, rm, word_gram, region_mask, norm, lam, agg, lambda_lse, reg
     if wm is not None:
         alpha.mul_(wm)  # padded words get exactly 0 weight
     a = alpha.view(C, W, I * R)
-    quad = torch.bmm(word_gram, a).mul_(a).sum(1)  # [C, I*R]  per-caption gram: one clean bmm
-    num = alpha.mul_(s).sum(1)  # [C, I, R]
+    quad = _dot_along(torch.bmm(word_gram, a), a, 1)  # [C, I*R]  per-caption gram: one clean bmm
+    num = _dot_along(alpha, s, 1)  # [C, I, R]
     den = quad.view(C, I, R).clamp_min(EPS * EPS).sqrt()
     if region_norms is not None:
         den = den * region_norms.unsqueeze(0)
