@@ -65,3 +65,14 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path, capsys, argv, match)
     assert cli(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and match in err
+
+
+@pytest.mark.slow  # compiles the fused kernels (about 10 s the first time in a process)
+def test_evaluate_fused_gives_the_same_metrics(trained, tmp_path):
+    data, ckpt = trained
+    plain, fused = tmp_path / "plain.json", tmp_path / "fused.json"
+    args = ["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--split", "test", "--no-grounding",
+            "--shard", "4"]
+    assert cli([*args, "--json", str(plain)]) == 0
+    assert cli([*args, "--fused", "--json", str(fused)]) == 0
+    assert json.loads(fused.read_text())["metrics"] == json.loads(plain.read_text())["metrics"]

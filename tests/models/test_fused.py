@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from causmatch import runtime
 from causmatch.errors import ConfigError
 from causmatch.models import attention as A
 from causmatch.models import sharded_similarity
@@ -59,13 +58,3 @@ def test_fused_rejects_unbounded_logits_in_one_line():
         fused_scores(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram, direction="t2i",
                      norm="no_norm", lambda_softmax=9.0, agg="lse", lambda_lse=6.0)
     assert "\n" not in str(err.value) and "without --fused" in str(err.value)
-
-
-def test_tune_allocator_applies_once_and_can_be_turned_off(monkeypatch):
-    monkeypatch.setattr(runtime, "_done", None)
-    monkeypatch.setenv("CAUSMATCH_TUNE_MALLOC", "0")
-    assert runtime.tune_allocator() is False
-    monkeypatch.setattr(runtime, "_done", None)
-    monkeypatch.delenv("CAUSMATCH_TUNE_MALLOC")
-    assert runtime.tune_allocator() is True  # Linux with glibc, as CI
-    assert runtime.tune_allocator() is True  # cached
