@@ -254,9 +254,9 @@ class Trainer:
         return self._finish()
 
     def _log_epoch(self, stats: dict, metrics: dict | None) -> None:
-        line = (f"epoch {self.epoch}/{self.cfg.epochs} loss {stats.get('loss', float('nan')):.4f} "
-                f"effect +{stats.get('mean_effect_pos', float('nan')):.4f} "
-                f"-{stats.get('mean_effect_neg', float('nan')):.4f}")
+        pos, neg = stats.get('mean_effect_pos', float('nan')), stats.get('mean_effect_neg', float('nan'))
+        effect = "effect not computed" if math.isnan(pos) else f"effect +{pos:.4f} -{neg:.4f}"
+        line = f"epoch {self.epoch}/{self.cfg.epochs} loss {stats.get('loss', float('nan')):.4f} {effect}"
         if metrics:
             line += (f" | dev R@1 i2t {metrics['i2t_r1']:.1f} t2i {metrics['t2i_r1']:.1f} "
                      f"rSum {metrics['rsum']:.1f} (best {self.best_rsum:.1f} @ {self.best_epoch})")
