@@ -194,11 +194,11 @@ def fast_path_ok(norm: str, lambda_softmax: float) -> bool:
 def _dot_along(x: torch.Tensor, y: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     """``(x * y).sum(dim)`` for an outer ``dim`` as a running ``addcmul`` over its slices.
 
-    Reads both maps once and writes only the small result (``mul_`` + ``sum`` read and write the whole map
-    twice). It also keeps these reductions out of ``torch.sum``'s outer-dimension kernel, which on the
-    2-core dev box sometimes gave a different (wrong by ~2e-4 relative) result in the first call of a process
-    (``benchmarks/check_first_call.py``; docs/benchmarks.md).
+    On the CPU it reads both maps once and writes only the small result (``mul_`` + ``sum`` read and write the
+    whole map twice: 2.1 ms vs 3.2 ms on a ``[128, 36, 12, 128]`` map); elsewhere it is the plain product and sum.
     """
+    if x.device.type != "cpu":  # on a GPU one product + sum is two launches; the loop would be one per slice
+        return (x * y).sum(dim, keepdim=keepdim)
     acc = x.select(dim, 0) * y.select(dim, 0)
     for k in range(1, x.shape[dim]):
         acc.addcmul_(x.select(dim, k), y.select(dim, k))

@@ -7,6 +7,7 @@ process: with hardest in-batch negatives the batch is what the loss sees.
 """
 from __future__ import annotations
 
+import gc
 import math
 import os
 import random
@@ -276,8 +277,15 @@ def train(data_dir: str | Path, out: str | Path, cfg: TrainConfig, *, device: st
           resume: bool = False, progress: bool = True, log=None) -> dict:
     """Train a Matcher on ``data_dir`` (needs train and dev splits) into checkpoint dir ``out``."""
     initialised_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    trainer = None
     try:
-        return Trainer(data_dir, out, cfg, device=device, resume=resume, progress=progress, log=log).fit()
+        trainer = Trainer(data_dir, out, cfg, device=device, resume=resume, progress=progress, log=log)
+        return trainer.fit()
     finally:
         if initialised_here:
+            # DDP's reducer holds the process group. Left to interpreter exit (the trainer sits in reference
+            # cycles), gloo's threads were torn down during finalisation and a rank sometimes died with
+            # SIGABRT ("terminate called without an active exception") after a finished run.
+            trainer = None
+            gc.collect()
             D.shutdown()
