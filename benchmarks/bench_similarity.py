@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import json
 import os
 import sys
@@ -41,7 +40,7 @@ from causmatch.interventions import Random  # noqa: E402
 from causmatch.losses import CausMatchLoss  # noqa: E402
 from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, sharded_similarity  # noqa: E402
 from causmatch.models import attention as A  # noqa: E402
-from causmatch.runtime import tune_allocator  # noqa: E402
+from causmatch.runtime import libc, tune_allocator  # noqa: E402
 
 
 class _MallInfo2(ctypes.Structure):
@@ -51,9 +50,8 @@ class _MallInfo2(ctypes.Structure):
 
 def _malloc_in_use():
     """A function giving the bytes glibc has handed out and not taken back (heap + mmapped), or None."""
-    try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
-    except (OSError, AttributeError):
+    fn = getattr(libc(), "mallinfo2", None)  # glibc >= 2.33
+    if fn is None:
         return None
     fn.restype = _MallInfo2
     return lambda: (lambda m: m.uordblks + m.hblkhd)(fn())

@@ -25,6 +25,14 @@ TRIM_THRESHOLD = 512 * 2**20
 _done: bool | None = None
 
 
+def libc() -> ctypes.CDLL | None:
+    """The C library the process runs on (None where it cannot be loaded)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def tune_allocator() -> bool:
     """Keep freed map-sized buffers in the process (glibc only; once per process). True when applied."""
     global _done
@@ -33,10 +41,8 @@ def tune_allocator() -> bool:
     _done = False
     if os.environ.get("CAUSMATCH_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
         return _done
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+    mallopt = getattr(libc(), "mallopt", None)
+    if mallopt is None:  # not glibc (musl has no mallopt)
         return _done
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

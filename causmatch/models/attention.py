@@ -259,29 +259,30 @@ def fast_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Ten
     for c0 in range(0, C, step):
         c1 = min(C, c0 + step)
         wmask = word_mask[c0:c1]  # [c, W]
-        if direction == "t2i":  # its own layout: regions first, no transpose copy for the Gram product
-            s = (regions.reshape(I * R, D) @ words[c0:c1].transpose(0, 1).reshape(-1, D).t()).view(I, R, W, c1 - c0)
-            wm = None if bool(wmask.all()) else wmask.t().reshape(1, 1, W, c1 - c0)
-            out.append(_fast_t2i_irwc(s, wm, region_mask, region_gram, wmask, norm, lambda_softmax, agg, lambda_lse))
-            continue
-        s = (words[c0:c1].reshape(-1, D) @ keys_t).view(c1 - c0, W, I, R)  # [c, W, I, R]
-        wm = None if bool(wmask.all()) else wmask.view(c1 - c0, W, 1, 1)
         parts = []
-        if direction in ("t2i", "both"):
-            parts.append(_fast_t2i(s, wm, rm, region_gram, wmask, norm, lambda_softmax, agg, lambda_lse,
-                                   keep_s=direction == "both"))
+        if direction == "t2i":  # its own layout straight from the GEMM: regions first, captions innermost
+            s_t = (regions.reshape(I * R, D) @ words[c0:c1].transpose(0, 1).reshape(-1, D).t()).view(I, R, W, c1 - c0)
+        else:
+            s = (words[c0:c1].reshape(-1, D) @ keys_t).view(c1 - c0, W, I, R)  # [c, W, I, R]
+            s_t = s.permute(2, 3, 1, 0).contiguous() if direction == "both" else None  # [I, R, W, c]
+        if s_t is not None:
+            wm = None if bool(wmask.all()) else wmask.t().reshape(1, 1, W, c1 - c0)
+            parts.append(_fast_t2i(s_t, wm, region_mask, region_gram, wmask, norm, lambda_softmax, agg, lambda_lse))
         if direction in ("i2t", "both"):
+            wm = None if bool(wmask.all()) else wmask.view(c1 - c0, W, 1, 1)
             parts.append(_fast_i2t(s, wm, rm, word_gram[c0:c1], region_mask, norm, lambda_softmax, agg,
                                    lambda_lse, region_norms))
         out.append(parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2)  # [I, c]
     return torch.cat(out, dim=1) if out else regions.new_zeros(I, 0)  # [I, C]
 
 
-def _fast_t2i_irwc(s, wm, region_mask, region_gram, word_mask, norm, lam, agg, lambda_lse) -> torch.Tensor:
-    """t2i on ``s [I, R, W, C]`` (the t2i-only layout). Returns ``[I, C]``.
+def _fast_t2i(s, wm, region_mask, region_gram, word_mask, norm, lam, agg, lambda_lse) -> torch.Tensor:
+    """t2i on ``s [I, R, W, C]``: words query regions. Returns ``[I, C]``.
 
-    Here the Gram product is ``G_i @ α_i`` per image on the map as it lies (``[R, R] @ [R, W·C]``), and the
-    norm and relevance reductions run over outer axes, in full vectors along the captions.
+    In this layout the Gram product is ``G_i @ α_i`` per image on the map as it lies (``[R, R] @ [R, W·C]``,
+    no transposing copy), and the norm and relevance reductions run over outer axes, in full vectors along
+    the captions. Two map-sized buffers besides ``s`` (``alpha``, ``work``), reused in place: a fresh large
+    allocation costs page faults comparable to a pass over the map.
     """
     I, R, W, C = s.shape
     alpha = _first_pass(s, norm)  # [I, R, W, C]
@@ -295,28 +296,6 @@ def _fast_t2i_irwc(s, wm, region_mask, region_gram, word_mask, norm, lam, agg, l
     num = _dot_along(alpha, s, 1)  # [I, W, C]  = e_w · a_w
     rel = num / quad.view(I, W, C).clamp_min(EPS * EPS).sqrt().clamp_min(EPS)  # [I, W, C]
     return aggregate(rel.transpose(1, 2), word_mask.unsqueeze(0), agg, lambda_lse)  # [I, C]
-
-
-def _fast_t2i(s, wm, rm, region_gram, word_mask, norm, lam, agg, lambda_lse, keep_s) -> torch.Tensor:
-    """t2i on ``s [C, W, I, R]``: words query regions. Returns ``[I, C]``.
-
-    Three map-sized buffers in all (``s``, ``alpha``, ``work``), reused in place: a fresh large
-    allocation costs page faults comparable to a pass over the map.
-    """
-    C, W, I, R = s.shape
-    alpha = _first_pass(s, norm)  # [C, W, I, R]
-    # Padded words were zeroed before the GEMM, so only the softmax norm still needs their mask.
-    work = torch.empty_like(alpha)
-    alpha = _fast_logits_exp(alpha, wm if norm == "softmax" else None, norm, 1, lam, work)
-    if rm is not None:
-        alpha.mul_(rm)  # masked regions get exactly 0 weight
-    # Per-image layout for BLAS: [I, C*W, R] contiguous (a strided bmm is ~3x slower than this copy + bmm).
-    a = work.view(I, C * W, R).copy_(alpha.view(C * W, I, R).transpose(0, 1))  # [I, C*W, R]
-    num = (alpha.mul_(s) if not keep_s else alpha * s).sum(-1)  # [C, W, I]  = e_j · a_j
-    y = torch.bmm(a, region_gram, out=alpha.view(I, C * W, R)) if not keep_s else torch.bmm(a, region_gram)
-    quad = y.mul_(a).sum(-1)  # [I, C*W]  = |Σ_r α_r v_r|^2
-    rel = num.permute(2, 0, 1) / quad.view(I, C, W).clamp_min(EPS * EPS).sqrt().clamp_min(EPS)  # [I, C, W]
-    return aggregate(rel, word_mask.unsqueeze(0), agg, lambda_lse)  # [I, C]
 
 
 def _fast_i2t(s, wm, rm, word_gram, region_mask, norm, lam, agg, lambda_lse, region_norms) -> torch.Tensor:

@@ -1,10 +1,9 @@
 """Fused inference scoring: :func:`attention.fast_scores` compiled into a few kernels with ``torch.compile``.
 
-After the word–region GEMM, the eager inference path makes about ten passes over the ``[C, W, I, R]`` map
-(clip, column norm, scale, exp, transpose for the Gram product, the two relevance reductions), each a
-separate kernel that reads and writes the whole map. Written without in-place updates or data-dependent
-branches, the same maths compiles (TorchInductor: C++/OpenMP on the CPU, Triton on CUDA) into about
-three kernels around the two matrix products, so the map is read about three times instead of twenty.
+After the word–region GEMM, the eager inference path makes several passes over the map (clip, column
+norm, scale, exp, the two relevance reductions), each a separate kernel, or on a GPU a separate launch.
+Written without in-place updates or data-dependent branches, the same maths compiles (TorchInductor:
+C++/OpenMP on the CPU, Triton on CUDA) into about four kernels around the two matrix products.
 
 The result equals :func:`attention.fast_scores` to float32 rounding (tests check 1e-5). Compiling costs
 tens of seconds once per process (and per new shape pattern: shapes are compiled dynamic), so this path
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from causmatch.errors import ConfigError
-from causmatch.models.attention import EPS, FAST_NORMS, MAX_FAST_LAMBDA
+from causmatch.models.attention import EPS, FAST_NORMS, MAX_FAST_LAMBDA, aggregate
 
 
 def _col_normalise_exp(x: torch.Tensor, qmask: torch.Tensor, norm: str, dim: int, lam: float) -> torch.Tensor:
@@ -38,18 +37,7 @@ def _col_normalise_exp(x: torch.Tensor, qmask: torch.Tensor, norm: str, dim: int
     return torch.exp(x * (lam / ((x * x).sum(dim, keepdim=True).sqrt() + EPS)))
 
 
-def _pool(rel: torch.Tensor, mask: torch.Tensor, agg: str, lambda_lse: float) -> torch.Tensor:
-    """LogSumExp or mean of ``rel [..., Q]`` over ``mask`` (float) → ``[...]``; 0 where nothing is valid."""
-    n = mask.sum(-1)
-    if agg == "lse":
-        x = torch.where(mask > 0, lambda_lse * rel, torch.full_like(rel, float("-inf")))
-        out = torch.logsumexp(x, dim=-1) / lambda_lse
-    else:
-        out = (rel * mask).sum(-1) / n.clamp_min(1)
-    return torch.where(n > 0, out, torch.zeros_like(out))
-
-
-def _t2i(s, wmask, rmask, region_gram, norm, lam, agg, lambda_lse):
+def _t2i(s, wmask, word_mask, rmask, region_gram, norm, lam, agg, lambda_lse):
     """``s [I, R, W, C]`` (words query regions) → ``[I, C]``.
 
     This layout makes the Gram product a plain ``G_i @ e_i`` per image (``[R, R] @ [R, W·C]``, no copy),
@@ -65,10 +53,10 @@ def _t2i(s, wmask, rmask, region_gram, norm, lam, agg, lambda_lse):
     a = e.reshape(I, R, W * C)
     quad = (torch.bmm(region_gram, a) * a).sum(1).view(I, W, C)  # |Σ_r α_r v_r|^2
     rel = num / quad.clamp_min(EPS * EPS).sqrt().clamp_min(EPS)  # [I, W, C]
-    return _pool(rel.transpose(1, 2), wmask.unsqueeze(0).expand(I, C, W), agg, lambda_lse)
+    return aggregate(rel.transpose(1, 2), word_mask.unsqueeze(0), agg, lambda_lse)
 
 
-def _i2t(s, wmask, rmask, word_gram, region_norms, norm, lam, agg, lambda_lse):
+def _i2t(s, wmask, rmask, region_mask, word_gram, region_norms, norm, lam, agg, lambda_lse):
     """``s [C, W, I, R]`` (regions query words: normalised over R, softmax over W) → ``[I, C]``."""
     C, W, I, R = s.shape
     x = F.leaky_relu(s, 0.1) if norm == "clipped_l2norm" else s
@@ -76,9 +64,11 @@ def _i2t(s, wmask, rmask, word_gram, region_norms, norm, lam, agg, lambda_lse):
     a = e.reshape(C, W, I * R)
     quad = (torch.bmm(word_gram, a) * a).sum(1).view(C, I, R)
     num = (e * s).sum(1)  # [C, I, R]
-    den = quad.clamp_min(EPS * EPS).sqrt() * region_norms.unsqueeze(0)
+    den = quad.clamp_min(EPS * EPS).sqrt()
+    if region_norms is not None:
+        den = den * region_norms.unsqueeze(0)
     rel = (num / den.clamp_min(EPS)).permute(1, 0, 2)  # [I, C, R]
-    return _pool(rel, rmask.unsqueeze(1).expand(I, C, R), agg, lambda_lse)
+    return aggregate(rel, region_mask.unsqueeze(1), agg, lambda_lse)
 
 
 def _scores(words, word_mask, regions, region_mask, word_gram, region_gram, region_norms, *,
@@ -90,11 +80,11 @@ def _scores(words, word_mask, regions, region_mask, word_gram, region_gram, regi
     parts = []
     if direction in ("t2i", "both"):  # [I*R, D] @ [D, C*W]: the layout t2i wants
         s = (regions.reshape(I * R, D) @ words.transpose(0, 1).reshape(W * C, D).t()).view(I, R, W, C)
-        parts.append(_t2i(s, wmask, rmask, region_gram, norm, lam, agg, lambda_lse))
+        parts.append(_t2i(s, wmask, word_mask, rmask, region_gram, norm, lam, agg, lambda_lse))
     if direction in ("i2t", "both"):
         s = (words.reshape(C * W, D) @ regions.reshape(I * R, D).t()).view(C, W, I, R) if direction == "i2t" \
             else s.permute(3, 2, 0, 1)
-        parts.append(_i2t(s, wmask, rmask, word_gram, region_norms, norm, lam, agg, lambda_lse))
+        parts.append(_i2t(s, wmask, rmask, region_mask, word_gram, region_norms, norm, lam, agg, lambda_lse))
     return parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2
 
 
@@ -125,8 +115,6 @@ def fused_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Te
     if norm not in FAST_NORMS or not 0 < lambda_softmax <= MAX_FAST_LAMBDA:
         raise ConfigError(f"fused scoring supports norms {', '.join(FAST_NORMS)} with 0 < lambda_softmax <= "
                           f"{MAX_FAST_LAMBDA:g}; got {norm} and {lambda_softmax:g} (run without --fused)")
-    if region_norms is None:
-        region_norms = torch.ones(region_mask.shape, dtype=regions.dtype, device=regions.device)
     fn = _compiled(direction, norm, float(lambda_softmax), agg, float(lambda_lse))
     try:
         with torch.no_grad():

@@ -14,11 +14,11 @@ import torch.nn as nn
 from causmatch.errors import ConfigError
 from causmatch.interventions import Random, Reversed, Shuffle, Uniform
 from causmatch.models import attention as A
+from causmatch.models.config import MatcherConfig
+from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncoder
 from causmatch.models.fast_counterfactual import fast_cf_scores
 from causmatch.models.fused import fused_scores
 from causmatch.runtime import tune_allocator
-from causmatch.models.config import MatcherConfig
-from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncoder
 
 
 @dataclass
@@ -61,10 +61,13 @@ class TextEmb:
             toks = [self.tokens[int(i)] for i in (idx.tolist() if torch.is_tensor(idx) else idx)]
         return TextEmb(self.words[idx], self.mask[idx], self.gram[idx], toks)
 
+    def widths(self) -> torch.Tensor:
+        """``[C]`` long: each caption's last valid word column + 1 (0 for a caption with no valid word)."""
+        return (self.mask * torch.arange(1, self.mask.shape[1] + 1, device=self.mask.device)).amax(1)
+
     def trimmed(self) -> "TextEmb":
         """Drop trailing word columns that no caption here uses (saves work on short-caption shards)."""
-        used = self.mask.any(0).nonzero()  # word columns valid in at least one caption
-        return self.first_words(int(used.max()) + 1 if len(used) else 1)
+        return self.first_words(max(1, int(self.widths().max())) if len(self) else 1)
 
     def first_words(self, W: int) -> "TextEmb":
         """The first ``W`` word columns (views, no copy)."""
@@ -227,9 +230,10 @@ class Matcher(nn.Module):
         """``score [I, C]`` through :func:`attention.fast_scores` (in-place, no maps kept) or its compiled twin."""
         a = self.config.attention
         with torch.no_grad():
-            return (fused_scores if fused else A.fast_scores)(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram,
-                                 direction=a.direction, norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg,
-                                 lambda_lse=a.lambda_lse, region_norms=self._region_norms(img))
+            score = fused_scores if fused else A.fast_scores
+            return score(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram, direction=a.direction,
+                         norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse,
+                         region_norms=self._region_norms(img))
 
     def _fast_counterfactual(self, img: ImageEmb, txt: TextEmb, interventions, pair_ids) -> list[torch.Tensor]:
         """``score [I, C]`` per counterfactual kind through :func:`fast_counterfactual.fast_cf_scores`."""
@@ -288,8 +292,7 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
     # Scores stay on the device until the end, and each caption shard's width (its longest caption) is
     # known up front: no host-device synchronisation per shard, so a GPU never waits for the Python loop.
     out = torch.zeros(len(img), len(txt), dtype=torch.float32, device=dev)
-    used = (txt.mask * torch.arange(1, txt.mask.shape[1] + 1, device=txt.mask.device)).amax(1)  # [C] last word + 1
-    used = used.cpu().numpy() if len(txt) else np.zeros(0, dtype=np.int64)
+    widths = txt.widths().cpu().numpy()  # [C]
     blocks = [(i, c) for i in _shards(len(img), shard_images) for c in _shards(len(txt), shard_captions)]
     bar = None
     if progress:
@@ -297,8 +300,9 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
         bar = tqdm(total=len(blocks), desc="similarity", unit="block")
     for (i0, i1), (c0, c1) in blocks:
         im = img[slice(i0, i1)].to(dev)
-        tx = txt[slice(c0, c1)].first_words(max(1, int(used[c0:c1].max()))).to(dev)
-        ids = (img_ids[i0:i1].to(dev), cap_ids[c0:c1].to(dev))
+        tx = txt[slice(c0, c1)].first_words(max(1, int(widths[c0:c1].max()))).to(dev)
+        # Global ids key the stochastic interventions' draws; learned scores need none (no copy per shard).
+        ids = None if intervention is None else (img_ids[i0:i1].to(dev), cap_ids[c0:c1].to(dev))
         out[i0:i1, c0:c1] = matcher.similarity(im, tx, intervention, pair_ids=ids, fused=fused).score  # [i, c]
         if bar is not None:
             bar.update(1)
