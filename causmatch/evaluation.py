@@ -6,6 +6,14 @@ the list of all captions sorted by score; *text → image*: a caption's rank is 
 its image among all images. Ranks are 0-based internally; ``medr``/``meanr`` are reported
 1-based like SCAN. Ties are broken deterministically: the lower index comes first (the
 order a stable descending sort gives), so results never depend on the hardware.
+
+Non-finite scores are refused, never ranked: a similarity matrix holding NaN/inf (a broken checkpoint,
+overflowing weights) raises a one-line :class:`DataError` naming the first (image, caption) pair and the
+count, in :func:`similarity_matrix`, in every function that ranks (:func:`recall_metrics`,
+:func:`ranks_i2t`, :func:`ranks_t2i`, :func:`fold_metrics`) and in :func:`effect_summary` — so no
+R@K is ever computed from them. :func:`evaluate` refuses, before any work, an empty split, shard sizes
+outside ``1..MAX_SHARD``, an intervention whose targets exceed the split's longest caption or largest
+image, and a run whose estimated memory exceeds what the machine has available.
 """
 from __future__ import annotations
 
@@ -22,6 +30,32 @@ from causmatch.models.matcher import ImageEmb, Matcher, TextEmb, sharded_similar
 RECALL_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum",
                "i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr")
 _ROW_CHUNK = 256  # rows compared at once: bounds the [chunk, K, C] boolean temporaries
+MAX_SHARD = 4096  # images or captions per similarity shard (a shard's maps are shard² · W · R floats)
+
+
+def check_finite_scores(sims, what: str = "similarity matrix", *, image_ids=None, caption_ids=None) -> np.ndarray:
+    """``sims [I, C]`` (or ``[M]``) unchanged if every score is finite; else a one-line DataError naming
+    the first non-finite (image, caption) pair (``image_ids``/``caption_ids`` map rows/columns to the
+    split's indices; default: positions) and how many scores are non-finite."""
+    arr = np.asarray(sims)
+    if arr.dtype.kind not in "fc" or np.isfinite(arr).all():
+        return sims
+    bad = ~np.isfinite(arr)
+    pos = np.argwhere(bad)[0]
+    first = arr[tuple(pos)]
+    i = _id(image_ids, pos[-2] if arr.ndim >= 2 else pos[0])
+    c = _id(caption_ids, pos[-1])
+    raise DataError(f"the {what} has {int(bad.sum())} non-finite score(s) of {arr.size} (first: {first} for "
+                    f"image {i}, caption {c}) — the model produces NaN/inf, so no rank or recall is reported; "
+                    "check the checkpoint (retrain or reconvert it)")
+
+
+def _id(ids, k) -> int:
+    """The split index at position ``k`` of ``ids`` (positions when None; a single id is broadcast)."""
+    if ids is None:
+        return int(k)
+    a = np.asarray(ids).reshape(-1)
+    return int(a[k] if a.size > 1 else a[0])
 
 
 def _check_sims(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
@@ -29,7 +63,9 @@ def _check_sims(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
     if sims.ndim != 2 or caps_per_image < 1 or sims.shape[1] != sims.shape[0] * caps_per_image:
         raise DataError(f"similarity matrix of shape {sims.shape} does not fit {caps_per_image} "
                         "captions per image — it must be [I, K*I]")
-    return sims
+    if sims.shape[0] == 0:
+        raise DataError("the similarity matrix is empty (no images) — evaluate a split with at least one image")
+    return check_finite_scores(sims)
 
 
 def _stable_rank(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -194,6 +230,7 @@ def similarity_matrix(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventio
     the rows are all-gathered, so each rank returns the full matrix. Stochastic interventions are
     keyed by global image/caption indices: the result does not depend on shards or ranks.
     """
+    check_shards(shard_images, shard_captions)
     was_training = matcher.training
     matcher.eval()
     rank, world = _distributed()
@@ -204,6 +241,7 @@ def similarity_matrix(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventio
                                   image_ids=torch.arange(lo, hi), caption_ids=torch.arange(len(txt)))  # [i, C]
     finally:
         matcher.train(was_training)
+    check_finite_scores(part, "similarity matrix", image_ids=np.arange(lo, hi))
     if world == 1:
         return part
     return _all_gather_rows(part, len(img), shard_images, world)
@@ -279,10 +317,39 @@ def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None 
 
 def effect_summary(factual: np.ndarray, counterfactual: np.ndarray, caps_per_image: int) -> dict:
     """Mean effect ``S(α) − S(ᾱ)`` over matching pairs (caption of the image) and all other pairs."""
+    check_finite_scores(factual, "factual similarity matrix")
+    check_finite_scores(counterfactual, "counterfactual similarity matrix")
     effect = factual.astype(np.float64) - counterfactual                       # [I, C]
     match = (np.arange(effect.shape[1])[None, :] // caps_per_image) == np.arange(effect.shape[0])[:, None]
     return {"matching": float(effect[match].mean()),
             "non_matching": float(effect[~match].mean()) if (~match).any() else float("nan")}
+
+
+def check_shards(shard_images: int, shard_captions: int) -> None:
+    """Shard sizes are whole numbers in ``1..MAX_SHARD`` (one-line ConfigError otherwise)."""
+    for name, v in (("shard_images", shard_images), ("shard_captions", shard_captions)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= int(v) <= MAX_SHARD:
+            raise ConfigError(f"{name} must be a whole number in 1..{MAX_SHARD}, got {v!r}")
+
+
+def split_limits(matcher: Matcher, split: SplitData) -> dict:
+    """``{"n_words", "n_regions"}``: the longest caption's tokens (the matcher's W axis) and the largest
+    image's region count (up to its last valid region) — the range of a whole-split intervention's targets."""
+    mask = np.asarray(split.region_mask, dtype=bool)  # [I, R]
+    last = (mask.shape[1] - np.argmax(mask[:, ::-1], axis=1)) * mask.any(axis=1) if mask.size else np.zeros(1)
+    n_words = max((len(matcher.tokens(c)) for c in split.captions), default=0)
+    return {"n_words": int(n_words), "n_regions": int(np.max(last, initial=0))}
+
+
+def estimate_bytes(n_images: int, n_captions: int, n_regions: int, n_words: int, embed: int, *,
+                   shard_images: int, shard_captions: int, matrices: int = 1) -> int:
+    """Peak bytes of scoring a split, from its shapes: the encoded gallery (embeddings and grams),
+    ``matrices`` float32 ``[I, C]`` score matrices (plus a float64 working copy) and one shard's maps
+    (about eight float32 ``[i, c, W, R]`` tensors)."""
+    gallery = 4 * (n_images * n_regions * (embed + n_regions) + n_captions * n_words * (embed + n_words))
+    sims = (4 * matrices + 8) * n_images * n_captions
+    shard = 8 * 4 * min(shard_images, n_images) * min(shard_captions, n_captions) * n_words * n_regions
+    return int(gallery + sims + shard)
 
 
 def _label(n_images: int) -> str:
@@ -300,7 +367,23 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
     ``factual_metrics`` and ``effect`` (mean factual − counterfactual score, matching vs not);
     ``grounding`` (factual attention) where the split has alignments and ``grounding`` is True.
     """
+    from causmatch.runtime import check_memory
+
+    if limit_images is not None and (isinstance(limit_images, bool) or int(limit_images) < 1):
+        raise ConfigError(f"limit_images must be >= 1, got {limit_images}")
+    check_shards(shard_images, shard_captions)
     split = subset_split(split, limit_images)
+    if split.n_images == 0 or split.n_captions == 0:
+        raise DataError(f"split '{split.split}' has {split.n_images} images and {split.n_captions} captions — "
+                        "nothing to evaluate; use a split with at least one image and its captions")
+    lim = split_limits(matcher, split)
+    if intervention is not None:
+        intervention.validate(**lim, scope=f" for split '{split.split}'")
+    check_memory(estimate_bytes(split.n_images, split.n_captions, split.features.shape[1], lim["n_words"],
+                                matcher.config.embed_size, shard_images=shard_images, shard_captions=shard_captions,
+                                matrices=1 if intervention is None else 2),
+                 f"evaluating {split.n_images} images × {split.n_captions} captions",
+                 "use --limit-images N or smaller --shard, or a machine with more memory")
     img, txt = encode_split(matcher, split, batch_size)
     shards = dict(shard_images=shard_images, shard_captions=shard_captions, progress=progress, fused=fused)
     sims = similarity_matrix(matcher, img, txt, intervention, **shards)

@@ -7,11 +7,20 @@ from the pair's score. Relevance is a cosine, so no intervention needs to renorm
 
 Stochastic interventions draw from a counter-based hash keyed by ``(seed, image id, caption id, q, k)``:
 a pair's counterfactual is the same whatever batch or shard it is computed in. Indices beyond a map's
-size (a word past a caption's end) have no effect, so a spec means the same for every batch.
+size (a word past a caption's end) have no effect when a map is *applied*, so a spec means the same for
+every batch.
+
+Validation (before any work): construction refuses empty, negative, non-integer and duplicate targets
+and a ``swap-words`` without exactly two distinct words. Range depends on the data, so callers check
+it with :meth:`Intervention.validate` (``n_words``/``n_regions``: the pair's word and region counts in
+``explain``, the split's maxima for whole-split runs) or :func:`validate_intervention`; pickers learn
+which axis and how many targets a kind takes from :func:`target_rule`. Every failure is a one-line
+:class:`ConfigError`.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -90,14 +99,58 @@ def _axis_selector(size: int, indices: tuple[int, ...], device) -> torch.Tensor:
     return sel
 
 
+MAX_TARGETS = 4096  # targets per intervention: more than any caption's words or any image's regions
+
+
+def _as_index(value) -> int:
+    """A whole number (int, integral float/numpy scalar; never bool) or ValueError."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if hasattr(value, "__index__"):
+        return int(value.__index__())
+    f = float(value)  # str / numpy float: must be integral
+    if not f.is_integer():
+        raise ValueError(value)
+    return int(f)
+
+
 def _check_indices(name: str, indices) -> tuple[int, ...]:
+    """Targets as a tuple of distinct ints >= 0 (ConfigError otherwise), order kept."""
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+        indices = (indices,)
     try:
-        out = tuple(int(i) for i in indices)
-    except (TypeError, ValueError):
+        out = tuple(_as_index(i) for i in indices)
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name} needs whole-number indices, got {indices!r}") from None
+    if name == "swap-words" and len(out) == 2 and out[0] == out[1] >= 0:
+        raise ConfigError(f"swap-words needs two different words, got {out[0]} twice — e.g. swap-words=1,4")
     if not out or any(i < 0 for i in out):
-        raise ConfigError(f"{name} needs one or more indices >= 0, got {indices!r}")
+        raise ConfigError(f"{name} needs one or more indices >= 0, got {list(out)!r}")
+    if len(out) > MAX_TARGETS:
+        raise ConfigError(f"{name} got {len(out)} targets; at most {MAX_TARGETS} are allowed")
+    dup = sorted({i for i in out if out.count(i) > 1}) if len(set(out)) != len(out) else []
+    if dup:
+        raise ConfigError(f"{name} lists {', '.join(map(str, dup))} more than once — give each target once")
     return out
+
+
+def _range_error(what: str, kind: str, bad: list[int], n: int, scope: str) -> ConfigError:
+    if n < 1:
+        return ConfigError(f"{kind}: there are no {what} to target{scope}")
+    one = {"words": "word", "regions": "region", "queries": "query"}.get(what, what)
+    return ConfigError(f"{kind}: {one} {', '.join(map(str, bad))} out of range{scope} — "
+                       f"valid {what}: 0..{n - 1}")
+
+
+def _check_range(kind: str, axis: str, indices, n_words, n_regions, scope: str) -> None:
+    n = n_words if axis == "words" else n_regions
+    if n is None:
+        return
+    bad = sorted(i for i in indices if i >= int(n))
+    if bad:
+        raise _range_error(axis, kind, bad, int(n), scope)
 
 
 @dataclass(frozen=True)
@@ -133,6 +186,17 @@ class Intervention:
     def __call__(self, attn, key_mask, **kw):
         return self.apply(attn, key_mask, **kw)
 
+    def validate(self, *, n_words: int | None = None, n_regions: int | None = None,
+                 scope: str = "") -> "Intervention":
+        """Check the targets against the data; return ``self`` or raise a one-line ConfigError.
+
+        ``n_words``: the caption's word count (its tokens, the W axis of its maps) — for a pair, or the
+        split's longest caption for a whole-split run; ``n_regions``: the image's region count (the R
+        axis up to its last valid region), or the split's largest. None skips that axis. ``scope`` is
+        added to the message (e.g. " for image 3 and caption 15"). Untargeted kinds always pass.
+        """
+        return self
+
 
 @dataclass(frozen=True)
 class Identity(Intervention):
@@ -156,7 +220,7 @@ class Random(Intervention):
     seed: int = 0
 
     def __post_init__(self):
-        if not (0 <= self.low < self.high):
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and 0 <= self.low < self.high):
             raise ConfigError(f"random attention needs 0 <= low < high, got low={self.low}, high={self.high}")
 
     @property
@@ -248,6 +312,10 @@ class _Targeted(Intervention):
         verb = "keep only" if self._keep else "mask"
         return f"{verb} {self._target} " + ", ".join(str(i) for i in self.indices)
 
+    def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
+        _check_range(self._kind, self._target, self.indices, n_words, n_regions, scope)
+        return self
+
     def _apply(self, attn, km, query, pair_ids):
         on_rows = query == self._target  # the target is the query axis in this direction
         axis = -2 if on_rows else -1
@@ -295,7 +363,13 @@ class SwapWords(Intervention):
     j: int = 1
 
     def __post_init__(self):
-        _check_indices("swap-words", (self.i, self.j))
+        ij = _check_indices("swap-words", (self.i, self.j))  # >= 0 and different
+        object.__setattr__(self, "i", ij[0])
+        object.__setattr__(self, "j", ij[1])
+
+    def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
+        _check_range("swap-words", "words", (self.i, self.j), n_words, n_regions, scope)
+        return self
 
     @property
     def name(self) -> str:
@@ -340,6 +414,15 @@ class OnlyQueries(Intervention):
     def with_seed(self, seed: int) -> "OnlyQueries":
         return dataclasses.replace(self, inner=self.inner.with_seed(seed))
 
+    def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
+        """The inner intervention, and the query rows against the larger query axis given (words or
+        regions: which one is the query depends on the model's direction)."""
+        self.inner.validate(n_words=n_words, n_regions=n_regions, scope=scope)
+        sizes = [int(n) for n in (n_words, n_regions) if n is not None]
+        if sizes:
+            _check_range("only-queries", "queries", self.indices, max(sizes), max(sizes), scope)
+        return self
+
     def _apply(self, attn, km, query, pair_ids):
         rows = _axis_selector(attn.shape[-2], self.indices, attn.device).unsqueeze(-1)  # [Q, 1]
         return torch.where(rows, self.inner.apply(attn, km, query=query, pair_ids=pair_ids), attn)
@@ -352,11 +435,51 @@ _SPECS = "none, random, uniform, reversed, shuffle, mask-regions=0,3, keep-regio
          "keep-words=1, swap-words=1,4"
 
 
+@dataclass(frozen=True)
+class TargetRule:
+    """What a targeted kind takes: targets on ``axis`` ("words" or "regions"), between ``min_count``
+    and ``max_count`` of them (distinct, each in ``0..n-1`` for the pair's or split's count ``n``)."""
+
+    kind: str
+    axis: str
+    min_count: int
+    max_count: int
+
+
+_RULES = {k: TargetRule(k, cls._target, 1, MAX_TARGETS) for k, cls in _TARGETED.items()}
+_RULES["swap-words"] = TargetRule("swap-words", "words", 2, 2)
+
+
+def target_rule(kind: str) -> TargetRule | None:
+    """The :class:`TargetRule` of a targeted kind (``"mask-regions"``…), None for kinds without targets."""
+    return _RULES.get(str(kind).strip().lower())
+
+
+def validate_intervention(spec, *, n_words: int | None = None, n_regions: int | None = None, seed: int = 0,
+                          scope: str = "") -> Intervention:
+    """Parse ``spec`` (a string, an Intervention or None) and check it against the data's sizes
+    (:meth:`Intervention.validate`); the checked Intervention, or a one-line ConfigError."""
+    if spec is None or isinstance(spec, str):
+        iv = parse_intervention(spec, seed=seed)
+    elif isinstance(spec, Intervention):
+        iv = spec
+    else:
+        raise ConfigError(f"{spec!r} is not an intervention — pass a name like 'random' or an Intervention object")
+    return iv.validate(n_words=n_words, n_regions=n_regions, scope=scope)
+
+
 def _numbers(kind: str, arg: str, cast=int) -> list:
+    parts = [x.strip() for x in arg.split(",")]
+    if any(x == "" for x in parts):
+        raise ConfigError(f"intervention '{kind}={arg}' has an empty target — give comma-separated numbers, "
+                          f"e.g. {kind}=0,3")
+    if len(parts) > MAX_TARGETS:
+        raise ConfigError(f"intervention '{kind}' got {len(parts)} targets; at most {MAX_TARGETS} are allowed")
     try:
-        return [cast(x) for x in arg.split(",") if x.strip() != ""]
+        return [cast(x) for x in parts]
     except ValueError:
-        raise ConfigError(f"intervention '{kind}={arg}' needs comma-separated numbers, e.g. {kind}=0,3") from None
+        raise ConfigError(f"intervention '{kind}={arg}' needs comma-separated whole numbers, "
+                          f"e.g. {kind}=0,3") from None
 
 
 def parse_intervention(spec: str | None, seed: int = 0) -> Intervention:
@@ -371,6 +494,8 @@ def parse_intervention(spec: str | None, seed: int = 0) -> Intervention:
         bounds = _numbers(kind, arg, float) if arg else [0.0, 2.0]
         if len(bounds) != 2:
             raise ConfigError(f"intervention '{text}' needs two bounds, e.g. random=0,2")
+        if not all(math.isfinite(b) for b in bounds):
+            raise ConfigError(f"intervention '{text}' needs finite bounds, e.g. random=0,2")
         return Random(low=bounds[0], high=bounds[1], seed=seed)
     if kind in _TARGETED and arg:
         return _TARGETED[kind](indices=tuple(_numbers(kind, arg)))
@@ -379,4 +504,9 @@ def parse_intervention(spec: str | None, seed: int = 0) -> Intervention:
         if len(ij) != 2:
             raise ConfigError(f"intervention '{text}' needs two word indices, e.g. swap-words=1,4")
         return SwapWords(ij[0], ij[1])
+    if kind in _RULES:
+        raise ConfigError(f"intervention '{kind}' needs its {_RULES[kind].axis} as targets, e.g. "
+                          f"{'swap-words=1,4' if kind == 'swap-words' else kind + '=0,3'}")
+    if kind in _SIMPLE or kind == "shuffle":
+        raise ConfigError(f"intervention '{kind}' takes no targets — write just '{kind}'")
     raise ConfigError(f"unknown intervention '{spec}' — use one of: {_SPECS}")

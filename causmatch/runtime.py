@@ -10,6 +10,9 @@ in-process equivalent with the allocator already there: buffers up to 32 MiB (gl
 setting) come from the heap, and up to 512 MiB of freed heap is kept for reuse instead of being returned.
 
 Set ``CAUSMATCH_TUNE_MALLOC=0`` to leave the allocator alone.
+
+:func:`check_memory` refuses, before allocating, a request whose estimated size exceeds the memory the
+machine has available (:func:`available_memory`).
 """
 from __future__ import annotations
 
@@ -72,3 +75,34 @@ def warm_up_vml() -> None:
     x = torch.full((64,), 0.5)  # far below parallel_for's grain size: runs on the calling thread only
     torch.sqrt(x), torch.exp(x), torch.log(x)
     _vml_warm = True
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the machine can still give this process (Linux ``MemAvailable``; else free pages
+    via ``os.sysconf``); None where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(nbytes: float, what: str, fix: str) -> None:
+    """Refuse (one-line ConfigError) a request whose estimated ``nbytes`` exceed the available memory,
+    before anything is allocated. ``what`` names the request, ``fix`` says how to make it smaller."""
+    avail = available_memory()
+    if avail is None or nbytes <= avail:
+        return
+    from causmatch.errors import ConfigError
+
+    raise ConfigError(f"{what} needs about {_gib(nbytes)} of memory but only {_gib(avail)} is available — {fix}")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"

@@ -16,6 +16,12 @@ Public API::
 through ``Matcher.pair_scores``: nothing here re-implements the similarity.
 Stochastic interventions are sampled with seeds ``seed, seed+1, …, seed+K−1`` (``with_seed``); the
 interval is Student's t over those K draws (zero width for deterministic kinds, which use one draw).
+
+Bounds: ``samples`` is a whole number in ``1..MAX_SAMPLES`` and top-k lists hold ``1..MAX_TOP`` items
+(:func:`check_samples`, :func:`check_top`; one-line ConfigError). Scores are checked where they are
+produced: a NaN/inf factual or counterfactual score raises a DataError naming the pair (image, caption),
+so no effect or interval is ever computed from them (NaN in ``word_effects``/``region_effects`` only
+marks padded words/regions).
 """
 from __future__ import annotations
 
@@ -33,6 +39,35 @@ from causmatch.interventions import Identity, Intervention, parse_intervention
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
          2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
          2.052, 2.048, 2.045, 2.042)
+
+
+MAX_SAMPLES = 256  # draws of a stochastic intervention (the app offers up to 64; CAL-style studies use 8-32)
+MAX_TOP = 1000     # items in a top-k list
+
+
+def check_samples(samples) -> int:
+    """``samples`` as an int in ``1..MAX_SAMPLES``, or a one-line ConfigError (before any work)."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or not 1 <= int(samples) <= MAX_SAMPLES:
+        raise ConfigError(f"samples must be a whole number in 1..{MAX_SAMPLES}, got {samples!r} — "
+                          "more draws only narrow the interval by 1/sqrt(K)")
+    return int(samples)
+
+
+def check_top(k) -> int:
+    """Top-k size as an int in ``1..MAX_TOP`` (a list is then cut to the gallery), or a one-line ConfigError."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_TOP:
+        raise ConfigError(f"top-k must be a whole number in 1..{MAX_TOP}, got {k!r}")
+    return int(k)
+
+
+def _finite(scores, what: str, pair_ids, n: int = 1) -> np.ndarray:
+    """Scores ``[n]`` as float64 numpy; a DataError naming the pair if any is NaN/inf."""
+    from causmatch.evaluation import check_finite_scores
+
+    arr = scores.detach().double().cpu().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores, np.float64)
+    ids = (None, None) if pair_ids is None else pair_ids
+    return check_finite_scores(arr.reshape(-1), what, image_ids=ids[0] if ids[0] is not None else [0],
+                               caption_ids=ids[1] if ids[1] is not None else [0])
 
 
 def resolve_intervention(spec, seed: int = 0):
@@ -88,8 +123,7 @@ def _own_seed(intervention) -> int:
 def sample_interventions(intervention, samples: int, seed: int | None = None) -> list:
     """The K seeded draws (seeds ``seed … seed+K−1``; None: the object's own seed) of a stochastic
     intervention, or the intervention once if it is deterministic."""
-    if not isinstance(samples, int) or samples < 1:
-        raise ConfigError(f"samples must be a whole number of at least 1, got {samples}")
+    samples = check_samples(samples)
     if not intervention.stochastic:
         return [intervention]
     base = _own_seed(intervention) if seed is None else int(seed)
@@ -104,11 +138,12 @@ def _score(matcher, img, txt, intervention, pair_ids, return_maps=False):
 def estimate_effect(matcher, img, txt, intervention, *, samples: int = 8, seed: int | None = None,
                     pair_ids=None, factual: float | None = None) -> EffectEstimate:
     """Effect of the learned attention for one pair, averaged over the intervention's K draws."""
-    if factual is None:
-        factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
     draws = sample_interventions(intervention, samples, seed)
+    if factual is None:
+        factual = float(_finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
     with torch.no_grad():  # one pass: the cosines and learned maps are shared by the K draws
         cf = np.array([float(s.score[0]) for s in matcher.pair_scores_many(img, txt, draws, pair_ids=pair_ids)])
+    _finite(cf, f"counterfactual pair score ({intervention.name})", pair_ids)
     mean, lo, hi = t_interval(cf)
     # effect = score − cf: the interval on the mean of cf flips into one on the effect.
     return EffectEstimate(score=factual, cf_scores=cf, cf_score=mean, effect=factual - mean,
@@ -134,7 +169,7 @@ def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int
     go in one batched call: the pair is replicated once per valid word, row ``n`` intervening on word ``n``.
     """
     if factual is None:
-        factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
+        factual = float(_finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
     mask = txt.mask[0].cpu().numpy()  # [W]
     out = np.full(mask.shape[0], np.nan)
     words = tuple(int(j) for j in np.flatnonzero(mask))
@@ -145,6 +180,7 @@ def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int
     with torch.no_grad():
         many = matcher.pair_scores_many(rep_img, rep_txt, [_WordPerRow(iv, words) for iv in draws], pair_ids=ids)
     cf = torch.stack([s.score for s in many]).double().mean(0).cpu().numpy()  # [n] mean over the K draws
+    _finite(cf, f"per-word counterfactual score ({intervention.name})", pair_ids)
     out[list(words)] = factual - cf
     return out
 
@@ -157,15 +193,15 @@ def region_effects(matcher, img, txt, *, pair_ids=None, factual: float | None = 
     replicated once per valid region, row ``n`` masking region ``n``.
     """
     if factual is None:
-        factual = float(_score(matcher, img, txt, None, pair_ids).score[0])
+        factual = float(_finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
     mask = img.mask[0].cpu().numpy()  # [R]
     out = np.full(mask.shape[0], np.nan)
     valid = tuple(int(r) for r in np.flatnonzero(mask))
     if len(valid) < 2:
         return out
     rep_img, rep_txt, ids = _replicate(img, txt, pair_ids, len(valid))
-    cf = _score(matcher, rep_img, rep_txt, _RegionPerRow(valid), ids).score  # [n]
-    out[list(valid)] = factual - cf.double().cpu().numpy()
+    cf = _finite(_score(matcher, rep_img, rep_txt, _RegionPerRow(valid), ids).score, "per-region score", pair_ids)
+    out[list(valid)] = factual - cf
     return out
 
 

@@ -6,7 +6,9 @@ Public API::
     explain_pair(matcher, img, txt, intervention, *, samples=8, seed=None, pair_ids=None,
                  per_word=True, per_region=True) -> PairExplanation
 
-``img`` is an ``ImageEmb`` with I = 1 and ``txt`` a ``TextEmb`` with C = 1 (one pair). The word
+``img`` is an ``ImageEmb`` with I = 1 and ``txt`` a ``TextEmb`` with C = 1 (one pair). A NaN/inf
+score or attention weight (factual or counterfactual) raises a one-line DataError naming the pair: an
+explanation is never built from non-finite values. The word
 axis is cut to the caption's real length, so ``tokens[j]`` labels row ``j`` of ``t2i`` and column
 ``j`` of ``i2t``. ``AnalysisSession.explain`` fills in the dataset fields (image path, boxes,
 grounding, unknown words) and is what applications call.
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from causmatch.analysis.effects import region_effects, sample_interventions, t_interval, word_effects
+from causmatch.analysis.effects import _finite, region_effects, sample_interventions, t_interval, word_effects
 
 
 def _np(x):
@@ -112,10 +114,13 @@ def explain_pair(matcher, img, txt, intervention, *, samples: int = 8, seed: int
         # One call: the cosines and the learned maps are computed once and shared by the K draws.
         fact, *draws = matcher.pair_scores_many(img, txt, [None] + sample_interventions(intervention, samples, seed),
                                                 pair_ids=pair_ids, return_maps=True)
-    score = float(fact.score[0])
+    score = float(_finite(np.array([float(fact.score[0])]), "pair score", pair_ids)[0])
     t2i, i2t, wrel, rrel = _maps(fact, w)
     cf = [_maps(d, w) for d in draws]
-    cf_scores = np.array([float(d.score[0]) for d in draws])  # [K]
+    cf_scores = _finite(np.array([float(d.score[0]) for d in draws]), "counterfactual pair score", pair_ids)  # [K]
+    for m in (t2i, i2t, *(x for c in cf for x in c[:2])):
+        if m is not None:
+            _finite(m, "attention map", pair_ids)
     mean, lo, hi = t_interval(cf_scores)
     tokens = list(txt.tokens[0])[:w] if getattr(txt, "tokens", None) else []
     return PairExplanation(

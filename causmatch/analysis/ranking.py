@@ -10,6 +10,10 @@ Public API::
 Ranks are 0-based (rank 0 = top), with the tie rule of ``causmatch.evaluation`` (a stable
 descending sort: equal scores keep index order), so ``rank < K`` agrees with its R@K.
 For an image query (``direction="i2t"``) the rank is the best among the image's K true captions.
+
+Non-finite scores (NaN/inf) rank last — after every finite score, in index order among themselves —
+and are counted in ``RankResult.n_nonfinite``, so a NaN never puts a true item first. (The analysis
+session refuses such scores before they get here; these functions stay safe for any array.)
 """
 from __future__ import annotations
 
@@ -17,11 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causmatch.errors import DataError
+
 
 def rank_positions(scores) -> np.ndarray:
     """0-based position of every item ``[M]`` in the stable descending order of ``scores [M]``."""
-    s = np.asarray(scores)
-    order = np.argsort(-s, kind="stable")  # [M] items, best first; ties keep index order
+    s = np.asarray(scores, dtype=np.float64)
+    fin = np.isfinite(s)
+    # finite first (by descending score), then the non-finite; index order breaks every tie
+    order = np.lexsort((np.arange(len(s)), np.where(fin, -s, 0.0), ~fin))  # [M] items, best first
     pos = np.empty(len(s), dtype=np.int64)
     pos[order] = np.arange(len(s))
     return pos
@@ -29,12 +37,15 @@ def rank_positions(scores) -> np.ndarray:
 
 def best_rank(scores, targets) -> tuple[int, int]:
     """(0-based rank, item) of the best-ranked item among ``targets`` — no full sort needed."""
-    s = np.asarray(scores)
+    s = np.asarray(scores, dtype=np.float64)
     idx = np.arange(len(s))
+    fin = np.isfinite(s)
     best = None
     for t in np.atleast_1d(targets):
-        # items above t: higher score, or equal score and lower index (stable descending sort)
-        rank = int(np.count_nonzero((s > s[t]) | ((s == s[t]) & (idx < t))))
+        if fin[t]:  # items above t: higher score, or equal score and lower index (stable descending sort)
+            rank = int(np.count_nonzero(fin & ((s > s[t]) | ((s == s[t]) & (idx < t)))))
+        else:  # a non-finite score ranks after every finite one
+            rank = int(np.count_nonzero(fin | (idx < t)))
         if best is None or rank < best[0]:
             best = (rank, int(t))
     return best
@@ -56,6 +67,7 @@ class RankResult:
     cf_true_item: int
     top: list[dict]                # factual top-k: item, score, cf_score, rank, cf_rank, moved, is_true
     cf_top: list[dict]             # counterfactual top-k, same keys
+    n_nonfinite: int = 0           # NaN/inf scores (factual + counterfactual), ranked last
 
     def to_dict(self, with_scores: bool = False) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("scores", "cf_scores")}
@@ -82,6 +94,11 @@ def compare_rankings(query: int, direction: str, scores, cf_scores, targets, k: 
     """Compare a query's factual and counterfactual rankings; ``moved`` > 0 means the item rose."""
     scores, cf_scores = np.asarray(scores, np.float64), np.asarray(cf_scores, np.float64)
     targets = [int(t) for t in np.atleast_1d(targets)]
+    if scores.shape != cf_scores.shape or scores.ndim != 1 or not len(scores):
+        raise DataError(f"factual and counterfactual scores must be two equal, non-empty [M] arrays, got "
+                        f"{scores.shape} and {cf_scores.shape}")
+    if not targets or any(not 0 <= t < len(scores) for t in targets):
+        raise DataError(f"true items {targets} out of range for a gallery of {len(scores)}")
     pos, cf_pos = rank_positions(scores), rank_positions(cf_scores)  # [M] each
     rank, item = best_rank(scores, targets)
     cf_rank, cf_item = best_rank(cf_scores, targets)
@@ -89,4 +106,5 @@ def compare_rankings(query: int, direction: str, scores, cf_scores, targets, k: 
     return RankResult(query=int(query), direction=direction, intervention=intervention, true_items=targets,
                       scores=scores, cf_scores=cf_scores, rank=rank, cf_rank=cf_rank, true_item=item,
                       cf_true_item=cf_item, top=_top(pos, cf_pos, scores, cf_scores, set(targets), k, False),
-                      cf_top=_top(cf_pos, pos, scores, cf_scores, set(targets), k, True))
+                      cf_top=_top(cf_pos, pos, scores, cf_scores, set(targets), k, True),
+                      n_nonfinite=int((~np.isfinite(scores)).sum() + (~np.isfinite(cf_scores)).sum()))

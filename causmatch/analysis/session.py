@@ -16,6 +16,15 @@ Public API::
     .rank_image_query(i, intervention="random", *, samples=8, seed=0, k=10) -> RankResult
     .rank_text_query(text, image, intervention="random", *, samples=8, seed=0, k=10) -> RankResult
     .failure_table(direction="t2i", intervention="random", other=None, *, samples=1, seed=0) -> DataFrame
+    .pair_limits(image, caption=None, *, text=None) -> {"n_words": W, "n_regions": R}   # this pair's targets
+    .split_limits() -> {"n_words": max W, "n_regions": max R}                          # whole-split runs
+    .check_intervention(intervention, image=None, caption=None, *, text=None, seed=0) -> Intervention
+
+Interventions are validated before any work (``check_intervention``): against the pair in
+``explain``/``effects``/``rank_*``, against the split's maxima in ``similarity``/``recall``/``failure_table``
+(one-line ConfigError). Non-finite scores: a score matrix or pair score holding NaN/inf is refused
+with a DataError naming the first (image, caption) pair — the model, not the data, is then broken.
+``samples`` is capped (``causmatch.analysis.effects.MAX_SAMPLES``), as are ``k`` and the shard sizes.
 
 ``progress`` callbacks are called as ``progress(done, total, message)``. Interventions are spec
 strings (``"random"``, ``"mask-regions=0,3"``…, see ``parse_intervention``) or objects. Matrices
@@ -35,12 +44,14 @@ import torch
 
 from causmatch.analysis import failures as F
 from causmatch.analysis.cache import ArrayCache, cache_key
-from causmatch.analysis.effects import estimate_effect, resolve_intervention, sample_interventions
+from causmatch.analysis.effects import (check_samples, check_top, estimate_effect, resolve_intervention,
+                                       sample_interventions)
 from causmatch.analysis.explain import PairExplanation, explain_pair
 from causmatch.analysis.ranking import RankResult, compare_rankings
 from causmatch.data import load_split, tokenize
 from causmatch.checkpoint import check_compatible
 from causmatch.errors import DataError
+from causmatch.evaluation import check_finite_scores
 from causmatch.interventions import COUNTERFACTUAL_KINDS
 from causmatch.models import ImageEmb, TextEmb, sharded_similarity
 
@@ -66,6 +77,13 @@ class AnalysisSession:
 
     def __init__(self, matcher, split, *, checkpoint_path=None, cache_dir=None, device="cpu",
                  batch_size: int = 128, shard_images: int = 128, shard_captions: int = 512):
+        from causmatch.evaluation import check_shards
+
+        check_shards(shard_images, shard_captions)
+        check_shards(batch_size, batch_size)
+        if split.n_images == 0 or split.n_captions == 0:
+            raise DataError(f"split '{split.split}' has {split.n_images} images and {split.n_captions} captions "
+                            "— open a split with at least one image and its captions")
         check_compatible(matcher, split)  # CheckpointError when the feature sizes differ
         self.matcher = matcher.to(device).eval()
         self.split = split
@@ -131,14 +149,15 @@ class AnalysisSession:
     # ------------------------------------------------------------------ similarity matrices
     def similarity(self, intervention=None, *, samples: int = 1, seed: int = 0, progress=None) -> np.ndarray:
         """The ``[I, C]`` score matrix, factual (None) or under an intervention (mean of its draws)."""
-        iv = resolve_intervention(intervention, seed)
+        iv = self.check_intervention(intervention, seed=seed)
+        check_samples(samples)
         tag = sims_tag(iv, samples, seed)
         if tag in self._sims:
             return self._sims[tag]
         name, key = self._entry(tag)
         hit = self.cache.load(name, key) if self.cache.root is not None else None
         if hit is not None:
-            sims = hit["sims"]
+            sims = check_finite_scores(hit["sims"], f"similarity matrix ({iv.name})")
         else:
             sims = self._compute_sims(iv, samples, seed, progress)
             self.cache.save(name, key, {"sims": sims})
@@ -146,6 +165,15 @@ class AnalysisSession:
         return sims
 
     def _compute_sims(self, iv, samples, seed, progress) -> np.ndarray:
+        from causmatch.evaluation import estimate_bytes
+        from causmatch.runtime import check_memory
+
+        lim = self.split_limits()
+        n_i, n_c = self.split.n_images, self.split.n_captions
+        check_memory(estimate_bytes(n_i, n_c, self.split.features.shape[1], lim["n_words"],
+                                    self.matcher.config.embed_size, shard_images=self.shard_images,
+                                    shard_captions=self.shard_captions, matrices=1 + len(self._sims)),
+                     f"the {n_i} × {n_c} similarity matrix", "open a smaller split or use a machine with more memory")
         img, txt = self.gallery(progress)
         draws = sample_interventions(iv, samples, seed) if iv.name != "none" else [None]
         n_cap, step = len(txt), self.shard_captions
@@ -160,7 +188,7 @@ class AnalysisSession:
                 done += 1
                 if progress:
                     progress(done, total, f"similarity matrix ({iv.name})")
-        return (out / len(draws)).astype(np.float32)
+        return check_finite_scores((out / len(draws)).astype(np.float32), f"similarity matrix ({iv.name})")
 
     def recall(self, intervention=None, *, samples: int = 1, seed: int = 0) -> dict:
         """R@1/5/10, rSum, medr, meanr of the split (``causmatch.evaluation.recall_metrics``)."""
@@ -169,10 +197,72 @@ class AnalysisSession:
         return recall_metrics(self.similarity(intervention, samples=samples, seed=seed),
                               self.split.caps_per_image)
 
+    # ------------------------------------------------------------------ intervention targets
+    def pair_limits(self, image, caption=None, *, text=None) -> dict:
+        """``{"n_words", "n_regions"}`` for one pair: targets of a word kind must lie in ``0..n_words-1``
+        (the caption's tokens, the W axis of its maps), of a region kind in ``0..n_regions-1`` (the
+        image's regions up to its last valid one). Give a caption index or a free text."""
+        i = self._check_image(image)
+        if caption is not None:
+            c = self._check_caption(caption)
+            text = self.split.captions[c]
+        elif text is None:
+            raise DataError("give a caption index or a free text to know the pair's word count")
+        return {"n_words": len(self.matcher.tokens(str(text))), "n_regions": self._n_regions(i)}
+
+    def _n_regions(self, i: int) -> int:
+        """Image ``i``'s region axis up to its last valid region."""
+        valid = np.flatnonzero(np.asarray(self.split.region_mask[i], dtype=bool))
+        return int(valid[-1]) + 1 if valid.size else 0
+
+    def split_limits(self) -> dict:
+        """``{"n_words", "n_regions"}`` for whole-split runs: the longest caption's tokens and the largest
+        image's regions (a target past a shorter caption's end has no effect on that caption)."""
+        if getattr(self, "_split_limits", None) is None:
+            from causmatch.evaluation import split_limits
+
+            self._split_limits = split_limits(self.matcher, self.split)
+        return dict(self._split_limits)
+
+    def check_intervention(self, intervention, image=None, caption=None, *, text=None, seed: int = 0):
+        """The Intervention of ``intervention`` (spec or object), checked against the pair (``image`` with
+        ``caption`` or ``text``) or, with no image, the whole split; a one-line ConfigError otherwise."""
+        from causmatch.errors import ConfigError
+        from causmatch.interventions import target_rule
+
+        iv = resolve_intervention(intervention, seed)
+        if image is None:
+            return iv.validate(**self.split_limits(), scope=f" for split '{self.split.split}'")
+        lim = self.pair_limits(image, caption, text=text)
+        where = f" for image {int(image)}" + (f" and caption {int(caption)}" if caption is not None else "")
+        iv.validate(**lim, scope=where)
+        rule = target_rule(getattr(iv, "_kind", ""))
+        if rule is not None and rule.axis == "regions":
+            mask = np.asarray(self.split.region_mask[int(image)], dtype=bool)
+            pad = [r for r in iv.indices if not mask[r]]
+            if pad:
+                raise ConfigError(f"{rule.kind}: region {', '.join(map(str, pad))} is padding{where} — "
+                                  f"valid regions: {', '.join(map(str, np.flatnonzero(mask)))}")
+        return iv
+
+    def _check_query_intervention(self, intervention, seed, *, n_words=None, n_regions=None, scope=""):
+        """A query over the whole gallery: the query's own axis is checked against the query, the
+        gallery's against the split's maximum."""
+        lim = self.split_limits()
+        iv = resolve_intervention(intervention, seed)
+        return iv.validate(n_words=lim["n_words"] if n_words is None else n_words,
+                           n_regions=lim["n_regions"] if n_regions is None else n_regions, scope=scope)
+
     # ------------------------------------------------------------------ one pair
+    def _check_caption(self, caption) -> int:
+        n = self.split.n_captions
+        if isinstance(caption, bool) or not isinstance(caption, (int, np.integer)) or not 0 <= int(caption) < n:
+            raise DataError(f"caption index {caption} is out of range — this split has captions 0..{n - 1}")
+        return int(caption)
+
     def _check_image(self, image) -> int:
         n = self.split.n_images
-        if not isinstance(image, (int, np.integer)) or not 0 <= int(image) < n:
+        if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not 0 <= int(image) < n:
             raise DataError(f"image index {image} is out of range — this split has images 0..{n - 1}")
         return int(image)
 
@@ -214,7 +304,8 @@ class AnalysisSession:
     def explain(self, image, caption=None, *, text=None, intervention="random", samples: int = 8,
                 seed: int = 0, per_word: bool = True, per_region: bool = True) -> PairExplanation:
         """Explain image ``image`` with caption index ``caption`` or a free ``text`` (see PairExplanation)."""
-        iv = resolve_intervention(intervention, seed)
+        check_samples(samples)
+        iv = self.check_intervention(intervention, image, caption, text=text, seed=seed)
         img, txt, c, text, ids = self._pair(image, caption, text)
         out = explain_pair(self.matcher, img, txt, iv, samples=samples, seed=seed, pair_ids=ids,
                            per_word=per_word, per_region=per_region)
@@ -234,11 +325,15 @@ class AnalysisSession:
     def effects(self, image, caption=None, *, text=None, kinds=COUNTERFACTUAL_KINDS, samples: int = 8,
                 seed: int = 0) -> dict:
         """The pair's effect under each intervention kind: ``{kind: EffectEstimate}``."""
+        check_samples(samples)
+        ivs = {k: self.check_intervention(k, image, caption, text=text, seed=seed) for k in kinds}
         img, txt, _, _, ids = self._pair(image, caption, text)
         with torch.no_grad():
-            factual = float(self.matcher.pair_scores(img, txt, None, pair_ids=ids).score[0])
-        return {k: estimate_effect(self.matcher, img, txt, resolve_intervention(k, seed), samples=samples,
-                                   seed=seed, pair_ids=ids, factual=factual) for k in kinds}
+            factual = self.matcher.pair_scores(img, txt, None, pair_ids=ids).score
+        factual = float(check_finite_scores(factual.cpu().numpy(), "pair score", image_ids=ids[0],
+                                            caption_ids=ids[1])[0])
+        return {k: estimate_effect(self.matcher, img, txt, iv, samples=samples,
+                                   seed=seed, pair_ids=ids, factual=factual) for k, iv in ivs.items()}
 
     # ------------------------------------------------------------------ ranks
     def _query_scores(self, img, txt, iv, samples, seed, ids) -> np.ndarray:
@@ -247,16 +342,17 @@ class AnalysisSession:
         with torch.no_grad():  # one pass: cosines and learned maps shared by the K draws
             many = self.matcher.similarity_many(img, txt, draws, pair_ids=ids)
         total = torch.stack([s.score.float() for s in many]).sum(0).cpu().numpy()  # [I, C] summed in draw order
-        return (total / len(draws)).reshape(-1)
+        return check_finite_scores(total / len(draws), f"query scores ({iv.name})", image_ids=ids[0],
+                                   caption_ids=ids[1]).reshape(-1)
 
     def rank_caption_query(self, c, intervention="random", *, samples: int = 8, seed: int = 0,
                            k: int = 10) -> RankResult:
         """Caption ``c`` as a query over every image: factual vs counterfactual ranking."""
-        n = self.split.n_captions
-        if not isinstance(c, (int, np.integer)) or not 0 <= int(c) < n:
-            raise DataError(f"caption index {c} is out of range — this split has captions 0..{n - 1}")
-        c = int(c)
-        iv = resolve_intervention(intervention, seed)
+        c = self._check_caption(c)
+        check_samples(samples)
+        k = check_top(k)
+        iv = self._check_query_intervention(intervention, seed, n_words=len(self.matcher.tokens(self.split.captions[c])),
+                                            scope=f" for caption {c}")
         img, txt = self.gallery()
         ids = (torch.arange(len(img)), torch.tensor([c]))
         factual = self.similarity()[:, c]  # [I]
@@ -268,7 +364,10 @@ class AnalysisSession:
         """A free-text query over every image, with ``image`` as its true item (nothing cached)."""
         i = self._check_image(image)
         self._check_text(text)
-        iv = resolve_intervention(intervention, seed)
+        check_samples(samples)
+        k = check_top(k)
+        iv = self._check_query_intervention(intervention, seed, n_words=len(self.matcher.tokens(text)),
+                                            scope=" for this text")
         img, _ = self.gallery()
         with torch.no_grad():
             txt = self.matcher.encode_captions([text]).to("cpu")
@@ -282,7 +381,10 @@ class AnalysisSession:
                          k: int = 10) -> RankResult:
         """Image ``i`` as a query over every caption (rank = best of its true captions)."""
         i = self._check_image(i)
-        iv = resolve_intervention(intervention, seed)
+        check_samples(samples)
+        k = check_top(k)
+        iv = self._check_query_intervention(intervention, seed, n_regions=self._n_regions(i),
+                                            scope=f" for image {i}")
         img, txt = self.gallery()
         ids = (torch.tensor([i]), torch.arange(len(txt)))
         factual = self.similarity()[i, :]  # [C]
@@ -293,6 +395,8 @@ class AnalysisSession:
     def failure_table(self, direction: str = "t2i", intervention="random", other: "AnalysisSession | None" = None,
                       *, samples: int = 1, seed: int = 0, progress=None):
         """One row per query of ``direction`` (see ``failures.build_failure_table``)."""
+        self.check_intervention(intervention, seed=seed)
+        check_samples(samples)
         sims = self.similarity(progress=progress)
         cf = self.similarity(intervention, samples=samples, seed=seed, progress=progress)
         other_sims = None
