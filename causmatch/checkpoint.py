@@ -1,8 +1,9 @@
 """Checkpoints: a directory with ``config.json``, ``model.safetensors`` and optionally ``train_state.pt``.
 
-Written atomically (a temporary directory beside the target, then renamed). Loading is strict and
-never unpickles anything implicitly: weights come from safetensors, and the optional training state is
-read with ``torch.load(weights_only=True)``. Every problem is a one-line :class:`CheckpointError`.
+Written atomically (a temporary directory beside the target, then renamed into place; see
+:mod:`causmatch.outputs`), so a kill at any moment leaves the old or the new checkpoint. Loading is strict,
+refuses NaN/inf weights, and never unpickles anything implicitly: weights come from safetensors, and the
+optional training state is read with ``torch.load(weights_only=True)``. Every problem is a one-line :class:`CheckpointError`.
 """
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
 
 from causmatch.errors import CausMatchError, CheckpointError
 from causmatch.models import Matcher, MatcherConfig
+from causmatch.outputs import (check_output_dir, crash_point, describe_folder, is_leftover, link_tree,
+                               os_error_message, publish_dir, recover_dir, stage_dir)
 
 FORMAT = "causmatch-checkpoint"
 FORMAT_VERSION = 1
@@ -36,55 +37,124 @@ def _plain(obj):
 
 
 def save_matcher(matcher: Matcher, path, *, train_config=None, train_state: dict | None = None,
-                 extra: dict | None = None) -> Path:
+                 extra: dict | None = None, keep: tuple[str, ...] = (), label: str = "checkpoint") -> Path:
     """Write ``matcher`` (config, vocabulary, weights) to the directory ``path``, replacing it atomically.
 
     ``train_config``: the training settings (dict or dataclass); ``train_state``: a dict of tensors and plain
     values (optimizer state, epoch); ``extra``: anything JSON-ready, e.g. ``{"dataset_fingerprint": ...}``.
+    An existing ``path`` is replaced only if it is a checkpoint directory (its own files, plus the
+    sub-folders named in ``keep``, which are carried into the new version by hard links); anything else is
+    a :class:`CheckpointError`. ``label`` names the steps for :func:`causmatch.outputs.crash_point`.
     """
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
+    foreign = _foreign_entries(path, keep)
+    if foreign:
+        raise CheckpointError(f"{path} is not a checkpoint directory ({foreign}) — it is not replaced; "
+                              "choose another path")
     cfg = {"format": FORMAT, "format_version": FORMAT_VERSION, "matcher": matcher.config.to_dict(),
            "img_dim": matcher.config.img_dim,
            "vocab": matcher.vocab.to_dict() if matcher.vocab is not None else None,
            "text_path": matcher.config.text.path, "train": _plain(train_config),
            "dataset_fingerprint": (extra or {}).get("dataset_fingerprint"), "extra": extra or {}}
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    text = json.dumps(cfg, indent=2, ensure_ascii=False)
     try:
-        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2, ensure_ascii=False), encoding="utf-8")
-        weights = {k: v.detach().to("cpu").contiguous() for k, v in matcher.state_dict().items()}
-        save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        if train_state is not None:
-            torch.save(train_state, tmp / TRAIN_STATE)
-        _replace_dir(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with stage_dir(path) as tmp:
+            weights = {k: v.detach().to("cpu").contiguous() for k, v in matcher.state_dict().items()}
+            save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+            crash_point(f"{label}.weights")
+            if train_state is not None:
+                torch.save(train_state, tmp / TRAIN_STATE)
+                crash_point(f"{label}.train_state")
+            for name in keep:
+                if (path / name).is_dir():
+                    link_tree(path / name, tmp / name)
+            crash_point(f"{label}.kept")
+            (tmp / CONFIG).write_text(text, encoding="utf-8")
+            publish_dir(tmp, path, label=label)
+    except OSError as err:
+        raise CheckpointError(os_error_message(err, path, "write the checkpoint")) from None
     return path
 
 
-def _replace_dir(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` to ``path``; an existing ``path`` is moved aside first and removed only afterwards."""
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(path, old)
+CHECKPOINT_FILES = (CONFIG, WEIGHTS, TRAIN_STATE)
+
+
+def _foreign_entries(path: Path, keep=()) -> str | None:
+    """None if ``path`` is missing, empty or holds only checkpoint files (and ``keep`` folders)."""
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink() or not path.is_dir():
+        return "it is a file"
+    names = [n for n in os.listdir(path) if not is_leftover(n)]
+    other = sorted(n for n in names if n not in CHECKPOINT_FILES and not (n in keep and (path / n).is_dir()))
+    if other:
+        return f"it holds {len(other)} other entr{'y' if len(other) == 1 else 'ies'}, e.g. {other[0]}"
+    if names and CONFIG in names:
+        try:
+            read_checkpoint_config(path)
+        except CheckpointError:
+            return f"its {CONFIG} is not a CausMatch checkpoint config"
+    return None
+
+
+def check_checkpoint_out(out, *, command: str, consent: bool, consent_hint: str = "--overwrite",
+                         subdirs: tuple[str, ...] = ()) -> str:
+    """May ``causmatch COMMAND`` write the checkpoint directory ``out``? ("new", "empty" or "previous").
+
+    A previous output is a checkpoint directory written by the same command (``checkpoint_origin``), with
+    only checkpoint files and the checkpoint sub-folders ``subdirs`` (``last`` for train). See
+    :func:`causmatch.outputs.check_output_dir` for the rules.
+    """
+    out = Path(out)
+    for sub in subdirs:
+        recover_dir(out / sub)
+
+    def recognise(folder: Path, names: list[str]) -> str | None:
+        origin = checkpoint_origin(folder) if CONFIG in names else None
+        subs_ok = all(checkpoint_origin(folder / s) == command for s in subdirs if s in names)
+        only_ours = all(n in (CONFIG, WEIGHTS) or n in subdirs for n in names)
+        if only_ours and subs_ok and (origin == command or (origin is None and CONFIG not in names
+                                                             and WEIGHTS not in names)):
+            return None
+        if origin == "import-scan" or any(checkpoint_origin(folder / s) == "import-scan" for s in subdirs):
+            return "a checkpoint written by causmatch import-scan"
+        if origin == "train":
+            return ("a checkpoint written by causmatch train" if only_ours else
+                    f"a causmatch train checkpoint plus other files ({describe_folder(folder)})")
+        if origin is not None:
+            return "a checkpoint written by another program"
+        return describe_folder(folder)
+
+    return check_output_dir(out, command=command, recognise=recognise, consent=consent, consent_hint=consent_hint)
+
+
+def checkpoint_origin(path) -> str | None:
+    """"train", "import-scan" or "checkpoint" for a complete checkpoint directory, None otherwise."""
+    path = Path(path)
     try:
-        os.replace(tmp, path)
-    except OSError:
-        if old is not None:
-            os.replace(old, path)  # put the previous checkpoint back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if not (path / WEIGHTS).is_file():
+            return None
+        cfg = read_checkpoint_config(path)
+    except (CheckpointError, OSError):
+        return None
+    if cfg.get("train") is not None:
+        return "train"
+    if (cfg.get("extra") or {}).get("imported_from"):
+        return "import-scan"
+    return "checkpoint"
 
 
 def read_checkpoint_config(path) -> dict:
     """The parsed ``config.json`` of a checkpoint directory (CheckpointError if missing or unreadable)."""
     path = Path(path)
+    if not path.is_dir():
+        try:
+            recover_dir(path)  # a save killed between parking the old version and publishing the new one
+        except OSError:
+            pass
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} not found — give a checkpoint directory written by causmatch train")
     f = path / CONFIG
@@ -128,6 +198,27 @@ def _check_state(matcher: Matcher, weights: dict[str, torch.Tensor], where: Path
                                   f"{tuple(v.shape)} (vocabulary or sizes differ) — the checkpoint is inconsistent")
 
 
+def _check_finite(value: torch.Tensor, what: str, where: Path) -> None:
+    """CheckpointError naming ``what`` when the floating-point tensor ``value`` holds NaN or inf."""
+    if torch.is_tensor(value) and (value.is_floating_point() or value.is_complex()):
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            raise CheckpointError(f"{where}: {what} holds {bad} NaN/inf value(s) of {value.numel()} — the "
+                                  "checkpoint is unusable (training diverged or the file was damaged); use "
+                                  "another checkpoint")
+
+
+def _check_finite_tree(obj, what: str, where: Path) -> None:
+    if torch.is_tensor(obj):
+        _check_finite(obj, what, where)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_finite_tree(v, f"{what}.{k}" if what else str(k), where)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_finite_tree(v, f"{what}[{i}]", where)
+
+
 def load_matcher(path, map_location="cpu") -> Matcher:
     """Rebuild the matcher from a checkpoint directory alone (strict: every weight present and shaped right)."""
     from causmatch.data import Vocabulary
@@ -142,6 +233,8 @@ def load_matcher(path, map_location="cpu") -> Matcher:
         raise CheckpointError(f"{path / CONFIG} cannot be used: {err}") from None
     weights = _read_weights(path / WEIGHTS)
     _check_state(matcher, weights, path / WEIGHTS)
+    for name, value in weights.items():
+        _check_finite(value, f"weight {name}", path / WEIGHTS)
     matcher.load_state_dict(weights, strict=True)
     return matcher.to(map_location).eval()
 
@@ -152,10 +245,12 @@ def load_train_state(path, map_location="cpu") -> dict | None:
     if not f.is_file():
         return None
     try:
-        return torch.load(f, map_location=map_location, weights_only=True)
+        state = torch.load(f, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated files or disallowed globals
         first = (str(err).splitlines() or [type(err).__name__])[0][:120]
         raise CheckpointError(f"{f} cannot be read safely ({first}) — resume from another checkpoint") from None
+    _check_finite_tree(state, "", f)
+    return state
 
 
 def checkpoint_fingerprint(path) -> str:

@@ -1,8 +1,9 @@
 """``causmatch`` command line: one entry point, one module per subcommand.
 
 Each subcommand module exposes ``HELP`` (one line) and ``main(argv) -> int`` so tests
-call it in-process. User errors (:class:`causmatch.errors.CausMatchError`) become a
-one-line ``error: ...`` on stderr and exit status 2 — never a traceback.
+call it in-process. User errors (:class:`causmatch.errors.CausMatchError`) and operating-system errors
+(``OSError``: permission, disk full, read-only, not a folder...) become a one-line ``error: ...`` on stderr
+and exit status 2 — never a traceback.
 """
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def run_command(fn, argv) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # exists, permission, not a folder, disk full, read-only: one line, no traceback
+        from causmatch.outputs import os_error_message
+
+        print(f"error: {os_error_message(err, doing='use')}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

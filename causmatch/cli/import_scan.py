@@ -13,9 +13,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint directory to write")
     p.add_argument("--allow-pickle", action="store_true",
                    help="consent to unpickling the file (restricted to the types a SCAN checkpoint holds)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier import-scan output in CKPT (any other existing CKPT is refused)")
     args = p.parse_args(argv)
+    from causmatch.checkpoint import check_checkpoint_out
     from causmatch.convert.scan_checkpoint import import_scan
 
+    check_checkpoint_out(args.out, command="import-scan", consent=args.overwrite)
     matcher = import_scan(args.checkpoint, args.vocab, args.out, allow_pickle=args.allow_pickle)
     c = matcher.config
     print(f"wrote {args.out}: {c.attention.direction}, {c.attention.norm}, agg={c.attention.agg}, "

@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one setting, dotted keys for sections (repeatable): "
                         "--set lambda_eff=0 --set model.attention.lambda_softmax=4")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last/train_state.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again over an earlier train output in OUT (any other existing OUT is refused)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
@@ -36,7 +38,7 @@ def main(argv: list[str]) -> int:
     from causmatch.training.trainer import train
 
     summary = train(args.data, args.out, cfg, device=args.device, resume=args.resume,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, overwrite=args.overwrite)
     if summary["world_size"] == 1 or _is_rank0():
         print(f"best dev rSum {summary['best_rsum']:.2f} at epoch {summary['best_epoch']} -> {args.out}",
               file=sys.stdout)

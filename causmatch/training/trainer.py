@@ -11,7 +11,6 @@ import gc
 import math
 import os
 import random
-import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -22,13 +21,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from causmatch.checkpoint import load_matcher, load_train_state, save_matcher
+from causmatch.checkpoint import check_checkpoint_out, load_matcher, load_train_state, save_matcher
 from causmatch.data import CaptionPairs, Vocabulary, collate_pairs, load_split
 from causmatch.errors import CheckpointError, ConfigError
 from causmatch.evaluation import evaluate
 from causmatch.interventions import parse_intervention
 from causmatch.losses import CausMatchLoss
 from causmatch.models import Matcher
+from causmatch.outputs import os_error, recover_dir
 from causmatch.training import distributed as D
 from causmatch.training.config import TrainConfig
 
@@ -101,9 +101,12 @@ class Trainer:
     """Holds the run's state; :meth:`fit` runs the remaining epochs."""
 
     def __init__(self, data_dir: str | Path, out: str | Path, cfg: TrainConfig, *, device: str = "cpu",
-                 resume: bool = False, progress: bool = True, log=None):
+                 resume: bool = False, progress: bool = True, log=None, overwrite: bool = False):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        # an existing OUT must be an earlier `causmatch train` output, and the user must say what to do with it
+        check_checkpoint_out(self.out, command="train", consent=resume or overwrite, subdirs=("last",),
+                             consent_hint="--resume (to continue it) or --overwrite (to start again)")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("--device cuda but no CUDA GPU is visible; use --device cpu")
         self.info = D.init_distributed(device)
@@ -140,6 +143,8 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def _resume(self) -> None:
         last = self.out / "last"
+        recover_dir(self.out)  # a save killed half-way: its parked complete version is put back
+        recover_dir(last)
         state = load_train_state(last) if last.is_dir() else None
         if state is None:
             raise CheckpointError(f"--resume but {last / STATE_FILE} does not exist; train without --resume first")
@@ -167,18 +172,17 @@ class Trainer:
             return
         extra = {"dataset_fingerprint": self.train_split.fingerprint(), "epoch": self.epoch, "dev": metrics,
                  "world_size": self.info.world_size}
-        last = self.out / "last"
-        if is_best:
-            # save_matcher replaces OUT as a whole: park OUT/last beside it meanwhile so it survives
-            parked = self.out.parent / f".{self.out.name}.last-parked"
-            if last.is_dir():
-                shutil.rmtree(parked, ignore_errors=True)
-                os.replace(last, parked)
-            save_matcher(self.matcher, self.out, train_config=self.cfg.to_dict(), extra=extra)
-            if parked.is_dir():
-                os.replace(parked, last)
-        save_matcher(self.matcher, last, train_config=self.cfg.to_dict(), train_state=self._train_state(),
-                     extra=extra)
+        # Best first, then last: a kill between them leaves the previous last/, whose state says the best
+        # was not saved yet, so --resume redoes this epoch (deterministically) and saves both again.
+        if is_best:  # OUT is replaced as a whole; its last/ is carried into the new version by hard links
+            save_matcher(self.matcher, self.out, train_config=self.cfg.to_dict(), extra=extra, keep=("last",),
+                         label="best")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise os_error(err, self.out, "create the output folder") from None
+        save_matcher(self.matcher, self.out / "last", train_config=self.cfg.to_dict(),
+                     train_state=self._train_state(), extra=extra, label="last")
 
     # ---------------------------------------------------------------- loop
     def _run_epoch(self) -> dict:
@@ -274,12 +278,17 @@ class Trainer:
 
 
 def train(data_dir: str | Path, out: str | Path, cfg: TrainConfig, *, device: str = "cpu",
-          resume: bool = False, progress: bool = True, log=None) -> dict:
-    """Train a Matcher on ``data_dir`` (needs train and dev splits) into checkpoint dir ``out``."""
+          resume: bool = False, progress: bool = True, log=None, overwrite: bool = False) -> dict:
+    """Train a Matcher on ``data_dir`` (needs train and dev splits) into checkpoint dir ``out``.
+
+    An existing ``out`` must be an earlier output of ``train``: ``resume`` continues it, ``overwrite``
+    starts again over it (its files are replaced as the new run saves); anything else is refused.
+    """
     initialised_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     trainer = None
     try:
-        trainer = Trainer(data_dir, out, cfg, device=device, resume=resume, progress=progress, log=log)
+        trainer = Trainer(data_dir, out, cfg, device=device, resume=resume, progress=progress, log=log,
+                          overwrite=overwrite)
         return trainer.fit()
     finally:
         if initialised_here:
