@@ -245,6 +245,16 @@ class AnalysisSession:
                                   f"valid regions: {', '.join(map(str, np.flatnonzero(mask)))}")
         return iv
 
+    def _check_pair_memory(self, image, caption, text, samples) -> None:
+        """Refuse an explanation whose maps would not fit: per-word effects score the pair once per word
+        (``W × W × R`` maps, about eight float32 temporaries), and every draw keeps its ``W × R`` maps."""
+        from causmatch.runtime import check_memory
+
+        lim = self.pair_limits(image, caption, text=text)
+        w, r = lim["n_words"], self.split.features.shape[1]
+        check_memory(4 * (8 * w * w * r + 4 * (samples + 1) * w * r), f"explaining a {w}-word caption",
+                     "use a shorter caption or fewer --samples")
+
     def _check_query_intervention(self, intervention, seed, *, n_words=None, n_regions=None, scope=""):
         """A query over the whole gallery: the query's own axis is checked against the query, the
         gallery's against the split's maximum."""
@@ -306,6 +316,7 @@ class AnalysisSession:
         """Explain image ``image`` with caption index ``caption`` or a free ``text`` (see PairExplanation)."""
         check_samples(samples)
         iv = self.check_intervention(intervention, image, caption, text=text, seed=seed)
+        self._check_pair_memory(image, caption, text, samples)
         img, txt, c, text, ids = self._pair(image, caption, text)
         out = explain_pair(self.matcher, img, txt, iv, samples=samples, seed=seed, pair_ids=ids,
                            per_word=per_word, per_region=per_region)

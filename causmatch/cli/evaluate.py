@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-images", type=int, default=None, metavar="N",
                    help="evaluate only the first N images and their captions")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--shard", type=int, default=128, help="images and captions per similarity shard (memory bound)")
+    p.add_argument("--shard", type=int, default=128,
+                   help="images and captions per similarity shard, 1..4096 (memory bound; default 128)")
     p.add_argument("--no-grounding", action="store_true", help="skip grounding accuracy")
     p.add_argument("--fused", action="store_true",
                    help="score with kernels compiled by torch.compile (about 10-20 s to compile once; faster on "
@@ -62,13 +63,13 @@ def main(argv: list[str]) -> int:
     from causmatch.checkpoint import load_matcher
     from causmatch.data import load_split
     from causmatch.errors import ConfigError
-    from causmatch.evaluation import evaluate
+    from causmatch.evaluation import MAX_SHARD, evaluate
     from causmatch.interventions import parse_intervention
 
     if args.limit_images is not None and args.limit_images < 1:
         raise ConfigError(f"--limit-images must be >= 1, got {args.limit_images}")
-    if args.shard < 1:
-        raise ConfigError(f"--shard must be >= 1, got {args.shard}")
+    if not 1 <= args.shard <= MAX_SHARD:
+        raise ConfigError(f"--shard must be in 1..{MAX_SHARD}, got {args.shard}")
     intervention = parse_intervention(args.intervention, seed=args.seed) if args.intervention else None
     if args.device == "cuda":
         import torch

@@ -20,9 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intervention", default="random", metavar="KIND",
                    help="random, uniform, reversed, shuffle, mask-regions=0,3, keep-regions=2, mask-words=1, "
                         "swap-words=1,4, none (default random)")
-    p.add_argument("--samples", type=int, default=8, help="draws of a stochastic intervention (default 8)")
+    p.add_argument("--samples", type=int, default=8,
+                   help="draws of a stochastic intervention, 1..256 (default 8)")
     p.add_argument("--seed", type=int, default=0, help="first seed of the draws (default 0)")
-    p.add_argument("--top", type=int, default=5, help="top-k images listed for the caption query (default 5)")
+    p.add_argument("--top", type=int, default=5, help="top-k images listed for the caption query, 1..1000 (default 5)")
     p.add_argument("--maps", action="store_true", help="also print the attention maps (factual and counterfactual)")
     p.add_argument("--cache-dir", default=None, help="cache the gallery and similarity matrices here")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -61,9 +62,14 @@ def _report(session, args) -> dict:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from causmatch.analysis import AnalysisSession
+    from causmatch.analysis.effects import check_samples, check_top
     from causmatch.interventions import parse_intervention
 
-    parse_intervention(args.intervention, seed=args.seed)  # a bad spec fails before anything loads
+    # Bad specs, draws and top-k fail before anything loads; the targets' range is checked against the
+    # pair (its words and regions) by the session before any scoring.
+    parse_intervention(args.intervention, seed=args.seed)
+    check_samples(args.samples)
+    check_top(args.top)
     session = AnalysisSession.open(args.checkpoint, args.data, args.split, cache_dir=args.cache_dir,
                                    device=args.device)
     json.dump(_report(session, args), sys.stdout, indent=2)

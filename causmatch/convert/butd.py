@@ -68,6 +68,7 @@ class _SplitWriter:
         self.feats = np.lib.format.open_memmap(tmp / f"{split}_ims.npy", "w+", dtype, (n, r, f))  # [I,R,F]
         self.boxes = np.lib.format.open_memmap(tmp / f"{split}_boxes.npy", "w+", np.float32, (n, r, 4))
         self.counts = np.zeros(n, dtype=np.int32)  # 0 = not seen yet
+        self.clipped = 0  # boxes reaching outside their image, clipped to it
 
     def put(self, row, i: int) -> None:
         if self.counts[i]:
@@ -81,13 +82,32 @@ class _SplitWriter:
                             f"--max-boxes {self.r} — raise --max-boxes or leave it out to scan first")
         n = row.num_boxes
         self.feats[i, :n] = row.features  # [n,F]; the padding rows stay zero (masked by regions)
-        self.boxes[i, :n] = row.boxes
+        self.boxes[i, :n] = _checked_boxes(row, self)
         self.counts[i] = n
 
     def close(self) -> None:
         self.feats.flush()
         self.boxes.flush()
         del self.feats, self.boxes
+
+
+def _checked_boxes(row, writer: "_SplitWriter") -> np.ndarray:
+    """A row's boxes [n,4], validated: finite features and boxes, x2 >= x1 and y2 >= y1, a positive image
+    size; boxes reaching outside the image are clipped to it and counted (``clipped_boxes``)."""
+    where = f"{row.path.name} line {row.line} (image_id {row.image_id})"
+    if not np.isfinite(row.features).all():
+        raise DataError(f"{where}: the features hold NaN or infinite values — re-extract this image")
+    b = np.asarray(row.boxes, dtype=np.float32)
+    if not np.isfinite(b).all():
+        raise DataError(f"{where}: the boxes hold NaN or infinite values — re-extract this image")
+    if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
+        raise DataError(f"{where}: a box has x2 < x1 or y2 < y1 — boxes must be x1, y1, x2, y2 in pixels")
+    if row.width <= 0 or row.height <= 0:
+        raise DataError(f"{where}: image size {row.width} x {row.height} is not positive — the line is corrupt")
+    lim = np.array([row.width, row.height, row.width, row.height], dtype=np.float32)
+    clipped = np.clip(b, 0, lim)
+    writer.clipped += int((clipped != b).any(axis=1).sum())
+    return clipped
 
 
 def _missing_error(split: str, images, missing: np.ndarray) -> None:
@@ -113,7 +133,7 @@ def _finish_split(tmp: Path, out: Path, w: _SplitWriter, images, images_root: Pa
         _write_lines(tmp / f"{w.split}_images.txt",
                      [os.path.relpath(images_root / img.relpath, out).replace(os.sep, "/") for img in images])
     return {"images": len(images), "captions": len(images) * k, "regions": w.r, "feature_dim": w.f,
-            "min_boxes": int(w.counts.min()), "max_boxes": int(w.counts.max())}
+            "min_boxes": int(w.counts.min()), "max_boxes": int(w.counts.max()), "clipped_boxes": w.clipped}
 
 
 def _publish(tmp: Path, out: Path, splits: list[str], link_testall: bool) -> None:
@@ -145,7 +165,13 @@ def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Pat
     (``caps_per_image`` Karpathy ``raw`` sentences per image), ``_ids.txt`` and, with
     ``images_root``, ``_images.txt`` (paths relative to ``out``). COCO's 5K test split is written
     as ``test`` and hard-linked as ``testall``. ``max_boxes`` skips the box-count scan pass.
+
+    Inputs are checked before anything is read or written: ``caps_per_image`` and ``max_boxes`` are
+    whole numbers >= 1 (``max_boxes`` at most ``MAX_REGIONS``), at least one TSV file. Each TSV row
+    must hold finite features and boxes with x2 >= x1, y2 >= y1; boxes reaching outside their image
+    are clipped to it and counted in the summary (``clipped_boxes``).
     """
+    _check_inputs(tsv, caps_per_image, max_boxes)
     tsv = [Path(p) for p in tsv]
     out = Path(out).expanduser().resolve()
     root = Path(images_root).expanduser().resolve() if images_root is not None else None
@@ -183,6 +209,20 @@ def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Pat
     shutil.rmtree(tmp, ignore_errors=True)
     _write_meta(out, ksplits, tsv, summary, caps_per_image, fp16, root)
     return summary
+
+
+def _check_inputs(tsv, caps_per_image, max_boxes) -> None:
+    """One-line DataError for options no conversion can honour (the CLI gets the same checks)."""
+    from causmatch.data.folder import MAX_REGIONS
+
+    if isinstance(caps_per_image, bool) or not isinstance(caps_per_image, (int, np.integer)) or caps_per_image < 1:
+        raise DataError(f"--caps-per-image must be a whole number >= 1, got {caps_per_image!r} — "
+                        "Karpathy files have 5 sentences per image")
+    if max_boxes is not None and (isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer))
+                                  or not 1 <= max_boxes <= MAX_REGIONS):
+        raise DataError(f"--max-boxes must be a whole number in 1..{MAX_REGIONS}, got {max_boxes!r}")
+    if isinstance(tsv, (str, os.PathLike)) or not len(tsv):
+        raise DataError("give one or more BUTD TSV files (--tsv FILE ...)")
 
 
 def _write_meta(out: Path, ksplits: KarpathySplits, tsv: list[Path], summary: dict, k: int,

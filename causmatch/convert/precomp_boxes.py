@@ -22,6 +22,17 @@ def pixel_boxes(bbx: np.ndarray, size: np.ndarray, where: str) -> np.ndarray:
     """Boxes [I,R,4] in pixels from ``bbx`` [I,R,4] (pixels or normalised) and ``size`` [I,2] (w, h)."""
     bbx = np.asarray(bbx, dtype=np.float32)
     wh = np.asarray(size, dtype=np.float32)[:, None, :]  # [I,1,2]
+    if not np.isfinite(bbx).all():
+        i = int(np.argmin(np.isfinite(bbx).all(axis=(1, 2))))
+        raise DataError(f"{where}: image {i} has NaN or infinite box coordinates — the box file is corrupt")
+    if not (np.isfinite(wh).all() and (wh > 0).all()):
+        i = int(np.argmin((np.isfinite(wh) & (wh > 0)).all(axis=(1, 2))))
+        raise DataError(f"{where}: image {i} has size {np.asarray(size)[i].tolist()} — the size file must hold a "
+                        "positive (width, height) per image")
+    if np.any(bbx < -_SLACK):
+        i = int(np.argmax((bbx < -_SLACK).any(axis=(1, 2))))
+        raise DataError(f"{where}: image {i} has a box with a negative coordinate — the file is not "
+                        "x1,y1,x2,y2 boxes in pixels or in [0, 1]")
     if np.all((bbx >= -1e-3) & (bbx <= 1 + 1e-3)):
         bbx = bbx * np.concatenate([wh, wh], axis=2)  # normalised -> pixels
     if np.any(bbx[..., 2:] < bbx[..., :2]):
@@ -32,6 +43,13 @@ def pixel_boxes(bbx: np.ndarray, size: np.ndarray, where: str) -> np.ndarray:
         raise DataError(f"{where}: image {i} has a box beyond its size {size[i].tolist()} — the size file "
                         "must hold (width, height) per image, in the same order as the boxes")
     return bbx
+
+
+def _load(path: Path, mmap_mode=None) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path} is not a readable .npy array ({err.__class__.__name__}) — re-download it") from None
 
 
 def _image_lines(folder: Path, split: str, n: int, root: Path, pattern: str) -> list[str]:
@@ -54,13 +72,19 @@ def _image_lines(folder: Path, split: str, n: int, root: Path, pattern: str) -> 
 def convert_split_boxes(folder: Path, split: str, *, images_root: Path | None = None,
                         image_pattern: str = "{id}.jpg") -> dict:
     """Write ``{split}_boxes.npy`` (and ``{split}_images.txt`` with ``images_root``) for one split."""
-    ims = np.load(folder / f"{split}_ims.npy", mmap_mode="r", allow_pickle=False)  # header only
-    n, r = ims.shape[:2]
-    bbx = np.load(folder / f"{split}_ims_bbx.npy", allow_pickle=False)
+    ims = _load(folder / f"{split}_ims.npy", mmap_mode="r")  # header only
+    if ims.ndim not in (2, 3) or ims.shape[0] == 0:
+        raise DataError(f"{split}_ims.npy has shape {tuple(ims.shape)} — expected features [images, regions, F] "
+                        "with at least one image")
+    n, r = (ims.shape[0], 1) if ims.ndim == 2 else ims.shape[:2]
+    bbx = _load(folder / f"{split}_ims_bbx.npy")
     size_path = folder / f"{split}_ims_size.npy"
     if not size_path.is_file():
         raise DataError(f"{size_path} not found — the image sizes are needed to place the boxes")
-    size = np.load(size_path, allow_pickle=False)
+    size = _load(size_path)
+    for name, arr in ((f"{split}_ims_bbx.npy", bbx), (f"{split}_ims_size.npy", size)):
+        if arr.dtype.kind not in "fiu":
+            raise DataError(f"{name} holds {arr.dtype} values — expected numbers")
     if bbx.shape != (n, r, 4):
         raise DataError(f"{split}_ims_bbx.npy has shape {tuple(bbx.shape)}, expected ({n}, {r}, 4) to match "
                         f"{split}_ims.npy — the box file belongs to other features")

@@ -8,13 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from causmatch.errors import DataError
+from causmatch.outputs import atomic_write as _atomic_write
+from causmatch.outputs import os_error
 
 KNOWN_SPLITS = ("train", "dev", "test", "testall")
 _HOW_TO_GET = ("run `causmatch scenes --out DIR` for the demo data, or use a SCAN *_precomp folder "
@@ -100,17 +101,15 @@ def read_meta(folder: str | os.PathLike) -> dict:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(binary_file)`` on a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Call ``write(binary_file)`` on a temp file beside ``path``, fsync, rename it into place.
+
+    The one implementation lives in :func:`causmatch.outputs.atomic_write`; an OSError becomes a one-line
+    :class:`DataError` naming the file.
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        _atomic_write(Path(path), write)
+    except OSError as err:
+        raise os_error(err, path) from None
 
 
 def write_meta(folder: str | os.PathLike, meta: dict) -> None:
@@ -194,7 +193,10 @@ def check_row(path: Path, image: int, row: np.ndarray) -> None:
 
 def _region_mask(path: Path, n_img: int, n_reg: int) -> np.ndarray:
     """``[I, R]`` bool mask from a regions file holding counts ``[I]`` or a mask ``[I, R]``."""
-    reg = np.load(path, allow_pickle=False)
+    try:
+        reg = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path} is not a readable .npy array ({err}) — fix the regions file") from None
     if reg.shape == (n_img,) and reg.dtype.kind in "iu":
         if reg.min(initial=1) < 1 or reg.max(initial=0) > n_reg:
             raise DataError(f"{path} region counts must lie in 1..{n_reg} — fix the regions file")
@@ -209,17 +211,52 @@ def _region_mask(path: Path, n_img: int, n_reg: int) -> np.ndarray:
                     f"mask [{n_img}, {n_reg}] matching the features — fix the regions file")
 
 
-def _caps_per_image(meta: dict, n_caps: int, n_img: int, path: Path) -> int:
-    k = meta.get("caps_per_image")
+SCAN_CAPS_PER_IMAGE = (5, 1)  # the conventions accepted without meta.json or per-caption ids
+MAX_REGIONS = 4096            # regions per image (BUTD: 10-100; SCAN: 36)
+
+
+def _caps_per_image(meta: dict, n_caps: int, n_img: int, path: Path, split: str = "",
+                    ids_lines: list[str] | None = None) -> int:
+    """K captions per image: from meta.json (``caps_per_image_by_split[split]``, else ``caps_per_image``),
+    else from an ids file listing each image's id once per caption, else only SCAN's conventions
+    (5 per image, or 1 per image row) — another multiple is ambiguous and refused, never regrouped."""
+    by_split = meta.get("caps_per_image_by_split")
+    k = by_split.get(split) if isinstance(by_split, dict) and split in by_split else meta.get("caps_per_image")
+    if n_caps % n_img:
+        said = f" (meta.json says caps_per_image={k})" if k is not None else ""
+        raise DataError(f"{path} has {n_caps} captions, not a multiple of the {n_img} images{said} — each image "
+                        "needs the same number K of consecutive captions")
     if k is not None:
-        if not isinstance(k, int) or k < 1 or n_caps != k * n_img:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or n_caps != k * n_img:
             raise DataError(f"{path} has {n_caps} captions but meta.json says caps_per_image={k} for "
                             f"{n_img} images — fix meta.json or the captions")
         return k
-    if n_img == 0 or n_caps % n_img or n_caps == 0:
-        raise DataError(f"{path} has {n_caps} captions, not a multiple of the {n_img} images — each image "
-                        "needs the same number K of consecutive captions")
-    return n_caps // n_img
+    k = n_caps // n_img
+    if ids_lines is not None and len(ids_lines) == n_caps and k > 1 and all(
+            len(set(ids_lines[i * k:(i + 1) * k])) == 1 for i in range(n_img)):
+        return k  # the ids file lists each image's id once per caption: K is explicit
+    if k not in SCAN_CAPS_PER_IMAGE:
+        raise DataError(f"{path} has {n_caps} captions for {n_img} images ({k} per image), which fits no known "
+                        f"layout (SCAN: 5 per image, or 1) — add \"caps_per_image\": {k} to meta.json if that "
+                        "is how the captions are grouped")
+    return k
+
+
+def _check_boxes(path: Path, boxes: np.ndarray, mask: np.ndarray) -> None:
+    """Boxes must be numbers, finite, and not inverted (x2 >= x1, y2 >= y1) on valid regions; boxes
+    reaching outside the image are clipped to it where they are drawn (``heatmaps.pixel_boxes``)."""
+    if boxes.dtype.kind not in "fiu":
+        raise DataError(f"{path} holds {boxes.dtype} values; expected float pixel coordinates — regenerate the boxes")
+    b = np.asarray(boxes, dtype=np.float64)  # [I, R, 4], small: read whole
+    bad = ~np.isfinite(b).all(axis=2)
+    if bad.any():
+        i, r = (int(x) for x in np.argwhere(bad)[0])
+        raise DataError(f"{path} has NaN or infinite coordinates (image {i}, region {r}) — regenerate the boxes")
+    inverted = ((b[..., 2] < b[..., 0]) | (b[..., 3] < b[..., 1])) & mask
+    if inverted.any():
+        i, r = (int(x) for x in np.argwhere(inverted)[0])
+        raise DataError(f"{path}: box of image {i}, region {r} is inverted (x2 < x1 or y2 < y1: "
+                        f"{b[i, r].tolist()}) — boxes are x1, y1, x2, y2 in pixels; regenerate the boxes")
 
 
 def _require(folder: Path, split: str) -> tuple[Path, Path]:
@@ -274,18 +311,32 @@ def load_split(folder: str | os.PathLike, split: str) -> SplitData:
     meta = read_meta(folder)
     feats = open_features(ims_path)                            # [I, R, F]
     n_img, n_reg = feats.shape[:2]
+    if n_img == 0:
+        raise DataError(f"{ims_path} holds no images — a split needs at least one image and its captions")
+    if not 1 <= n_reg <= MAX_REGIONS or feats.shape[2] == 0:
+        raise DataError(f"{ims_path} has shape {tuple(feats.shape)}: each image needs 1..{MAX_REGIONS} regions "
+                        "of at least one feature — re-export the features")
     _check_finite(ims_path, feats)
     captions = _read_lines(caps_path, "caption")
-    k = _caps_per_image(meta, len(captions), n_img, caps_path)
-    boxes = None
-    if _path(folder, split, "boxes.npy").is_file():
-        boxes = np.load(_path(folder, split, "boxes.npy"), mmap_mode="r", allow_pickle=False)
-        if boxes.shape != (n_img, n_reg, 4):
-            raise DataError(f"{_path(folder, split, 'boxes.npy')} has shape {tuple(boxes.shape)}, expected "
-                            f"({n_img}, {n_reg}, 4) to match the features — regenerate the boxes")
+    if not captions:
+        raise DataError(f"{caps_path} holds no captions — a split needs K captions per image")
+    ids_path = _path(folder, split, "ids.txt")
+    ids_lines = _read_lines(ids_path, "id") if ids_path.is_file() else None
+    k = _caps_per_image(meta, len(captions), n_img, caps_path, split, ids_lines)
     mask = np.ones((n_img, n_reg), dtype=bool)
     if _path(folder, split, "regions.npy").is_file():
         mask = _region_mask(_path(folder, split, "regions.npy"), n_img, n_reg)
+    boxes = None
+    if _path(folder, split, "boxes.npy").is_file():
+        try:
+            boxes = np.load(_path(folder, split, "boxes.npy"), mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise DataError(f"{_path(folder, split, 'boxes.npy')} is not a readable .npy array ({err}) — "
+                            "regenerate the boxes") from None
+        if boxes.shape != (n_img, n_reg, 4):
+            raise DataError(f"{_path(folder, split, 'boxes.npy')} has shape {tuple(boxes.shape)}, expected "
+                            f"({n_img}, {n_reg}, 4) to match the features — regenerate the boxes")
+        _check_boxes(_path(folder, split, "boxes.npy"), boxes, mask)
     paths = _per_image_lines(_path(folder, split, "images.txt"), n_img, "image path")
     ground = None
     if _path(folder, split, "grounding.jsonl").is_file():
@@ -332,4 +383,17 @@ def write_split(folder: str | os.PathLike, split: str, *, features: np.ndarray, 
                     [json.dumps(g, separators=(",", ":"), ensure_ascii=False) for g in grounding], "grounding")
     if ids is not None:
         _save_lines(_path(folder, split, "ids.txt"), [str(i) for i in ids], "id")
+    _record_caps_per_image(folder, split, caps_per_image)  # so load_split never has to guess K
     _save_npy(_path(folder, split, "ims.npy"), features)  # last: the split "exists" once its features do
+
+
+def _record_caps_per_image(folder: Path, split: str, k: int) -> None:
+    """Note K in meta.json (``caps_per_image``, or ``caps_per_image_by_split`` when splits differ)."""
+    meta = read_meta(folder)
+    if meta.get("caps_per_image", k) == k and split not in meta.get("caps_per_image_by_split", {}):
+        if "caps_per_image" in meta:
+            return
+        meta["caps_per_image"] = int(k)
+    else:
+        meta.setdefault("caps_per_image_by_split", {})[split] = int(k)
+    write_meta(folder, meta)

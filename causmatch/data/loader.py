@@ -34,6 +34,11 @@ class CaptionPairs(Dataset):
         fields = state.pop("_split_fields")
         self.__dict__.update(state)
         self._features = open_features(self._features_path)
+        n_img, n_reg = len(fields["region_mask"]), np.shape(fields["region_mask"])[1]
+        if self._features.shape[:2] != (n_img, n_reg):
+            from causmatch.errors import DataError
+            raise DataError(f"{self._features_path} changed while training (now {tuple(self._features.shape)}, "
+                            f"was [{n_img}, {n_reg}, ...]) — do not rewrite a dataset in use; restart")
         self.split = SplitData(features=self._features, **fields)
 
     def __getitem__(self, c: int):

@@ -18,7 +18,8 @@ def _write(folder, split="test", n_img=3, k=2, r=4, f=5, **extra):
 
 
 def test_round_trip_all_files(tmp_path):
-    boxes = RNG.uniform(0, 100, size=(3, 4, 4)).astype(np.float32)
+    xy = np.sort(RNG.uniform(0, 100, size=(3, 4, 2, 2)), axis=2)  # [I, R, (lo, hi), (x, y)]
+    boxes = xy.reshape(3, 4, 4).astype(np.float32)  # x1, y1, x2, y2 with x1 <= x2, y1 <= y2
     ground = [{"caption": c, "image": c // 2, "tokens": ["a", "red", "star"],
                "words": [{"index": 1, "word": "red", "type": "colour", "object": 0, "regions": [1]}]}
               for c in range(6)]
