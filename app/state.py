@@ -1,4 +1,4 @@
-"""App state: command-line arguments, the shareable view in the URL, and cached loaders.
+"""App state: command-line arguments, allowed roots, the shareable view in the URL, and cached loaders.
 
 The *view* is one plain dict in ``st.session_state`` holding everything a shared link must
 restore (dataset, split, checkpoints, pair, word, intervention, direction ...). It is read
@@ -6,6 +6,11 @@ from the URL once per browser session, widgets are bound to it with :func:`widge
 and it is written back to ``st.query_params`` at the end of every run. Widget values live
 in the view rather than in widget state, so they survive page switches (Streamlit drops
 the state of widgets that a page does not draw).
+
+Datasets and checkpoints are opened only inside the app's roots (``-- --root DIR``; by default the
+repository's ``checkpoints/`` and ``assets/``, plus the folders named by ``--data``/``--checkpoint``/
+``--checkpoint2``): :class:`causmatch.analysis.places.Roots` resolves a place and refuses the rest, and
+the view holds places relative to a root, so a link opens the same place in another checkout.
 
 Everything computed comes from ``causmatch``; this module only loads and caches it.
 ``st.cache_resource`` objects are shared by every session and thread, so the cached
@@ -43,6 +48,7 @@ VIEW_FIELDS: dict[str, tuple[type, Any]] = {
     "region": (int, 0),
     "iv": (str, "random"),    # intervention kind
     "targets": (str, ""),     # comma-separated word/region indices for targeted kinds
+    "tkind": (str, ""),       # the kind the targets were picked for (they never carry over to another)
     "samples": (int, 8),
     "seed": (int, 0),
     "dir": (str, "t2i"),      # t2i: caption query over images; i2t: image query over captions
@@ -64,10 +70,11 @@ class AppArgs:
     checkpoint2: str = ""
     data: str = ""
     split: str = "test"
+    roots: tuple[str, ...] = ()
 
 
 def parse_args(argv: list[str] | None = None) -> AppArgs:
-    """Parse ``-- --checkpoint CKPT [--checkpoint2 CKPT] --data DIR --split SPLIT``.
+    """Parse ``-- [--root DIR ...] --checkpoint CKPT [--checkpoint2 CKPT] --data DIR --split SPLIT``.
 
     Unknown arguments are ignored so that the app also runs under pytest's argv (AppTest).
     """
@@ -76,8 +83,36 @@ def parse_args(argv: list[str] | None = None) -> AppArgs:
     parser.add_argument("--checkpoint2", default="")
     parser.add_argument("--data", default="")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--root", action="append", default=[])
     known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return AppArgs(known.checkpoint, known.checkpoint2, known.data, known.split)
+    return AppArgs(known.checkpoint, known.checkpoint2, known.data, known.split, tuple(known.root))
+
+
+DEFAULT_ROOTS = (REPO / "checkpoints", REPO / "assets")
+
+
+def app_roots(args: AppArgs | None = None):
+    """The folders this app may open: ``--root`` folders (default: the repository's ``checkpoints/`` and
+    ``assets/``), then each folder named by ``--data``, ``--checkpoint`` or ``--checkpoint2``."""
+    from causmatch.analysis.places import Roots
+    args = parse_args() if args is None else args
+    named = [p for p in (args.data, args.checkpoint, args.checkpoint2) if p.strip()]
+    return Roots([*(args.roots or DEFAULT_ROOTS), *named])
+
+
+def roots():
+    """This process's roots (from its command line)."""
+    return app_roots(parse_args())
+
+
+def _as_link(value: str, kind: str, allowed) -> str:
+    """``value`` written relative to a root when it is allowed; unchanged otherwise (refused later)."""
+    if not value.strip():
+        return value
+    try:
+        return allowed.link(allowed.resolve(value, kind)) or value
+    except Exception:  # noqa: BLE001 — a refused place stays as typed; loading shows the error panel
+        return value
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -90,15 +125,69 @@ def _coerce(name: str, raw: Any) -> Any:
 
 def default_view(args: AppArgs) -> dict[str, Any]:
     """The view on a fresh start: field defaults, then the command-line arguments."""
+    allowed = app_roots(args)
+
+    def place(value: str) -> str:  # a command-line path (relative to the working folder) as a link
+        return (allowed.link(value) or value) if value.strip() else ""
+
+    def demo(path: Path) -> str:  # a demo checkpoint, when it exists and the roots allow it
+        return (allowed.link(path) or "") if path.exists() else ""
+
     view = {name: default for name, (_, default) in VIEW_FIELDS.items()}
     view["split"] = args.split or "test"
-    view["data"] = args.data
-    view["ckpt"] = args.checkpoint or (str(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.exists() else "")
+    view["data"] = place(args.data)
+    view["ckpt"] = place(args.checkpoint) or demo(DEFAULT_CHECKPOINT)
     if args.checkpoint2:
-        view["ckpt2"] = args.checkpoint2
-    elif not args.checkpoint and DEFAULT_CHECKPOINT2.exists():
-        view["ckpt2"] = str(DEFAULT_CHECKPOINT2)
+        view["ckpt2"] = place(args.checkpoint2)
+    elif not args.checkpoint:
+        view["ckpt2"] = demo(DEFAULT_CHECKPOINT2)
     return view
+
+
+# View fields that name a place, and what kind of place (causmatch.analysis.places.KINDS).
+PLACES = {"data": "data", "ckpt": "checkpoint", "ckpt2": "checkpoint"}
+
+
+def _problems() -> list[str]:
+    return st.session_state.setdefault("_notices", [])
+
+
+def add_notice(message: str) -> None:
+    """An error for this run's main panel (e.g. targets that do not fit the pair)."""
+    if message not in _problems():
+        _problems().append(message)
+
+
+def take_notices() -> list[str]:
+    """The notices of this run, then the link's refused targets while the user has not picked new ones."""
+    out = list(_problems())
+    _problems().clear()
+    link = st.session_state.get("_link_notice")
+    if link is not None:
+        message, kind = link
+        if view()["iv"] == kind and not view()["targets"]:
+            out.append(message)
+        else:
+            del st.session_state["_link_notice"]
+    return out
+
+
+def _url_targets(view: dict[str, Any]) -> None:
+    """Targets belong to the kind they were picked for: a link whose targets were made for another
+    kind (``tkind``), or that gives targets to a kind without any, has them cleared — never reinterpreted."""
+    from causmatch.interventions import target_rule
+    targets, kind, owner = view["targets"].strip(), view["iv"], view["tkind"].strip()
+    if not targets:
+        view["targets"], view["tkind"] = "", ""
+        return
+    if target_rule(kind) is None or (owner and owner != kind):
+        whose = f"were picked for {owner}" if owner else "belong to no targeted kind"
+        st.session_state["_link_notice"] = (
+            f"ConfigError: the link's targets ({targets[:60]}) {whose}, not for {kind} — they were cleared, "
+            "not reinterpreted; pick the targets again in the sidebar", kind)
+        view["targets"], view["tkind"] = "", ""
+        return
+    view["tkind"] = kind
 
 
 def init_view(args: AppArgs, query: dict[str, str]) -> dict[str, Any]:
@@ -108,8 +197,19 @@ def init_view(args: AppArgs, query: dict[str, str]) -> dict[str, Any]:
         for name in VIEW_FIELDS:
             if name in query:
                 view[name] = _coerce(name, query[name])
+        _url_targets(view)
         st.session_state[_VIEW] = view
     return st.session_state[_VIEW]
+
+
+def normalize_places() -> None:
+    """Write the view's allowed places relative to their root (what the sidebar shows and links carry)."""
+    current, allowed = view(), roots()
+    for name, kind in PLACES.items():
+        link = _as_link(current[name], kind, allowed)
+        if link != current[name]:
+            current[name] = link
+            st.session_state.pop(f"w_{name}", None)
 
 
 def view() -> dict[str, Any]:
@@ -182,8 +282,19 @@ def default_data_dir() -> Path:
 
 
 def resolve_data_dir(folder: str) -> Path:
-    """The dataset folder of the view; empty means the bundled demo ("scenes")."""
-    return Path(folder).expanduser() if folder.strip() else default_data_dir()
+    """The view's dataset folder inside the roots (DataError "not allowed" otherwise); empty: the demo."""
+    return roots().resolve(folder, "data") if folder.strip() else default_data_dir()
+
+
+def data_splits(folder: str) -> list[str]:
+    """The splits the view's dataset folder offers (the demo also offers those it builds on demand)."""
+    from causmatch.data import available_splits
+    path = resolve_data_dir(folder)
+    found = available_splits(path) if path.is_dir() else []
+    if not folder.strip():
+        from causmatch.data.scenes import DEFAULT_SIZES
+        found = list(dict.fromkeys([*found, *DEFAULT_SIZES]))
+    return found
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -206,12 +317,37 @@ def _split_stamp(folder: Path, split: str) -> tuple:
 
 
 def load_data(folder: str, split: str):
-    """Load (and for the demo folder, build when missing) one split; DataError on a bad folder."""
+    """Load (and for the demo folder, build when missing) one split; DataError on a bad folder.
+
+    The folder must lie inside the roots and the split must be one of its splits, both checked
+    before any file of the split is touched.
+    """
+    from causmatch.analysis.places import check_split
+    from causmatch.errors import DataError
     path = resolve_data_dir(folder)
+    shown = folder.strip() or "the demo"
+    if folder.strip() and not path.is_dir():
+        raise DataError(f"the dataset folder '{shown}' does not exist — check the name (relative to a root: "
+                        f"{roots().labels()})")
+    check_split(split, data_splits(folder), where=f"the dataset folder '{shown}'")
     if not folder.strip():
         with st.spinner(f"Building the demo dataset's {split} split (first start only)…"):
             _ensure_demo(str(path), split)
-    return _load_split(str(path.resolve()), split, _split_stamp(path, split))
+    data = _load_split(str(path.resolve()), split, _split_stamp(path, split))
+    if data.n_images == 0 or data.n_captions == 0:
+        raise DataError(f"split '{split}' of the dataset folder '{shown}' has {data.n_images} images and "
+                        f"{data.n_captions} captions — nothing to analyse; choose another split or dataset")
+    return data
+
+
+def load_checkpoint_place(value: str) -> Path:
+    """The checkpoint folder a view field names, inside the roots (CheckpointError "not allowed" otherwise)."""
+    return roots().resolve(value, "checkpoint")
+
+
+def shown_place(path: Path | str) -> str:
+    """A folder as the user sees it: relative to its root (never a server path outside the roots)."""
+    return roots().link(path) or Path(path).name
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -1,4 +1,7 @@
-"""CausMatch app: ``streamlit run app/streamlit_app.py [-- --checkpoint CKPT --checkpoint2 CKPT --data DIR --split test]``.
+"""CausMatch app: ``streamlit run app/streamlit_app.py [-- --root DIR ... --checkpoint CKPT --checkpoint2 CKPT --data DIR --split test]``.
+
+Datasets and checkpoints are opened only inside the roots (``--root``, repeatable; by default the
+repository's ``checkpoints/`` and ``assets/``), plus the folders named on this command line.
 
 The entry script draws the sidebar (dataset, checkpoints, intervention), runs the selected
 page inside the single error panel, and writes the view to the URL so that a link reopens
@@ -21,7 +24,7 @@ import streamlit as st  # noqa: E402
 
 import state  # noqa: E402
 from components import sidebar  # noqa: E402
-from components.errors import show_error  # noqa: E402
+from components.errors import show_error, show_notices  # noqa: E402
 
 PAGES = {
     "overview": ("app_pages/overview.py", "Overview", ":material/dashboard:"),
@@ -38,11 +41,13 @@ def main() -> None:
     page = st.navigation(pages)
     state.init_view(state.parse_args(), st.query_params.to_dict())
     state.sync_widgets()
+    state.normalize_places()
     sidebar.draw()
+    show_notices(state.take_notices())
     try:
         page.run()
     except Exception as exc:  # noqa: BLE001 — the one place where any page error becomes the panel
-        show_error(exc, where=page.title)
+        show_error(exc, where=page.title, redact=state.roots().redact)
     state.write_url()
 
 

@@ -7,6 +7,7 @@ import streamlit as st
 import results
 import state
 from components import figures, pair
+from components.errors import require_finite
 from components.pickers import pick_index, pick_pair
 
 
@@ -38,6 +39,8 @@ def _ranks(ctx: state.Context, caption: int, image: int) -> pd.DataFrame:
     for model in ctx.models:
         for direction, query in (("t2i", caption), ("i2t", image)):
             res = results.rank(ctx, model, direction, query, 5)
+            require_finite(res.scores, f"{model.label}: the scores of {'caption' if direction == 't2i' else 'image'} "
+                                       f"query {query}")
             rows.append({"checkpoint": model.label, "query": f"{'caption' if direction == 't2i' else 'image'} {query}",
                          "rank": res.rank + 1, "rank_cf": res.cf_rank + 1,
                          "score_true": round(float(res.scores[res.true_item]), 4)})

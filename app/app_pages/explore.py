@@ -20,6 +20,9 @@ def _attention_section(ex, split_name: str) -> None:
         if note is None:
             image_panel(pair.boxes_image(ex), f"image {ex.image} with its regions",
                         download=f"image{ex.image}_boxes.png", key="dl_boxes")
+            clipped = pair.clipped_boxes_note(ex)
+            if clipped:
+                st.warning(clipped, icon=":material/crop:")
         else:
             st.info(f"No overlays: {note.format(split=split_name)}. Matrices, scores and ranks still work.")
     with right:

@@ -6,6 +6,7 @@ import streamlit as st
 
 import results
 import state
+from components.errors import require_finite
 from components.pickers import pick_direction
 from components.tables import csv_button
 
@@ -62,6 +63,8 @@ def render(ctx: state.Context) -> None:
                f"{results.SPLIT_SAMPLES} draw per pair · ranks are 1-based; margin = score of the true item − score of the best wrong item")
     filters = _filters(ctx)
     full = results.failures(ctx, filters["direction"])
+    require_finite(full[[c for c in ("margin", "effect_true") if c in full.columns]].to_numpy(),
+                   f"the failure table ({filters['direction']})")
     df = results.filter_failures(full, **filters)
     sort_col, order = st.columns([2, 1])
     by = sort_col.selectbox("Sort by", list(SORTS), key="fail_sort")

@@ -21,8 +21,8 @@ def dataset_summary(ctx: state.Context) -> None:
     cols[1].metric("Captions", f"{split.n_captions:,}")
     cols[2].metric("Regions per image", f"{split.features.shape[1]}")
     cols[3].metric("Checkpoints", f"{len(ctx.models)}")
-    st.caption(f"Dataset `{ctx.data_dir}` · split `{split.split}` · "
-               + " · ".join(f"{m.label} (`{m.path}`)" for m in ctx.models))
+    st.caption(f"Dataset `{state.shown_place(ctx.data_dir)}` · split `{split.split}` · "
+               + " · ".join(f"{m.label} (`{state.shown_place(m.path)}`)" for m in ctx.models))
 
 
 def preview(ctx: state.Context, n: int = 6) -> None:

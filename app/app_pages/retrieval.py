@@ -1,12 +1,14 @@
 """Retrieval: one query's ranking under factual and counterfactual attention."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import results
 import state
 from components import figures
+from components.errors import require_finite
 from components.images import framed, load_rgb
 from components.pickers import pick_direction
 from components.tables import table
@@ -68,6 +70,8 @@ def render(ctx: state.Context) -> None:
     k = top[1].slider("Top k", 1, 20, key=state.widget_key("k", lambda v: 1 <= v <= 20, 5))
     query = pick_query(ctx.split, direction)
     res = results.rank(ctx, model, direction, query, k)
+    require_finite(np.concatenate([np.ravel(res.scores), np.ravel(res.cf_scores)]),
+                   f"the scores of {'caption' if direction == 't2i' else 'image'} query {query}")
     cols = st.columns(3)
     cols[0].metric("True item's rank, factual", res.rank + 1)
     cols[1].metric("… counterfactual", res.cf_rank + 1, delta=res.rank - res.cf_rank, delta_color="normal",

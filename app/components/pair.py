@@ -14,6 +14,7 @@ import streamlit as st
 
 from causmatch.analysis import heatmaps as hm
 from components import figures
+from components.errors import require_finite
 from components.images import image_panel, load_rgb
 
 
@@ -58,7 +59,30 @@ def overlays_available(ex) -> str | None:
         return "this dataset has no region boxes (`{split}_boxes.npy`), so no overlay on the image is drawn"
     if not ex.image_path or load_rgb(ex.image_path) is None:
         return "this dataset has no readable image files (`{split}_images.txt`), so no overlay is drawn"
+    boxes = _valid_boxes(ex)
+    if not np.isfinite(boxes).all():
+        return (f"image {ex.image}'s region boxes hold NaN or infinite coordinates, so no overlay is drawn "
+                "— regenerate `{split}_boxes.npy`")
     return None
+
+
+def _valid_boxes(ex) -> np.ndarray:
+    """The boxes ``[R valid, 4]`` of the pair's valid regions, as float64."""
+    return np.asarray(ex.boxes, dtype=np.float64).reshape(-1, 4)[np.asarray(ex.region_mask, bool).reshape(-1)]
+
+
+def clipped_boxes_note(ex) -> str | None:
+    """A note when some valid boxes reach past the image (they are drawn clipped to it), else None."""
+    if overlays_available(ex) is not None:
+        return None
+    h, w = load_rgb(ex.image_path).shape[:2]
+    b = _valid_boxes(ex)
+    out = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > w) | (b[:, 3] > h)
+    if not out.any():
+        return None
+    regions = [int(r) for r in np.flatnonzero(ex.region_mask)[out]]
+    return (f"{len(regions)} region box(es) (r{', r'.join(map(str, regions[:8]))}{' …' if len(regions) > 8 else ''}) "
+            f"reach past the image ({w}×{h} pixels): they are drawn clipped to it.")
 
 
 def boxes_image(ex, highlight: list[int] | None = None) -> np.ndarray:
@@ -110,6 +134,8 @@ def highlighted_words(tokens: list[str], weights: np.ndarray) -> str:
 
 def scores_row(ex, compact: bool = False) -> None:
     """Score, counterfactual score and effect as metrics, the effect's 95% interval below them."""
+    require_finite([ex.score, ex.cf_score, ex.effect, ex.effect_low, ex.effect_high],
+                   f"the scores of image {ex.image} with “{ex.text[:60]}”")
     cols = st.columns(3)
     digits = 3 if compact else 4
     cols[0].metric("Score S(α)", f"{ex.score:.{digits}f}")

@@ -22,8 +22,11 @@ def assets(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches(assets, monkeypatch):
+def _fresh_caches(assets, monkeypatch, tmp_path_factory):
     monkeypatch.setenv("CAUSMATCH_CACHE", str(assets.cache))
+    # The app opens folders only inside its roots: the test session's temporary folder holds the
+    # test data and every test's tmp_path (as `streamlit run app/streamlit_app.py -- --root DIR`).
+    monkeypatch.setattr(sys, "argv", [sys.argv[0], "--root", str(tmp_path_factory.getbasetemp())])
     st.cache_data.clear()
     st.cache_resource.clear()
     yield

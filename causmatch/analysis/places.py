@@ -1,0 +1,169 @@
+"""Places a served app may open: folders under a fixed set of *roots*, named relative to a root.
+
+Anyone who can reach a served app can type a dataset or checkpoint folder into its sidebar or its URL.
+:class:`Roots` decides which folders that may be: a place is accepted only when it lies inside one of
+the roots after ``~``, ``..`` and symbolic links are resolved. Everything else is refused with one line
+that contains "not allowed" and never says whether the path exists (the same words for an existing
+and a missing path, the refused value echoed only as typed).
+
+A place is written *relative to a root* (``<label>/<path inside the root>``; a root's label is its
+folder name, made unique with ``-2``, ``-3`` … in the order the roots are given), so a link names the
+same place in another checkout or on another server that has a root with that label. An absolute path
+inside a root is accepted on input; :meth:`Roots.link` always writes the relative form.
+
+A dataset's split is a file-name prefix inside the folder, so it is accepted only when it is one of the
+folder's splits (:func:`check_split`): ``split=../../x`` never reaches the file system.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from causmatch.errors import CausMatchError, CheckpointError, ConfigError, DataError
+
+# What is being opened -> (words for the message, the error class the app's panel shows).
+KINDS: dict[str, tuple[str, type[CausMatchError]]] = {
+    "data": ("dataset folder", DataError),
+    "checkpoint": ("checkpoint", CheckpointError),
+}
+_SHOWN = 120  # characters of a refused value echoed in the message
+
+
+@dataclass(frozen=True)
+class Root:
+    """One allowed folder: ``label`` (how links name it) and its resolved ``path``."""
+
+    label: str
+    path: Path
+
+
+def _real(path: str | os.PathLike) -> Path:
+    """``path`` with ``~``, ``..`` and every symbolic link resolved (missing tails kept as written)."""
+    return Path(os.path.realpath(os.path.expanduser(os.fspath(path))))
+
+
+def _shown(value: str) -> str:
+    """The refused value as the user typed it, on one line and cut short (never resolved)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _error(kind: str) -> tuple[str, type[CausMatchError]]:
+    if kind not in KINDS:
+        raise ConfigError(f"unknown place kind {kind!r} — use one of: {', '.join(KINDS)}")
+    return KINDS[kind]
+
+
+class Roots:
+    """The folders a served app may open datasets and checkpoints from (see the module docstring)."""
+
+    def __init__(self, folders: Iterable[str | os.PathLike]):
+        roots: list[Root] = []
+        seen: set[Path] = set()
+        labels: set[str] = set()
+        for folder in folders:
+            if not str(folder).strip():
+                continue
+            path = _real(folder)
+            if path in seen:
+                continue
+            seen.add(path)
+            base = path.name or "root"
+            label, n = base, 1
+            while label in labels:
+                n += 1
+                label = f"{base}-{n}"
+            labels.add(label)
+            roots.append(Root(label, path))
+        self.roots: tuple[Root, ...] = tuple(roots)
+
+    def __repr__(self) -> str:
+        return f"Roots({', '.join(f'{r.label}={r.path}' for r in self.roots)})"
+
+    def labels(self) -> str:
+        """The roots as links name them, e.g. ``checkpoints/, assets/`` (no server paths)."""
+        return ", ".join(f"{r.label}/" for r in self.roots) or "none"
+
+    def _root_of(self, path: Path) -> Root | None:
+        for root in self.roots:
+            if path == root.path or path.is_relative_to(root.path):
+                return root
+        return None
+
+    def refusal(self, value: str, kind: str) -> CausMatchError:
+        """The one-line "not allowed" error for ``value`` (the same whether or not it exists)."""
+        what, cls = _error(kind)
+        return cls(f"the {what} '{_shown(value)}' is not allowed: this app opens only folders inside its roots "
+                   f"({self.labels()}) — name one relative to a root, e.g. "
+                   f"'{self.roots[0].label + '/…' if self.roots else 'ROOT/…'}', or start the app with "
+                   "`-- --root DIR` to allow another folder")
+
+    def resolve(self, value: str, kind: str) -> Path:
+        """The folder that ``value`` names (``<label>/<path>`` or an absolute path inside a root).
+
+        Raises the kind's error class (DataError for "data", CheckpointError for "checkpoint") with
+        "not allowed" when the resolved folder is outside every root; whether it exists is not checked
+        here (the loader says so for places inside the roots).
+        """
+        _error(kind)
+        text = str(value).strip()
+        if not text or "\x00" in text:
+            raise self.refusal(text, kind)
+        try:
+            raw = Path(os.path.expanduser(text))
+            if raw.is_absolute():
+                candidate = raw
+            else:
+                label, *rest = raw.parts
+                root = next((r for r in self.roots if r.label == label), None)
+                if root is None:
+                    raise self.refusal(text, kind)
+                candidate = root.path.joinpath(*rest)
+            real = _real(candidate)
+        except (OSError, ValueError, RuntimeError):
+            raise self.refusal(text, kind) from None
+        if self._root_of(real) is None:
+            raise self.refusal(text, kind)
+        return real
+
+    def allowed(self, value: str, kind: str) -> bool:
+        """Whether :meth:`resolve` accepts ``value``."""
+        try:
+            self.resolve(value, kind)
+        except CausMatchError:
+            return False
+        return True
+
+    def link(self, path: str | os.PathLike) -> str | None:
+        """``path`` as links write it (``<label>/<relative path>``), or None when it is outside the roots."""
+        real = _real(path)
+        root = self._root_of(real)
+        if root is None:
+            return None
+        rel = real.relative_to(root.path).as_posix()
+        return root.label if rel in ("", ".") else f"{root.label}/{rel}"
+
+    def redact(self, message: str) -> str:
+        """``message`` with each root's server path replaced by its label (longest paths first)."""
+        for root in sorted(self.roots, key=lambda r: len(str(r.path)), reverse=True):
+            message = message.replace(str(root.path), root.label)
+        return message
+
+
+def check_split(split: str, available: Iterable[str], where: str = "this dataset") -> str:
+    """``split`` when it is one of ``available`` (a folder's splits); else a one-line DataError.
+
+    The split names files inside the folder (``{split}_ims.npy``), so only a listed name is used:
+    ``../../x`` or ``test/../../x`` never reaches the file system.
+    """
+    names = list(available)
+    text = str(split)
+    if text in names:
+        return text
+    if not names:
+        raise DataError(f"the split '{_shown(text)}' is not allowed: {where} has no splits "
+                        "(a split needs {split}_ims.npy and {split}_caps.txt) — choose another dataset folder")
+    raise DataError(f"the split '{_shown(text)}' is not allowed: {where} has the split(s) {', '.join(names)} "
+                    "— choose one of them in the sidebar")
