@@ -13,20 +13,20 @@ One row per query (every caption for ``t2i``, every image for ``i2t``). Ranks ar
 from ``causmatch.evaluation.ranks_t2i`` / ``ranks_i2t``, so ``(df.rank < K).mean() * 100`` is
 exactly evaluate's R@K. ``margin`` = score of the true item − score of the best wrong item (< 0: the
 query fails). ``effect_true`` / ``effect_wrong`` = factual − counterfactual score of those pairs.
+Non-finite scores in any matrix are refused (DataError naming the first image, caption pair).
 ``pointing`` (t2i only, when the split has grounding) = fraction of the caption's grounded words whose
 most-attended region is one of its true regions (pointing game), NaN when nothing is grounded.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from causmatch.errors import ConfigError, DataError
-from causmatch.evaluation import ranks_i2t, ranks_t2i
+from causmatch.evaluation import check_finite_scores, ranks_i2t, ranks_t2i
+from causmatch.outputs import atomic_write, os_error
 
 FAILURE_COLUMNS = ("direction", "query", "query_text", "true_item", "rank", "rank_cf", "rank_other",
                    "best_wrong", "score_true", "score_wrong", "margin", "effect_true", "effect_wrong",
@@ -59,6 +59,10 @@ def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2
     if direction not in ("t2i", "i2t"):
         raise ConfigError(f"direction '{direction}' is not valid — use 't2i' (caption queries) or 'i2t'")
     sims, cf_sims = np.asarray(sims), np.asarray(cf_sims)
+    check_finite_scores(sims, "factual similarity matrix")
+    check_finite_scores(cf_sims, "counterfactual similarity matrix")
+    if other_sims is not None:
+        check_finite_scores(other_sims, "second checkpoint's similarity matrix")
     if cf_sims.shape != sims.shape or (other_sims is not None and np.shape(other_sims) != sims.shape):
         raise DataError("the similarity matrices of the two checkpoints/interventions differ in shape — "
                         "compare checkpoints on the same dataset split")
@@ -122,18 +126,10 @@ def filter_failures(df: pd.DataFrame, *, direction=None, rank_min=None, rank_max
 
 
 def export_csv(df: pd.DataFrame, path) -> Path:
-    """Write ``df`` as CSV atomically (temp file + rename)."""
+    """Write ``df`` as CSV atomically (temp file + fsync + rename; :func:`causmatch.outputs.atomic_write`)."""
     path = Path(path)
+    data = df.to_csv(index=False, lineterminator="\n").encode("utf-8")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return atomic_write(path, lambda fh: fh.write(data), label="csv")
     except OSError as err:
-        raise DataError(f"cannot write {path} ({err.strerror}) — pick a writable path") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        raise os_error(err, path) from None

@@ -23,6 +23,10 @@ starts from the most important region alone and adds the others. ``area`` is the
 under the score curve over the fraction of regions removed/inserted: a faithful attention gives
 a low deletion area and a high insertion area. Regions are removed by narrowing the region mask,
 so their features are untouched.
+
+Non-finite attention or scores (a broken model) raise a one-line DataError naming the pair instead of
+counting as misses; a caller-given deletion ``order`` must list distinct valid regions of the image
+(ConfigError otherwise).
 """
 from __future__ import annotations
 
@@ -71,7 +75,20 @@ def _word_maps(matcher, img, txt, ids) -> np.ndarray:
     with torch.no_grad():
         sc = matcher.pair_scores(img, txt, None, pair_ids=ids, return_maps=True)
     maps = sc.t2i if sc.t2i is not None else sc.i2t.transpose(-1, -2)
-    return maps.float().cpu().numpy()
+    out = maps.float().cpu().numpy()  # [N, W, R]
+    _check_pairs_finite(out.reshape(len(out), -1), "attention map", ids)
+    return out
+
+
+def _check_pairs_finite(rows: np.ndarray, what: str, ids) -> None:
+    """``rows [N, ...]`` of aligned pairs ``ids = (images [N], captions [N])``: DataError naming the first
+    pair with a NaN/inf value."""
+    bad = ~np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
+    if bad.any():
+        n = int(np.argmax(bad))
+        i, c = (int(np.asarray(x).reshape(-1)[n if np.size(x) > 1 else 0]) for x in ids)
+        raise DataError(f"the {what} of image {i}, caption {c} holds NaN or infinite values "
+                        f"({int(bad.sum())} pair(s) affected) — the model is broken; check the checkpoint")
 
 
 def _offset(session, caption: str) -> int:
@@ -84,6 +101,9 @@ def grounding_table(session, progress=None, batch: int = 256) -> pd.DataFrame:
     split = session.split
     if split.grounding is None:
         raise DataError(f"{split.folder} has no {split.split}_grounding.jsonl — grounding metrics need word→region alignments")
+    from causmatch.evaluation import check_shards
+
+    check_shards(batch, batch)
     img_all, txt_all = session.gallery(progress)
     rows, n = [], split.n_captions
     for c0 in range(0, n, batch):
@@ -142,26 +162,38 @@ def _importance(matcher, img, txt, ids) -> np.ndarray:
     """Region importance ``[R]``: t2i attention mass over the words, or i2t region relevance."""
     with torch.no_grad():
         sc = matcher.pair_scores(img, txt, None, pair_ids=ids, return_maps=True)
-    if sc.t2i is not None:
-        return sc.t2i[0].sum(0).float().cpu().numpy()  # [R]
-    return sc.region_relevance[0].float().cpu().numpy()
+    imp = sc.t2i[0].sum(0) if sc.t2i is not None else sc.region_relevance[0]
+    out = imp.float().cpu().numpy()  # [R]
+    _check_pairs_finite(out[None], "region importance", ids)
+    return out
+
+
+def _check_order(order, valid: np.ndarray, image: int) -> list[int]:
+    """A region order: distinct valid regions of the image, at least one (ConfigError otherwise)."""
+    from causmatch.errors import ConfigError
+    from causmatch.interventions import _check_indices
+
+    out = list(_check_indices("region order", order))
+    bad = sorted(set(out) - {int(r) for r in valid})
+    if bad:
+        raise ConfigError(f"region order lists {', '.join(map(str, bad))}, not valid regions of image {image} — "
+                          f"valid regions: {', '.join(str(int(r)) for r in valid)}")
+    return out
 
 
 def region_curve(session, image: int, caption: int, kind: str = "deletion", order=None) -> Curve:
     """Deletion or insertion curve of dataset pair (image, caption) (module docstring)."""
     if kind not in ("deletion", "insertion"):
         raise DataError(f"unknown curve '{kind}' — use 'deletion' or 'insertion'")
+    i, c = session._check_image(image), session._check_caption(caption)
     img_all, txt_all = session.gallery()
-    i, c = int(image), int(caption)
-    if not (0 <= i < len(img_all) and 0 <= c < len(txt_all)):
-        raise DataError(f"pair ({image}, {caption}) is out of range for this split")
     img, txt = img_all[[i]], txt_all[[c]].trimmed()
     ids = (torch.tensor([i]), torch.tensor([c]))
     valid = np.flatnonzero(img.mask[0].numpy())
     if order is None:
         imp = _importance(session.matcher, img, txt, ids)
         order = valid[np.argsort(-imp[valid], kind="stable")]
-    order = [int(r) for r in order]
+    order = _check_order(order, valid, i)
     n = len(order)
     steps = range(0, n) if kind == "deletion" else range(1, n + 1)
     masks = []
@@ -175,6 +207,7 @@ def region_curve(session, image: int, caption: int, kind: str = "deletion", orde
         sc = session.matcher.pair_scores(reps, txt[[0] * len(masks)], None,
                                          pair_ids=(torch.full((len(masks),), i), torch.full((len(masks),), c)))
     scores = sc.score.float().cpu().numpy().astype(np.float64)  # [S]
+    _check_pairs_finite(scores[:, None], "deletion/insertion score", ids)
     column = session.similarity()[:, c].astype(np.float64)  # [I] the other images keep their scores
     ranks = []
     for s in scores:

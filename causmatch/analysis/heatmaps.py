@@ -10,7 +10,13 @@ Public API::
     overlay(image_rgb [H,W,3], heat_rgb [h,w,3], alpha=0.5) -> [H,W,3] RGB uint8
     draw_boxes(image [H,W,3], boxes [R,4], labels=None, highlight=None) -> [H,W,3] RGB uint8
     colorbar(vmin, vmax, cmap="inferno", height=256, width=70) -> [height,width,3] RGB uint8
+    boxes_outside(boxes [R,4], size (H,W), region_mask=None) -> int   # boxes clipped to the image
     COLORMAPS: tuple of accepted colour-map names
+
+Inputs are checked: NaN/inf weights, heat values, scales or box coordinates, a box array that is not
+``[R,4]``, mismatched lengths, out-of-range highlights and images larger than ``MAX_PIXELS`` raise a
+one-line DataError (never an OpenCV error). Boxes reaching outside the image are clipped to it (the
+dataset stated this repair); :func:`boxes_outside` counts them so a caller can warn.
 
 Accumulation over boxes (``word_heatmap``): region boxes overlap, so a pixel may lie in several.
 ``mode="sum"`` adds the weights of every box that covers the pixel — the picture then shows where
@@ -40,6 +46,36 @@ _DIVERGING = {
     "bwr": ((0, 0, 255), (255, 255, 255), (255, 0, 0)),
 }
 COLORMAPS = tuple(_OPENCV_MAPS) + tuple(_DIVERGING)
+MAX_PIXELS = 100_000_000  # H·W of one heatmap or image drawn (a 10,000 × 10,000 photo)
+
+
+def _finite(values, what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        first = tuple(int(x) for x in np.argwhere(~np.isfinite(arr))[0])
+        raise DataError(f"{what} hold NaN or infinite values (first at {first if len(first) != 1 else first[0]}) "
+                        "— the model or the data produced non-finite numbers; nothing is drawn")
+    return arr
+
+
+def _size(size) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise DataError(f"image size must be (height, width), got {size!r}") from None
+    if h < 1 or w < 1 or h * w > MAX_PIXELS:
+        raise DataError(f"image size {h} x {w} is not drawable — sizes must be positive and at most "
+                        f"{MAX_PIXELS:,} pixels")
+    return h, w
+
+
+def _mask(region_mask, n: int) -> np.ndarray:
+    if region_mask is None:
+        return np.ones(n, bool)
+    keep = np.asarray(region_mask, bool).reshape(-1)
+    if len(keep) != n:
+        raise DataError(f"region mask of {len(keep)} entries for {n} boxes — pass one per region")
+    return keep
 _LUT_CACHE: dict[str, np.ndarray] = {}
 
 
@@ -69,18 +105,30 @@ def load_image(path) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
     if bgr is None:
         raise DataError(f"cannot read image {path} — check that the file exists and is a PNG/JPEG")
+    _size(bgr.shape[:2])
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _pixel_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Boxes [R,4] x1,y1,x2,y2 (float pixels) -> int [R,4] clipped to the image, end-exclusive."""
     h, w = size
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise DataError(f"boxes must be [R, 4] (x1, y1, x2, y2 pixels), got shape {tuple(b.shape)}")
+    b = _finite(b, "box coordinates")
     x1 = np.clip(np.floor(b[:, 0]), 0, w).astype(np.int64)
     y1 = np.clip(np.floor(b[:, 1]), 0, h).astype(np.int64)
     x2 = np.clip(np.ceil(b[:, 2]), 0, w).astype(np.int64)
     y2 = np.clip(np.ceil(b[:, 3]), 0, h).astype(np.int64)
     return np.stack([x1, y1, x2, y2], axis=1)
+
+
+def boxes_outside(boxes, size, region_mask=None) -> int:
+    """How many (valid) boxes ``[R,4]`` reach outside an image of ``size`` (H, W) and are clipped to it."""
+    h, w = _size(size)
+    b = _finite(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), "box coordinates")
+    out = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > w) | (b[:, 3] > h)
+    return int((out & _mask(region_mask, len(b))).sum())
 
 
 def word_heatmap(weights, boxes, size, mode: str = "sum", region_mask=None) -> np.ndarray:
@@ -92,12 +140,13 @@ def word_heatmap(weights, boxes, size, mode: str = "sum", region_mask=None) -> n
     """
     if mode not in ("sum", "max"):
         raise DataError(f"unknown heatmap mode '{mode}' — use 'sum' or 'max'")
-    h, w = int(size[0]), int(size[1])
+    h, w = _size(size)
     wts = np.asarray(weights, dtype=np.float64).reshape(-1)  # [R]
     pix = _pixel_boxes(boxes, (h, w))  # [R,4]
     if len(wts) != len(pix):
         raise DataError(f"{len(wts)} weights for {len(pix)} boxes — pass one weight per region")
-    keep = np.ones(len(wts), bool) if region_mask is None else np.asarray(region_mask, bool).reshape(-1)
+    keep = _mask(region_mask, len(wts))
+    _finite(wts[keep], "attention weights")
     if mode == "sum":
         # 2-D difference array: O(R + H·W) instead of painting every box.
         diff = np.zeros((h + 1, w + 1), dtype=np.float64)
@@ -121,7 +170,7 @@ def shared_scale(*heats, symmetric: bool = False) -> tuple[float, float]:
 
     ``symmetric=True`` gives (-L, L) with L the largest absolute value (for signed maps).
     """
-    vals = [np.asarray(h, dtype=np.float64) for h in heats if np.asarray(h).size]
+    vals = [_finite(h, "heatmap values") for h in heats if np.asarray(h).size]
     if not vals:
         return (0.0, 1.0)
     if symmetric:
@@ -135,7 +184,8 @@ def shared_scale(*heats, symmetric: bool = False) -> tuple[float, float]:
 def colorize(heat, vmin: float, vmax: float, cmap: str = "inferno") -> np.ndarray:
     """Map ``heat [H,W]`` to RGB uint8 ``[H,W,3]``; values outside [vmin, vmax] are clipped."""
     lut = _lut(cmap)
-    h = np.asarray(heat, dtype=np.float64)
+    h = _finite(heat, "heatmap values")
+    _finite([vmin, vmax], "colour scale bounds")
     span = float(vmax) - float(vmin)
     t = (h - vmin) / span if span > 0 else np.zeros_like(h)
     idx = np.clip(np.rint(t * 255), 0, 255).astype(np.uint8)  # [H,W]
@@ -148,7 +198,7 @@ def signed_difference(heat_a, heat_b, limit: float | None = None, cmap: str = "c
     Returns ``(rgb [H,W,3] uint8, limit)``: the scale is [-limit, limit]; by default limit is
     the largest absolute difference, so pass your own to compare several difference maps.
     """
-    diff = np.asarray(heat_a, dtype=np.float64) - np.asarray(heat_b, dtype=np.float64)
+    diff = _finite(heat_a, "heatmap values") - _finite(heat_b, "heatmap values")
     if limit is None:
         limit = float(np.abs(diff).max()) if diff.size else 0.0
         limit = limit if limit > 0 else 1.0
@@ -159,6 +209,10 @@ def overlay(image_rgb, heat_rgb, alpha: float = 0.5) -> np.ndarray:
     """Blend a coloured heatmap over an image: ``(1-alpha)·image + alpha·heat`` (resized to fit)."""
     img = np.ascontiguousarray(image_rgb, dtype=np.uint8)
     heat = np.ascontiguousarray(heat_rgb, dtype=np.uint8)
+    if img.ndim != 3 or heat.ndim != 3 or img.shape[2] != 3 or heat.shape[2] != 3 or not heat.size:
+        raise DataError(f"overlay needs two RGB images [H, W, 3], got {tuple(img.shape)} and {tuple(heat.shape)}")
+    if not (np.isfinite(alpha) and 0.0 <= float(alpha) <= 1.0):
+        raise DataError(f"overlay alpha must lie in [0, 1], got {alpha!r}")
     if heat.shape[:2] != img.shape[:2]:
         heat = cv2.resize(heat, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
     return cv2.addWeighted(img, 1.0 - float(alpha), heat, float(alpha), 0.0)
@@ -183,10 +237,17 @@ def draw_boxes(image, boxes, labels=None, highlight=None, color=(0, 200, 255),
     (drawn last, so they sit on top). Padded regions (``region_mask`` False) are skipped.
     """
     img = np.array(image, dtype=np.uint8, copy=True)
-    h, w = img.shape[:2]
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise DataError(f"image must be RGB [H, W, 3], got shape {tuple(img.shape)}")
+    h, w = _size(img.shape[:2])
     pix = _pixel_boxes(boxes, (h, w))
-    hi = set() if highlight is None else set(np.atleast_1d(highlight).tolist())
-    keep = np.ones(len(pix), bool) if region_mask is None else np.asarray(region_mask, bool)
+    hi = set() if highlight is None else {int(v) for v in np.atleast_1d(highlight).tolist()}
+    if any(not 0 <= r < len(pix) for r in hi):
+        raise DataError(f"highlighted region(s) {sorted(r for r in hi if not 0 <= r < len(pix))} out of range — "
+                        f"this image has regions 0..{len(pix) - 1}")
+    if labels is not None and len(labels) != len(pix):
+        raise DataError(f"{len(labels)} labels for {len(pix)} boxes — pass one label per region")
+    keep = _mask(region_mask, len(pix))
     scale = max(0.35, min(h, w) / 700.0)
     order = [r for r in range(len(pix)) if r not in hi] + sorted(hi)
     for r in order:
@@ -202,6 +263,9 @@ def draw_boxes(image, boxes, labels=None, highlight=None, color=(0, 200, 255),
 
 def colorbar(vmin: float, vmax: float, cmap: str = "inferno", height: int = 256, width: int = 70) -> np.ndarray:
     """A vertical colour bar (top = vmax) with min / mid / max tick labels, RGB uint8."""
+    _finite([vmin, vmax], "colour scale bounds")
+    if not (16 <= int(height) <= 4096 and 16 <= int(width) <= 4096):
+        raise DataError(f"colour bar size {height} x {width} must lie in 16..4096 pixels each")
     bar_w = max(8, width // 3)
     ramp = np.linspace(vmax, vmin, height)[:, None].repeat(bar_w, axis=1)  # [H,bar_w]
     img = np.full((height, width, 3), 255, dtype=np.uint8)
