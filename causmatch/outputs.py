@@ -33,7 +33,7 @@ from pathlib import Path
 from causmatch.errors import DataError
 
 CRASH_ENV, CRASH_LOG_ENV = "CAUSMATCH_CRASH_AT", "CAUSMATCH_CRASH_LOG"
-_LEFTOVER_RE = re.compile(r"^\.(?P<name>.+)\.causmatch-(?P<kind>stage|old|tmp)-(?P<pid>\d+)-[0-9a-f]{8}$")
+_LEFTOVER_RE = re.compile(r"^\.(?P<name>.+)\.causmatch-(?P<kind>stage|old|tmp)-(?P<pid>\d+)-[0-9a-f]{8}(\.tmp)?$")
 _crash_counts: dict[str, int] = {}
 
 
@@ -118,7 +118,8 @@ def fsync_tree(root) -> None:
 
 
 def _temp_name(path: Path, kind: str) -> Path:
-    return path.parent / f".{path.name}.causmatch-{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    suffix = ".tmp" if kind == "tmp" else ""
+    return path.parent / f".{path.name}.causmatch-{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
 
 
 def atomic_write(path, write, *, label: str | None = None) -> Path:

@@ -14,16 +14,15 @@ built for. ``load`` returns None (a miss, so the caller rebuilds) when the file 
 its stored key differs (stale: the checkpoint, the data or the intervention changed), or when it
 cannot be read back completely (zip CRC-32 checks every member, so a truncated or corrupted file is
 detected). ``save`` writes a temporary file in the same folder, fsyncs it and ``os.replace``s it
-over the entry: a reader sees the old entry or the new one, never half of one, and a write that is
-interrupted leaves only a temporary file that ``load`` never opens (a later ``save`` removes it).
+over the entry (:func:`causmatch.outputs.atomic_write`): a reader sees the old entry or the new one, never
+half of one, and a write that is interrupted leaves only a temporary file that ``load`` never opens (a
+later ``save`` removes it once its writer is gone).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from causmatch.errors import DataError
+from causmatch.outputs import atomic_write, os_error, remove_dead_temps
 
 _KEY_FIELD = "__cache_key__"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.,=+-]+$")
@@ -78,28 +78,24 @@ class ArrayCache:
             return None  # unreadable or torn (CRC mismatch): treat as a miss, the caller rebuilds
 
     def save(self, name: str, key: str, arrays: dict[str, np.ndarray]) -> Path | None:
-        """Atomically (temp file + fsync + os.replace) store ``arrays`` under ``name`` for ``key``."""
+        """Atomically (temp file + fsync + os.replace; :func:`causmatch.outputs.atomic_write`) store ``arrays``."""
         path = self.path(name)
         if path is None:
             return None
         self._remove_temps(name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.root)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **{_KEY_FIELD: np.array(key)}, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            atomic_write(path, lambda fh: np.savez(fh, **{_KEY_FIELD: np.array(key)}, **arrays), label="cache")
+        except OSError as err:
+            raise os_error(err, path, "write the cache entry") from None
         return path
 
     def _remove_temps(self, name: str, min_age_s: float = 600.0) -> None:
         """Leftovers of interrupted writes of this entry (never read; removed to free the disk).
 
-        Only temps older than ``min_age_s`` go: a younger one may be another process still writing.
+        Only temps whose writer process is gone are removed (another process may still be writing);
+        temps named as by earlier versions (``.NAME.*.tmp``) go once older than ``min_age_s``.
         """
+        remove_dead_temps(self.root, prefix=f"{name}.npz")
         now = time.time()
         for stale in self.root.glob(f".{name}.*.tmp"):
             try:

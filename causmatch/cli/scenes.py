@@ -13,7 +13,10 @@ def _parser():
     from causmatch.data.scenes import DEFAULT_BIAS, DEFAULT_SEED, DEFAULT_SIZES
 
     p = argparse.ArgumentParser(prog="causmatch scenes", description=HELP)
-    p.add_argument("--out", required=True, help="output dataset folder (created if missing)")
+    p.add_argument("--out", required=True, help="output dataset folder (created if missing; an existing one "
+                   "must be empty or an earlier scenes output)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rebuild splits of an earlier scenes output in OUT with new settings or sizes")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default %(default)s)")
     p.add_argument("--bias", type=float, default=DEFAULT_BIAS,
                    help="strength P of the spurious star/white-ring correlation in train and dev "
@@ -36,6 +39,7 @@ def main(argv: list[str]) -> int:
         raise DataError("--splits is empty — give e.g. --splits train,dev,test")
     start = time.perf_counter()
     out = build_scenes(args.out, seed=args.seed, bias=args.bias, splits=splits, workers=args.workers,
-                       sizes={"train": args.train, "dev": args.dev, "test": args.test}, progress=not args.quiet)
+                       sizes={"train": args.train, "dev": args.dev, "test": args.test}, progress=not args.quiet,
+                       overwrite=args.overwrite)
     print(f"wrote {', '.join(splits)} to {out} in {time.perf_counter() - start:.1f} s")
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -98,13 +97,13 @@ class Vocabulary:
         return vocab
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write JSON atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, ensure_ascii=False)
-        os.replace(tmp, path)
+        """Write JSON atomically (temp file + fsync + rename; :func:`causmatch.outputs.atomic_write`)."""
+        from causmatch.outputs import atomic_write_text, os_error
+
+        try:
+            atomic_write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False))
+        except OSError as err:
+            raise os_error(err, path) from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":

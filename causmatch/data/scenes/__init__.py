@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +20,8 @@ from causmatch.data.scenes.regions import FEATURE_BLOCKS, FEATURE_DIM, MAX_REGIO
 from causmatch.data.scenes.spec import (BIAS_SHAPE, COLOURS, DISTRACTOR, DISTRACTOR_BASE_RATE,
                                         GENERATOR_VERSION, IMAGE_SIZE, SHAPES, SIZES, SPLIT_IDS)
 from causmatch.errors import DataError
+from causmatch.outputs import (check_output_dir, crash_point, describe_folder, link_tree, os_error, publish_dir,
+                               recover_dir, stage_dir)
 
 DEFAULT_SIZES = {"train": 10_000, "dev": 1_000, "test": 1_000}
 DEFAULT_SEED = 0
@@ -58,27 +60,66 @@ def _base_meta(seed: int, bias: float) -> dict:
     }
 
 
-def _drop_stale(folder: Path, old: dict) -> None:
-    """Remove generated splits that were built with other settings (only in a scenes folder)."""
-    for split in old.get("splits", {}):
-        for path in folder.glob(f"{split}_*"):
-            path.unlink()
-        shutil.rmtree(folder / "images" / split, ignore_errors=True)
+_SPLIT_FILE_RE = re.compile(r"^(train|dev|test)_(ims\.npy|caps\.txt|boxes\.npy|regions\.npy|images\.txt|"
+                            r"grounding\.jsonl|scenes\.jsonl)$")
+_PNG_RE = re.compile(r"^\d{6}\.png$")
+
+
+def _recognise(folder: Path, names: list[str]) -> str | None:
+    """None if ``folder`` holds only what ``causmatch scenes`` writes; else what is there (for errors)."""
+    try:
+        meta = read_meta(folder)
+    except DataError:
+        meta = {}
+    if meta.get("name") != "scenes":
+        if meta.get("name"):
+            return f"another dataset ({meta.get('name')!r} in its meta.json)"
+        return describe_folder(folder)
+    other = [n for n in names if n not in ("meta.json", "images", ".build.lock") and not _SPLIT_FILE_RE.match(n)]
+    images = folder / "images"
+    if "images" in names:
+        if not images.is_dir():
+            other.append("images")
+        else:
+            for sub in os.listdir(images):
+                if sub not in SPLIT_IDS or not (images / sub).is_dir():
+                    other.append(f"images/{sub}")
+                elif any(not _PNG_RE.match(f) for f in os.listdir(images / sub)):
+                    other.append(f"images/{sub}/...")
+    if other:
+        return (f"a scenes dataset plus {len(other)} other entr{'y' if len(other) == 1 else 'ies'} "
+                f"(e.g. {other[0]})")
+    return None
 
 
 @contextlib.contextmanager
 def _build_lock(folder: Path):
-    """One builder per folder at a time (several app sessions, or the CLI beside the app)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".build.lock", "w") as lock:
+    """One builder per folder at a time (several app sessions, or the CLI beside the app).
+
+    The lock file sits beside the folder (``.NAME.lock``): the folder itself is replaced when published.
+    """
+    lock_path = folder.parent / f".{folder.name}.lock"
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(lock_path, "a")
+    except OSError as err:
+        raise os_error(err, folder, "write the dataset folder") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
 def build_scenes(out: str | os.PathLike, *, seed: int = DEFAULT_SEED, bias: float = DEFAULT_BIAS,
                  sizes: dict[str, int] | None = None, splits=("train", "dev", "test"), workers: int = 2,
-                 progress: bool = True) -> Path:
-    """Generate ``splits`` into ``out`` (other splits already there with the same settings are kept)."""
+                 progress: bool = True, overwrite: bool = False) -> Path:
+    """Generate ``splits`` into ``out``; returns ``out``.
+
+    ``out`` may be missing, an empty folder, or an earlier scenes output. In an earlier output, splits
+    already built with the same settings and sizes are kept as they are (nothing is rebuilt when all of
+    them are), other splits with the same settings are kept, and new splits are added; rebuilding a split
+    with other sizes or settings needs ``overwrite``. Anything else in ``out`` is refused. The new version
+    is built in a temporary sibling folder and moved into place whole.
+    """
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     bad = [s for s in splits if s not in SPLIT_IDS]
     if bad:
@@ -89,27 +130,59 @@ def build_scenes(out: str | os.PathLike, *, seed: int = DEFAULT_SEED, bias: floa
         raise DataError("every split needs at least one image — raise --train/--dev/--test")
     out = Path(out).expanduser().resolve()
     with _build_lock(out):
-        return _build(out, seed, bias, sizes, splits, workers, progress)
+        return _build(out, seed, bias, sizes, splits, workers, progress, overwrite=overwrite)
 
 
-def _build(out: Path, seed: int, bias: float, sizes: dict, splits, workers: int, progress: bool) -> Path:
+def _built(folder: Path, meta: dict) -> set[str]:
+    return set(available_splits(folder)) & set(meta.get("splits", {}))
+
+
+def _build(out: Path, seed: int, bias: float, sizes: dict, splits, workers: int, progress: bool, *,
+           overwrite: bool) -> Path:
     from causmatch.data.scenes.generate import make_pool  # heavy (cv2): import only when building
 
+    state = check_output_dir(out, command="scenes", recognise=_recognise, consent=True)
     meta = _base_meta(seed, bias)
-    old = read_meta(out)
-    if old.get("name") == "scenes":
-        if old.get("generator") == meta["generator"]:
-            meta["splits"] = {k: v for k, v in old.get("splits", {}).items() if k not in splits}
-        else:
-            _drop_stale(out, old)
-    pool = make_pool(workers)
+    old = read_meta(out) if state == "previous" else {}
+    have = _built(out, old) if state == "previous" else set()
+    same = old.get("generator") == meta["generator"]
+    same_size = {s for s in have if same and old["splits"][s].get("images") == sizes[s]}
+    todo = [s for s in splits if overwrite or s not in same_size]
+    changed = [s for s in todo if s in have] if not overwrite else []
+    if have and not same and not overwrite:
+        g = old.get("generator", {})
+        raise DataError(f"--out {out} holds a scenes dataset built with other settings (seed {g.get('seed')}, "
+                        f"bias {g.get('bias')}) — pass --overwrite to rebuild it, or choose another --out "
+                        "(nothing was written)")
+    if changed:
+        raise DataError(f"--out {out} already holds the scenes split {changed[0]} with "
+                        f"{old['splits'][changed[0]].get('images')} images — pass --overwrite to rebuild it "
+                        "with the new size, or choose another --out (nothing was written)")
+    if not todo:
+        if progress:
+            print(f"scenes: {', '.join(splits)} already built in {out} with these settings", file=sys.stderr)
+        return out
+    keep = [s for s in sorted(have) if s not in todo] if same else []
+    meta["splits"] = {s: old["splits"][s] for s in keep}
     try:
-        for split in splits:
-            _build_split(out, meta, seed, split, sizes[split], bias, pool, progress)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+        with stage_dir(out) as stage:
+            for split in keep:  # unchanged splits: carried into the new version by hard links
+                for path in out.glob(f"{split}_*"):
+                    link_tree(path, stage / path.name)
+                if (out / "images" / split).is_dir():
+                    link_tree(out / "images" / split, stage / "images" / split)
+            pool = make_pool(workers)
+            try:
+                for split in todo:
+                    _build_split(stage, meta, seed, split, sizes[split], bias, pool, progress)
+                    crash_point("scenes.split")
+            finally:
+                if pool is not None:
+                    pool.close()
+                    pool.join()
+            publish_dir(stage, out, label="scenes")
+    except OSError as err:
+        raise os_error(err, out, "write the dataset folder") from None
     return out
 
 
@@ -133,11 +206,16 @@ def _build_split(out: Path, meta: dict, seed: int, split: str, n: int, bias: flo
 
 
 def ensure_scenes(folder: str | os.PathLike | None = None, splits=("test",), progress: bool = True) -> Path:
-    """Return the scenes folder, first building any of ``splits`` that is missing (default settings)."""
+    """Return the scenes folder, first building any of ``splits`` that is missing (default settings).
+
+    Splits already there are kept; a folder built by another generator version is rebuilt with the
+    default settings (it is our own generated data). A folder holding anything else is refused.
+    """
     folder = Path(folder).expanduser().resolve() if folder is not None else default_scenes_dir()
     with _build_lock(folder):
-        meta = read_meta(folder)
-        have = set(available_splits(folder)) & set(meta.get("splits", {}))
+        recover_dir(folder)
+        meta = read_meta(folder) if folder.is_dir() else {}
+        have = _built(folder, meta)
         missing = [s for s in splits if s not in have]
         if missing:
             if meta and meta.get("name") != "scenes":
@@ -148,5 +226,6 @@ def ensure_scenes(folder: str | os.PathLike | None = None, splits=("test",), pro
             n = sum(DEFAULT_SIZES[s] for s in missing if s in DEFAULT_SIZES)
             _build(folder, gen.get("seed", DEFAULT_SEED) if same else DEFAULT_SEED,
                    gen.get("bias", DEFAULT_BIAS) if same else DEFAULT_BIAS, dict(DEFAULT_SIZES), tuple(missing),
-                   2 if n >= 200 else 1, progress)  # starting workers costs more than a few images
+                   2 if n >= 200 else 1, progress,  # starting workers costs more than a few images
+                   overwrite=not same)
     return folder

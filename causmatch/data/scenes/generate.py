@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from causmatch.data.scenes.captions import CAPS_PER_IMAGE, make_captions
 from causmatch.data.scenes.regions import MAX_REGIONS, FEATURE_DIM, detect, region_features
 from causmatch.data.scenes.render import render
 from causmatch.data.scenes.spec import BIAS_SHAPE, sample_scene, scene_rng
+from causmatch.outputs import atomic_write_text
 
 # Fixed parameters, so the same pixels give the same bytes. Huffman-only suits grainy images: it is
 # both faster and smaller here than LZ77 matching (measured: 9 ms / 90 KB vs 12 ms / 108 KB).
@@ -62,8 +61,8 @@ def covering_regions(labels: np.ndarray, comp: np.ndarray, n_regions: int, k: in
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:
-    # Written in place (no temp + rename: it cost as much as encoding): a split only counts as built
-    # once its features file is written, after all of its images.
+    # Written in place (no temp + rename: it cost as much as encoding): the whole dataset is built in a
+    # staging folder and published only when complete (causmatch.outputs.publish_dir).
     ok, buf = cv2.imencode(".png", img[..., ::-1], PNG_PARAMS)  # RGB -> BGR for OpenCV
     path.write_bytes(buf.tobytes())
 
@@ -149,10 +148,7 @@ def run_split(out: Path, seed: int, split: str, n: int, bias: float, pool, progr
 def write_scene_file(path: Path, results: list[dict]) -> None:
     """``{split}_scenes.jsonl``: the generator's objects per image (known answers for analysis)."""
     text = "".join(json.dumps(r["scene"], separators=(",", ":")) + "\n" for r in results)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(text.encode("utf-8"))
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 __all__ = ["build_image", "make_pool", "run_split", "write_scene_file", "box_iou", "covering_regions", "FEATURE_DIM"]
