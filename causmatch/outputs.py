@@ -221,6 +221,11 @@ def recover_dir(dest) -> bool:
     return restored
 
 
+def stage_path(dest) -> Path:
+    """A fresh staging name beside ``dest`` (for a folder written elsewhere and moved there to publish)."""
+    return _temp_name(Path(dest), "stage")
+
+
 @contextlib.contextmanager
 def stage_dir(dest):
     """A new, empty temporary sibling of ``dest`` to write the next version into.

@@ -2,9 +2,13 @@
 
 Streaming and restartable: every file is written into ``OUT/.convert-butd.partial/``
 (features and boxes through preallocated ``.npy`` memmaps, one row at a time, so memory
-holds one TSV line plus the captions), and moved into ``OUT`` only once every image of
-every requested split has been written and checked. An interrupted run leaves ``OUT``
-untouched; running the same command again starts clean (it deletes the partial folder).
+holds one TSV line plus the captions). Once every image of every requested split has been
+written and checked, the partial folder becomes the complete new version (splits of an earlier
+conversion that are not rewritten are carried over by hard links, and ``meta.json``), is moved
+beside ``OUT`` and replaces it whole (:func:`causmatch.outputs.publish_dir`). An interrupted or
+killed run leaves the previous ``OUT`` complete; running the same command again starts clean
+(it deletes the partial folder). An existing ``OUT`` must be empty or an earlier convert-butd
+output, which is replaced only with ``overwrite``.
 """
 from __future__ import annotations
 
@@ -22,10 +26,12 @@ from causmatch.convert.butd_tsv import iter_tsv
 from causmatch.convert.karpathy import KarpathySplits, load_karpathy
 from causmatch.data import read_meta, write_meta
 from causmatch.errors import DataError
+from causmatch.outputs import (check_output_dir, crash_point, describe_folder, link_tree, os_error, publish_dir,
+                               stage_path)
 
 PARTIAL = ".convert-butd.partial"
 ALL_SPLITS = ("train", "dev", "test", "testall")
-_OPTIONAL = ("regions.npy", "images.txt", "grounding.jsonl")
+_SUFFIXES = ("ims.npy", "boxes.npy", "regions.npy", "caps.txt", "ids.txt", "images.txt", "grounding.jsonl")
 
 
 def _selected(karpathy: KarpathySplits, splits: Sequence[str]) -> list[str]:
@@ -136,28 +142,43 @@ def _finish_split(tmp: Path, out: Path, w: _SplitWriter, images, images_root: Pa
             "min_boxes": int(w.counts.min()), "max_boxes": int(w.counts.max()), "clipped_boxes": w.clipped}
 
 
-def _publish(tmp: Path, out: Path, splits: list[str], link_testall: bool) -> None:
-    """Move the finished files into ``out``; the features go last so a split appears whole."""
-    for split in splits:
-        for suffix in _OPTIONAL:  # stale files of an earlier conversion would no longer match
-            if not (tmp / f"{split}_{suffix}").exists():
-                (out / f"{split}_{suffix}").unlink(missing_ok=True)
-                if link_testall and split == "test":
-                    (out / f"testall_{suffix}").unlink(missing_ok=True)
-        for path in sorted(tmp.glob(f"{split}_*"), key=lambda p: p.name.endswith("_ims.npy")):
-            os.replace(path, out / path.name)
-            if link_testall and split == "test":
-                twin = out / path.name.replace("test_", "testall_", 1)
-                twin.unlink(missing_ok=True)
-                try:
-                    os.link(out / path.name, twin)  # same 5K images: share the bytes
-                except OSError:
-                    shutil.copyfile(out / path.name, twin)
+def _assemble(tmp: Path, out: Path, splits: list[str], link_testall: bool, keep_old: bool) -> None:
+    """Complete the new version in ``tmp``: COCO's ``testall`` twins, and the earlier output's other splits."""
+    if link_testall:
+        for path in sorted(tmp.glob("test_*")):
+            link_tree(path, tmp / path.name.replace("test_", "testall_", 1))  # same 5K images: share the bytes
+    if keep_old:  # splits this run does not write stay as they were (hard links, no copy)
+        written = set(splits) | ({"testall"} if link_testall else set())
+        for path in sorted(out.iterdir()):
+            split, _, suffix = path.name.partition("_")
+            if split in ALL_SPLITS and split not in written and suffix in _SUFFIXES:
+                link_tree(path, tmp / path.name)
+
+
+def _recognise(folder: Path, names: list[str]) -> str | None:
+    """None if ``folder`` holds only what convert-butd writes (its meta.json says so); else what is there."""
+    try:
+        meta = read_meta(folder)
+    except DataError:
+        meta = {}
+    source = meta.get("source")
+    ours = isinstance(source, dict) and source.get("converter") == "causmatch convert-butd"
+    other = [n for n in names if n != "meta.json" and not (n.partition("_")[0] in ALL_SPLITS
+                                                          and n.partition("_")[2] in _SUFFIXES)]
+    if ours and not other:
+        return None
+    if ours:
+        return (f"a convert-butd dataset plus {len(other)} other entr{'y' if len(other) == 1 else 'ies'} "
+                f"(e.g. {other[0]})")
+    if meta.get("name"):
+        return f"another dataset ({meta.get('name')!r} in its meta.json)"
+    return describe_folder(folder)
 
 
 def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Path, *,
                  images_root: str | Path | None = None, splits: Sequence[str] = ("train", "dev", "test"),
-                 fp16: bool = False, caps_per_image: int = 5, max_boxes: int | None = None) -> dict:
+                 fp16: bool = False, caps_per_image: int = 5, max_boxes: int | None = None,
+                 overwrite: bool = False) -> dict:
     """Convert BUTD TSV files to a dataset folder; returns ``{split: summary}``.
 
     Each split gets ``{split}_ims.npy`` [I,R,F] (R = the largest box count, padded with zeros),
@@ -170,10 +191,15 @@ def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Pat
     whole numbers >= 1 (``max_boxes`` at most ``MAX_REGIONS``), at least one TSV file. Each TSV row
     must hold finite features and boxes with x2 >= x1, y2 >= y1; boxes reaching outside their image
     are clipped to it and counted in the summary (``clipped_boxes``).
+
+    ``out`` may be missing, empty, or an earlier convert-butd output (then only with ``overwrite``; its
+    splits that this run does not write are kept). Anything else is refused before any work.
     """
     _check_inputs(tsv, caps_per_image, max_boxes)
     tsv = [Path(p) for p in tsv]
     out = Path(out).expanduser().resolve()
+    state = check_output_dir(out, command="convert-butd", recognise=_recognise, consent=overwrite,
+                             ignore=(PARTIAL,))
     root = Path(images_root).expanduser().resolve() if images_root is not None else None
     ksplits = load_karpathy(karpathy, caps_per_image)
     chosen = _selected(ksplits, splits)
@@ -182,8 +208,11 @@ def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Pat
     if r <= 0:
         raise DataError("no TSV row belongs to the requested splits — check --tsv and --splits")
     tmp = out / PARTIAL
-    shutil.rmtree(tmp, ignore_errors=True)  # a previous interrupted run: start clean
-    tmp.mkdir(parents=True)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own folder, left by an interrupted run: start clean
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise os_error(err, out, "write the dataset folder") from None
     writers: dict[str, _SplitWriter] = {}
     total = sum(len(ksplits.splits[s]) for s in chosen)
     bar = tqdm(total=total, desc="convert", unit="img", file=sys.stderr, disable=None)
@@ -203,11 +232,18 @@ def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Pat
     summary = {s: _finish_split(tmp, out, writers[s], ksplits.splits[s], root, caps_per_image)
                for s in chosen}
     is_coco = ksplits.dataset.lower().startswith("coco")
-    _publish(tmp, out, chosen, link_testall=is_coco and "test" in chosen)
     if is_coco and "test" in chosen:
         summary["testall"] = summary["test"]
-    shutil.rmtree(tmp, ignore_errors=True)
-    _write_meta(out, ksplits, tsv, summary, caps_per_image, fp16, root)
+    try:
+        _assemble(tmp, out, chosen, is_coco and "test" in chosen, keep_old=state == "previous")
+        _write_meta(tmp, read_meta(out) if state == "previous" else {}, ksplits, tsv, summary,
+                    caps_per_image, fp16, root)
+        crash_point("convert-butd.assembled")
+        stage = stage_path(out)
+        os.replace(tmp, stage)  # out of OUT, beside it: then OUT is replaced whole
+        publish_dir(stage, out, label="convert-butd")
+    except OSError as err:
+        raise os_error(err, out, "write the dataset folder") from None
     return summary
 
 
@@ -225,9 +261,18 @@ def _check_inputs(tsv, caps_per_image, max_boxes) -> None:
         raise DataError("give one or more BUTD TSV files (--tsv FILE ...)")
 
 
-def _write_meta(out: Path, ksplits: KarpathySplits, tsv: list[Path], summary: dict, k: int,
+def _write_meta(folder: Path, meta: dict, ksplits: KarpathySplits, tsv: list[Path], summary: dict, k: int,
                 fp16: bool, root: Path | None) -> None:
-    meta = read_meta(out)  # keep what an earlier run of other splits recorded
+    """``meta.json`` of the new version in ``folder``; ``meta``: the earlier output's (its other splits)."""
+    meta = dict(meta)
+    kept = [s for s in meta.get("splits", {}) if s not in summary]
+    old_k = meta.get("caps_per_image")
+    if kept and old_k is not None and old_k != k:  # splits with different K side by side: say each one's
+        by_split = meta.setdefault("caps_per_image_by_split", {})
+        for s in kept:
+            by_split.setdefault(s, old_k)
+    if "caps_per_image_by_split" in meta:
+        meta["caps_per_image_by_split"].update({s: k for s in summary})
     meta.update({"name": meta.get("name", ksplits.dataset), "caps_per_image": k,
                  "feature_extractor": "bottom-up-attention Faster R-CNN (BUTD TSV)"})
     source = meta.setdefault("source", {})
@@ -235,4 +280,4 @@ def _write_meta(out: Path, ksplits: KarpathySplits, tsv: list[Path], summary: di
                    "karpathy_dataset": ksplits.dataset, "dtype": "float16" if fp16 else "float32",
                    "images_root": str(root) if root else None})
     meta.setdefault("splits", {}).update(json.loads(json.dumps(summary)))
-    write_meta(out, meta)
+    write_meta(folder, meta)
