@@ -327,7 +327,8 @@ def load_data(folder: str, split: str):
     path = resolve_data_dir(folder)
     shown = folder.strip() or "the demo"
     if folder.strip() and not path.is_dir():
-        raise DataError(f"the dataset folder '{shown}' does not exist — check the name (relative to a root: "
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DataError(f"the dataset folder '{shown}' {what} — check the name (relative to a root: "
                         f"{roots().labels()})")
     check_split(split, data_splits(folder), where=f"the dataset folder '{shown}'")
     if not folder.strip():
