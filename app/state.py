@@ -387,6 +387,13 @@ class Context:
 _CTX = "_ctx"
 
 
+def missing_counterfactual(ctx: Context) -> str | None:
+    """Why the chosen kind has no counterfactual this run (a targeted kind without usable targets), or None."""
+    if ctx.intervention is not None:
+        return None
+    return f"{view()['iv']} needs its targets — pick them in the sidebar"
+
+
 def set_context(ctx: Context | None, error: BaseException | None = None) -> None:
     st.session_state[_CTX] = (ctx, error)
 

@@ -11,10 +11,10 @@ from components.errors import require_finite
 from components.pickers import pick_index, pick_pair
 
 
-def _pair_column(model: state.Model, ex, word: int, zmax: float) -> None:
+def _pair_column(model: state.Model, ex, word: int, zmax: float, missing: str | None = None) -> None:
     word = min(word, len(ex.tokens) - 1)  # another vocabulary may tokenise the caption differently
     st.subheader(model.label)
-    pair.scores_row(ex, compact=True)
+    pair.scores_row(ex, compact=True, missing=missing)
     fact, what = pair.word_region_map(ex)
     if pair.overlays_available(ex) is None and fact is not None:
         ov = pair.word_overlays(ex, word)
@@ -62,7 +62,7 @@ def render(ctx: state.Context) -> None:
     cols = st.columns(len(ctx.models))
     for col, model, ex in zip(cols, ctx.models, explanations):
         with col:
-            _pair_column(model, ex, word, zmax)
+            _pair_column(model, ex, word, zmax, state.missing_counterfactual(ctx))
     if not text:
         st.subheader("Ranks of this pair's queries")
         st.dataframe(_ranks(ctx, caption, image), hide_index=True)

@@ -76,7 +76,7 @@ def render(ctx: state.Context) -> None:
         st.warning("Unknown words (encoded as <unk>, they carry no meaning for this model): "
                    + ", ".join(f"`{w}`" for w in ex.unknown_words))
     st.caption(f"{model.label} · “{ex.text}” · intervention: {ex.intervention}")
-    pair.scores_row(ex)
+    pair.scores_row(ex, missing=state.missing_counterfactual(ctx))
     with st.expander("Effect under every counterfactual kind"):
         _kinds_table(ctx, model, image, caption, text)
     _attention_section(ex, ctx.split.split)

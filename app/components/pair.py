@@ -132,13 +132,22 @@ def highlighted_words(tokens: list[str], weights: np.ndarray) -> str:
     return " ".join(spans)
 
 
-def scores_row(ex, compact: bool = False) -> None:
-    """Score, counterfactual score and effect as metrics, the effect's 95% interval below them."""
+def scores_row(ex, compact: bool = False, missing: str | None = None) -> None:
+    """Score, counterfactual score and effect as metrics, the effect's 95% interval below them.
+
+    ``missing``: why there is no counterfactual (a targeted kind without usable targets); then only
+    the score is shown, never an effect of 0 that no intervention produced.
+    """
     require_finite([ex.score, ex.cf_score, ex.effect, ex.effect_low, ex.effect_high],
                    f"the scores of image {ex.image} with “{ex.text[:60]}”")
     cols = st.columns(3)
     digits = 3 if compact else 4
     cols[0].metric("Score S(α)", f"{ex.score:.{digits}f}")
+    if missing:
+        cols[1].metric("Counterfactual S(ᾱ)", "—", help=missing)
+        cols[2].metric("Effect", "—", help=missing)
+        st.caption(f"No counterfactual: {missing}.")
+        return
     cols[1].metric("Counterfactual S(ᾱ)", f"{ex.cf_score:.{digits}f}", help=f"{ex.intervention}")
     cols[2].metric("Effect", f"{ex.effect:+.{digits}f}",
                    help="S(α) − mean S(ᾱ): how much the learned attention adds to the match")

@@ -21,12 +21,13 @@ def _text(label: str, name: str, help_text: str, placeholder: str = "") -> str:
     return st.text_input(label, key=state.widget_key(name), help=help_text, placeholder=placeholder)
 
 
-def _splits(view: dict) -> tuple[list[str], list[str]]:
-    """(choices, the folder's splits): a refused split stays listed, marked, until another is picked."""
+def _splits(view: dict) -> tuple[list[str], list[str] | None]:
+    """(choices, the folder's splits or None when the folder cannot be listed): a refused split stays
+    listed, marked, until another is picked."""
     try:
         found = state.data_splits(view["data"])
     except Exception:  # noqa: BLE001 — a refused or unreadable folder: loading shows the error panel
-        found = []
+        return [view["split"]], None
     return found + ([view["split"]] if view["split"] not in found else []), found
 
 
@@ -190,7 +191,7 @@ def draw() -> None:
               "e.g. assets/data/scenes; empty: the demo scenes", placeholder="demo: assets/data/scenes")
         options, found = _splits(view)
         st.selectbox("Split", options, key=state.widget_key("split", lambda v: v in options, options[0]),
-                     format_func=lambda s: s if s in found else f"{s[:40]} (not allowed)")
+                     format_func=lambda s: s if found is None or s in found else f"{s[:40]} (not allowed)")
         _text("Checkpoint", "ckpt", f"a checkpoint folder (config.json + model.safetensors) inside a root ({roots})")
         _text("Second checkpoint (optional)", "ckpt2", "compared with the first on Compare and Failure cases")
         try:

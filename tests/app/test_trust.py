@@ -2,7 +2,7 @@
 targets that belong to a kind and to a pair (AppTest)."""
 from __future__ import annotations
 
-from apptest_helpers import errors, no_failure
+from apptest_helpers import errors, metric, no_failure
 
 
 def _targets(at):
@@ -69,3 +69,4 @@ def test_targets_that_stop_fitting_the_pair_are_refused_not_trimmed(make_app):
     assert any("out of range" in e and "7" in e for e in errors(at)), errors(at)
     assert any("intervention: learned attention" in c.value or "intervention: none" in c.value
                for c in at.caption)  # the refused targets are not used, and not trimmed to [1]
+    assert metric(at, "Effect") == "—" and metric(at, "Counterfactual S(ᾱ)") == "—"  # no effect of 0 shown
