@@ -21,7 +21,7 @@ from components.images import image_panel, load_rgb
 def _rows_as_shares(m: np.ndarray) -> np.ndarray:
     """Each query row divided by its sum (all-zero rows stay 0).
 
-    Display only: a relevance R_j is a cosine, invariant to rescaling a row of the attention
+    Display only: a relevance R_j is a cosine, invariant to rescaling a row of the attention,
     so counterfactual maps are not renormalised (random draws are U(0, 2)); as
     shares of each row, factual and counterfactual maps become comparable on one colour scale.
     """
