@@ -136,3 +136,39 @@ def test_cli_convert_butd(files, capsys):
     rc = cli_main(["convert-butd", "--tsv", str(tmp / "a.tsv"), "--karpathy", str(karpathy), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda b, f: (b, np.where(np.arange(f.size).reshape(f.shape) == 3, np.nan, f)), "features hold NaN"),
+    (lambda b, f: (np.where(np.arange(b.size).reshape(b.shape) == 1, np.inf, b), f), "boxes hold NaN"),
+    (lambda b, f: (b[:, [2, 1, 0, 3]], f), "x2 < x1"),
+])
+def test_bad_tsv_values_are_refused_naming_the_line(files, change, message):
+    tmp, rows, karpathy = files
+    boxes, feats = rows[31]
+    write_tsv(tmp / "c.tsv", {**{i: rows[i] for i in (32,)}, 31: change(boxes, feats)})
+    with pytest.raises(DataError, match=f"c.tsv line 2 \\(image_id 31\\): the {message}" if "x2" not in message
+                       else "c.tsv line 2 .*x2 < x1"):
+        convert_butd([tmp / "c.tsv"], karpathy, tmp / "out", splits=["test"])
+    assert not (tmp / "out" / "test_ims.npy").exists()
+
+
+def test_boxes_outside_the_image_are_clipped_and_counted(files):
+    tmp, rows, karpathy = files
+    boxes, feats = rows[31]
+    boxes = boxes.copy()
+    boxes[0] = [-20, 10, 40, 900]  # left of and below a 500 x 375 image
+    write_tsv(tmp / "c.tsv", {31: (boxes, feats), 32: rows[32]})
+    summary = convert_butd([tmp / "c.tsv"], karpathy, tmp / "out", splits=["test"])
+    assert summary["test"]["clipped_boxes"] == 1
+    np.testing.assert_array_equal(load_split(tmp / "out", "test").boxes[0, 0], [0, 10, 40, 375])
+
+
+@pytest.mark.parametrize("flag, value", [("--caps-per-image", "0"), ("--caps-per-image", "-2"), ("--max-boxes", "0")])
+def test_cli_refuses_impossible_counts_before_reading(files, capsys, flag, value):
+    tmp, _, karpathy = files
+    code = cli_main(["convert-butd", "--tsv", str(tmp / "a.tsv"), "--karpathy", str(karpathy),
+                     "--out", str(tmp / "out"), flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {flag} must be") and err.count("\n") == 1
+    assert not (tmp / "out").exists()
