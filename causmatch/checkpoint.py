@@ -114,16 +114,15 @@ def check_checkpoint_out(out, *, command: str, consent: bool, consent_hint: str 
 
     def recognise(folder: Path, names: list[str]) -> str | None:
         origin = checkpoint_origin(folder) if CONFIG in names else None
-        subs_ok = all(checkpoint_origin(folder / s) == command for s in subdirs if s in names)
-        only_ours = all(n in (CONFIG, WEIGHTS) or n in subdirs for n in names)
-        if only_ours and subs_ok and (origin == command or (origin is None and CONFIG not in names
-                                                             and WEIGHTS not in names)):
-            return None
-        if origin == "import-scan" or any(checkpoint_origin(folder / s) == "import-scan" for s in subdirs):
-            return "a checkpoint written by causmatch import-scan"
-        if origin == "train":
-            return ("a checkpoint written by causmatch train" if only_ours else
-                    f"a causmatch train checkpoint plus other files ({describe_folder(folder)})")
+        sub_origins = {checkpoint_origin(folder / s) for s in ("last",) if s in names}
+        if all(n in (CONFIG, WEIGHTS) or n in subdirs for n in names) and sub_origins <= {command}:
+            if origin == command or (origin is None and CONFIG not in names and WEIGHTS not in names):
+                return None
+        train_shaped = all(n in (CONFIG, WEIGHTS, "last") for n in names)
+        for kind in ("train", "import-scan"):
+            if origin == kind or kind in sub_origins:
+                return (f"a checkpoint written by causmatch {kind}" if train_shaped else
+                        f"a causmatch {kind} checkpoint plus other files ({describe_folder(folder)})")
         if origin is not None:
             return "a checkpoint written by another program"
         return describe_folder(folder)

@@ -122,6 +122,16 @@ def _temp_name(path: Path, kind: str) -> Path:
     return path.parent / f".{path.name}.causmatch-{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
 
 
+def make_parent(path: Path) -> None:
+    """Create the parent folders of ``path``; a file where a folder is needed is ENOTDIR (not EEXIST)."""
+    base = path.parent
+    while not os.path.lexists(base) and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(base))
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
 def atomic_write(path, write, *, label: str | None = None) -> Path:
     """Call ``write(binary_file)`` on a temporary sibling of ``path``, fsync it, rename it into place.
 
@@ -129,7 +139,7 @@ def atomic_write(path, write, *, label: str | None = None) -> Path:
     ``label`` names the step for :func:`crash_point` (``LABEL.written`` before the rename).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     if path.is_dir() and not path.is_symlink():
         raise DataError(f"cannot write {path}: it is a folder — give a file path")
     tmp = _temp_name(path, "tmp")
@@ -233,7 +243,7 @@ def stage_dir(dest):
     Removed again if the block raises (or if it was not published).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(dest)
     stage = _temp_name(dest, "stage")
     stage.mkdir()
     try:
@@ -298,6 +308,18 @@ def _listing(folder: Path, limit: int = 3) -> str:
     return f"{len(names)} entr{'y' if len(names) == 1 else 'ies'} ({shown})"
 
 
+def _probe_writable(out: Path) -> None:
+    """OSError now (not after the work) when nothing can be created beside ``out``: read-only, no permission,
+    a file where a folder is needed, a pseudo file system such as /proc."""
+    base = out.parent
+    while not os.path.lexists(base) and base != base.parent:
+        base = base.parent
+    probe = _temp_name(out, "stage") if base == out.parent else base / f".causmatch-probe-{os.getpid()}"
+    probe = base / probe.name
+    os.mkdir(probe)
+    os.rmdir(probe)
+
+
 def check_output_dir(out, *, command: str, recognise, consent: bool, consent_hint: str = "--overwrite",
                      ignore=()) -> str:
     """Decide whether ``out`` may be written by ``causmatch COMMAND``; returns "new", "empty" or "previous".
@@ -314,6 +336,7 @@ def check_output_dir(out, *, command: str, recognise, consent: bool, consent_hin
             raise DataError(f"--out {out} is a symbolic link — give the real folder (or a new path); "
                             "nothing was written")
         if not out.exists():
+            _probe_writable(out)
             return "new"
         if not out.is_dir():
             raise DataError(f"--out {out} is an existing file, not a folder — choose a new or empty folder; "
@@ -321,6 +344,10 @@ def check_output_dir(out, *, command: str, recognise, consent: bool, consent_hin
         names = sorted(n for n in os.listdir(out) if not is_leftover(n) and n not in ignore)
     except OSError as err:
         raise os_error(err, out, "use") from None
+    try:
+        _probe_writable(out)
+    except OSError as err:
+        raise os_error(err, out, "write") from None
     if not names:
         return "empty"
     what = recognise(out, names)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -96,15 +98,12 @@ def _recognise(folder: Path, names: list[str]) -> str | None:
 def _build_lock(folder: Path):
     """One builder per folder at a time (several app sessions, or the CLI beside the app).
 
-    The lock file sits beside the folder (``.NAME.lock``): the folder itself is replaced when published.
+    The lock file lives in the temporary folder, named by a hash of the folder's path: the folder itself
+    is replaced whole when published, and nothing is added beside the user's files.
     """
-    lock_path = folder.parent / f".{folder.name}.lock"
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(lock_path, "a")
-    except OSError as err:
-        raise os_error(err, folder, "write the dataset folder") from None
-    with lock:
+    key = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:20]
+    lock_path = Path(tempfile.gettempdir()) / f"causmatch-{os.getuid() if hasattr(os, 'getuid') else 0}-{key}.lock"
+    with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
