@@ -303,7 +303,7 @@ class AnalysisSession:
         return img, txt, c, text, ids
 
     def _check_text(self, text: str) -> None:
-        words = tokenize(text or "")
+        words = tokenize(text or "", self.matcher.config.text.tokenizer)
         if not words:
             raise DataError("the caption is empty — type at least one word")
         unknown = set(self.matcher.unknown_words(text))

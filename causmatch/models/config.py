@@ -10,12 +10,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from causmatch.data.vocab import DEFAULT_TOKENIZER, TOKENIZERS
 from causmatch.errors import ConfigError
 
 TEXT_ENCODERS = ("gru", "hf")
 DIRECTIONS = ("t2i", "i2t", "both")
-NORMS = ("clipped_l2norm", "l2norm", "softmax", "no_norm")
-AGGS = ("lse", "mean")
+# SCAN's raw_feature_norm values (its func_attention): how the word-region sims are normalised over the
+# queries before the softmax over keys. "clipped" = leaky ReLU(0.1) only; "clipped_*" = leaky ReLU, then the norm.
+NORMS = ("clipped_l2norm", "l2norm", "softmax", "no_norm", "clipped", "l1norm", "clipped_l1norm")
+AGGS = ("lse", "mean", "max", "sum")  # SCAN's agg_func LogSumExp, Mean, Max, Sum over the queries
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -60,9 +63,11 @@ class TextConfig:
     path: str | None = None      # hf: the model folder (config.json, weights, tokenizer)
     freeze: bool = False         # hf: keep the transformer's weights fixed (only the projection trains)
     start_end: bool = False      # gru: wrap tokens in <start>/<end> (SCAN's vocabulary convention)
+    tokenizer: str = DEFAULT_TOKENIZER  # "regex" or "nltk" (SCAN's); configs without it used "regex"
 
     def __post_init__(self):
         _check_choice("text.encoder", self.encoder, TEXT_ENCODERS)
+        _check_choice("text.tokenizer", self.tokenizer, TOKENIZERS)
         _check_positive("text.word_dim", self.word_dim, integer=True)
         _check_positive("text.num_layers", self.num_layers, integer=True)
         for name in ("bidirectional", "freeze", "start_end"):
@@ -111,7 +116,8 @@ class MatcherConfig:
 
     img_dim: int
     embed_size: int = 1024
-    img_norm: bool = True
+    img_norm: bool = True        # l2-normalise the projected regions (SCAN: not no_imgnorm)
+    txt_norm: bool = True        # l2-normalise the word features (SCAN: not no_txtnorm)
     text: TextConfig = field(default_factory=TextConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
 
@@ -119,6 +125,7 @@ class MatcherConfig:
         _check_positive("img_dim", self.img_dim, integer=True)
         _check_positive("embed_size", self.embed_size, integer=True)
         _check_bool("img_norm", self.img_norm)
+        _check_bool("txt_norm", self.txt_norm)
         # Accept nested dicts so MatcherConfig(**json) works; store the frozen dataclasses.
         object.__setattr__(self, "text", TextConfig.from_dict(self.text))
         object.__setattr__(self, "attention", AttentionConfig.from_dict(self.attention))

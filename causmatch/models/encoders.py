@@ -2,7 +2,9 @@
 
 Text encoders share one interface: ``forward(captions) -> (words [C, W, D] unit vectors, mask [C, W] bool,
 tokens)`` where ``tokens[c]`` names the W axis of caption ``c`` (``tokens(caption)``), plus
-``unknown_words(caption)``. Both keep attention word-level, so maps line up with ``tokenize(caption)``.
+``unknown_words(caption)``. Both keep attention word-level, so maps line up with ``tokenize(caption, tokenizer)``
+for the model's configured tokenizer (``model.text.tokenizer``: ``regex`` or SCAN's ``nltk``). A caption over
+``MAX_CAPTION_TOKENS`` tokens is refused (one-line DataError) before any tensor is allocated for it.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from causmatch.data import Vocabulary, tokenize
+from causmatch.data.vocab import DEFAULT_TOKENIZER, Vocabulary, tokenize
 from causmatch.errors import ConfigError, DataError
 from causmatch.models.attention import safe_norm
 
@@ -40,10 +42,15 @@ def _check_captions(captions) -> list[str]:
     return captions
 
 
-def _check_words(captions: list[str]) -> None:
+def _caption_tokens(captions: list[str], tokenizer: str) -> list[list[str]]:
+    """Each caption's tokens; a one-line DataError for a caption with no word or over the length cap."""
+    out = []
     for c, caption in enumerate(captions):
-        if not tokenize(caption):
+        toks = tokenize(caption, tokenizer, what=f"caption {c}" if len(captions) > 1 else "the caption")
+        if not toks:
             raise DataError(f"caption {c} has no words ({caption!r}) — give at least one word")
+        out.append(toks)
+    return out
 
 
 class ImageEncoder(nn.Module):
@@ -79,26 +86,29 @@ class GRUTextEncoder(nn.Module):
     """Word embedding + GRU over packed sequences (SCAN's ``EncoderText``); directions averaged."""
 
     def __init__(self, vocab: Vocabulary, word_dim: int, embed_size: int, num_layers: int = 1,
-                 bidirectional: bool = True, start_end: bool = False):
+                 bidirectional: bool = True, start_end: bool = False, tokenizer: str = DEFAULT_TOKENIZER,
+                 txt_norm: bool = True):
         super().__init__()
         self.vocab, self.start_end, self.bidirectional = vocab, start_end, bidirectional
+        self.tokenizer, self.txt_norm = tokenizer, txt_norm
         self.embed_size = embed_size
         self.embed = nn.Embedding(len(vocab.word2idx), word_dim)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)  # SCAN's init
         self.rnn = nn.GRU(word_dim, embed_size, num_layers, batch_first=True, bidirectional=bidirectional)
 
-    def tokens(self, caption: str) -> list[str]:
-        toks = tokenize(caption)
+    def _wrap(self, toks: list[str]) -> list[str]:
         return [START, *toks, END] if self.start_end else toks
 
+    def tokens(self, caption: str) -> list[str]:
+        return self._wrap(tokenize(caption, self.tokenizer))
+
     def unknown_words(self, caption: str) -> list[str]:
-        return self.vocab.unknown(tokenize(caption))
+        return self.vocab.unknown(tokenize(caption, self.tokenizer))
 
     def forward(self, captions) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
         """captions (``list[str]``, C) → (words ``[C, W, D]``, mask ``[C, W]``, tokens)."""
         captions = _check_captions(captions)
-        toks = [self.tokens(c) for c in captions]
-        _check_words(captions)
+        toks = [self._wrap(t) for t in _caption_tokens(captions, self.tokenizer)]
         dev = _device(self)
         lengths = torch.tensor([len(t) for t in toks])
         W = int(lengths.max())
@@ -112,14 +122,16 @@ class GRUTextEncoder(nn.Module):
         if self.bidirectional:
             out = (out[..., : self.embed_size] + out[..., self.embed_size:]) / 2
         mask = torch.arange(W, device=dev).unsqueeze(0) < lengths.to(dev).unsqueeze(1)  # [C, W]
-        return l2norm(out) * mask.unsqueeze(-1), mask, toks
+        return (l2norm(out) if self.txt_norm else out) * mask.unsqueeze(-1), mask, toks
 
 
 class HFTextEncoder(nn.Module):
     """A local Hugging Face encoder; sub-word states mean-pooled back to ``tokenize(caption)`` words, then ``→ D``."""
 
-    def __init__(self, path: str, embed_size: int, freeze: bool = False):
+    def __init__(self, path: str, embed_size: int, freeze: bool = False, tokenizer: str = DEFAULT_TOKENIZER,
+                 txt_norm: bool = True):
         super().__init__()
+        self.tokenizer_name, self.txt_norm = tokenizer, txt_norm  # word split (self.tokenizer: the HF one)
         from transformers import AutoModel, AutoTokenizer  # heavy import, only when used
 
         folder = Path(path)
@@ -147,11 +159,11 @@ class HFTextEncoder(nn.Module):
         return self
 
     def tokens(self, caption: str) -> list[str]:
-        return tokenize(caption)
+        return tokenize(caption, self.tokenizer_name)
 
     def unknown_words(self, caption: str) -> list[str]:
         unk = self.tokenizer.unk_token
-        return [w for w in tokenize(caption) if unk is not None and unk in self.tokenizer.tokenize(w)]
+        return [w for w in self.tokens(caption) if unk is not None and unk in self.tokenizer.tokenize(w)]
 
     def _word_pooling(self, enc, C: int, W: int, dev) -> torch.Tensor:
         """Averaging matrix ``[C, W, T]``: row (c, w) averages the sub-word states of word w."""
@@ -166,8 +178,7 @@ class HFTextEncoder(nn.Module):
     def forward(self, captions) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
         """captions (C) → (words ``[C, W, D]``, mask ``[C, W]`` — False for words truncated away, tokens)."""
         captions = _check_captions(captions)
-        toks = [self.tokens(c) for c in captions]
-        _check_words(captions)
+        toks = _caption_tokens(captions, self.tokenizer_name)
         dev = _device(self)
         enc = self.tokenizer(toks, is_split_into_words=True, padding=True, truncation=True, return_tensors="pt")
         C, W = len(toks), max(len(t) for t in toks)
@@ -177,4 +188,4 @@ class HFTextEncoder(nn.Module):
             hidden = self.model(**inputs).last_hidden_state  # [C, T, H]
         words = self.proj(torch.bmm(pool.to(hidden.dtype), hidden))  # [C, W, D]
         mask = pool.sum(-1) > 0  # [C, W]: a word with no sub-word left (truncation) is padding
-        return l2norm(words) * mask.unsqueeze(-1), mask, toks
+        return (l2norm(words) if self.txt_norm else words) * mask.unsqueeze(-1), mask, toks

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from causmatch.errors import ConfigError
-from causmatch.models.attention import EPS, FAST_NORMS, MAX_FAST_LAMBDA, aggregate
+from causmatch.models.attention import EPS, FAST_NORMS, MAX_FAST_LAMBDA, aggregate, fast_path_ok
 
 
 def _col_normalise_exp(x: torch.Tensor, qmask: torch.Tensor, norm: str, dim: int, lam: float) -> torch.Tensor:
@@ -112,7 +112,7 @@ def fused_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Te
     Raises :class:`ConfigError` (one line) for options outside the inference path or when the compiler
     is missing.
     """
-    if norm not in FAST_NORMS or not 0 < lambda_softmax <= MAX_FAST_LAMBDA:
+    if not fast_path_ok(norm, lambda_softmax):  # the one rule for the no-grad paths (unit words: the caller's)
         raise ConfigError(f"fused scoring supports norms {', '.join(FAST_NORMS)} with 0 < lambda_softmax <= "
                           f"{MAX_FAST_LAMBDA:g}; got {norm} and {lambda_softmax:g} (run without --fused)")
     fn = _compiled(direction, norm, float(lambda_softmax), agg, float(lambda_lse))

@@ -101,9 +101,9 @@ class Matcher(nn.Module):
                 raise ConfigError("a GRU text encoder needs a vocabulary — build one with "
                                   "Vocabulary.from_captions(split.captions)")
             self.txt_enc = GRUTextEncoder(vocab, t.word_dim, config.embed_size, t.num_layers,
-                                          t.bidirectional, t.start_end)
+                                          t.bidirectional, t.start_end, t.tokenizer, config.txt_norm)
         else:
-            self.txt_enc = HFTextEncoder(t.path, config.embed_size, t.freeze)
+            self.txt_enc = HFTextEncoder(t.path, config.embed_size, t.freeze, t.tokenizer, config.txt_norm)
 
     @classmethod
     def from_config(cls, config: MatcherConfig | dict, vocab=None) -> "Matcher":
@@ -136,7 +136,7 @@ class Matcher(nn.Module):
 
     # ------------------------------------------------------------------ scoring
     def _directions(self, s, img_mask_q, txt_mask_q, img_key, txt_key, img_gram, txt_gram, img_norms,
-                    interventions, ids, return_maps) -> list[Scores]:
+                    txt_norms, interventions, ids, return_maps) -> list[Scores]:
         """t2i / i2t on ``s [..., W, R]`` (masks shaped for the batch layout), one :class:`Scores` per intervention.
 
         The learned maps are computed once per direction and shared by every intervention.
@@ -146,7 +146,7 @@ class Matcher(nn.Module):
         parts: list[list[torch.Tensor]] = [[] for _ in interventions]
         runs = []
         if a.direction in ("t2i", "both"):
-            runs.append(("words", s, txt_mask_q, img_key, img_gram, None, "t2i", "word_relevance"))
+            runs.append(("words", s, txt_mask_q, img_key, img_gram, txt_norms, "t2i", "word_relevance"))
         if a.direction in ("i2t", "both"):
             runs.append(("regions", s.transpose(-1, -2), img_mask_q, txt_key, txt_gram, img_norms,  # [..., R, W]
                          "i2t", "region_relevance"))
@@ -168,12 +168,16 @@ class Matcher(nn.Module):
         """|v_r| for i2t queries; None when regions are unit vectors (img_norm)."""
         return None if self.config.img_norm else img.gram.diagonal(dim1=-2, dim2=-1).clamp_min(A.EPS**2).sqrt()
 
+    def _word_norms(self, txt: TextEmb) -> torch.Tensor | None:
+        """|e_w| for t2i queries; None when words are unit vectors (txt_norm)."""
+        return None if self.config.txt_norm else txt.gram.diagonal(dim1=-2, dim2=-1).clamp_min(A.EPS**2).sqrt()
+
     def _all_pairs_layout(self, img: ImageEmb, txt: TextEmb, pair_ids):
         I, C = len(img), len(txt)
         ids = None
         if pair_ids is not None:
             ids = (torch.as_tensor(pair_ids[0]).view(I, 1), torch.as_tensor(pair_ids[1]).view(1, C))
-        norms = self._region_norms(img)
+        norms, wnorms = self._region_norms(img), self._word_norms(txt)
         return A.cosine_sims(txt.words, img.regions), dict(  # s [I, C, W, R]
             img_mask_q=img.mask[:, None, :],             # [I, 1, R]
             txt_mask_q=txt.mask[None, :, :],             # [1, C, W]
@@ -182,6 +186,7 @@ class Matcher(nn.Module):
             img_gram=img.gram[:, None],                  # [I, 1, R, R]
             txt_gram=txt.gram[None],                     # [1, C, W, W]
             img_norms=None if norms is None else norms[:, None, :],  # [I, 1, R]
+            txt_norms=None if wnorms is None else wnorms[None],      # [1, C, W]
             ids=ids)
 
     def _aligned_layout(self, img: ImageEmb, txt: TextEmb, pair_ids):
@@ -191,7 +196,8 @@ class Matcher(nn.Module):
         s = torch.einsum("nwd,nrd->nwr", txt.words, img.regions)  # [N, W, R]
         return s, dict(img_mask_q=img.mask, txt_mask_q=txt.mask,                     # [N, R], [N, W]
                        img_key=img.mask[:, None, :], txt_key=txt.mask[:, None, :],  # [N, 1, R], [N, 1, W]
-                       img_gram=img.gram, txt_gram=txt.gram, img_norms=self._region_norms(img), ids=ids)
+                       img_gram=img.gram, txt_gram=txt.gram, img_norms=self._region_norms(img),
+                       txt_norms=self._word_norms(txt), ids=ids)
 
     def similarity(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
                    return_maps: bool = False, fused: bool = False) -> Scores:
@@ -217,14 +223,14 @@ class Matcher(nn.Module):
         return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
 
     def _can_use_fast_path(self, img: ImageEmb, txt: TextEmb) -> bool:
-        """Learned scores only, nothing to differentiate, no autocast, and a norm whose logits are bounded."""
+        """Learned scores only, nothing to differentiate, no autocast, and what :func:`attention.fast_path_ok` allows."""
         a = self.config.attention
         tensors = (img.regions, img.gram, txt.words, txt.gram)
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             return False  # training keeps the autograd-friendly path
         if torch.is_autocast_enabled(img.regions.device.type):
             return False  # the general path keeps the relevance in float32 under autocast
-        return A.fast_path_ok(a.norm, a.lambda_softmax)
+        return A.fast_path_ok(a.norm, a.lambda_softmax, unit_words=self.config.txt_norm)
 
     def _fast_similarity(self, img: ImageEmb, txt: TextEmb, fused: bool = False) -> torch.Tensor:
         """``score [I, C]`` through :func:`attention.fast_scores` (in-place, no maps kept) or its compiled twin."""

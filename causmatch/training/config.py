@@ -34,6 +34,7 @@ class ModelSection:
     img_dim: int = 0
     embed_size: int = 1024
     img_norm: bool = True
+    txt_norm: bool = True
     text: TextConfig = field(default_factory=TextConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
 
@@ -48,7 +49,7 @@ class ModelSection:
             raise ConfigError(f"model.img_dim={self.img_dim} but the data's region features have size "
                               f"{img_dim}; set model.img_dim=0 to take it from the data")
         return MatcherConfig(img_dim=img_dim, embed_size=self.embed_size, img_norm=self.img_norm,
-                             text=self.text, attention=self.attention)
+                             txt_norm=self.txt_norm, text=self.text, attention=self.attention)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ def build_matcher(cfg: TrainConfig, train_split) -> Matcher:
     model_cfg = cfg.model.matcher_config(int(train_split.features.shape[-1]))
     vocab = None
     if model_cfg.text.encoder == "gru":
-        vocab = Vocabulary.from_captions(train_split.captions, min_count=cfg.vocab_min_count)
+        vocab = Vocabulary.from_captions(train_split.captions, min_count=cfg.vocab_min_count,
+                                         tokenizer=model_cfg.text.tokenizer)
     return Matcher(model_cfg, vocab=vocab)
 
 

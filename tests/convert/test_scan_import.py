@@ -42,7 +42,7 @@ def scan_opt(**kw):
 def write_scan(tmp_path, opt, *, legacy=False, seed=0, extra_img=None, payload=None):
     torch.manual_seed(seed)
     img = ScanImageEncoder(opt.img_dim, opt.embed_size, opt.no_imgnorm)
-    txt = ScanTextEncoder(opt.vocab_size, opt.word_dim, opt.embed_size, opt.num_layers, opt.bi_gru)
+    txt = ScanTextEncoder(opt.vocab_size, opt.word_dim, opt.embed_size, opt.num_layers, opt.bi_gru, opt.no_txtnorm)
     img_state = img.state_dict()
     img_state.update(extra_img or {})
     ckpt = {"epoch": 12, "model": [img_state, txt.state_dict()], "best_rsum": np.float64(431.5),
@@ -74,6 +74,10 @@ def reference(img, txt, feats, opt):
     (dict(agg_func="Mean", raw_feature_norm="l2norm", bi_gru=False, num_layers=2), False),
     (dict(cross_attn="i2t", agg_func="Mean", raw_feature_norm="softmax", lambda_softmax=4.0), False),
     (dict(lambda_lse=10.0, raw_feature_norm="no_norm", no_imgnorm=True), False),
+    (dict(agg_func="Max", raw_feature_norm="clipped", no_txtnorm=True), False),
+    (dict(cross_attn="i2t", agg_func="Sum", raw_feature_norm="clipped_l1norm", no_txtnorm=True, no_imgnorm=True),
+     False),
+    (dict(agg_func="Sum", raw_feature_norm="l1norm", lambda_softmax=20.0, bi_gru=False), True),
 ])
 def test_imported_scores_equal_scan_formulas(tmp_path, options, legacy):
     opt = scan_opt(**options)
@@ -134,8 +138,18 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
     assert "truncated or not a torch checkpoint" in _refused(tmp_path, path, vocab)
     path, vocab, _, _ = write_scan(tmp_path, scan_opt(vocab_size=len(SPECIALS) + len(WORDS) + 1))
     assert "has 15 words but the checkpoint's word embedding has 16 rows" in _refused(tmp_path, path, vocab)
-    path, vocab, _, _ = write_scan(tmp_path, scan_opt(agg_func="Max"))
-    assert "agg_func='Max'" in _refused(tmp_path, path, vocab)
+    path, vocab, _, _ = write_scan(tmp_path, scan_opt(agg_func="Median"))
+    assert "agg_func='Median'" in _refused(tmp_path, path, vocab)
+    path, vocab, _, _ = write_scan(tmp_path, scan_opt(raw_feature_norm="l3norm"))
+    assert "raw_feature_norm='l3norm'" in _refused(tmp_path, path, vocab)
+    path, vocab, _, _ = write_scan(tmp_path, scan_opt(cross_attn="both"))
+    assert "cross_attn='both'" in _refused(tmp_path, path, vocab)
+    path, vocab, _, _ = write_scan(tmp_path, scan_opt(precomp_enc_type="backbone"))
+    assert "precomp_enc_type='backbone'" in _refused(tmp_path, path, vocab)
+    path, vocab, _, _ = write_scan(tmp_path, scan_opt(lambda_lse=float("nan")))
+    assert "lambda_lse=nan" in _refused(tmp_path, path, vocab)
+    path, vocab, _, _ = write_scan(tmp_path, scan_opt(no_txtnorm="yes"))
+    assert "no_txtnorm='yes'" in _refused(tmp_path, path, vocab)
     path, vocab, _, _ = write_scan(tmp_path, scan_opt(num_layers=2))
     ckpt = torch.load(path, weights_only=False)
     ckpt["opt"].num_layers = 1  # options no longer match the weights

@@ -7,11 +7,15 @@ import torch
 from causmatch.interventions import (KeepRegions, MaskWords, OnlyQueries, Random, Reversed, Shuffle,
                                      SwapWords, Uniform)
 from causmatch.models import attention as A
+from causmatch.models.config import AGGS, NORMS
 from tiny_matcher import CAPTIONS, make_images, make_matcher
 
 DIRECTIONS = ("t2i", "i2t", "both")
-NORMS = ("clipped_l2norm", "l2norm", "softmax", "no_norm")
-AGGS = ("lse", "mean")
+
+
+def test_every_scan_option_is_a_config_choice():
+    assert set(NORMS) == {"clipped_l2norm", "l2norm", "softmax", "no_norm", "clipped", "l1norm", "clipped_l1norm"}
+    assert set(AGGS) == {"lse", "mean", "max", "sum"}
 
 
 def direct_matrix(matcher, img, txt, intervention=None):
@@ -72,6 +76,24 @@ def test_gram_form_equals_context_vectors_under_interventions(direction, interve
     assert not torch.allclose(ours, learned)  # the intervention really changed the scores
 
 
+@pytest.mark.parametrize("direction,norm,agg", [("t2i", "clipped_l2norm", "lse"), ("i2t", "l2norm", "mean"),
+                                                ("both", "clipped", "max"), ("t2i", "l1norm", "sum"),
+                                                ("both", "softmax", "lse")])
+@pytest.mark.parametrize("img_norm", [True, False])
+def test_unnormalised_words_match_reference(direction, norm, agg, img_norm):
+    """txt_norm=False (SCAN's no_txtnorm): words are not unit vectors; t2i needs their norms in the relevance."""
+    m = make_matcher(direction=direction, norm=norm, agg=agg)
+    m = type(m).from_config(m.config.replace(txt_norm=False, img_norm=img_norm), m.vocab)
+    img, txt = encoded(m)
+    n = txt.words.norm(dim=-1)[txt.mask]
+    assert (n - 1).abs().max() > 0.05  # really not unit vectors
+    with torch.no_grad():
+        assert not m._can_use_fast_path(img, txt)  # the general path serves it
+        torch.testing.assert_close(m.similarity(img, txt).score, direct_matrix(m, img, txt), atol=1e-5, rtol=0)
+        pairs = m.pair_scores(img[[0, 1, 2, 3]], txt[[0, 1, 2, 3]]).score
+        torch.testing.assert_close(pairs, m.similarity(img, txt).score.diagonal()[:4], atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_unnormalised_regions_match_reference(direction):
     """img_norm=False: regions are not unit vectors; i2t needs their norms in the relevance."""
@@ -105,6 +127,31 @@ def test_aggregate_hand_worked():
     torch.testing.assert_close(lse[0], torch.log(torch.exp(torch.tensor(1.0)) + torch.exp(torch.tensor(0.2))) / 2)
     assert lse[1] == 0  # no valid query: score 0, not NaN
     torch.testing.assert_close(A.aggregate(rel, mask, "mean", 2.0), torch.tensor([0.3, 0.0]))
+    torch.testing.assert_close(A.aggregate(rel, mask, "max", 2.0), torch.tensor([0.5, 0.0]))  # 0.9 is masked
+    torch.testing.assert_close(A.aggregate(rel, mask, "sum", 2.0), torch.tensor([0.6, 0.0]))
+    neg = torch.tensor([[-0.5, -0.1, 3.0]])
+    assert A.aggregate(neg, mask[:1], "max", 2.0).item() == pytest.approx(-0.1)  # max of negatives, not 0
+
+
+def test_normalisations_hand_worked():
+    """SCAN's raw_feature_norm on a [Q=3, K=2] map, the third query padding (it must not count)."""
+    s = torch.tensor([[0.6, -0.2], [0.8, 0.4], [5.0, 5.0]])
+    qm = torch.tensor([True, True, False])
+    leaky = torch.tensor([[0.6, -0.02], [0.8, 0.4]])
+    want = {
+        "no_norm": s[:2],
+        "clipped": leaky,
+        "l2norm": s[:2] / s[:2].norm(dim=0),
+        "clipped_l2norm": leaky / leaky.norm(dim=0),
+        "l1norm": s[:2] / s[:2].abs().sum(0),
+        "clipped_l1norm": leaky / leaky.abs().sum(0),
+        "softmax": torch.softmax(s[:2], dim=0),
+    }
+    assert set(want) == set(NORMS)
+    for norm, expect in want.items():
+        got = A.normalize_sims(s, norm, qm)
+        torch.testing.assert_close(got[:2], expect, atol=1e-6, rtol=0, msg=norm)
+        assert (got[2] == 0).all(), norm
 
 
 @pytest.mark.parametrize("norm", NORMS)

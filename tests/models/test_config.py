@@ -24,8 +24,29 @@ def test_round_trip_and_frozen():
     {"img_dim": -1},
     {"embed_size": 4},
     {"img_dim": 4, "img_norm": "yes"},
+    {"img_dim": 4, "txt_norm": 1},
+    {"img_dim": 4, "text": {"tokenizer": "spacy"}},
+    {"img_dim": 4, "text": {"tokenizer": None}},
+    {"img_dim": 4, "attention": {"agg": "Max"}},
 ])
 def test_bad_configs_are_one_line_config_errors(d):
     with pytest.raises(ConfigError) as err:
         MatcherConfig.from_dict(d)
     assert "\n" not in str(err.value)
+
+
+def test_configs_without_the_newer_settings_keep_the_old_behaviour():
+    """A config.json written before ``text.tokenizer`` and ``txt_norm`` existed (the demo checkpoints) loads
+    with the regex tokenizer and l2-normalised words, the only behaviour there was."""
+    old = {"img_dim": 4, "embed_size": 8, "img_norm": True,
+           "text": {"encoder": "gru", "word_dim": 6, "num_layers": 1, "bidirectional": True, "path": None,
+                    "freeze": False, "start_end": False},
+           "attention": {"direction": "t2i", "norm": "clipped_l2norm", "lambda_softmax": 9.0, "agg": "lse",
+                         "lambda_lse": 6.0}}
+    cfg = MatcherConfig.from_dict(old)
+    assert cfg.text.tokenizer == "regex" and cfg.txt_norm is True
+    new = cfg.to_dict()
+    assert new["text"]["tokenizer"] == "regex" and new["txt_norm"] is True  # every new checkpoint records them
+    nltk = MatcherConfig.from_dict({**old, "txt_norm": False, "text": {**old["text"], "tokenizer": "nltk"},
+                                    "attention": {**old["attention"], "norm": "clipped", "agg": "max"}})
+    assert MatcherConfig.from_dict(nltk.to_dict()) == nltk

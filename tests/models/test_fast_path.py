@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from causmatch.models import attention as A
+from causmatch.models.config import AGGS, NORMS
 from tiny_matcher import CAPTIONS, make_images, make_matcher
 
 DIRECTIONS = ("t2i", "i2t", "both")
@@ -22,7 +23,7 @@ def general_path(m, img, txt):
 
 
 @pytest.mark.parametrize("direction,norm,agg,img_norm", list(itertools.product(
-    DIRECTIONS, A.FAST_NORMS, ("lse", "mean"), (True, False))))
+    DIRECTIONS, A.FAST_NORMS, AGGS, (True, False))))
 def test_fast_scores_equal_general_path(direction, norm, agg, img_norm):
     m = make_matcher(direction=direction, norm=norm, agg=agg)
     m = type(m).from_config(m.config.replace(img_norm=img_norm), m.vocab)
@@ -62,12 +63,26 @@ def test_large_lambda_is_exact_on_unit_gallery():
         torch.testing.assert_close(fast, general_path(m, img, txt), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("attn", [dict(norm="no_norm"), dict(lambda_softmax=A.MAX_FAST_LAMBDA + 1)],
-                         ids=["no_norm", "big_lambda"])
+@pytest.mark.parametrize("attn", [dict(norm=n) for n in NORMS if n not in A.FAST_NORMS]
+                         + [dict(lambda_softmax=A.MAX_FAST_LAMBDA + 1)],
+                         ids=[n for n in NORMS if n not in A.FAST_NORMS] + ["big_lambda"])
 def test_unbounded_logits_fall_back(attn):
     m = make_matcher(**attn)
     img, txt = encoded(m)
     assert not m._can_use_fast_path(img, txt)
+
+
+def test_path_rule_lives_in_one_place():
+    """fast_path_ok decides for the matcher (and the fused path); non-unit words always take the general path."""
+    assert set(A.FAST_NORMS) < set(NORMS)
+    for norm in NORMS:
+        assert A.fast_path_ok(norm, 9.0) == (norm in A.FAST_NORMS)
+        assert not A.fast_path_ok(norm, 9.0, unit_words=False)
+    m = make_matcher()
+    m = type(m).from_config(m.config.replace(txt_norm=False), m.vocab)
+    img, txt = encoded(m)
+    with torch.no_grad():
+        assert not m._can_use_fast_path(img, txt)
 
 
 def test_training_keeps_autograd_path():
@@ -93,7 +108,7 @@ from causmatch.models import fast_counterfactual as FC  # noqa: E402
 
 
 @pytest.mark.parametrize("kind,direction,norm,agg", list(itertools.product(
-    COUNTERFACTUAL_KINDS, DIRECTIONS, A.FAST_NORMS, ("lse", "mean"))))
+    COUNTERFACTUAL_KINDS, DIRECTIONS, A.FAST_NORMS, AGGS)))
 def test_counterfactual_fast_path_equals_general_path(kind, direction, norm, agg):
     m = make_matcher(direction=direction, norm=norm, agg=agg)
     img, txt = encoded(m)

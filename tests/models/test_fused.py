@@ -1,7 +1,7 @@
 """The compiled scoring path (``causmatch.models.fused``) equals the eager inference path.
 
 Each option combination compiles once (about 10 s on two cores), so the tests pick combinations that
-together cover every branch: both directions and ``both``, the three norms, both poolings, padded words and
+together cover every branch: both directions and ``both``, the three norms, the four poolings, padded words and
 regions, and non-unit regions (``img_norm=False``).
 """
 import numpy as np
@@ -27,6 +27,8 @@ def encoded(m, n_img=5):
     ("t2i", "clipped_l2norm", "lse", True),   # SCAN's default, the benchmark's setting
     ("i2t", "softmax", "mean", False),
     ("both", "l2norm", "lse", False),
+    ("both", "clipped_l2norm", "max", True),  # SCAN's Max and Sum pool through the shared aggregate
+    ("t2i", "l2norm", "sum", False),
 ])
 def test_fused_equals_fast_scores(direction, norm, agg, img_norm):
     m = make_matcher(direction=direction, norm=norm, agg=agg)
