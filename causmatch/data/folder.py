@@ -5,6 +5,7 @@ memmap in blocks. Every problem a user can cause is a one-line :class:`DataError
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import numpy as np
 
 from causmatch.errors import DataError
 from causmatch.outputs import atomic_write as _atomic_write
-from causmatch.outputs import os_error
+from causmatch.outputs import os_error, recover_dir
 
 KNOWN_SPLITS = ("train", "dev", "test", "testall")
 _HOW_TO_GET = ("run `causmatch scenes --out DIR` for the demo data, or use a SCAN *_precomp folder "
@@ -307,6 +308,9 @@ def _per_image_lines(path: Path, n_img: int, what: str) -> list[str] | None:
 def load_split(folder: str | os.PathLike, split: str) -> SplitData:
     """Open and validate one split of a dataset folder (DataError with one line on any problem)."""
     folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        with contextlib.suppress(OSError):
+            recover_dir(folder)  # a write killed between parking the old version and publishing the new one
     ims_path, caps_path = _require(folder, split)
     meta = read_meta(folder)
     feats = open_features(ims_path)                            # [I, R, F]

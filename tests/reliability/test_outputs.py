@@ -46,7 +46,7 @@ def _module(name: str, path: Path):
     return mod
 
 
-def _write_scan(folder: Path) -> tuple[Path, Path]:
+def _write_scan(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     """A SCAN model_best.pth.tar and vocabulary JSON (SCAN's own module layout)."""
     import argparse
 
@@ -57,10 +57,10 @@ def _write_scan(folder: Path) -> tuple[Path, Path]:
                              bi_gru=True, img_dim=12, no_imgnorm=False, precomp_enc_type="basic",
                              data_name="f30k_precomp", margin=0.2, max_violation=True, vocab_size=len(words),
                              no_txtnorm=False)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     img = ref.ScanImageEncoder(opt.img_dim, opt.embed_size, opt.no_imgnorm)
     txt = ref.ScanTextEncoder(opt.vocab_size, opt.word_dim, opt.embed_size, opt.num_layers, opt.bi_gru)
-    path = folder / "model_best.pth.tar"
+    path = folder / f"model_best{seed or ''}.pth.tar"
     torch.save({"epoch": 3, "model": [img.state_dict(), txt.state_dict()], "opt": opt, "best_rsum": 1.0,
                 "Eiters": 10}, path)
     vocab = folder / "vocab.json"
@@ -83,6 +83,7 @@ class Env:
         assert cli_main(["train", "--data", str(self.data), "--out", str(self.train_out), "--no-progress",
                          *TRAIN_SETS]) == 0
         self.scan, self.vocab = _write_scan(root)
+        self.scan2, _ = _write_scan(root, seed=1)
         self.import_out = root / "import-out"
         import_scan(self.scan, self.vocab, self.import_out, allow_pickle=True)
         butd = _module("butd_files_for_outputs", TESTS / "convert" / "butd_files.py")
@@ -97,7 +98,7 @@ class Env:
 
     def fields(self, case: Path) -> dict:
         return {"case": case, "data": self.data, "scan": self.scan, "vocab": self.vocab, "tsv": self.tsv,
-                "karpathy": self.karpathy, "proc": PROC, "train_out": self.train_out}
+                "karpathy": self.karpathy, "proc": PROC, "scan2": self.scan2, "train_out": self.train_out}
 
 
 @pytest.fixture(scope="module")
@@ -497,3 +498,95 @@ def test_library_row(env, tmp_path, monkeypatch, name, setup, call, error, needl
 
 def test_there_are_enough_rows():
     assert len(CLI) + len(LIB) >= 30
+
+
+# ---------------------------------------------------------------- kill -9 at every step of a save
+def _fresh(env: Env, case: Path, template: str) -> None:
+    shutil.copytree(getattr(env, template), case / "out")
+
+
+def _view(out: Path) -> dict:
+    """What a reader sees: the output's files (our own working folders excluded)."""
+    from causmatch.convert.butd import PARTIAL
+
+    return {k: v for k, v in snapshot(out).items() if not k.startswith(PARTIAL)} if out.is_dir() else {}
+
+
+def _read(kind: str, out: Path) -> None:
+    """Open the output the way its users do (this also finds a version parked by a killed write)."""
+    from causmatch.data import load_split
+
+    if kind == "checkpoint":
+        load_matcher(out)
+    else:
+        for split in ("test",):
+            load_split(out, split)
+
+
+CRASH = [  # (id, earlier output to start from, argv (formatted as the CLI rows), reader)
+    ("scenes", "scenes_out", ["scenes", "--out", "{case}/out", "--test", "2", "--splits", "test", "--seed", "4",
+                              "--quiet", "--overwrite", "--workers", "1"], "dataset"),
+    ("convert-butd", "butd_out", ["convert-butd", "--tsv", "{tsv}", "--karpathy", "{karpathy}", "--out",
+                                  "{case}/out", "--splits", "test", "--fp16", "--overwrite"], "dataset"),
+    ("import-scan", "import_out", ["import-scan", "--checkpoint", "{scan2}", "--vocab", "{vocab}", "--out",
+                                   "{case}/out", "--allow-pickle", "--overwrite"], "checkpoint"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, template, argv, reader", CRASH, ids=[row[0] for row in CRASH])
+def test_kill_at_every_step_leaves_old_or_new_and_rerun_completes(env, tmp_path, monkeypatch, name, template,
+                                                                   argv, reader):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    _fresh(env, ref, template)
+    old = _view(ref / "out")
+    log = tmp_path / "steps.log"
+    monkeypatch.setenv(CRASH_LOG_ENV, str(log))
+    assert cli_main([a.format(**env.fields(ref)) for a in argv]) == 0
+    monkeypatch.delenv(CRASH_LOG_ENV)
+    new = _view(ref / "out")
+    assert new != old
+    seen: dict[str, int] = {}
+    steps = []
+    for step in log.read_text().split():
+        seen[step] = seen.get(step, 0) + 1
+        steps.append(f"{step}:{seen[step]}")
+    assert any(s.startswith(f"{name if name != 'import-scan' else 'checkpoint'}.parked") for s in steps), steps
+    for step in steps:
+        case = tmp_path / f"case-{step.replace(':', '-')}"
+        case.mkdir()
+        _fresh(env, case, template)
+        args = [a.format(**env.fields(case)) for a in argv]
+        proc = subprocess.run([sys.executable, "-m", "causmatch", *args], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, CRASH_ENV: step, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 137, (step, proc.stderr[-2000:])
+        _read(reader, case / "out")  # complete and found (a parked version is put back)
+        assert _view(case / "out") in (old, new), step
+        assert cli_main(args) == 0, step  # the rerun completes and leaves no leftovers
+        assert _view(case / "out") == new, step
+        assert not [p for p in case.iterdir() if is_leftover(p.name)], step
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what", ["cache", "csv"])
+def test_kill_while_writing_a_file_keeps_the_old_one(tmp_path, what):
+    code = {"cache": "from causmatch.analysis.cache import ArrayCache; import numpy as np; "
+                     "ArrayCache(r'{d}').save('e', '{k}', {{'a': np.full(3, {v})}})",
+            "csv": "import pandas as pd; from causmatch.analysis import export_csv; "
+                   "export_csv(pd.DataFrame({{'a': [{v}]}}), r'{d}/f.csv')"}[what]
+    run = lambda k, v, crash=None: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code.format(d=tmp_path, k=k, v=v)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **({CRASH_ENV: crash} if crash else {})})
+    assert run("k1", 1).returncode == 0
+    before = snapshot(tmp_path)
+    assert run("k2", 2, crash=f"{what}.written").returncode == 137
+    assert {k: v for k, v in snapshot(tmp_path).items() if not k.endswith(".tmp")} == before
+    assert run("k2", 2).returncode == 0
+    if what == "cache":
+        from causmatch.analysis.cache import ArrayCache
+
+        assert ArrayCache(tmp_path).load("e", "k2")["a"].tolist() == [2, 2, 2]
+        assert not list(tmp_path.glob(".*.tmp"))  # the killed writer's temp file is gone
+    else:
+        assert (tmp_path / "f.csv").read_text() == "a\n2\n"
