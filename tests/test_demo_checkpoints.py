@@ -75,3 +75,35 @@ def _check_subset():
                 assert have[key] == pytest.approx(value, abs=1e-4), (name, key)
             elif not isinstance(value, float):
                 assert have[key] == value, (name, key)
+
+
+def test_demo_checkpoints_keep_the_regex_tokenizer_and_their_scores():
+    """Checkpoints written before ``model.text.tokenizer`` existed tokenize with the regex, as they were trained,
+    and score exactly as a model that names that tokenizer (and l2-normalised words) explicitly."""
+    import re
+
+    import torch
+
+    from causmatch.checkpoint import load_matcher
+    from causmatch.models import Matcher
+
+    caption = "A man's T-shirt doesn't cost 3.5 \"dollars\"... at St. Mark's."
+    frozen_regex = re.findall(r"\w+|'\w+|[^\w\s]", caption.lower())  # the tokenizer these models were trained with
+    for name, path in CHECKPOINTS.items():
+        raw = json.loads((path / "config.json").read_text())["matcher"]
+        assert raw["text"].get("tokenizer", "regex") == "regex" and raw.get("txt_norm", True) is True, name
+        m = load_matcher(path).eval()
+        assert m.config.text.tokenizer == "regex" and m.config.txt_norm, name
+        assert m.tokens(caption) == frozen_regex, name
+        explicit = Matcher(m.config.replace(text=m.config.text.__class__(**{**m.config.text.to_dict(),
+                                                                            "tokenizer": "regex"}),
+                                            txt_norm=True), m.vocab)
+        explicit.load_state_dict(m.state_dict())
+        feats = torch.rand(3, 6, m.config.img_dim, generator=torch.Generator().manual_seed(0))
+        caps = [caption, "a red cube left of a blue ball", "two small green spheres"]
+        with torch.no_grad():
+            for model_maps in (False, True):  # the fast path and the general path
+                a = m.similarity(m.encode_images(feats), m.encode_captions(caps), return_maps=model_maps).score
+                b = explicit.eval().similarity(explicit.encode_images(feats), explicit.encode_captions(caps),
+                                               return_maps=model_maps).score
+                assert torch.equal(a, b), name

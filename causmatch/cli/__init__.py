@@ -19,6 +19,7 @@ COMMANDS = {
     "explain": "causmatch.cli.explain",
     "convert-butd": "causmatch.cli.convert_butd",
     "import-scan": "causmatch.cli.import_scan",
+    "vocab": "causmatch.cli.vocab",
 }
 
 

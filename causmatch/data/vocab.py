@@ -19,7 +19,6 @@ import functools
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -100,6 +99,29 @@ def tokenize(text: str, tokenizer: str = DEFAULT_TOKENIZER, *, what: str = "the 
     return toks
 
 
+def read_caption_lines(path: str | os.PathLike) -> list[str]:
+    """The captions of a text file, one a line, stripped (as SCAN's ``vocab.py`` reads ``*_caps.txt``)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"caption file {path} not found — check the path") from None
+    except IsADirectoryError:
+        raise DataError(f"caption file {path} is a folder — give a text file, one caption a line") from None
+    except OSError as err:
+        raise DataError(f"cannot read caption file {path}: {err.strerror or type(err).__name__}") from None
+    lines = raw.split(b"\n")  # as iterating over the file in binary mode: lines end at \n only
+    if lines and not lines[-1]:
+        lines.pop()
+    out = []
+    for n, line in enumerate(lines, 1):
+        try:
+            out.append(line.strip().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise DataError(f"caption file {path} line {n} is not UTF-8 text — convert the file to UTF-8") from None
+    return out
+
+
 class Vocabulary:
     """Word <-> index map with ``<pad>``=0, ``<start>``=1, ``<end>``=2, ``<unk>``=3."""
 
@@ -128,17 +150,18 @@ class Vocabulary:
 
     @classmethod
     def from_captions(cls, captions: Iterable[str], min_count: int = 1, tokenizer: str = DEFAULT_TOKENIZER,
-                      order: str = "frequency") -> "Vocabulary":
+                      order: str = "frequency", label=None) -> "Vocabulary":
         """Words seen at least ``min_count`` times in ``captions`` split by ``tokenizer``.
 
         ``order="frequency"``: most frequent first (ties alphabetical); ``"first_seen"``: in the order the
-        words first occur, as SCAN's ``vocab.py`` builds its files on Python 3.
+        words first occur, as SCAN's ``vocab.py`` builds its files on Python 3. ``label(c)`` names caption
+        ``c`` in errors (default ``caption c``).
         """
         if order not in ("frequency", "first_seen"):
             raise ConfigError(f"order={order!r} is not valid — choose frequency or first_seen")
         counts = Counter()
         for c, cap in enumerate(captions):
-            counts.update(tokenize(cap, tokenizer, what=f"caption {c}"))
+            counts.update(tokenize(cap, tokenizer, what=label(c) if label else f"caption {c}"))
         kept = [w for w, n in counts.items() if n >= min_count and w not in SPECIALS]  # first-seen order
         if order == "frequency":
             kept.sort(key=lambda w: (-counts[w], w))

@@ -46,7 +46,8 @@ def _caption_tokens(captions: list[str], tokenizer: str) -> list[list[str]]:
     """Each caption's tokens; a one-line DataError for a caption with no word or over the length cap."""
     out = []
     for c, caption in enumerate(captions):
-        toks = tokenize(caption, tokenizer, what=f"caption {c}" if len(captions) > 1 else "the caption")
+        short = caption if len(caption) <= 30 else caption[:30] + "…"  # a batch's index alone may mislead
+        toks = tokenize(caption, tokenizer, what=f"caption {c} ({short!r})" if len(captions) > 1 else "the caption")
         if not toks:
             raise DataError(f"caption {c} has no words ({caption!r}) — give at least one word")
         out.append(toks)
