@@ -190,14 +190,47 @@ def _url_targets(view: dict[str, Any]) -> None:
     view["tkind"] = kind
 
 
+_FROM_URL = "_url_fields"
+
+
+def add_warning(message: str) -> None:
+    """A warning for this run's main panel (a link's value that was replaced, said once)."""
+    found = st.session_state.setdefault("_warnings", [])
+    if message not in found:
+        found.append(message)
+
+
+def take_warnings() -> list[str]:
+    out = list(st.session_state.get("_warnings", []))
+    st.session_state["_warnings"] = []
+    return out
+
+
+def _shown_value(raw: Any) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(raw))
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def init_view(args: AppArgs, query: dict[str, str]) -> dict[str, Any]:
-    """Create the session's view once: defaults < command line < URL."""
+    """Create the session's view once: defaults < command line < URL.
+
+    A link's value that cannot be read (``image=abc``) or that does not fit its widget when the widget
+    is first drawn (``image=99999``, ``iv=bogus``) is replaced by the default with a warning that says so.
+    """
     if _VIEW not in st.session_state:
         view = default_view(args)
         for name in VIEW_FIELDS:
             if name in query:
                 view[name] = _coerce(name, query[name])
+                kind, default = VIEW_FIELDS[name]
+                if view[name] == default and str(query[name]).strip() != str(default):
+                    try:
+                        kind(query[name])
+                    except (TypeError, ValueError):
+                        add_warning(f"The link's {name}='{_shown_value(query[name])}' is not a "
+                                    f"{'whole number' if kind is int else 'value'} — {name} {default!r} is shown instead.")
         _url_targets(view)
+        st.session_state[_FROM_URL] = {name for name in VIEW_FIELDS if name in query}
         st.session_state[_VIEW] = view
     return st.session_state[_VIEW]
 
@@ -234,9 +267,14 @@ def widget_key(name: str, valid: Callable[[Any], bool] | None = None, fallback: 
     """
     key = f"w_{name}"
     value = view()[name]
+    from_url = st.session_state.get(_FROM_URL, set())
     if valid is not None and not valid(value):
+        if name in from_url:  # the link asked for something this view does not have: say so, once
+            add_warning(f"The link's {name}={_shown_value(value)} does not fit this view — "
+                        f"{name} {_shown_value(fallback)} is shown instead.")
         value = fallback
         view()[name] = value
+    from_url.discard(name)
     # Always re-assigned: a widget with the same key on another page is another widget, and it
     # would start from its own default rather than from the state the previous page left.
     st.session_state[key] = value

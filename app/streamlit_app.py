@@ -44,10 +44,13 @@ def main() -> None:
     state.normalize_places()
     sidebar.draw()
     show_notices(state.take_notices())
+    replaced = st.container()  # a link's values replaced while the page binds its widgets, shown on top
     try:
         page.run()
     except Exception as exc:  # noqa: BLE001 — the one place where any page error becomes the panel
         show_error(exc, where=page.title, redact=state.roots().redact)
+    for message in state.take_warnings():
+        replaced.warning(message, icon=":material/link_off:")
     state.write_url()
 
 

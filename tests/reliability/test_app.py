@@ -3,8 +3,9 @@
 Each row opens the app on one page with URL parameters a hostile or careless user could send —
 places outside the roots (absolute, ``..``, a symbolic link out, missing), split traversal, targets
 of another kind or out of range, a checkpoint with NaN weights, bad boxes, a split with no images —
-and asserts the page shows an error panel (or, for boxes past the image, a warning) with the expected
-words, no exception element, no "Unexpected error", and no "nan" beside a number.
+and asserts the page shows an error panel (or, for boxes past the image and link values replaced by a
+default, a warning) with the expected words, no exception element, no "Unexpected error", and no "nan"
+beside a number.
 """
 from __future__ import annotations
 
@@ -147,6 +148,16 @@ ROWS = [
     ("boxes-past-the-image", "explore", {"data": "srv/wide_boxes"}, None,
      r"r0\) reach past the image \(160×160 pixels\): they are drawn clipped to it"),
     ("zero-image-split", "overview", {"data": "srv/zero_images"}, "DataError", r"(?i)\b0 images|no images|zero"),
+    ("caption-of-10000-words", "explore", {"text": "red " * 10000}, "DataError", r"(?i)\bcap\b|too long|tokens"),
+    ("too-many-targets", "explore", {"iv": "mask-regions", "targets": ",".join(["0"] * 5000)}, "ConfigError",
+     r"at most \d+ are allowed"),
+    # A link's value that does not fit its widget is replaced by the default, with a warning saying so.
+    ("image-out-of-range", "explore", {"image": "99999"}, None, r"image=99999 does not fit this view — image 0"),
+    ("image-not-a-number", "overview", {"image": "1e9"}, None, r"image='1e9' is not a whole number"),
+    ("unknown-kind", "overview", {"iv": "bogus"}, None, r"iv=bogus does not fit this view — iv random"),
+    ("samples-huge", "overview", {"samples": "10000000"}, None, r"samples=10000000 does not fit this view"),
+    ("top-k-huge", "retrieval", {"k": "100000"}, None, r"k=100000 does not fit this view — k 5"),
+    ("direction-unknown", "failures", {"dir": "sideways"}, None, r"dir=sideways does not fit this view"),
 ]
 
 
