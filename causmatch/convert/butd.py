@@ -208,6 +208,10 @@ def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Pat
     if r <= 0:
         raise DataError("no TSV row belongs to the requested splits — check --tsv and --splits")
     tmp = out / PARTIAL
+    if tmp.is_dir() and any(not (p.name.partition("_")[0] in ALL_SPLITS and p.name.partition("_")[2] in _SUFFIXES)
+                            for p in tmp.iterdir()):
+        raise DataError(f"{tmp} holds files convert-butd does not write — move them away and run again "
+                        "(nothing was written)")
     try:
         shutil.rmtree(tmp, ignore_errors=True)  # our own folder, left by an interrupted run: start clean
         tmp.mkdir(parents=True)
