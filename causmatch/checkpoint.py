@@ -3,7 +3,8 @@
 Written atomically (a temporary directory beside the target, then renamed into place; see
 :mod:`causmatch.outputs`), so a kill at any moment leaves the old or the new checkpoint. Loading is strict,
 refuses NaN/inf weights, and never unpickles anything implicitly: weights come from safetensors, and the
-optional training state is read with ``torch.load(weights_only=True)``. Every problem is a one-line :class:`CheckpointError`.
+optional training state is read with ``torch.load(weights_only=True)``. Every problem is a one-line
+:class:`CheckpointError`.
 """
 from __future__ import annotations
 

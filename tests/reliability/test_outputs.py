@@ -124,7 +124,7 @@ def snapshot(root: Path) -> dict:
 
 # ---------------------------------------------------------------- setups
 def user_files(case: Path, sub: str = "out") -> None:
-    (case / sub).mkdir()
+    (case / sub).mkdir(parents=True)
     (case / sub / "notes.txt").write_text("my only copy of the results\n")
     (case / sub / "results.csv").write_bytes(b"a,b\n1,2\n")
 
@@ -264,8 +264,7 @@ CLI = [
       "--overwrite"], "another dataset"),
     ("butd-out-in-proc", nothing,
      ["convert-butd", "--tsv", "{tsv}", "--karpathy", "{karpathy}", "--out", "{proc}", "--splits", "test"], PROC),
-    ("butd-partial-folder-holds-user-file", lambda e, c: ((c / "out" / ".convert-butd.partial").mkdir(parents=True),
-                                                         (c / "out" / ".convert-butd.partial" / "x.txt").write_text("mine")),
+    ("butd-partial-folder-holds-user-file", lambda e, c: (user_files(c, "out/.convert-butd.partial")),
      ["convert-butd", "--tsv", "{tsv}", "--karpathy", "{karpathy}", "--out", "{case}/out", "--splits", "test"],
      "does not write"),
     ("butd-precomp-boxes-exist", with_box_file,
