@@ -89,7 +89,7 @@ class Scores:
 
 
 class Matcher(nn.Module):
-    """Region–word cross-attention matcher (SCAN family); see DESIGN.md for the formulas."""
+    """Region–word cross-attention matcher (SCAN family); the formulas are in :mod:`causmatch.models.attention`."""
 
     def __init__(self, config: MatcherConfig, vocab=None):
         super().__init__()
