@@ -115,7 +115,8 @@ def check_checkpoint_out(out, *, command: str, consent: bool, consent_hint: str 
 
     def recognise(folder: Path, names: list[str]) -> str | None:
         origin = checkpoint_origin(folder) if CONFIG in names else None
-        sub_origins = {checkpoint_origin(folder / s) for s in ("last",) if s in names}
+        sub_origins = {checkpoint_origin(folder / s) if _foreign_entries(folder / s) is None else "other"
+                       for s in ("last",) if s in names}
         if all(n in (CONFIG, WEIGHTS) or n in subdirs for n in names) and sub_origins <= {command}:
             if origin == command or (origin is None and CONFIG not in names and WEIGHTS not in names):
                 return None

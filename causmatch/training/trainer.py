@@ -105,6 +105,8 @@ class Trainer:
                  resume: bool = False, progress: bool = True, log=None, overwrite: bool = False):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        if resume and overwrite:
+            raise ConfigError("--resume continues the run in OUT and --overwrite starts it again — pass only one")
         # an existing OUT must be an earlier `causmatch train` output, and the user must say what to do with it
         check_checkpoint_out(self.out, command="train", consent=resume or overwrite, subdirs=("last",),
                              consent_hint="--resume (to continue it) or --overwrite (to start again)")

@@ -216,6 +216,11 @@ CLI = [
      ["train", "--data", "{data}", "--out", "{case}/out", "--overwrite"], "plus other files"),
     ("train-over-import-scan-output", copy_of("import_out"),
      ["train", "--data", "{data}", "--out", "{case}/out", "--overwrite"], "written by causmatch import-scan"),
+    ("train-resume-and-overwrite", copy_of("train_out"),
+     ["train", "--data", "{data}", "--out", "{case}/out", "--resume", "--overwrite"], "pass only one"),
+    ("train-resume-last-holds-user-file", lambda e, c: (copy_of("train_out")(e, c),
+                                                       (c / "out" / "last" / "mine.txt").write_text("x")),
+     ["train", "--data", "{data}", "--out", "{case}/out", "--resume"], "already holds"),
     ("train-out-symlink", symlink_to_user_folder,
      ["train", "--data", "{data}", "--out", "{case}/out", "--overwrite"], "symbolic link"),
     ("train-out-under-a-file", lambda e, c: a_file(c),
@@ -435,6 +440,15 @@ def _full(mp):
     mp.setattr(os, "fsync", _enospc)
 
 
+def _no_mkdir(code: int):
+    def fail(*_a, **_k):
+        raise OSError(code, os.strerror(code))
+
+    def patch(mp):
+        mp.setattr(os, "mkdir", fail)
+    return patch
+
+
 # (id, setup(env, case), hostile call(env, case, monkeypatch), error class, substring of the one-line message)
 LIB = [
     ("save-matcher-over-user-folder", lambda e, c: user_files(c),
@@ -445,6 +459,15 @@ LIB = [
      lambda e, c, mp: save_matcher(_model(e), c / "out", keep=("last",)), CheckpointError, "notes.txt"),
     ("save-matcher-disk-full", copy_of("import_out"),
      lambda e, c, mp: (_full(mp), save_matcher(_model(e), c / "out")), CheckpointError, "disk is full"),
+    ("save-matcher-permission-denied", lambda e, c: None,
+     lambda e, c, mp: (_no_mkdir(errno.EACCES)(mp), save_matcher(_model(e), c / "out")), CheckpointError,
+     "permission denied"),
+    ("scenes-read-only-file-system", lambda e, c: None,
+     lambda e, c, mp: (_no_mkdir(errno.EROFS)(mp), _scenes(c / "out")), DataError, "read-only"),
+    ("train-read-only-file-system", lambda e, c: None,
+     lambda e, c, mp: (_no_mkdir(errno.EROFS)(mp), _train(e, c / "out")), DataError, "read-only"),
+    ("convert-butd-permission-denied", lambda e, c: None,
+     lambda e, c, mp: (_no_mkdir(errno.EACCES)(mp), _convert(e, c / "out")), DataError, "permission denied"),
     ("train-library-into-user-folder", lambda e, c: user_files(c),
      lambda e, c, mp: _train(e, c / "out", overwrite=True), DataError, "already holds"),
     ("train-library-previous-no-consent", copy_of("train_out"),

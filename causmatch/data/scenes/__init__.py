@@ -103,7 +103,11 @@ def _build_lock(folder: Path):
     """
     key = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:20]
     lock_path = Path(tempfile.gettempdir()) / f"causmatch-{os.getuid() if hasattr(os, 'getuid') else 0}-{key}.lock"
-    with open(lock_path, "a") as lock:
+    try:
+        lock = open(lock_path, "a")
+    except OSError as err:
+        raise os_error(err, lock_path, "create the build lock") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
