@@ -205,3 +205,49 @@ def test_evaluate_dict_fold5_intervention_and_limit(split):
     small = ev.evaluate(m, split, limit_images=5, grounding=False)
     assert small["n_images"] == 5 and small["n_captions"] == 10 and "grounding" not in small
     assert small["label"] == "all 5 images"
+
+
+def test_non_finite_scores_are_refused_naming_the_pair():
+    sims = np.zeros((3, 6))
+    sims[2, 4] = np.nan
+    sims[1, 5] = np.inf
+    for fn in (recall_metrics, ranks_i2t, ranks_t2i):
+        with pytest.raises(DataError, match=r"2 non-finite score\(s\) of 18 \(first: inf for image 1, caption 5\)"):
+            fn(sims, 2)
+    with pytest.raises(DataError, match="image 7, caption 40"):
+        ev.check_finite_scores(np.array([[0.0, np.nan]]), image_ids=[7], caption_ids=[39, 40])
+    with pytest.raises(DataError, match="empty"):
+        recall_metrics(np.zeros((0, 0)), 2)
+
+
+def test_a_nan_model_never_yields_recall(split):
+    m = _matcher(split)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(DataError, match="non-finite score"):
+        ev.evaluate(m, split, grounding=False)
+
+
+def test_evaluate_checks_before_any_work(split, monkeypatch):
+    m = _matcher(split)
+    monkeypatch.setattr(ev, "encode_split", lambda *a, **k: pytest.fail("encoded before the checks"))
+    lim = ev.split_limits(m, split)
+    with pytest.raises(ConfigError, match=f"region {lim['n_regions']} out of range for split 'test'"):
+        ev.evaluate(m, split, intervention=parse_intervention(f"mask-regions={lim['n_regions']}"))
+    with pytest.raises(ConfigError, match="word 99 out of range"):
+        ev.evaluate(m, split, intervention=parse_intervention("keep-words=0,99"))
+    with pytest.raises(ConfigError, match="shard_images must be"):
+        ev.evaluate(m, split, shard_images=0)
+    with pytest.raises(ConfigError, match="limit_images"):
+        ev.evaluate(m, split, limit_images=0)
+    import causmatch.runtime as rt
+    monkeypatch.setattr(rt, "available_memory", lambda: 4096)
+    with pytest.raises(ConfigError, match="needs about .* of memory but only 0 MiB is available — use --limit-images"):
+        ev.evaluate(m, split)
+
+
+def test_memory_estimate_grows_with_the_shapes():
+    small = ev.estimate_bytes(10, 50, 36, 12, 1024, shard_images=128, shard_captions=128)
+    big = ev.estimate_bytes(5000, 25000, 36, 12, 1024, shard_images=128, shard_captions=128, matrices=2)
+    assert 0 < small < big and big > 5000 * 25000 * 12  # two float32 matrices + the float64 working copy

@@ -149,3 +149,54 @@ def test_int32_counter_hash_equals_int64_reference_bit_for_bit(shape, seed, ids,
     drawn = Random(low=0.5, high=1.5, seed=seed).apply(torch.rand(shape), torch.ones(shape, dtype=torch.bool),
                                                        query=query, pair_ids=ids)
     assert torch.equal(drawn, (0.5 + 1.0 * (ref.to(torch.float64) / 2.0**32)).to(torch.float32))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("swap-words=2,2", "two different words"), ("mask-regions=1,3,1", "1 more than once"),
+    ("keep-words=0,,1", "empty target"), ("keep-regions", "needs its regions"), ("shuffle=2", "takes no targets"),
+    ("random=0,inf", "finite bounds"), ("mask-words=1e3", "whole numbers"),
+])
+def test_parse_refuses_ambiguous_targets(spec, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_intervention(spec)
+    assert "\n" not in str(err.value)
+
+
+def test_validate_checks_targets_against_sizes_and_returns_the_intervention():
+    from causmatch.interventions import validate_intervention
+
+    iv = MaskRegions((0, 35))
+    assert iv.validate(n_regions=36) is iv and iv.validate(n_words=1) is iv  # the other axis is not checked
+    with pytest.raises(ConfigError, match="region 36 out of range for image 2 — valid regions: 0..35"):
+        MaskRegions((1, 36)).validate(n_regions=36, scope=" for image 2")
+    with pytest.raises(ConfigError, match="word 7 out of range — valid words: 0..6"):
+        validate_intervention("swap-words=0,7", n_words=7)
+    with pytest.raises(ConfigError, match="no words to target"):
+        KeepWords((0,)).validate(n_words=0)
+    for untargeted in (Identity(), Random(), Uniform(), Reversed(), Shuffle()):
+        assert untargeted.validate(n_words=1, n_regions=1) is untargeted
+    with pytest.raises(ConfigError, match="query 5 out of range"):
+        OnlyQueries(Uniform(), (5,)).validate(n_words=3, n_regions=4)
+    with pytest.raises(ConfigError, match="word 4 out of range"):
+        OnlyQueries(MaskWords((4,)), (0,)).validate(n_words=3, n_regions=9)
+
+
+def test_target_rules_tell_pickers_the_axis_and_count():
+    from causmatch.interventions import MAX_TARGETS, target_rule
+
+    assert target_rule("mask-regions").axis == "regions" and target_rule("keep-words").axis == "words"
+    assert (target_rule("swap-words").min_count, target_rule("swap-words").max_count) == (2, 2)
+    assert (target_rule("keep-regions").min_count, target_rule("keep-regions").max_count) == (1, MAX_TARGETS)
+    assert all(target_rule(k) is None for k in ("none", "random", "uniform", "reversed", "shuffle", "bogus"))
+
+
+@pytest.mark.parametrize("bad", [(), (1, 1), (-2,), (1.5,), ("x",), (True,), (None,)])
+def test_objects_refuse_bad_indices_at_construction(bad):
+    with pytest.raises(ConfigError):
+        MaskWords(bad)
+
+
+def test_integral_numbers_of_any_type_are_accepted():
+    import numpy as np
+
+    assert MaskRegions((np.int64(2), 3.0, "4")).indices == (2, 3, 4)

@@ -161,3 +161,69 @@ def test_explain_from_the_encoded_gallery_equals_encoding_the_pair(tiny_split):
     assert np.allclose(warm.cf_scores, cold.cf_scores, atol=1e-6)
     assert np.allclose(warm.t2i, cold.t2i, atol=1e-6) and warm.tokens == cold.tokens
     assert np.allclose(warm.word_effects, cold.word_effects, atol=1e-6)
+
+
+def test_targets_are_checked_against_the_pair_and_the_split_before_any_work(tiny_session, monkeypatch):
+    s = tiny_session
+    valid = np.asarray(s.split.region_mask, bool)
+    i = int(np.argmin(valid.sum(1)))  # an image with padding
+    n_reg = int(np.flatnonzero(valid[i])[-1]) + 1
+    c = s.split.captions_of(i)[0]
+    lim = s.pair_limits(i, c)
+    assert lim == {"n_words": len(s.matcher.tokens(s.split.captions[c])), "n_regions": n_reg}
+    assert s.split_limits() == {"n_words": max(len(s.matcher.tokens(t)) for t in s.split.captions),
+                                "n_regions": valid.shape[1]}
+    monkeypatch.setattr(s.matcher, "pair_scores_many", lambda *a, **k: pytest.fail("scored before the checks"))
+    with pytest.raises(ConfigError, match=f"region {n_reg} out of range for image {i} and caption {c}"):
+        s.explain(i, c, intervention=f"mask-regions={n_reg}")
+    with pytest.raises(ConfigError, match=f"word {lim['n_words']} out of range"):
+        s.explain(i, c, intervention=f"swap-words=0,{lim['n_words']}")
+    with pytest.raises(ConfigError, match="out of range for image"):
+        s.effects(i, c, kinds=("uniform", f"keep-regions={n_reg + 5}"))
+    with pytest.raises(ConfigError, match="samples must be a whole number in 1..256"):
+        s.explain(i, c, samples=257)
+    assert s.check_intervention(f"mask-regions={n_reg - 1}", i, c).indices == (n_reg - 1,)
+
+
+def test_a_padded_region_inside_the_range_is_refused(tmp_path):
+    from causmatch.data import load_split, write_split
+
+    feats = np.random.default_rng(0).normal(size=(2, 4, 6)).astype(np.float32)
+    write_split(tmp_path, "test", features=feats, captions=["red circle"] * 2 + ["blue square"] * 2, caps_per_image=2,
+                regions=np.array([[1, 0, 1, 1], [1, 1, 1, 1]], bool))
+    s = AnalysisSession(tiny_matcher(), load_split(tmp_path, "test"))
+    with pytest.raises(ConfigError, match="region 1 is padding for image 0 and caption 0 — valid regions: 0, 2, 3"):
+        s.explain(0, 0, intervention="mask-regions=1")
+
+
+def test_non_finite_scores_are_refused_by_every_session_entry(tiny_session, tmp_path):
+    nan = tiny_matcher()
+    with torch.no_grad():
+        for p in nan.parameters():
+            p.fill_(float("nan"))
+    s = AnalysisSession(nan, tiny_session.split)
+    calls = [lambda: s.similarity(), lambda: s.recall(), lambda: s.explain(0, 1), lambda: s.effects(0, 1),
+             lambda: s.rank_caption_query(1), lambda: s.rank_image_query(0), lambda: s.failure_table()]
+    for call in calls:
+        with pytest.raises(DataError, match="non-finite|NaN") as err:
+            call()
+        assert "\n" not in str(err.value)
+    # a cached matrix holding NaN (written by an older version, or by hand) is refused too
+    good = AnalysisSession(tiny_matcher(), tiny_session.split, cache_dir=tmp_path)
+    name, key = good._entry(__import__("causmatch.analysis.session", fromlist=["x"]).sims_tag(
+        __import__("causmatch.interventions", fromlist=["x"]).Identity(), 1, 0))
+    good.cache.save(name, key, {"sims": np.full((good.split.n_images, good.split.n_captions), np.nan, np.float32)})
+    with pytest.raises(DataError, match="non-finite"):
+        good.similarity()
+
+
+def test_ranking_puts_non_finite_scores_last_and_counts_them():
+    from causmatch.analysis.ranking import best_rank, compare_rankings, rank_positions
+
+    s = np.array([0.2, np.nan, 0.9, -np.inf, 0.2, np.inf])
+    assert rank_positions(s).tolist() == [1, 3, 0, 4, 2, 5]
+    assert best_rank(s, [1])[0] == 3 and best_rank(s, [5])[0] == 5 and best_rank(s, [4, 1]) == (2, 4)
+    rk = compare_rankings(0, "t2i", s, np.zeros(6), [1], k=3)
+    assert rk.rank == 3 and rk.n_nonfinite == 3 and [t["item"] for t in rk.top] == [2, 0, 4]
+    with pytest.raises(DataError, match="out of range"):
+        compare_rankings(0, "t2i", s, np.zeros(6), [6])

@@ -176,3 +176,66 @@ def test_large_feature_files_are_sampled_and_bad_rows_caught_by_the_loader(tmp_p
     assert pairs[12][0].shape == (2, 4)
     with pytest.raises(DataError, match="image 13"):
         pairs[13]
+
+
+def _bare(folder, n_img, n_caps, ids=None):
+    """A SCAN-style folder without meta.json: features, captions and optionally ids."""
+    np.save(folder / "test_ims.npy", RNG.normal(size=(n_img, 2, 3)).astype(np.float32))
+    (folder / "test_caps.txt").write_text("".join(f"caption {c}\n" for c in range(n_caps)))
+    if ids is not None:
+        (folder / "test_ids.txt").write_text("".join(f"{i}\n" for i in ids))
+
+
+@pytest.mark.parametrize("n_caps, ids, k", [
+    (10, None, 5), (2, None, 1),                                    # SCAN's conventions
+    (6, ["7", "7", "7", "8", "8", "8"], 3),                          # K said by per-caption ids
+])
+def test_caption_grouping_without_meta_follows_a_known_convention(tmp_path, n_caps, ids, k):
+    _bare(tmp_path, 2, n_caps, ids)
+    s = load_split(tmp_path, "test")
+    assert s.caps_per_image == k and s.n_captions == n_caps
+
+
+@pytest.mark.parametrize("n_caps, ids", [(6, None), (4, None), (20, None), (6, ["7", "8"]), (6, list("787878"))])
+def test_an_unusual_multiple_is_refused_not_regrouped(tmp_path, n_caps, ids):
+    _bare(tmp_path, 2, n_caps, ids)
+    with pytest.raises(DataError, match=f"{n_caps // 2} per image\\), which fits no known layout .* meta.json"):
+        load_split(tmp_path, "test")
+    write_meta(tmp_path, {"caps_per_image": n_caps // 2})
+    if ids is None or len(ids) == 2:
+        assert load_split(tmp_path, "test").caps_per_image == n_caps // 2  # told: accepted
+
+
+def test_write_split_records_k_so_its_folders_never_need_guessing(tmp_path):
+    _write(tmp_path, k=3)
+    _write(tmp_path, split="train", k=4)
+    meta = read_meta(tmp_path)
+    assert meta["caps_per_image"] == 3 and meta["caps_per_image_by_split"] == {"train": 4}
+    assert load_split(tmp_path, "test").caps_per_image == 3 and load_split(tmp_path, "train").caps_per_image == 4
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda p: (np.save(p / "test_ims.npy", np.zeros((0, 4, 5), np.float32)), (p / "test_caps.txt").write_text("")),
+     "holds no images"),
+    (lambda p: (p / "test_caps.txt").write_text(""), "holds no captions"),
+    (lambda p: np.save(p / "test_ims.npy", np.zeros((3, 0, 5), np.float32)), "1..4096 regions"),
+    (lambda p: np.save(p / "test_boxes.npy", np.full((3, 4, 4), np.nan, np.float32)), "NaN or infinite coordinates"),
+    (lambda p: np.save(p / "test_boxes.npy", np.tile(np.float32([5, 5, 1, 9]), (3, 4, 1))), "is inverted"),
+    (lambda p: np.save(p / "test_regions.npy", np.array([{}], dtype=object), allow_pickle=True), "not a readable"),
+])
+def test_more_bad_inputs_are_one_line_data_errors(tmp_path, change, needle):
+    _write(tmp_path)
+    change(tmp_path)
+    with pytest.raises(DataError, match=needle) as err:
+        load_split(tmp_path, "test")
+    assert "\n" not in str(err.value)
+
+
+def test_boxes_outside_the_image_are_kept_and_clipped_where_drawn(tmp_path):
+    from causmatch.analysis.heatmaps import boxes_outside, word_heatmap
+    boxes = np.tile(np.float32([-4, 2, 30, 9]), (3, 4, 1))  # left of and wider than a 16 x 16 image
+    _write(tmp_path, boxes=boxes)
+    s = load_split(tmp_path, "test")
+    assert boxes_outside(s.boxes[0], (16, 16)) == 4
+    heat = word_heatmap(np.ones(4), s.boxes[0], (16, 16), region_mask=[True, False, False, False])
+    assert heat[2:9].min() == 1 and heat[:2].max() == 0

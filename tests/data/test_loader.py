@@ -44,3 +44,15 @@ def test_pickled_dataset_reopens_the_memmap(tmp_path):
     clone = pickle.loads(blob)
     assert isinstance(clone.split.features, np.memmap)
     assert all(torch.equal(a, b) for a, b in zip(clone[5][:2], ds[5][:2]))
+
+
+def test_a_worker_refuses_features_replaced_with_another_shape(tmp_path):
+    import pytest
+
+    from causmatch.errors import DataError
+
+    _folder(tmp_path)
+    blob = pickle.dumps(CaptionPairs(load_split(tmp_path, "train")))
+    np.save(tmp_path / "train_ims.npy", np.zeros((3, 5, 2), np.float32))  # rewritten under a running job
+    with pytest.raises(DataError, match="changed while training"):
+        pickle.loads(blob)
