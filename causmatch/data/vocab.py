@@ -35,6 +35,9 @@ DEFAULT_TOKENIZER = "regex"  # checkpoints written before the setting existed us
 # under 100 tokens; far past that a "caption" is a pasted document, and encoding it would allocate
 # attention maps proportional to its length.
 MAX_CAPTION_TOKENS = 256
+# A few "words" can be megabytes long; such a text is refused by its length in characters before it is
+# tokenized (NLTK takes seconds on a megabyte). 32 characters per token is far beyond real captions.
+MAX_CAPTION_CHARS = 32 * MAX_CAPTION_TOKENS
 
 # A token is a run of word characters (letters, digits, underscore; apostrophes
 # inside a word kept, e.g. "man's" -> "man", "'s" like NLTK) or one punctuation mark.
@@ -42,8 +45,10 @@ _TOKEN = re.compile(r"\w+|'\w+|[^\w\s]")
 
 
 def _check_length(n: int, what: str, unit: str = "tokens") -> None:
-    if n > MAX_CAPTION_TOKENS:
-        raise DataError(f"{what} has {n} {unit}, over the cap of {MAX_CAPTION_TOKENS} tokens per caption — "
+    cap = MAX_CAPTION_CHARS if unit == "characters" else MAX_CAPTION_TOKENS
+    if n > cap:
+        limit = f"{cap} characters ({MAX_CAPTION_TOKENS} tokens)" if unit == "characters" else f"{cap} tokens"
+        raise DataError(f"{what} has {n} {unit}, over the cap of {limit} per caption — "
                         "shorten it (real captions are under 100 tokens)")
 
 
@@ -88,12 +93,13 @@ def tokenize(text: str, tokenizer: str = DEFAULT_TOKENIZER, *, what: str = "the 
     """Tokens of ``text`` (no <start>/<end>) by ``tokenizer`` (``"regex"`` or ``"nltk"``).
 
     A text over :data:`MAX_CAPTION_TOKENS` tokens raises a one-line DataError naming ``what``; a text with
-    more whitespace-separated words than the cap is refused before it is tokenized at all (every word
-    gives at least one token).
+    more whitespace-separated words than the cap (every word gives at least one token), or over
+    :data:`MAX_CAPTION_CHARS` characters, is refused before it is tokenized at all.
     """
     text = str(text)
     check_tokenizer(tokenizer)
     _check_length(len(text.split()), what, unit="words")  # each word gives >= 1 token: refuse before tokenizing
+    _check_length(len(text), what, unit="characters")
     toks = _TOKEN.findall(text.lower()) if tokenizer == "regex" else nltk_tokenize(text)
     _check_length(len(toks), what)
     return toks

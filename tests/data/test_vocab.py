@@ -62,7 +62,7 @@ def test_missing_vocab_file(tmp_path):
 
 # ---------------------------------------------------------------- tokenizers, the caption cap, SCAN's vocab.py
 
-from causmatch.data.vocab import MAX_CAPTION_TOKENS, TOKENIZERS, read_caption_lines  # noqa: E402
+from causmatch.data.vocab import MAX_CAPTION_CHARS, MAX_CAPTION_TOKENS, TOKENIZERS, read_caption_lines  # noqa: E402
 from causmatch.errors import ConfigError  # noqa: E402
 
 
@@ -104,6 +104,11 @@ def test_caption_cap_names_the_cap_and_the_length(tokenizer):
         msg = str(err.value)
         assert "\n" not in msg and msg.startswith("caption 7 has ") and f"cap of {MAX_CAPTION_TOKENS} tokens" in msg
         assert unit in msg and (n is None or f" {n} {unit}" in msg)
+    with pytest.raises(DataError) as err:  # a few megabyte-long "words": refused by characters, untokenized
+        tokenize("a" * 1_000_000 + " dog", tokenizer)
+    assert str(err.value).startswith("the caption has 1000004 characters") and "\n" not in str(err.value)
+    assert f"{MAX_CAPTION_CHARS} characters ({MAX_CAPTION_TOKENS} tokens)" in str(err.value)
+    assert tokenize("a" * (MAX_CAPTION_CHARS - 4) + " dog", tokenizer)[-1] == "dog"
 
 
 def test_from_captions_uses_the_tokenizer_order_and_labels():
