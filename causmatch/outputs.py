@@ -57,19 +57,20 @@ def crash_point(name: str) -> None:
 
 # ---------------------------------------------------------------- OS errors
 _ADVICE = {
-    errno.ENOSPC: "the disk is full — free some space or choose another place (nothing was replaced)",
-    errno.EDQUOT: "the disk quota is exceeded — free some space or choose another place",
-    errno.EROFS: "the file system is read-only — choose a writable place",
-    errno.EACCES: "permission denied — choose a place you may write to, or fix its permissions",
-    errno.EPERM: "operation not permitted — choose a place you may write to, or fix its permissions",
-    errno.EEXIST: "it already exists — choose another path",
-    errno.ENOTDIR: "a part of the path is a file, not a folder — fix the path",
-    errno.EISDIR: "it is a folder — give a file path",
-    errno.ENOENT: "it or its parent folder does not exist (or cannot hold files) — check the path",
-    errno.ENAMETOOLONG: "the name is too long — choose a shorter path",
-    errno.ELOOP: "too many symbolic links — fix the path",
-    errno.ENOTEMPTY: "the folder is not empty — choose another path",
-    errno.EXDEV: "it lies on another file system — choose a place on the same disk",
+    errno.ENOSPC: "the disk is full: free some space or choose another place (nothing was replaced)",
+    errno.EDQUOT: "the disk quota is exceeded: free some space or choose another place",
+    errno.EROFS: "the file system is read-only: choose a writable place",
+    errno.EACCES: "choose a place you may write to, or fix its permissions",
+    errno.EPERM: "choose a place you may write to, or fix its permissions",
+    errno.EEXIST: "choose another path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: fix the path",
+    errno.EISDIR: "it is a folder: give a file path",
+    errno.ENOENT: "the path or its parent folder does not exist or cannot hold new files: check the path or "
+                  "choose a writable place",
+    errno.ENAMETOOLONG: "choose a shorter path",
+    errno.ELOOP: "fix the symbolic links in the path",
+    errno.ENOTEMPTY: "choose another path",
+    errno.EXDEV: "choose a place on the same disk",
 }
 
 
@@ -343,7 +344,7 @@ def check_output_dir(out, *, command: str, recognise, consent: bool, consent_hin
                             "nothing was written")
         names = sorted(n for n in os.listdir(out) if not is_leftover(n) and n not in ignore)
     except OSError as err:
-        raise os_error(err, out, "use") from None
+        raise os_error(err, out, "write") from None
     try:
         _probe_writable(out)
     except OSError as err:
