@@ -347,7 +347,7 @@ def estimate_bytes(n_images: int, n_captions: int, n_regions: int, n_words: int,
     ``matrices`` float32 ``[I, C]`` score matrices (plus a float64 working copy) and one shard's maps
     (about eight float32 ``[i, c, W, R]`` tensors)."""
     gallery = 4 * (n_images * n_regions * (embed + n_regions) + n_captions * n_words * (embed + n_words))
-    sims = (4 * matrices + 8) * n_images * n_captions
+    sims = (4 * matrices + (8 if matrices else 0)) * n_images * n_captions
     shard = 8 * 4 * min(shard_images, n_images) * min(shard_captions, n_captions) * n_words * n_regions
     return int(gallery + sims + shard)
 

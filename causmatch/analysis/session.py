@@ -136,7 +136,13 @@ class AnalysisSession:
         return self._gallery
 
     def _encode(self, progress) -> tuple[ImageEmb, TextEmb]:
-        from causmatch.evaluation import encode_split
+        from causmatch.evaluation import encode_split, estimate_bytes
+        from causmatch.runtime import check_memory
+
+        n_i, n_c = self.split.n_images, self.split.n_captions
+        check_memory(estimate_bytes(n_i, n_c, self.split.features.shape[1], self.split_limits()["n_words"],
+                                    self.matcher.config.embed_size, shard_images=0, shard_captions=0, matrices=0),
+                     f"encoding {n_i} images and {n_c} captions", "open a smaller split or use a machine with more memory")
 
         if progress:
             progress(0, 1, "encoding images and captions")
