@@ -8,8 +8,10 @@ and a missing path, the refused value echoed only as typed).
 
 A place is written *relative to a root* (``<label>/<path inside the root>``; a root's label is its
 folder name, made unique with ``-2``, ``-3`` … in the order the roots are given), so a link names the
-same place in another checkout or on another server that has a root with that label. An absolute path
-inside a root is accepted on input; :meth:`Roots.link` always writes the relative form.
+same place in another checkout or on another server that has a root with that label. On input, a
+relative name is also looked up as a path inside each root without its label (the first that exists,
+in the order of the roots), and an absolute path inside a root is accepted; :meth:`Roots.link` always
+writes the labelled form.
 
 A dataset's split is a file-name prefix inside the folder, so it is accepted only when it is one of the
 folder's splits (:func:`check_split`): ``split=../../x`` never reaches the file system.
@@ -101,7 +103,8 @@ class Roots:
                    "`-- --root DIR` to allow another folder")
 
     def resolve(self, value: str, kind: str) -> Path:
-        """The folder that ``value`` names (``<label>/<path>`` or an absolute path inside a root).
+        """The folder that ``value`` names: ``<label>/<path>``, a path inside a root without its label,
+        or an absolute path inside a root (the first of these that exists; else the first inside a root).
 
         Raises the kind's error class (DataError for "data", CheckpointError for "checkpoint") with
         "not allowed" when the resolved folder is outside every root; whether it exists is not checked
@@ -113,20 +116,30 @@ class Roots:
             raise self.refusal(text, kind)
         try:
             raw = Path(os.path.expanduser(text))
+            labelled = None
             if raw.is_absolute():
-                candidate = raw
+                plain = [raw]
             else:
-                label, *rest = raw.parts
-                root = next((r for r in self.roots if r.label == label), None)
-                if root is None:
-                    raise self.refusal(text, kind)
-                candidate = root.path.joinpath(*rest)
-            real = _real(candidate)
+                parts = raw.parts  # empty for "."
+                root = next((r for r in self.roots if parts and r.label == parts[0]), None)
+                if root is not None:
+                    labelled = _real(root.path.joinpath(*parts[1:]))
+                    if self._root_of(labelled) is None:  # a root's label, then out of it: an escape
+                        raise self.refusal(text, kind)
+                    if labelled.exists():
+                        return labelled
+                plain = [r.path / raw for r in self.roots]  # a path inside a root, without its label
+            inside = [real for real in map(_real, plain) if self._root_of(real) is not None]
+            found = next((real for real in inside if real.exists()), None)
         except (OSError, ValueError, RuntimeError):
             raise self.refusal(text, kind) from None
-        if self._root_of(real) is None:
+        if found is not None:
+            return found
+        if labelled is not None:
+            return labelled
+        if not inside:  # existence is only ever looked at inside the roots
             raise self.refusal(text, kind)
-        return real
+        return inside[0]
 
     def allowed(self, value: str, kind: str) -> bool:
         """Whether :meth:`resolve` accepts ``value``."""

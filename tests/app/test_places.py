@@ -42,9 +42,21 @@ def test_relative_and_absolute_places_inside_a_root(tree):
     assert roots.link(tree / "outside") is None
 
 
+def test_a_path_inside_a_root_without_its_label(tree):
+    roots = Roots([tree / "other" / "srv", tree / "srv"])  # labels srv (other/srv) and srv-2 (srv)
+    assert roots.resolve("data", "data") == (tree / "srv" / "data").resolve()  # the first root where it exists
+    assert roots.resolve("x", "data") == (tree / "other" / "srv" / "x").resolve()
+    assert roots.resolve("srv/x", "data") == (tree / "other" / "srv" / "x").resolve()  # the label wins
+    assert roots.resolve("nothing", "data") == (tree / "other" / "srv" / "nothing").resolve()  # missing: the loader says so
+    assert roots.link(tree / "srv" / "data") == "srv-2/data"
+    assert roots.resolve(".", "data") == (tree / "other" / "srv").resolve()
+    assert roots.resolve("../srv", "data") == (tree / "other" / "srv").resolve()  # .. back into the same root
+
+
 @pytest.mark.parametrize("value", [
-    "outside/data", "srv/../outside/data", "srv/data/../../outside/data", "srv/out", "srv/out/data",
-    "srv/missing/../../outside", "..", "../srv", "/", "/etc", "~", "", "   ", "srv/\x00", "data",
+    "../outside/data", "srv/../outside/data", "srv/data/../../outside/data", "srv/out", "srv/out/data",
+    "out", "out/data", "srv/missing/../../outside", "missing/../../outside", "..", "../other", "/", "/etc", "~",
+    "", "   ", "srv/\x00", "data/../../outside",
 ])
 @pytest.mark.parametrize("kind,cls", [("data", DataError), ("checkpoint", CheckpointError)])
 def test_outside_the_roots_is_not_allowed(tree, value, kind, cls):
