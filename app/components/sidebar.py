@@ -5,8 +5,6 @@ shown once in the sidebar and again, by the page, in the main error panel.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 import results
@@ -83,6 +81,11 @@ def _check_targets(kind: str, chosen: list[int] | None, options, session, view: 
                 f"{target_rule(kind).axis} in the sidebar")
     if not chosen:
         return None
+    rule = target_rule(kind)
+    if len(chosen) < rule.min_count:  # still picking (swap-words' first word): only what is chosen must fit
+        bad = sorted({t for t in chosen if t not in {i for i, _ in options}} | {t for t in chosen if chosen.count(t) > 1})
+        return (f"ConfigError: {kind}: {rule.axis} {', '.join(map(str, bad))} not valid for this pair — pick the "
+                f"{rule.axis} from the list in the sidebar") if bad else None
     spec = f"{kind}={','.join(str(i) for i in chosen)}"
     if session is not None:
         image, caption, text = _pair(session.split, view)

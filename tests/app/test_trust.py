@@ -70,3 +70,16 @@ def test_targets_that_stop_fitting_the_pair_are_refused_not_trimmed(make_app):
     assert any("intervention: learned attention" in c.value or "intervention: none" in c.value
                for c in at.caption)  # the refused targets are not used, and not trimmed to [1]
     assert metric(at, "Effect") == "—" and metric(at, "Counterfactual S(ᾱ)") == "—"  # no effect of 0 shown
+
+
+def test_swap_words_is_picked_one_word_at_a_time(make_app):
+    at = make_app("explore")
+    at.selectbox(key="w_iv").set_value("swap-words").run()
+    _targets(at).set_value([3]).run()  # the first word: not yet an intervention, not an error
+    no_failure(at)
+    assert _targets(at).value == [3]
+    assert any("Pick two words" in c.value for c in at.sidebar.caption)
+    _targets(at).set_value([3, 6]).run()
+    no_failure(at)
+    assert at.query_params["targets"] in ("3,6", ["3,6"])
+    assert any("swap-words=3,6" in c.value or "words 3 and 6" in c.value for c in at.caption)
