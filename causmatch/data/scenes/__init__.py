@@ -76,7 +76,9 @@ def _recognise(folder: Path, names: list[str]) -> str | None:
     if meta.get("name") != "scenes":
         if meta.get("name"):
             return f"another dataset ({meta.get('name')!r} in its meta.json)"
-        return describe_folder(folder)
+        if not (".build.lock" in names and "meta.json" not in names):
+            return describe_folder(folder)
+        # else: an in-place build by an earlier version, interrupted before its meta.json: ours if all else is
     other = [n for n in names if n not in ("meta.json", "images", ".build.lock") and not _SPLIT_FILE_RE.match(n)]
     images = folder / "images"
     if "images" in names:
