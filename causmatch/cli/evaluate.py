@@ -92,7 +92,10 @@ def main(argv: list[str]) -> int:
     result["checkpoint"] = str(args.checkpoint)
     print(format_table(result))
     if args.json_out:
-        path = Path(args.json_out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        from causmatch.outputs import atomic_write_text, os_error
+
+        try:
+            atomic_write_text(Path(args.json_out), json.dumps(result, indent=2) + "\n")
+        except OSError as err:
+            raise os_error(err, args.json_out) from None
     return 0
