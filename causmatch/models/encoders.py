@@ -1,6 +1,7 @@
 """Encoders into the joint space: region features (SCAN's precomputed-feature projection) and captions.
 
-Text encoders share one interface: ``forward(captions) -> (words [C, W, D] unit vectors, mask [C, W] bool,
+Text encoders share one interface: ``forward(captions) -> (words [C, W, D] (unit vectors unless ``txt_norm`` is
+off, SCAN's ``no_txtnorm``), mask [C, W] bool,
 tokens)`` where ``tokens[c]`` names the W axis of caption ``c`` (``tokens(caption)``), plus
 ``unknown_words(caption)``. Both keep attention word-level, so maps line up with ``tokenize(caption, tokenizer)``
 for the model's configured tokenizer (``model.text.tokenizer``: ``regex`` or SCAN's ``nltk``). A caption over
@@ -46,7 +47,8 @@ def _caption_tokens(captions: list[str], tokenizer: str) -> list[list[str]]:
     """Each caption's tokens; a one-line DataError for a caption with no word or over the length cap."""
     out = []
     for c, caption in enumerate(captions):
-        short = caption if len(caption) <= 30 else caption[:30] + "…"  # a batch's index alone may mislead
+        text = str(caption)
+        short = text if len(text) <= 30 else text[:30] + "…"  # a batch's index alone may mislead
         toks = tokenize(caption, tokenizer, what=f"caption {c} ({short!r})" if len(captions) > 1 else "the caption")
         if not toks:
             raise DataError(f"caption {c} has no words ({caption!r}) — give at least one word")
