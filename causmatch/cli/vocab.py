@@ -47,6 +47,9 @@ def main(argv: list[str]) -> int:
         where += [f"{path} line {n}" for n in range(1, len(lines) + 1)]
     vocab = Vocabulary.from_captions(captions, min_count=args.threshold, tokenizer=args.tokenizer,
                                      order=args.order, label=where.__getitem__)
+    if len(vocab) == 4:
+        raise DataError(f"no word is seen {args.threshold} times or more in the {len(captions)} captions of "
+                        f"{', '.join(args.captions)} — check the files or lower --threshold; nothing was written")
     vocab.save(out)
     print(f"wrote {out}: {len(vocab) - 4} words (+ <pad> <start> <end> <unk>) seen >= {args.threshold} times "
           f"in {len(captions)} captions, {args.tokenizer} tokens")

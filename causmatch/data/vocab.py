@@ -194,7 +194,11 @@ class Vocabulary:
         if not isinstance(d, dict) or not isinstance(d.get("word2idx"), dict):
             raise DataError("vocabulary has no 'word2idx' mapping — use a file written by "
                             "Vocabulary.save or a SCAN vocab JSON")
-        pairs = sorted(((int(i), str(w)) for w, i in d["word2idx"].items()))
+        for w, i in d["word2idx"].items():
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise DataError(f"vocabulary word {str(w)[:40]!r} has index {str(i)[:20]!r}, not an integer — the "
+                                "vocab file is corrupt")
+        pairs = sorted(((i, str(w)) for w, i in d["word2idx"].items()))
         idxs = [i for i, _ in pairs]
         if idxs != list(range(len(idxs))):
             raise DataError("vocabulary indices are not 0..N-1 without gaps — the vocab file is corrupt")
@@ -224,7 +228,12 @@ class Vocabulary:
             d = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DataError(f"vocabulary file {path} not found — check the path") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except IsADirectoryError:
+            raise DataError(f"vocabulary file {path} is a folder — give the vocab JSON file") from None
+        except OSError as err:
+            raise DataError(f"cannot read vocabulary file {path}: {err.strerror or type(err).__name__} — check "
+                            "the path and its permissions") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             raise DataError(f"vocabulary file {path} is not valid UTF-8 JSON ({err.__class__.__name__})"
                             " — use a file written by Vocabulary.save or SCAN") from None
         return cls.from_dict(d)

@@ -42,5 +42,9 @@ def test_refuses_without_losing_anything(tmp_path, capsys):
     for bad, needle in [(["--tokenizer", "spacy"], "tokenizer='spacy'"), (["--threshold", "0"], "--threshold 0")]:
         code, _, err = _run(capsys, "--captions", tmp_path / "caps.txt", "--out", tmp_path / "w.json", *bad)
         assert code == 2 and needle in err and err.count("\n") == 1
+    code, _, err = _run(capsys, "--captions", tmp_path / "caps.txt", "--out", tmp_path / "w.json")  # threshold 4
+    assert code == 2 and "no word is seen 4 times or more" in err and not (tmp_path / "w.json").exists()
+    code, _, err = _run(capsys, "--captions", tmp_path / "caps.txt", "--out", tmp_path, "--overwrite")
+    assert code == 2 and "not a vocabulary file" in err and (tmp_path / "caps.txt").exists()
     assert _run(capsys, "--captions", tmp_path / "caps.txt", "--out", out, "--overwrite", "--threshold", 1,
                 "--tokenizer", "regex")[0] == 0

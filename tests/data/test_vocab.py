@@ -47,6 +47,10 @@ def test_loads_scan_vocab_json(tmp_path):
     (json.dumps({"idx2word": {}}), "no 'word2idx'"),
     (json.dumps({"word2idx": {"<pad>": 0, "<start>": 1, "<end>": 2, "dog": 3}}), "must be '<unk>'"),
     (json.dumps({"word2idx": {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3, "x": 7}}), "without gaps"),
+    (json.dumps({"word2idx": {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3, "x": "a"}}), "not an integer"),
+    (json.dumps({"word2idx": {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3, "x": 4.5}}), "not an integer"),
+    (json.dumps({"word2idx": {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3, "x": None}}), "not an integer"),
+    (json.dumps({"word2idx": {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3, "x": 3}}), "without gaps"),
 ])
 def test_bad_vocab_files_give_one_line_errors(tmp_path, content, needle):
     (tmp_path / "v.json").write_text(content)
@@ -58,6 +62,8 @@ def test_bad_vocab_files_give_one_line_errors(tmp_path, content, needle):
 def test_missing_vocab_file(tmp_path):
     with pytest.raises(DataError, match="not found"):
         Vocabulary.load(tmp_path / "nope.json")
+    with pytest.raises(DataError, match="is a folder"):
+        Vocabulary.load(tmp_path)
 
 
 # ---------------------------------------------------------------- tokenizers, the caption cap, SCAN's vocab.py
