@@ -378,7 +378,9 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
                         "nothing to evaluate; use a split with at least one image and its captions")
     lim = split_limits(matcher, split)
     if intervention is not None:
-        intervention.validate(**lim, scope=f" for split '{split.split}'")
+        from causmatch.interventions import validate_intervention
+
+        validate_intervention(intervention, **lim, scope=f" for split '{split.split}'")
     check_memory(estimate_bytes(split.n_images, split.n_captions, split.features.shape[1], lim["n_words"],
                                 matcher.config.embed_size, shard_images=shard_images, shard_captions=shard_captions,
                                 matrices=1 if intervention is None else 2),

@@ -463,6 +463,8 @@ def validate_intervention(spec, *, n_words: int | None = None, n_regions: int | 
         iv = parse_intervention(spec, seed=seed)
     elif isinstance(spec, Intervention):
         iv = spec
+    elif hasattr(spec, "apply"):
+        return spec  # a duck-typed map transform: it has no targets to check
     else:
         raise ConfigError(f"{spec!r} is not an intervention — pass a name like 'random' or an Intervention object")
     return iv.validate(n_words=n_words, n_regions=n_regions, scope=scope)

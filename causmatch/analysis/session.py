@@ -52,7 +52,7 @@ from causmatch.data import load_split, tokenize
 from causmatch.checkpoint import check_compatible
 from causmatch.errors import DataError
 from causmatch.evaluation import check_finite_scores
-from causmatch.interventions import COUNTERFACTUAL_KINDS
+from causmatch.interventions import COUNTERFACTUAL_KINDS, validate_intervention
 from causmatch.models import ImageEmb, TextEmb, sharded_similarity
 
 
@@ -238,10 +238,10 @@ class AnalysisSession:
 
         iv = resolve_intervention(intervention, seed)
         if image is None:
-            return iv.validate(**self.split_limits(), scope=f" for split '{self.split.split}'")
+            return validate_intervention(iv, **self.split_limits(), scope=f" for split '{self.split.split}'")
         lim = self.pair_limits(image, caption, text=text)
         where = f" for image {int(image)}" + (f" and caption {int(caption)}" if caption is not None else "")
-        iv.validate(**lim, scope=where)
+        validate_intervention(iv, **lim, scope=where)
         rule = target_rule(getattr(iv, "_kind", ""))
         if rule is not None and rule.axis == "regions":
             mask = np.asarray(self.split.region_mask[int(image)], dtype=bool)
@@ -266,8 +266,8 @@ class AnalysisSession:
         gallery's against the split's maximum."""
         lim = self.split_limits()
         iv = resolve_intervention(intervention, seed)
-        return iv.validate(n_words=lim["n_words"] if n_words is None else n_words,
-                           n_regions=lim["n_regions"] if n_regions is None else n_regions, scope=scope)
+        return validate_intervention(iv, n_words=lim["n_words"] if n_words is None else n_words,
+                                     n_regions=lim["n_regions"] if n_regions is None else n_regions, scope=scope)
 
     # ------------------------------------------------------------------ one pair
     def _check_caption(self, caption) -> int:
