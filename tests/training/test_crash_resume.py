@@ -1,19 +1,21 @@
 """kill -9 at every step of the end-of-epoch save, then --resume: nothing lost, nothing corrupt read.
 
 A reference run records the named steps of the epoch-2 save (``CAUSMATCH_CRASH_LOG``); then, for each
-step in turn, ``causmatch train`` runs in a subprocess that exits with status 137 right there
-(``CAUSMATCH_CRASH_AT=STEP:N``, as a kill -9 would). Afterwards ``OUT`` must load (best and last), and
+step in turn, ``causmatch train`` runs in a separate process (forked by crash_worker.py) that exits with
+status 137 right there (``CAUSMATCH_CRASH_AT=STEP:N``, as a kill -9 would). Afterwards ``OUT`` must load (best and last), and
 ``--resume`` must finish the run bit-identically to an uninterrupted one.
 """
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from causmatch.checkpoint import load_matcher, load_train_state
-from causmatch.outputs import CRASH_ENV, CRASH_LOG_ENV, is_leftover
+from causmatch.outputs import CRASH_LOG_ENV, is_leftover
 from causmatch.training.config import resolve_config
 from causmatch.training.distributed import state_digest
 from causmatch.training.trainer import train
@@ -65,17 +67,20 @@ def test_the_save_sequence_has_named_steps(setup):
         assert needed in last_save, last_save
 
 
-@pytest.mark.slow
 def test_kill_at_every_save_step_then_resume_is_bit_identical(setup):
     root, data, straight, steps = setup
     sets = [a for s in OVERRIDES for a in ("--set", s)]
-    for step in _steps(steps):
+    labelled = _steps(steps)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop(CRASH_LOG_ENV, None)
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("crash_worker.py")), str(data), str(root),
+                           *labelled, "--", "--no-progress", *sets], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    status = json.loads(proc.stdout.strip().splitlines()[-1])
+    for step in labelled:
+        assert status[step] == 137, (step, status)
         out = root / f"run-{step.replace(':', '-')}"
-        env = {**os.environ, CRASH_ENV: step, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-        env.pop(CRASH_LOG_ENV, None)
-        proc = subprocess.run([sys.executable, "-m", "causmatch", "train", "--data", str(data), "--out", str(out),
-                               "--no-progress", *sets], env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 137, (step, proc.stderr[-2000:])
         # right after the crash, before any recovery: a reader finds a complete checkpoint (or none yet)
         for ckpt in (out, out / "last"):
             if (ckpt / "config.json").exists():
