@@ -171,7 +171,7 @@ def remove_dead_temps(folder, prefix: str = "") -> None:
     with contextlib.suppress(OSError):
         for entry in folder.iterdir():
             m = _LEFTOVER_RE.match(entry.name)
-            if m and m["kind"] == "tmp" and m["name"].startswith(prefix) and not _alive(int(m["pid"])):
+            if m and m["kind"] == "tmp" and m["name"].startswith(prefix) and _dead(entry, int(m["pid"])):
                 with contextlib.suppress(OSError):
                     entry.unlink()
 
@@ -182,7 +182,11 @@ def is_leftover(name: str) -> bool:
     return bool(_LEFTOVER_RE.match(name))
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, since: float | None = None) -> bool:
+    """Is the process that wrote a leftover (changed at ``since``) still running?
+
+    A process with that id that started after ``since`` is another one (ids are reused).
+    """
     if pid == os.getpid():
         return True
     try:
@@ -190,8 +194,32 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True
+        pass
+    if since is not None:
+        started = _start_time(pid)
+        if started is not None and started > since + 2.0:
+            return False
     return True
+
+
+def _start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch; Linux /proc), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as fh:
+            btime = next(int(line.split()[1]) for line in fh if line.startswith(b"btime"))
+        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _dead(entry: Path, pid: int) -> bool:
+    try:
+        since = entry.lstat().st_ctime
+    except OSError:
+        return False
+    return not _alive(pid, since)
 
 
 def _leftovers(dest: Path) -> list[tuple[str, int, Path]]:
@@ -211,7 +239,7 @@ def recover_dir(dest) -> bool:
     processes that no longer run are touched.
     """
     dest = Path(dest)
-    dead = [x for x in _leftovers(dest) if not _alive(x[1])]
+    dead = [x for x in _leftovers(dest) if _dead(x[2], x[1])]
     if not dead:
         return False
     restored = False
@@ -265,10 +293,8 @@ def publish_dir(stage, dest, *, label: str = "dir") -> None:
     crash_point(f"{label}.staged")
     old = None
     if os.path.lexists(dest):
-        if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
-            dest.rmdir()  # an empty folder: nothing to keep
-        else:
-            old = _temp_name(dest, "old")
+        if not (dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir())):  # an empty folder is
+            old = _temp_name(dest, "old")                                                # simply renamed over
             os.replace(dest, old)
             fsync_dir(dest.parent)
             crash_point(f"{label}.parked")
@@ -315,8 +341,7 @@ def _probe_writable(out: Path) -> None:
     base = out.parent
     while not os.path.lexists(base) and base != base.parent:
         base = base.parent
-    probe = _temp_name(out, "stage") if base == out.parent else base / f".causmatch-probe-{os.getpid()}"
-    probe = base / probe.name
+    probe = base / _temp_name(out, "stage").name
     os.mkdir(probe)
     os.rmdir(probe)
 

@@ -67,6 +67,7 @@ def test_the_save_sequence_has_named_steps(setup):
         assert needed in last_save, last_save
 
 
+@pytest.mark.slow
 def test_kill_at_every_save_step_then_resume_is_bit_identical(setup):
     root, data, straight, steps = setup
     sets = [a for s in OVERRIDES for a in ("--set", s)]
