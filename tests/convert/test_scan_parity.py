@@ -16,7 +16,7 @@ import torch
 
 from causmatch.checkpoint import load_matcher, read_checkpoint_config
 from causmatch.cli import main as cli_main
-from causmatch.convert.scan_checkpoint import import_scan, scan_to_matcher
+from causmatch.convert.scan_checkpoint import scan_to_matcher
 from causmatch.data import Vocabulary, load_split, write_split
 from causmatch.data.vocab import tokenize
 from causmatch.evaluation import encode_split, recall_metrics, similarity_matrix
