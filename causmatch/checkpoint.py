@@ -49,7 +49,7 @@ def save_matcher(matcher: Matcher, path, *, train_config=None, train_state: dict
     """
     from safetensors.torch import save_file
 
-    path = Path(path)
+    path = Path(os.path.abspath(Path(path).expanduser()))
     recover_dir(path)
     foreign = _foreign_entries(path, keep)
     if foreign:
@@ -109,7 +109,7 @@ def check_checkpoint_out(out, *, command: str, consent: bool, consent_hint: str 
     only checkpoint files and the checkpoint sub-folders ``subdirs`` (``last`` for train). See
     :func:`causmatch.outputs.check_output_dir` for the rules.
     """
-    out = Path(out)
+    out = Path(os.path.abspath(Path(out).expanduser()))
     for sub in subdirs:
         recover_dir(out / sub)
 

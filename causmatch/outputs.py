@@ -238,7 +238,7 @@ def recover_dir(dest) -> bool:
     Returns True when a parked version was restored. Only ``.NAME.causmatch-stage/old-PID-*`` folders of
     processes that no longer run are touched.
     """
-    dest = Path(dest)
+    dest = Path(os.path.abspath(dest))
     dead = [x for x in _leftovers(dest) if _dead(x[2], x[1])]
     if not dead:
         return False
@@ -271,7 +271,7 @@ def stage_dir(dest):
 
     Removed again if the block raises (or if it was not published).
     """
-    dest = Path(dest)
+    dest = Path(os.path.abspath(dest))
     make_parent(dest)
     stage = _temp_name(dest, "stage")
     stage.mkdir()
@@ -288,7 +288,7 @@ def publish_dir(stage, dest, *, label: str = "dir") -> None:
     Steps (each a :func:`crash_point`): ``LABEL.staged`` (stage synced), ``LABEL.parked`` (old version
     moved aside), ``LABEL.published`` (new version in place; the parked one is removed next).
     """
-    stage, dest = Path(stage), Path(dest)
+    stage, dest = Path(stage), Path(os.path.abspath(dest))
     fsync_tree(stage)
     crash_point(f"{label}.staged")
     old = None
@@ -355,7 +355,7 @@ def check_output_dir(out, *, command: str, recognise, consent: bool, consent_hin
     leftovers of our own writes and the names in ``ignore``. A file, a symbolic link, a folder holding
     anything else, or a previous output without ``consent`` is a one-line :class:`DataError`.
     """
-    out = Path(out)
+    out = Path(os.path.abspath(Path(out).expanduser()))  # "." and ".." resolved: temp siblings need a name
     try:
         recover_dir(out)
         if out.is_symlink():

@@ -103,7 +103,7 @@ class Trainer:
 
     def __init__(self, data_dir: str | Path, out: str | Path, cfg: TrainConfig, *, device: str = "cpu",
                  resume: bool = False, progress: bool = True, log=None, overwrite: bool = False):
-        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.cfg, self.out, self.progress = cfg, Path(os.path.abspath(Path(out).expanduser())), progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         if resume and overwrite:
             raise ConfigError("--resume continues the run in OUT and --overwrite starts it again — pass only one")
