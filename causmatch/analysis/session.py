@@ -412,6 +412,9 @@ class AnalysisSession:
     def failure_table(self, direction: str = "t2i", intervention="random", other: "AnalysisSession | None" = None,
                       *, samples: int = 1, seed: int = 0, progress=None):
         """One row per query of ``direction`` (see ``failures.build_failure_table``)."""
+        if direction not in ("t2i", "i2t"):
+            from causmatch.errors import ConfigError
+            raise ConfigError(f"direction '{direction}' is not valid — use 't2i' (caption queries) or 'i2t'")
         self.check_intervention(intervention, seed=seed)
         check_samples(samples)
         sims = self.similarity(progress=progress)

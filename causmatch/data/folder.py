@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -260,7 +261,13 @@ def _check_boxes(path: Path, boxes: np.ndarray, mask: np.ndarray) -> None:
                         f"{b[i, r].tolist()}) — boxes are x1, y1, x2, y2 in pixels; regenerate the boxes")
 
 
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
 def _require(folder: Path, split: str) -> tuple[Path, Path]:
+    if not isinstance(split, str) or not _SPLIT_NAME.fullmatch(split) or ".." in split:
+        raise DataError(f"split name {str(split)[:80]!r} is not a plain name (letters, digits, '_', '-', '.'; "
+                        "no folders) — use one of the folder's splits, e.g. test")
     if not folder.is_dir():
         raise DataError(f"dataset folder {folder} does not exist — {_HOW_TO_GET}")
     ims, caps = _path(folder, split, "ims.npy"), _path(folder, split, "caps.txt")

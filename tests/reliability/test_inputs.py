@@ -371,3 +371,10 @@ def test_handled_rows_still_answer(env, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["samples"] == 1  # deterministic kind: one draw, whatever --samples says
+
+
+@pytest.mark.parametrize("split", ["../data/test", "/etc/passwd", "..", ".hidden", "a/b", "", "x" * 100])
+def test_split_names_are_plain_names(env, split):
+    with pytest.raises(DataError, match="is not a plain name") as err:
+        load_split(env.data, split)
+    assert "\n" not in str(err.value)
