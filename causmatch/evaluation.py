@@ -292,6 +292,11 @@ def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None 
             caps = list(range(lo, min(lo + batch_size, split.n_captions)))
             images = [split.image_of(c) for c in caps]
             maps = _word_region_maps(matcher, img[images].to(matcher.device), txt[caps].to(matcher.device))
+            finite = torch.isfinite(maps).flatten(1).all(1).cpu()                        # [n]
+            if not bool(finite.all()):
+                n = int(torch.argmin(finite.int()))
+                raise DataError(f"the attention map of image {images[n]}, caption {caps[n]} holds NaN or infinite "
+                                "values — no grounding accuracy is reported; check the checkpoint")
             best = maps.argmax(-1).cpu()                                                 # [n, W]
             for n, c in enumerate(caps):
                 tokens = txt.tokens[c]

@@ -251,3 +251,16 @@ def test_memory_estimate_grows_with_the_shapes():
     small = ev.estimate_bytes(10, 50, 36, 12, 1024, shard_images=128, shard_captions=128)
     big = ev.estimate_bytes(5000, 25000, 36, 12, 1024, shard_images=128, shard_captions=128, matrices=2)
     assert 0 < small < big and big > 5000 * 25000 * 12  # two float32 matrices + the float64 working copy
+
+
+def test_grounding_accuracy_refuses_non_finite_maps(split, monkeypatch):
+    m = _matcher(split)
+    real = ev._word_region_maps
+
+    def broken(matcher, img, txt):
+        maps = real(matcher, img, txt)
+        maps[1, 0, 0] = float("nan")
+        return maps
+    monkeypatch.setattr(ev, "_word_region_maps", broken)
+    with pytest.raises(DataError, match="attention map of image 0, caption 1 holds NaN"):
+        ev.grounding_accuracy(m, split)
