@@ -142,7 +142,8 @@ class AnalysisSession:
         n_i, n_c = self.split.n_images, self.split.n_captions
         check_memory(estimate_bytes(n_i, n_c, self.split.features.shape[1], self.split_limits()["n_words"],
                                     self.matcher.config.embed_size, shard_images=0, shard_captions=0, matrices=0),
-                     f"encoding {n_i} images and {n_c} captions", "open a smaller split or use a machine with more memory")
+                     f"encoding {n_i} images and {n_c} captions",
+                     "open a smaller split or use a machine with more memory")
 
         if progress:
             progress(0, 1, "encoding images and captions")
@@ -368,8 +369,8 @@ class AnalysisSession:
         c = self._check_caption(c)
         check_samples(samples)
         k = check_top(k)
-        iv = self._check_query_intervention(intervention, seed, n_words=len(self.matcher.tokens(self.split.captions[c])),
-                                            scope=f" for caption {c}")
+        n_words = len(self.matcher.tokens(self.split.captions[c]))
+        iv = self._check_query_intervention(intervention, seed, n_words=n_words, scope=f" for caption {c}")
         img, txt = self.gallery()
         ids = (torch.arange(len(img)), torch.tensor([c]))
         factual = self.similarity()[:, c]  # [I]

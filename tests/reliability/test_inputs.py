@@ -14,6 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+import causmatch.analysis.failures as failures
+import causmatch.analysis.heatmaps as heatmaps
+import causmatch.analysis.ranking as ranking
+import causmatch.convert.precomp_boxes as precomp_boxes
+import causmatch.evaluation as evaluation
+import causmatch.interventions as interventions
 from causmatch.checkpoint import save_matcher
 from causmatch.cli import main as cli_main
 from causmatch.data import Vocabulary, load_split, write_meta, write_split
@@ -90,17 +96,11 @@ def env(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------ library rows
 def _parse(spec):
-    def call(env):
-        from causmatch.interventions import parse_intervention
-        return parse_intervention(spec)
-    return call
+    return lambda env: interventions.parse_intervention(spec)
 
 
 def _validate(spec, **sizes):
-    def call(env):
-        from causmatch.interventions import validate_intervention
-        return validate_intervention(spec, **sizes)
-    return call
+    return lambda env: interventions.validate_intervention(spec, **sizes)
 
 
 def _load_after(change):
@@ -139,10 +139,7 @@ def _heat(**kw):
     args = dict(weights=np.ones(R), boxes=_boxes(1)[0], size=(16, 16))
     args.update(kw)
 
-    def call(env):
-        from causmatch.analysis.heatmaps import word_heatmap
-        return word_heatmap(**args)
-    return call
+    return lambda env: heatmaps.word_heatmap(**args)
 
 
 def _low_memory(call):
@@ -171,7 +168,7 @@ LIB = [
     ("targets on an untargeted kind", _parse("uniform=3"), (ConfigError, "takes no targets")),
     ("random with a NaN bound", _parse("random=0,nan"), (ConfigError, "finite bounds")),
     ("too many targets", _parse("mask-words=" + ",".join(map(str, range(5000)))), (ConfigError, "at most 4096")),
-    ("bool target object", lambda env: __import__("causmatch.interventions", fromlist=["x"]).MaskRegions((True,)),
+    ("bool target object", lambda env: interventions.MaskRegions((True,)),
      (ConfigError, "whole-number")),
     # interventions: range against sizes
     ("region target past the image", _validate("mask-regions=999", n_regions=36),
@@ -179,12 +176,13 @@ LIB = [
     ("word target past the caption", _validate("mask-words=500", n_words=7), (ConfigError, "word 500 out of range")),
     ("swap-words past the caption", _validate("swap-words=1,9", n_words=7), (ConfigError, "word 9 out of range")),
     ("valid targets pass", _validate("keep-regions=0,35", n_regions=36), lambda iv: iv.name == "keep-regions=0,35"),
-    ("target rule for pickers", lambda env: __import__("causmatch.interventions", fromlist=["x"]).target_rule("swap-words"),
+    ("target rule for pickers", lambda env: interventions.target_rule("swap-words"),
      lambda r: (r.axis, r.min_count, r.max_count) == ("words", 2, 2)),
     # session: interventions checked against the pair / the split before any work
     ("explain: region past this image", lambda env: env.session.explain(1, 2, intervention="mask-regions=3"),
      (ConfigError, "region 3 out of range for image 1 and caption 2 — valid regions: 0..2")),
-    ("explain: word past this caption", lambda env: env.session.explain(0, 0, intervention=f"mask-words={env.words(0)}"),
+    ("explain: word past this caption",
+     lambda env: env.session.explain(0, 0, intervention=f"mask-words={env.words(0)}"),
      (ConfigError, "out of range for image 0 and caption 0")),
     ("explain: swap-words past this caption", lambda env: env.session.explain(0, 0, intervention="swap-words=0,40"),
      (ConfigError, "word 40 out of range")),
@@ -216,23 +214,24 @@ LIB = [
      (DataError, "image 3")),
     ("NaN model: text query", lambda env: env.nan_session.rank_text_query("red circle", 1, "uniform"),
      (DataError, "non-finite")),
-    ("recall from a NaN matrix", lambda env: __import__("causmatch.evaluation", fromlist=["x"]).recall_metrics(
-        np.where(np.eye(3, 6) > 0, np.nan, 0.5), 2), (DataError, "3 non-finite score(s) of 18 (first: nan for image 0, caption 0)")),
-    ("effect summary with inf", lambda env: __import__("causmatch.evaluation", fromlist=["x"]).effect_summary(
+    ("recall from a NaN matrix", lambda env: evaluation.recall_metrics(
+        np.where(np.eye(3, 6) > 0, np.nan, 0.5), 2),
+     (DataError, "3 non-finite score(s) of 18 (first: nan for image 0, caption 0)")),
+    ("effect summary with inf", lambda env: evaluation.effect_summary(
         np.zeros((2, 4)), np.full((2, 4), np.inf), 2), (DataError, "counterfactual similarity matrix")),
-    ("failure table from NaN", lambda env: __import__("causmatch.analysis.failures", fromlist=["x"]).build_failure_table(
+    ("failure table from NaN", lambda env: failures.build_failure_table(
         np.full((2, 4), np.nan), np.zeros((2, 4)), 2), (DataError, "factual similarity matrix")),
-    ("ranking: NaN true item ranks last, counted", lambda env: __import__(
-        "causmatch.analysis.ranking", fromlist=["x"]).compare_rankings(0, "t2i", [np.nan, 0.1, 0.2], [0.3, np.inf, 0.1], [0]),
+    ("ranking: NaN true item ranks last, counted",
+     lambda env: ranking.compare_rankings(0, "t2i", [np.nan, 0.1, 0.2], [0.3, np.inf, 0.1], [0]),
      lambda rk: rk.rank == 2 and rk.cf_rank == 0 and rk.n_nonfinite == 2 and rk.top[0]["item"] == 2),
     ("heatmap from NaN weights", _heat(weights=np.array([0.1, np.nan, 0.2, 0.3])), (DataError, "attention weights")),
     ("heatmap from NaN boxes", _heat(boxes=np.where(np.eye(4, 4) > 0, np.nan, 1.0)), (DataError, "box coordinates")),
     ("heatmap of a zero-size image", _heat(size=(0, 16)), (DataError, "not drawable")),
     ("heatmap of a gigapixel image", _heat(size=(100_000, 100_000)), (DataError, "not drawable")),
-    ("boxes outside the image are counted", lambda env: __import__(
-        "causmatch.analysis.heatmaps", fromlist=["x"]).boxes_outside([[-5, 0, 8, 8], [0, 0, 8, 99], [1, 1, 2, 2]], (16, 16)),
+    ("boxes outside the image are counted",
+     lambda env: heatmaps.boxes_outside([[-5, 0, 8, 8], [0, 0, 8, 99], [1, 1, 2, 2]], (16, 16)),
      lambda n: n == 2),
-    ("draw: highlight past the regions", lambda env: __import__("causmatch.analysis.heatmaps", fromlist=["x"]).draw_boxes(
+    ("draw: highlight past the regions", lambda env: heatmaps.draw_boxes(
         np.zeros((16, 16, 3), np.uint8), _boxes(1)[0], highlight=[7]), (DataError, "out of range")),
     # datasets validated on open
     ("split with zero images", _load_after(lambda p: (_save("ims", np.zeros((0, R, F), np.float32))(p),
@@ -268,9 +267,9 @@ LIB = [
     ("convert-butd caps-per-image 0", _butd(caps_per_image=0), (DataError, "--caps-per-image must be a whole number >= 1")),
     ("convert-butd caps-per-image -3", _butd(caps_per_image=-3), (DataError, "--caps-per-image")),
     ("convert-butd max-boxes 0", _butd(max_boxes=0), (DataError, "--max-boxes must be")),
-    ("precomp boxes with NaN", lambda env: __import__("causmatch.convert.precomp_boxes", fromlist=["x"]).pixel_boxes(
+    ("precomp boxes with NaN", lambda env: precomp_boxes.pixel_boxes(
         np.full((1, 2, 4), np.nan), np.array([[10, 10]]), "b.npy"), (DataError, "NaN or infinite box")),
-    ("precomp boxes with a zero size", lambda env: __import__("causmatch.convert.precomp_boxes", fromlist=["x"]).pixel_boxes(
+    ("precomp boxes with a zero size", lambda env: precomp_boxes.pixel_boxes(
         np.ones((1, 2, 4)), np.array([[0, 10]]), "b.npy"), (DataError, "positive (width, height)")),
 ]
 
