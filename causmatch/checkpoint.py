@@ -38,20 +38,21 @@ def _plain(obj):
 
 
 def save_matcher(matcher: Matcher, path, *, train_config=None, train_state: dict | None = None,
-                 extra: dict | None = None, keep: tuple[str, ...] = (), label: str = "checkpoint") -> Path:
+                 extra: dict | None = None, keep: tuple[str, ...] = (), drop: tuple[str, ...] = (),
+                 label: str = "checkpoint") -> Path:
     """Write ``matcher`` (config, vocabulary, weights) to the directory ``path``, replacing it atomically.
 
     ``train_config``: the training settings (dict or dataclass); ``train_state``: a dict of tensors and plain
     values (optimizer state, epoch); ``extra``: anything JSON-ready, e.g. ``{"dataset_fingerprint": ...}``.
     An existing ``path`` is replaced only if it is a checkpoint directory (its own files, plus the
-    sub-folders named in ``keep``, which are carried into the new version by hard links); anything else is
-    a :class:`CheckpointError`. ``label`` names the steps for :func:`causmatch.outputs.crash_point`.
+    sub-folders named in ``keep``, which are carried into the new version by hard links, and in ``drop``,
+    which are not); anything else is a :class:`CheckpointError`. ``label`` names the steps for :func:`causmatch.outputs.crash_point`.
     """
     from safetensors.torch import save_file
 
     path = Path(os.path.abspath(Path(path).expanduser()))
     recover_dir(path)
-    foreign = _foreign_entries(path, keep)
+    foreign = _foreign_entries(path, (*keep, *drop))
     if foreign:
         raise CheckpointError(f"{path} is not a checkpoint directory ({foreign}) — it is not replaced; "
                               "choose another path")

@@ -108,8 +108,9 @@ class Trainer:
         if resume and overwrite:
             raise ConfigError("--resume continues the run in OUT and --overwrite starts it again — pass only one")
         # an existing OUT must be an earlier `causmatch train` output, and the user must say what to do with it
-        check_checkpoint_out(self.out, command="train", consent=resume or overwrite, subdirs=("last",),
-                             consent_hint="--resume (to continue it) or --overwrite (to start again)")
+        state = check_checkpoint_out(self.out, command="train", consent=resume or overwrite, subdirs=("last",),
+                                     consent_hint="--resume (to continue it) or --overwrite (to start again)")
+        self._drop_old_last = state == "previous" and not resume  # --overwrite: the old run's last/ is not ours
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("--device cuda but no CUDA GPU is visible; use --device cpu")
         self.info = D.init_distributed(device)
@@ -178,14 +179,16 @@ class Trainer:
         # Best first, then last: a kill between them leaves the previous last/, whose state says the best
         # was not saved yet, so --resume redoes this epoch (deterministically) and saves both again.
         if is_best:  # OUT is replaced as a whole; its last/ is carried into the new version by hard links
-            save_matcher(self.matcher, self.out, train_config=self.cfg.to_dict(), extra=extra, keep=("last",),
-                         label="best")
+            save_matcher(self.matcher, self.out, train_config=self.cfg.to_dict(), extra=extra,
+                         keep=() if self._drop_old_last else ("last",),
+                         drop=("last",) if self._drop_old_last else (), label="best")
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise os_error(err, self.out, "create the output folder") from None
         save_matcher(self.matcher, self.out / "last", train_config=self.cfg.to_dict(),
                      train_state=self._train_state(), extra=extra, label="last")
+        self._drop_old_last = False  # from now on last/ belongs to this run
 
     # ---------------------------------------------------------------- loop
     def _run_epoch(self) -> dict:

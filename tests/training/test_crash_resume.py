@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from causmatch.checkpoint import load_matcher, load_train_state
+from causmatch.checkpoint import load_matcher, load_train_state, read_checkpoint_config
 from causmatch.outputs import CRASH_LOG_ENV, is_leftover
 from causmatch.training.config import resolve_config
 from causmatch.training.distributed import state_digest
@@ -116,3 +116,21 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def test_overwrite_never_mixes_the_old_runs_last_with_the_new_best(setup, tmp_path):
+    """--overwrite: a kill between the first new best and the first new last must not leave the old run's last/."""
+    root, data, _, _ = setup
+    out = tmp_path / "run"
+    train(data, out, resolve_config(overrides=[*TINY_OVERRIDES, "epochs=1", "lr=0.01"]), progress=False,
+          log=lambda m: None)
+    old_last = load_train_state(out / "last")
+    sets = [a for s in [*TINY_OVERRIDES, "epochs=1"] for a in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CAUSMATCH_CRASH_AT": "last.weights"}
+    proc = subprocess.run([sys.executable, "-m", "causmatch", "train", "--data", str(data), "--out", str(out),
+                           "--overwrite", "--no-progress", *sets], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 137, proc.stderr[-2000:]
+    assert old_last is not None and not (out / "last").exists()  # the new best alone, never the old last/
+    assert load_matcher(out).config.embed_size == 16
+    assert read_checkpoint_config(out)["train"]["lr"] != 0.01  # the new run's best
