@@ -121,3 +121,32 @@ def test_precomp_folder_trains_and_evaluates_memory_mapped(tmp_path, monkeypatch
     names = {name for name, _ in calls}
     assert {"train_ims.npy", "dev_ims.npy", "testall_ims.npy"} <= names
     assert all(mode == "r" for _, mode in calls), calls  # features are never read whole
+
+
+@pytest.mark.parametrize("bbx, size, message", [
+    ("nan", None, "image 2 has NaN or infinite box coordinates"),
+    (None, "zero", "image 1 has size .* positive \\(width, height\\)"),
+    ("negative", None, "negative coordinate"),
+    ("pickle", None, "not a readable .npy array"),
+    ("text", None, "holds <U1 values"),
+])
+def test_box_file_values_are_checked(tmp_path, bbx, size, message):
+    folder = tmp_path / "p"
+    good_bbx, good_size = write_precomp(folder)
+    b, s = good_bbx.copy(), good_size.copy()
+    if bbx == "nan":
+        b[2, 5, 1] = np.nan
+    elif bbx == "negative":
+        b[0, 0] = [-30, 0, 10, 10]
+    if size == "zero":
+        s[1] = [0, 160]
+    np.save(folder / "test_ims_size.npy", s)
+    if bbx == "pickle":
+        np.save(folder / "test_ims_bbx.npy", np.array([{}], dtype=object), allow_pickle=True)
+    elif bbx == "text":
+        np.save(folder / "test_ims_bbx.npy", np.full(b.shape, "a"))
+    else:
+        np.save(folder / "test_ims_bbx.npy", b)
+    with pytest.raises(DataError, match=message) as err:
+        convert_precomp_boxes(folder)
+    assert "\n" not in str(err.value) and not (folder / "test_boxes.npy").exists()
