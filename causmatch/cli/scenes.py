@@ -38,8 +38,24 @@ def main(argv: list[str]) -> int:
     if not splits:
         raise DataError("--splits is empty — give e.g. --splits train,dev,test")
     start = time.perf_counter()
+    before = _meta_stamp(args.out)
     out = build_scenes(args.out, seed=args.seed, bias=args.bias, splits=splits, workers=args.workers,
                        sizes={"train": args.train, "dev": args.dev, "test": args.test}, progress=not args.quiet,
                        overwrite=args.overwrite)
+    if before is not None and _meta_stamp(out) == before:
+        print(f"{', '.join(splits)} already built in {out} with these settings: nothing written "
+              "(--overwrite rebuilds)")
+        return 0
     print(f"wrote {', '.join(splits)} to {out} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _meta_stamp(folder) -> tuple | None:
+    """Identity of ``folder/meta.json`` (a rebuild publishes a new folder, so a new file)."""
+    import os
+
+    try:
+        st = os.stat(os.path.join(os.path.expanduser(str(folder)), "meta.json"))
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns

@@ -366,7 +366,7 @@ def test_cli_row(env, tmp_path, capsys, name, setup, argv, expect):
         return
     if expect == "unchanged":
         assert rc == 0, captured.err
-        assert snapshot(case) == before
+        assert snapshot(case) == before and "nothing written" in captured.out
         return
     err = captured.err.strip()
     assert rc == 2, (rc, captured.err)
