@@ -195,6 +195,11 @@ def region_curve(session, image: int, caption: int, kind: str = "deletion", orde
         order = valid[np.argsort(-imp[valid], kind="stable")]
     order = _check_order(order, valid, i)
     n = len(order)
+    from causmatch.runtime import check_memory
+
+    r, d, w = img.mask.shape[1], img.regions.shape[-1], txt.mask.shape[1]
+    check_memory(4 * n * (r * (d + r) + w * (d + w) + 8 * w * r), f"a {kind} curve over {n} regions",
+                 "use a dataset with fewer regions per image, or a machine with more memory")
     steps = range(0, n) if kind == "deletion" else range(1, n + 1)
     masks = []
     for k in steps:

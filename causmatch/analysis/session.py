@@ -254,13 +254,16 @@ class AnalysisSession:
 
     def _check_pair_memory(self, image, caption, text, samples) -> None:
         """Refuse an explanation whose maps would not fit: per-word effects score the pair once per word
-        (``W × W × R`` maps, about eight float32 temporaries), and every draw keeps its ``W × R`` maps."""
+        (``W × W × R`` maps, about eight float32 temporaries), per-region effects once per region (``R``
+        copies of the image's ``R × (D + R)`` embeddings and gram, ``R × W × R`` maps), and every draw keeps
+        its ``W × R`` maps."""
         from causmatch.runtime import check_memory
 
         lim = self.pair_limits(image, caption, text=text)
-        w, r = lim["n_words"], self.split.features.shape[1]
-        check_memory(4 * (8 * w * w * r + 4 * (samples + 1) * w * r), f"explaining a {w}-word caption",
-                     "use a shorter caption or fewer --samples")
+        w, r, d = lim["n_words"], self.split.features.shape[1], self.matcher.config.embed_size
+        need = 4 * (8 * w * w * r + r * r * (d + r) + 8 * r * w * r + 4 * (samples + 1) * w * r)
+        check_memory(need, f"explaining a {w}-word caption over {r} regions",
+                     "use a shorter caption or fewer --samples, or a machine with more memory")
 
     def _check_query_intervention(self, intervention, seed, *, n_words=None, n_regions=None, scope=""):
         """A query over the whole gallery: the query's own axis is checked against the query, the

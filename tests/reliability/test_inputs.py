@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import causmatch.analysis.failures as failures
+import causmatch.analysis.grounding as grounding
 import causmatch.analysis.heatmaps as heatmaps
 import causmatch.analysis.ranking as ranking
 import causmatch.convert.precomp_boxes as precomp_boxes
@@ -204,6 +205,14 @@ LIB = [
      (ConfigError, "shard_images must be a whole number in 1..4096")),
     ("similarity beyond available memory", _low_memory(lambda s: s.similarity()), (ConfigError, "of memory but only")),
     ("explain beyond available memory", _low_memory(lambda s: s.explain(0, 0)), (ConfigError, "of memory but only")),
+    ("curve: order with a padded region", lambda env: grounding.region_curve(env.session, 1, 2, order=[0, 3]),
+     (ConfigError, "region order lists 3, not valid regions of image 1")),
+    ("curve: order with a region twice", lambda env: grounding.region_curve(env.session, 0, 0, order=[1, 1]),
+     (ConfigError, "more than once")),
+    ("curve: unknown kind", lambda env: grounding.region_curve(env.session, 0, 0, kind="sideways"),
+     (DataError, "unknown curve")),
+    ("curve beyond available memory", _low_memory(lambda s: grounding.region_curve(s, 0, 0)),
+     (ConfigError, "of memory but only")),
     # non-finite scores: refused naming the pair (session, evaluation) or ranked last and counted (ranking)
     ("NaN model: similarity matrix", lambda env: env.nan_session.similarity(),
      (DataError, "non-finite score(s) of 72 (first: nan for image 0, caption 0)")),
