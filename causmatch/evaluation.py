@@ -347,12 +347,12 @@ def split_limits(matcher: Matcher, split: SplitData) -> dict:
 
 
 def estimate_bytes(n_images: int, n_captions: int, n_regions: int, n_words: int, embed: int, *,
-                   shard_images: int, shard_captions: int, matrices: int = 1) -> int:
+                   shard_images: int, shard_captions: int, matrices: int = 1, working_copy: bool = True) -> int:
     """Peak bytes of scoring a split, from its shapes: the encoded gallery (embeddings and grams),
-    ``matrices`` float32 ``[I, C]`` score matrices (plus a float64 working copy) and one shard's maps
-    (about eight float32 ``[i, c, W, R]`` tensors)."""
+    ``matrices`` float32 ``[I, C]`` score matrices (plus a float64 working copy when ``working_copy``) and
+    one shard's maps (about eight float32 ``[i, c, W, R]`` tensors)."""
     gallery = 4 * (n_images * n_regions * (embed + n_regions) + n_captions * n_words * (embed + n_words))
-    sims = (4 * matrices + (8 if matrices else 0)) * n_images * n_captions
+    sims = (4 * matrices + (8 if matrices and working_copy else 0)) * n_images * n_captions
     shard = 8 * 4 * min(shard_images, n_images) * min(shard_captions, n_captions) * n_words * n_regions
     return int(gallery + sims + shard)
 
@@ -388,7 +388,7 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
         validate_intervention(intervention, **lim, scope=f" for split '{split.split}'")
     check_memory(estimate_bytes(split.n_images, split.n_captions, split.features.shape[1], lim["n_words"],
                                 matcher.config.embed_size, shard_images=shard_images, shard_captions=shard_captions,
-                                matrices=1 if intervention is None else 2),
+                                matrices=1 if intervention is None else 2, working_copy=False),
                  f"evaluating {split.n_images} images × {split.n_captions} captions",
                  "use --limit-images N or smaller --shard, or a machine with more memory")
     img, txt = encode_split(matcher, split, batch_size)
