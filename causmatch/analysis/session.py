@@ -50,7 +50,7 @@ from causmatch.analysis.explain import PairExplanation, explain_pair
 from causmatch.analysis.ranking import RankResult, compare_rankings
 from causmatch.data import load_split, tokenize
 from causmatch.checkpoint import check_compatible
-from causmatch.errors import DataError
+from causmatch.errors import ConfigError, DataError
 from causmatch.evaluation import check_finite_scores
 from causmatch.interventions import COUNTERFACTUAL_KINDS, validate_intervention
 from causmatch.models import ImageEmb, TextEmb, sharded_similarity
@@ -80,7 +80,8 @@ class AnalysisSession:
         from causmatch.evaluation import check_shards
 
         check_shards(shard_images, shard_captions)
-        check_shards(batch_size, batch_size)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= 4096:
+            raise ConfigError(f"batch_size must be a whole number in 1..4096, got {batch_size!r}")
         if split.n_images == 0 or split.n_captions == 0:
             raise DataError(f"split '{split.split}' has {split.n_images} images and {split.n_captions} captions "
                             "— open a split with at least one image and its captions")
@@ -234,7 +235,6 @@ class AnalysisSession:
     def check_intervention(self, intervention, image=None, caption=None, *, text=None, seed: int = 0):
         """The Intervention of ``intervention`` (spec or object), checked against the pair (``image`` with
         ``caption`` or ``text``) or, with no image, the whole split; a one-line ConfigError otherwise."""
-        from causmatch.errors import ConfigError
         from causmatch.interventions import target_rule
 
         iv = resolve_intervention(intervention, seed)
@@ -417,7 +417,6 @@ class AnalysisSession:
                       *, samples: int = 1, seed: int = 0, progress=None):
         """One row per query of ``direction`` (see ``failures.build_failure_table``)."""
         if direction not in ("t2i", "i2t"):
-            from causmatch.errors import ConfigError
             raise ConfigError(f"direction '{direction}' is not valid — use 't2i' (caption queries) or 'i2t'")
         self.check_intervention(intervention, seed=seed)
         check_samples(samples)
