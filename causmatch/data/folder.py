@@ -1,4 +1,4 @@
-"""Dataset folders: read, validate and write the format of DESIGN.md (a superset of SCAN's ``*_precomp``).
+"""Dataset folders: read, validate and write the format in docs/architecture.md (a superset of SCAN's ``*_precomp``).
 
 Features are opened with ``mmap_mode="r"`` and never read whole; the NaN/inf check walks the
 memmap in blocks. Every problem a user can cause is a one-line :class:`DataError`.
