@@ -26,8 +26,8 @@ from causmatch.convert.butd_tsv import iter_tsv
 from causmatch.convert.karpathy import KarpathySplits, load_karpathy
 from causmatch.data import read_meta, write_meta
 from causmatch.errors import DataError
-from causmatch.outputs import (check_output_dir, crash_point, describe_folder, link_tree, os_error, publish_dir,
-                               stage_path)
+from causmatch.outputs import (check_output_dir, crash_point, describe_folder, is_leftover, link_tree, os_error,
+                               publish_dir, stage_path)
 
 PARTIAL = ".convert-butd.partial"
 ALL_SPLITS = ("train", "dev", "test", "testall")
@@ -155,6 +155,12 @@ def _assemble(tmp: Path, out: Path, splits: list[str], link_testall: bool, keep_
                 link_tree(path, tmp / path.name)
 
 
+def _ours(name: str) -> bool:
+    """A name convert-butd writes into a dataset folder (or its partial folder)."""
+    split, _, suffix = name.partition("_")
+    return name == "meta.json" or is_leftover(name) or (split in ALL_SPLITS and suffix in _SUFFIXES)
+
+
 def _recognise(folder: Path, names: list[str]) -> str | None:
     """None if ``folder`` holds only what convert-butd writes (its meta.json says so); else what is there."""
     try:
@@ -163,8 +169,7 @@ def _recognise(folder: Path, names: list[str]) -> str | None:
         meta = {}
     source = meta.get("source")
     ours = isinstance(source, dict) and source.get("converter") == "causmatch convert-butd"
-    other = [n for n in names if n != "meta.json" and not (n.partition("_")[0] in ALL_SPLITS
-                                                          and n.partition("_")[2] in _SUFFIXES)]
+    other = [n for n in names if not _ours(n)]
     if ours and not other:
         return None
     if ours:
@@ -208,8 +213,7 @@ def convert_butd(tsv: Sequence[str | Path], karpathy: str | Path, out: str | Pat
     if r <= 0:
         raise DataError("no TSV row belongs to the requested splits — check --tsv and --splits")
     tmp = out / PARTIAL
-    if tmp.is_dir() and any(not (p.name.partition("_")[0] in ALL_SPLITS and p.name.partition("_")[2] in _SUFFIXES)
-                            for p in tmp.iterdir()):
+    if tmp.is_dir() and not all(_ours(p.name) for p in tmp.iterdir()):
         raise DataError(f"{tmp} holds files convert-butd does not write — move them away and run again "
                         "(nothing was written)")
     try:
