@@ -632,3 +632,29 @@ def test_kill_while_writing_a_file_keeps_the_old_one(tmp_path, what):
         assert not list(tmp_path.glob(".*.tmp"))  # the killed writer's temp file is gone
     else:
         assert (tmp_path / "f.csv").read_text() == "a\n2\n"
+
+
+def test_recovery_touches_only_leftovers_of_writers_that_are_gone(tmp_path):
+    """A live writer's stage is left alone; a dead writer's parked version comes back; user names never match."""
+    from causmatch.outputs import recover_dir
+
+    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        stage = tmp_path / f".out.causmatch-stage-{live.pid}-0123abcd"
+        stage.mkdir()
+        parked = tmp_path / f".out.causmatch-old-{dead.pid}-0123abcd"
+        parked.mkdir()
+        (parked / "config.json").write_text("{}")
+        mine = tmp_path / ".out.causmatch-old-notes"  # a user's name that merely looks similar
+        mine.mkdir()
+        assert recover_dir(tmp_path / "out")
+        assert (tmp_path / "out" / "config.json").is_file() and stage.is_dir() and mine.is_dir()
+    finally:
+        live.stdin.close()
+        live.wait()
+    recover_dir(tmp_path / "out")
+    assert not stage.exists() and mine.is_dir()
+    for name in ("out", ".out.tmp", ".out.causmatch-stage-12", "notes.causmatch-old-1-0123abcd"):
+        assert not is_leftover(name)
