@@ -183,7 +183,7 @@ def loads(sub: str = "out"):
     return check
 
 
-def scenes_seed(seed: int, same_bytes_as_before: bool = False):
+def scenes_seed(seed: int):
     def check(case: Path) -> None:
         from causmatch.data import load_split, read_meta
 

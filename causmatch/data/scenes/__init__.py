@@ -1,6 +1,6 @@
 """The generated "scenes" benchmark: a controlled image–caption data set with known answers.
 
-``build_scenes`` writes a dataset folder (DESIGN.md format) plus PNG images, grounding, the
+``build_scenes`` writes a dataset folder (docs/architecture.md) plus PNG images, grounding, the
 generator's objects (``{split}_scenes.jsonl``) and a ``meta.json`` that records every setting.
 """
 from __future__ import annotations
