@@ -1,9 +1,15 @@
-"""Interventions ``do(α = ᾱ)`` on attention maps: small immutable objects applied to a map.
+"""Interventions ``do(α = ᾱ)`` on attention maps, and their registry: every kind declared once.
 
 Every intervention maps ``attn [..., Q, K]`` to a map of the same shape; keys outside ``key_mask``
 always come out 0. ``query`` says what the rows are: ``"words"`` (t2i) or ``"regions"`` (i2t), so that
 "mask words" zeroes word *rows* in t2i and word *columns* in i2t. A row left all zero removes that query
 from the pair's score. Relevance is a cosine, so no intervention needs to renormalise its rows.
+
+The registry (:data:`KINDS`, at the end of this module) declares each kind once: its name (the spec used
+on the CLI and in URLs), its class, whether it is stochastic, whether it reads the learned map, the axis
+its targets index (``words``/``regions``/``none``) and how many it takes, a one-line description for the
+UI, an example spec. :func:`parse_intervention`, ``describe()``, :func:`target_rule`, the validators and
+:data:`COUNTERFACTUAL_KINDS` are built from it; :func:`get_kind` and :func:`kind_of` look kinds up.
 
 Stochastic interventions draw from a counter-based hash keyed by ``(seed, image id, caption id, q, k)``:
 a pair's counterfactual is the same whatever batch or shard it is computed in. Indices beyond a map's
@@ -14,8 +20,8 @@ Validation (before any work): construction refuses empty, negative, non-integer 
 and a ``swap-words`` without exactly two distinct words. Range depends on the data, so callers check
 it with :meth:`Intervention.validate` (``n_words``/``n_regions``: the pair's word and region counts in
 ``explain``, the split's maxima for whole-split runs) or :func:`validate_intervention`; pickers learn
-which axis and how many targets a kind takes from :func:`target_rule`. Every failure is a one-line
-:class:`ConfigError`.
+which axis and how many targets a kind takes from :func:`target_rule` (or the kind itself). Every
+failure is a one-line :class:`ConfigError`.
 """
 from __future__ import annotations
 
@@ -26,8 +32,6 @@ from dataclasses import dataclass, field
 import torch
 
 from causmatch.errors import ConfigError
-
-COUNTERFACTUAL_KINDS = ("random", "uniform", "reversed", "shuffle")
 
 _M32 = 0xFFFFFFFF
 _QUERY_SALT = {"words": 0x2545F491, "regions": 0x5851F42D}
@@ -155,18 +159,33 @@ def _check_range(kind: str, axis: str, indices, n_words, n_regions, scope: str) 
 
 @dataclass(frozen=True)
 class Intervention:
-    """Base class. Subclasses implement ``_apply(attn, key_mask, query, pair_ids)``."""
+    """Base class. Subclasses implement ``_apply(attn, key_mask, query, pair_ids)``; each kind is
+    declared in :data:`KINDS` (name, properties, description)."""
+
+    @property
+    def kind(self) -> "InterventionKind | None":
+        """The registered kind this object is (its class or the nearest registered base class), or None."""
+        return kind_of(self)
 
     @property
     def stochastic(self) -> bool:
         return hasattr(self, "seed")
 
     @property
+    def reads_learned_map(self) -> bool:
+        """Whether the output depends on the learned map (False: random, uniform, which a fast path may
+        apply to no map at all). An unregistered subclass says True, the answer that is never wrong."""
+        k = kind_of(self, exact=True)
+        return True if k is None else k.reads_learned_map
+
+    @property
     def name(self) -> str:
         raise NotImplementedError
 
     def describe(self) -> str:
-        return self.name
+        """One line for people: the kind's description (subclasses with parameters add them)."""
+        k = kind_of(self)
+        return k.description if k is not None else self.name
 
     def with_seed(self, seed: int) -> "Intervention":
         """The same intervention with another seed (deterministic ones return themselves)."""
@@ -204,9 +223,6 @@ class Identity(Intervention):
 
     name = "none"
 
-    def describe(self) -> str:
-        return "learned attention (no intervention)"
-
     def _apply(self, attn, km, query, pair_ids):
         return attn
 
@@ -222,6 +238,16 @@ class Random(Intervention):
     def __post_init__(self):
         if not (math.isfinite(self.low) and math.isfinite(self.high) and 0 <= self.low < self.high):
             raise ConfigError(f"random attention needs 0 <= low < high, got low={self.low}, high={self.high}")
+
+    @classmethod
+    def _from_arg(cls, arg: str, text: str, seed: int) -> "Random":
+        """``random`` or ``random=low,high`` (the spec's optional argument)."""
+        bounds = _numbers("random", arg, float) if arg else [0.0, 2.0]
+        if len(bounds) != 2:
+            raise ConfigError(f"intervention '{text}' needs two bounds, e.g. random=0,2")
+        if not all(math.isfinite(b) for b in bounds):
+            raise ConfigError(f"intervention '{text}' needs finite bounds, e.g. random=0,2")
+        return cls(low=bounds[0], high=bounds[1], seed=seed)
 
     @property
     def name(self) -> str:
@@ -243,9 +269,6 @@ class Uniform(Intervention):
 
     name = "uniform"
 
-    def describe(self) -> str:
-        return "uniform attention over the valid keys"
-
     def _apply(self, attn, km, query, pair_ids):
         w = km.to(attn.dtype)
         return w / w.sum(-1, keepdim=True).clamp_min(1)
@@ -256,9 +279,6 @@ class Reversed(Intervention):
     """``max(α) − α`` per row over the valid keys: the most attended key gets the least weight."""
 
     name = "reversed"
-
-    def describe(self) -> str:
-        return "reversed attention (max − α per row)"
 
     def _apply(self, attn, km, query, pair_ids):
         return attn.amax(-1, keepdim=True) - attn  # attention is >= 0 and masked keys are 0
@@ -290,19 +310,27 @@ class Shuffle(Intervention):
 
 @dataclass(frozen=True)
 class _Targeted(Intervention):
-    """Zero (mask) or keep some regions or words, on whichever axis they sit for this direction."""
+    """Zero (mask) or keep some regions or words, on whichever axis they sit for this direction
+    (the axis and the kind's name come from the registry)."""
 
     indices: tuple[int, ...] = ()
-    _target = "regions"
     _keep = False
 
     def __post_init__(self):
         idx = (self.indices,) if isinstance(self.indices, int) else self.indices
         object.__setattr__(self, "indices", _check_indices(self._kind, idx))
 
+    @classmethod
+    def _from_targets(cls, targets: list[int]) -> "_Targeted":
+        return cls(indices=tuple(targets))
+
     @property
     def _kind(self) -> str:
-        return ("keep-" if self._keep else "mask-") + self._target
+        return kind_of(self).name
+
+    @property
+    def _target(self) -> str:
+        return kind_of(self).axis
 
     @property
     def name(self) -> str:
@@ -329,21 +357,16 @@ class _Targeted(Intervention):
 class MaskRegions(_Targeted):
     """Zero the attention on (t2i) or of (i2t) the given regions."""
 
-    _target = "regions"
-
 
 @dataclass(frozen=True)
 class MaskWords(_Targeted):
     """Zero the given words: their rows in t2i (removing them from the score), their columns in i2t."""
-
-    _target = "words"
 
 
 @dataclass(frozen=True)
 class KeepRegions(_Targeted):
     """Keep only the given regions."""
 
-    _target = "regions"
     _keep = True
 
 
@@ -351,7 +374,6 @@ class KeepRegions(_Targeted):
 class KeepWords(_Targeted):
     """Keep only the given words."""
 
-    _target = "words"
     _keep = True
 
 
@@ -366,6 +388,10 @@ class SwapWords(Intervention):
         ij = _check_indices("swap-words", (self.i, self.j))  # >= 0 and different
         object.__setattr__(self, "i", ij[0])
         object.__setattr__(self, "j", ij[1])
+
+    @classmethod
+    def _from_targets(cls, targets: list[int]) -> "SwapWords":
+        return cls(targets[0], targets[1])
 
     def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
         _check_range("swap-words", "words", (self.i, self.j), n_words, n_regions, scope)
@@ -388,17 +414,35 @@ class SwapWords(Intervention):
         return attn.index_select(axis if axis >= 0 else attn.dim() + axis, perm)
 
 
-@dataclass(frozen=True)
-class OnlyQueries(Intervention):
-    """Apply ``inner`` to the given query rows only (the others keep the learned attention)."""
+# ---------------------------------------------------------------------- per-word and per-row kinds
+# Library-only kinds (no spec string): the per-word and per-region effects are built from them.
 
-    inner: Intervention = field(default_factory=lambda: Random())
-    indices: tuple[int, ...] = ()
+def _check_inner(kind: str, inner) -> None:
+    if not hasattr(inner, "apply"):
+        raise ConfigError(f"{kind} needs an intervention to apply, got {type(inner).__name__} — "
+                          "pass an Intervention such as Random()")
+
+
+def _word_axis(query: str) -> int:
+    """The axis words sit on: the query rows in t2i (``query="words"``), the key columns in i2t."""
+    return -2 if query == "words" else -1
+
+
+@dataclass(frozen=True)
+class OneWord(Intervention):
+    """Apply ``inner`` to one word's attention only: its row in t2i, its column in i2t.
+
+    The per-word effect (:func:`causmatch.analysis.word_effects`) intervenes this way on each word in
+    turn; the other words, and the regions' rows in the i2t direction of a "both" model, keep the
+    learned attention.
+    """
+
+    inner: Intervention = field(default_factory=Identity)
+    index: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.inner, Intervention):
-            raise ConfigError(f"OnlyQueries needs an Intervention, got {type(self.inner).__name__}")
-        object.__setattr__(self, "indices", _check_indices("only-queries", self.indices))
+        _check_inner("one-word", self.inner)
+        object.__setattr__(self, "index", _check_indices("one-word", (self.index,))[0])
 
     @property
     def stochastic(self) -> bool:
@@ -406,33 +450,113 @@ class OnlyQueries(Intervention):
 
     @property
     def name(self) -> str:
-        return f"{self.inner.name}@" + ",".join(str(i) for i in self.indices)
+        return f"{self.inner.name}@word{self.index}"
 
     def describe(self) -> str:
-        return f"{self.inner.describe()} on queries " + ", ".join(str(i) for i in self.indices)
+        return f"{self.inner.describe()} on word {self.index}"
 
-    def with_seed(self, seed: int) -> "OnlyQueries":
+    def with_seed(self, seed: int) -> "OneWord":
         return dataclasses.replace(self, inner=self.inner.with_seed(seed))
 
     def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
-        """The inner intervention, and the query rows against the larger query axis given (words or
-        regions: which one is the query depends on the model's direction)."""
-        self.inner.validate(n_words=n_words, n_regions=n_regions, scope=scope)
-        sizes = [int(n) for n in (n_words, n_regions) if n is not None]
-        if sizes:
-            _check_range("only-queries", "queries", self.indices, max(sizes), max(sizes), scope)
+        """The inner intervention, and the word against ``n_words``."""
+        _validate_inner(self.inner, n_words, n_regions, scope)
+        _check_range("one-word", "words", (self.index,), n_words, n_regions, scope)
         return self
 
     def _apply(self, attn, km, query, pair_ids):
-        rows = _axis_selector(attn.shape[-2], self.indices, attn.device).unsqueeze(-1)  # [Q, 1]
-        return torch.where(rows, self.inner.apply(attn, km, query=query, pair_ids=pair_ids), attn)
+        new = self.inner.apply(attn, km, query=query, pair_ids=pair_ids)  # [..., Q, K]
+        axis = _word_axis(query)
+        sel = torch.zeros(attn.shape[axis], dtype=torch.bool, device=attn.device)
+        if self.index < sel.numel():
+            sel[self.index] = True
+        sel = sel.unsqueeze(-1) if axis == -2 else sel  # [Q,1] or [K]
+        return torch.where(sel, new, attn)
 
 
-_SIMPLE = {"none": Identity, "identity": Identity, "uniform": Uniform, "reversed": Reversed}
-_TARGETED = {"mask-regions": MaskRegions, "mask-words": MaskWords, "keep-regions": KeepRegions,
-             "keep-words": KeepWords}
-_SPECS = "none, random, uniform, reversed, shuffle, mask-regions=0,3, keep-regions=2, mask-words=1, " \
-         "keep-words=1, swap-words=1,4"
+def _validate_inner(inner, n_words, n_regions, scope) -> None:
+    if hasattr(inner, "validate"):
+        inner.validate(n_words=n_words, n_regions=n_regions, scope=scope)
+
+
+def _check_per_row(kind: str, indices) -> tuple[int, ...]:
+    """Per-row targets: one whole number >= 0 per row; rows may repeat a target."""
+    idx = tuple(indices) if hasattr(indices, "__iter__") and not isinstance(indices, (str, bytes)) else (indices,)
+    for n, i in enumerate(idx):  # each row's target alone: whole, >= 0
+        _check_indices(f"{kind} (row {n})", (i,))
+    out = tuple(_as_index(i) for i in idx)
+    if not out:
+        raise ConfigError(f"{kind} needs one target per row, got none")
+    return out
+
+
+def _per_row_selector(kind: str, attn: torch.Tensor, indices: tuple[int, ...], on_rows: bool) -> torch.Tensor:
+    """Bool selector for aligned maps ``attn [N, Q, K]``: row ``n`` marks query (``on_rows``) or key ``indices[n]``."""
+    if attn.dim() != 3 or attn.shape[0] != len(indices):
+        raise ConfigError(f"{kind} applies to aligned pairs [N, Q, K] with N = {len(indices)} (one target per "
+                          f"row), got a map of shape {tuple(attn.shape)} — use pair_scores on N pairs")
+    axis = -2 if on_rows else -1
+    pos = torch.arange(attn.shape[axis], device=attn.device)  # [Q] or [K]
+    sel = pos.unsqueeze(0) == torch.as_tensor(indices, device=attn.device).unsqueeze(1)  # [N, Q|K]
+    return sel.unsqueeze(-1) if on_rows else sel.unsqueeze(-2)  # [N, Q, 1] or [N, 1, K]
+
+
+@dataclass(frozen=True)
+class WordPerRow(Intervention):
+    """Batched :class:`OneWord`: on aligned pairs ``[N, ...]``, row ``n`` applies ``inner`` to word ``indices[n]``."""
+
+    inner: Intervention = field(default_factory=Identity)
+    indices: tuple[int, ...] = ()
+    name = "word-per-row"
+
+    def __post_init__(self):
+        _check_inner(self.name, self.inner)
+        object.__setattr__(self, "indices", _check_per_row(self.name, self.indices))
+
+    @property
+    def stochastic(self) -> bool:
+        return self.inner.stochastic
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()} on one word per pair (words " + ", ".join(map(str, self.indices)) + ")"
+
+    def with_seed(self, seed: int) -> "WordPerRow":
+        return dataclasses.replace(self, inner=self.inner.with_seed(seed))
+
+    def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
+        _validate_inner(self.inner, n_words, n_regions, scope)
+        _check_range(self.name, "words", sorted(set(self.indices)), n_words, n_regions, scope)
+        return self
+
+    def _apply(self, attn, km, query, pair_ids):
+        sel = _per_row_selector(self.name, attn, self.indices, query == "words")
+        new = self.inner.apply(attn, km, query=query, pair_ids=pair_ids)  # [N, Q, K]
+        return torch.where(sel, new, attn)
+
+
+@dataclass(frozen=True)
+class RegionPerRow(Intervention):
+    """Batched :class:`MaskRegions`: on aligned pairs ``[N, ...]``, row ``n`` zeroes region ``indices[n]``."""
+
+    indices: tuple[int, ...] = ()
+    name = "region-per-row"
+
+    def __post_init__(self):
+        object.__setattr__(self, "indices", _check_per_row(self.name, self.indices))
+
+    def describe(self) -> str:
+        return "mask one region per pair (regions " + ", ".join(map(str, self.indices)) + ")"
+
+    def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
+        _check_range(self.name, "regions", sorted(set(self.indices)), n_words, n_regions, scope)
+        return self
+
+    def _apply(self, attn, km, query, pair_ids):
+        return attn.masked_fill(_per_row_selector(self.name, attn, self.indices, query == "regions"), 0)
+
+
+# ---------------------------------------------------------------------- the registry
+AXES = ("words", "regions", "none")
 
 
 @dataclass(frozen=True)
@@ -446,13 +570,125 @@ class TargetRule:
     max_count: int
 
 
-_RULES = {k: TargetRule(k, cls._target, 1, MAX_TARGETS) for k, cls in _TARGETED.items()}
-_RULES["swap-words"] = TargetRule("swap-words", "words", 2, 2)
+@dataclass(frozen=True)
+class InterventionKind:
+    """One kind of intervention, declared once in :data:`KINDS`.
+
+    ``name``: the spec (CLI, URLs, ``iv.name`` up to the targets); ``stochastic``: its draws depend on a
+    seed (wrappers — ``one-word``, ``word-per-row`` — say False: an object's ``.stochastic`` follows its
+    inner intervention); ``reads_learned_map``: its output depends on the learned map; ``axis``: what its
+    targets index, ``words``/``regions``/``none``, ``min_targets..max_targets`` of them; ``description``:
+    one line for people; ``example``: a valid spec; ``counterfactual``: a whole-map counterfactual for the
+    effect ``S(α) − S(ᾱ)``; ``spec``: it has a spec string (False: built in code only); ``aliases``: other
+    spec names.
+    """
+
+    name: str
+    cls: type
+    stochastic: bool
+    reads_learned_map: bool
+    axis: str
+    min_targets: int
+    max_targets: int
+    description: str
+    example: str = ""
+    counterfactual: bool = False
+    spec: bool = True
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self):  # the table below is the only caller: a wrong row fails at import
+        assert self.axis in AXES and (self.axis == "none") == (self.max_targets == 0), self
+        assert 0 <= self.min_targets <= self.max_targets <= MAX_TARGETS, self
+        assert not self.spec or parse_example_ok(self.example, self.name), self
+
+    @property
+    def targeted(self) -> bool:
+        return self.axis != "none"
+
+    @property
+    def rule(self) -> TargetRule | None:
+        """The :class:`TargetRule` pickers use: targeted kinds with a spec; None otherwise."""
+        if not (self.targeted and self.spec):
+            return None
+        return TargetRule(self.name, self.axis, self.min_targets, self.max_targets)
+
+
+def parse_example_ok(example: str, name: str) -> bool:
+    """An example spec names its own kind (checked at import for every row of the table)."""
+    return example.partition("=")[0] == name
+
+
+_N = MAX_TARGETS
+KINDS: dict[str, InterventionKind] = {k.name: k for k in (
+    #              name            class         stoch  reads  axis       min max
+    InterventionKind("none", Identity, False, True, "none", 0, 0,
+                     "learned attention (no intervention)", "none", aliases=("identity",)),
+    InterventionKind("random", Random, True, False, "none", 0, 0,
+                     "random attention: weights drawn uniformly at random (random=low,high; default 0,2)",
+                     "random", counterfactual=True),
+    InterventionKind("uniform", Uniform, False, False, "none", 0, 0,
+                     "uniform attention over the valid keys", "uniform", counterfactual=True),
+    InterventionKind("reversed", Reversed, False, True, "none", 0, 0,
+                     "reversed attention (max − α per row)", "reversed", counterfactual=True),
+    InterventionKind("shuffle", Shuffle, True, True, "none", 0, 0,
+                     "shuffled attention: each row's weights permuted at random over its keys", "shuffle",
+                     counterfactual=True),
+    InterventionKind("mask-regions", MaskRegions, False, True, "regions", 1, _N,
+                     "mask the given regions (no word attends to them)", "mask-regions=0,3"),
+    InterventionKind("keep-regions", KeepRegions, False, True, "regions", 1, _N,
+                     "keep only the given regions", "keep-regions=0,3"),
+    InterventionKind("mask-words", MaskWords, False, True, "words", 1, _N,
+                     "mask the given words (removed from the caption's score)", "mask-words=0,3"),
+    InterventionKind("keep-words", KeepWords, False, True, "words", 1, _N,
+                     "keep only the given words", "keep-words=0,3"),
+    InterventionKind("swap-words", SwapWords, False, True, "words", 2, 2,
+                     "swap the attention of two words", "swap-words=1,4"),
+    InterventionKind("one-word", OneWord, False, True, "words", 1, 1,
+                     "an intervention on one word's attention only (per-word effects)", spec=False),
+    InterventionKind("word-per-row", WordPerRow, False, True, "words", 1, _N,
+                     "batched one-word: pair n intervenes on its own word (per-word effects)", spec=False),
+    InterventionKind("region-per-row", RegionPerRow, False, True, "regions", 1, _N,
+                     "batched mask-regions: pair n masks its own region (per-region effects)", spec=False),
+)}
+_BY_CLASS = {k.cls: k for k in KINDS.values()}
+_SPEC_NAMES = {n: k for k in KINDS.values() if k.spec for n in (k.name, *k.aliases)}
+
+COUNTERFACTUAL_KINDS = tuple(k.name for k in KINDS.values() if k.counterfactual)
+_SPECS = ", ".join(k.example for k in KINDS.values() if k.spec)
+
+
+def get_kind(name: str) -> InterventionKind:
+    """The kind named ``name`` (a spec name or alias, any case; library-only kinds by their name too);
+    a one-line ConfigError for an unknown name."""
+    key = str(name).strip().lower().partition("=")[0]
+    k = _SPEC_NAMES.get(key) or KINDS.get(key)
+    if k is None:
+        raise ConfigError(f"unknown intervention kind '{name}' — use one of: {', '.join(pickable_kinds())}, none")
+    return k
+
+
+def kind_of(iv, *, exact: bool = False) -> InterventionKind | None:
+    """The registered kind of an intervention object: its class's, or with ``exact=False`` its nearest
+    registered base class's; None for anything else. ``exact=True`` is for code that relies on a kind's
+    implementation (a fast path), which a subclass may have changed."""
+    if exact:
+        return _BY_CLASS.get(type(iv))
+    for c in type(iv).__mro__:
+        k = _BY_CLASS.get(c)
+        if k is not None:
+            return k
+    return None
+
+
+def pickable_kinds() -> tuple[str, ...]:
+    """The kinds a person picks from (every kind with a spec except ``none``), in the registry's order."""
+    return tuple(k.name for k in KINDS.values() if k.spec and k.name != "none")
 
 
 def target_rule(kind: str) -> TargetRule | None:
     """The :class:`TargetRule` of a targeted kind (``"mask-regions"``…), None for kinds without targets."""
-    return _RULES.get(str(kind).strip().lower())
+    k = _SPEC_NAMES.get(str(kind).strip().lower())
+    return None if k is None else k.rule
 
 
 def validate_intervention(spec, *, n_words: int | None = None, n_regions: int | None = None, seed: int = 0,
@@ -484,31 +720,46 @@ def _numbers(kind: str, arg: str, cast=int) -> list:
                           f"e.g. {kind}=0,3") from None
 
 
+_COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
+
+
 def parse_intervention(spec: str | None, seed: int = 0) -> Intervention:
-    """Build an intervention from its spec (the inverse of ``.name``), e.g. ``"mask-regions=0,3"``."""
+    """Build an intervention from its spec (the inverse of ``.name``), e.g. ``"mask-regions=0,3"``.
+
+    ``kind`` or ``kind=arguments``: untargeted kinds take none (``random`` optionally ``low,high``),
+    targeted kinds take their targets, comma-separated; stochastic kinds get ``seed``.
+    """
     text = "none" if spec is None else str(spec).strip().lower()
-    kind, _, arg = text.partition("=")
-    if kind in _SIMPLE and not arg:
-        return _SIMPLE[kind]()
-    if kind == "shuffle" and not arg:
-        return Shuffle(seed=seed)
-    if kind == "random":
-        bounds = _numbers(kind, arg, float) if arg else [0.0, 2.0]
-        if len(bounds) != 2:
-            raise ConfigError(f"intervention '{text}' needs two bounds, e.g. random=0,2")
-        if not all(math.isfinite(b) for b in bounds):
-            raise ConfigError(f"intervention '{text}' needs finite bounds, e.g. random=0,2")
-        return Random(low=bounds[0], high=bounds[1], seed=seed)
-    if kind in _TARGETED and arg:
-        return _TARGETED[kind](indices=tuple(_numbers(kind, arg)))
-    if kind == "swap-words" and arg:
-        ij = _numbers(kind, arg)
-        if len(ij) != 2:
-            raise ConfigError(f"intervention '{text}' needs two word indices, e.g. swap-words=1,4")
-        return SwapWords(ij[0], ij[1])
-    if kind in _RULES:
-        raise ConfigError(f"intervention '{kind}' needs its {_RULES[kind].axis} as targets, e.g. "
-                          f"{'swap-words=1,4' if kind == 'swap-words' else kind + '=0,3'}")
-    if kind in _SIMPLE or kind == "shuffle":
-        raise ConfigError(f"intervention '{kind}' takes no targets — write just '{kind}'")
-    raise ConfigError(f"unknown intervention '{spec}' — use one of: {_SPECS}")
+    name, _, arg = text.partition("=")
+    k = _SPEC_NAMES.get(name)
+    if k is None:
+        raise ConfigError(f"unknown intervention '{spec}' — use one of: {_SPECS}")
+    if k.targeted:
+        if not arg:
+            raise ConfigError(f"intervention '{name}' needs its {k.axis} as targets, e.g. {k.example}")
+        targets = _numbers(name, arg)
+        if not k.min_targets <= len(targets) <= k.max_targets:  # at most MAX_TARGETS: checked by _numbers
+            n = _COUNT_WORDS.get(k.min_targets, str(k.min_targets))
+            raise ConfigError(f"intervention '{text}' needs {n} {k.axis[:-1]} indices, e.g. {k.example}")
+        return k.cls._from_targets(targets)
+    if hasattr(k.cls, "_from_arg"):
+        return k.cls._from_arg(arg, text, seed)
+    if arg:
+        raise ConfigError(f"intervention '{name}' takes no targets — write just '{name}'")
+    return k.cls(seed=seed) if k.stochastic else k.cls()
+
+
+def format_spec(kind: str, targets=()) -> str:
+    """The spec of ``kind`` with ``targets``, as :func:`parse_intervention` reads it and ``.name`` writes
+    it (``format_spec("mask-regions", [0, 3]) == "mask-regions=0,3"``, ``format_spec("uniform") ==
+    "uniform"``); a one-line ConfigError for an unknown or library-only kind, targets given to an
+    untargeted kind, or targets the kind refuses (the same checks as parsing)."""
+    k = get_kind(kind)
+    if not k.spec:
+        raise ConfigError(f"intervention '{k.name}' is built in code and has no spec — use one of: "
+                          f"{', '.join(pickable_kinds())}, none")
+    targets = list(targets if hasattr(targets, "__iter__") and not isinstance(targets, (str, bytes)) else [targets])
+    if targets and not k.targeted:
+        raise ConfigError(f"intervention '{k.name}' takes no targets — write just '{k.name}'")
+    text = k.name + ("=" + ",".join(str(t) for t in targets) if targets else "")
+    return parse_intervention(text).name

@@ -4,7 +4,7 @@ import torch
 
 from causmatch.errors import ConfigError
 from causmatch.interventions import (COUNTERFACTUAL_KINDS, Identity, KeepRegions, KeepWords, MaskRegions,
-                                     MaskWords, OnlyQueries, Random, Reversed, Shuffle, SwapWords, Uniform,
+                                     MaskWords, OneWord, Random, Reversed, Shuffle, SwapWords, Uniform, kind_of,
                                      parse_intervention)
 
 ATTN = torch.tensor([[0.5, 0.3, 0.2, 0.0],
@@ -13,7 +13,7 @@ ATTN = torch.tensor([[0.5, 0.3, 0.2, 0.0],
 KM = torch.tensor([[True, True, True, False]])  # [1, K]
 
 ALL = [Identity(), Random(), Uniform(), Reversed(), Shuffle(), MaskRegions((1,)), MaskWords((0,)),
-       KeepRegions((2,)), KeepWords((1,)), SwapWords(0, 2), OnlyQueries(Random(), (1,))]
+       KeepRegions((2,)), KeepWords((1,)), SwapWords(0, 2), OneWord(Random(), 1)]
 
 
 @pytest.mark.parametrize("iv", ALL, ids=lambda iv: iv.name)
@@ -85,23 +85,27 @@ def test_shuffle_permutes_valid_keys_of_each_row():
     assert not torch.equal(out, attn * km)
 
 
-def test_only_queries_changes_only_those_rows():
-    out = OnlyQueries(Uniform(), (1,)).apply(ATTN, KM)
+def test_one_word_changes_only_that_word_row_in_t2i_and_column_in_i2t():
+    out = OneWord(Uniform(), 1).apply(ATTN, KM, query="words")  # rows are words
     assert torch.equal(out[[0, 2]], ATTN[[0, 2]])
     torch.testing.assert_close(out[1], torch.tensor([1 / 3, 1 / 3, 1 / 3, 0.0]))
+    out = OneWord(Uniform(), 1).apply(ATTN, KM, query="regions")  # rows are regions, columns words
+    assert torch.equal(out[:, [0, 2, 3]], ATTN[:, [0, 2, 3]])
+    torch.testing.assert_close(out[:, 1], torch.full((3,), 1 / 3))
+    assert torch.equal(OneWord(Uniform(), 9).apply(ATTN, KM), ATTN)  # past the caption's end: no effect
 
 
 def test_properties_and_seeds():
     assert Random().stochastic and Shuffle().stochastic and not Reversed().stochastic
-    assert OnlyQueries(Random(), (0,)).stochastic and not OnlyQueries(Uniform(), (0,)).stochastic
+    assert OneWord(Random(), 0).stochastic and not OneWord(Uniform(), 0).stochastic
     assert Random().with_seed(5) == Random(seed=5) and Reversed().with_seed(5) == Reversed()
-    assert OnlyQueries(Random(), (0,)).with_seed(2).inner == Random(seed=2)
+    assert OneWord(Random(), 0).with_seed(2) == OneWord(Random(seed=2), 0)
     for iv in ALL:
         assert isinstance(iv.describe(), str) and iv.describe()
         hash(iv)  # usable as a cache key
 
 
-@pytest.mark.parametrize("iv", [iv for iv in ALL if not isinstance(iv, OnlyQueries)], ids=lambda iv: iv.name)
+@pytest.mark.parametrize("iv", [iv for iv in ALL if kind_of(iv).spec], ids=lambda iv: iv.name)
 def test_parse_round_trips_name(iv):
     assert parse_intervention(iv.name) == iv
 
@@ -175,10 +179,12 @@ def test_validate_checks_targets_against_sizes_and_returns_the_intervention():
         KeepWords((0,)).validate(n_words=0)
     for untargeted in (Identity(), Random(), Uniform(), Reversed(), Shuffle()):
         assert untargeted.validate(n_words=1, n_regions=1) is untargeted
-    with pytest.raises(ConfigError, match="query 5 out of range"):
-        OnlyQueries(Uniform(), (5,)).validate(n_words=3, n_regions=4)
+    with pytest.raises(ConfigError, match="one-word: word 5 out of range — valid words: 0..2"):
+        OneWord(Uniform(), 5).validate(n_words=3, n_regions=9)
     with pytest.raises(ConfigError, match="word 4 out of range"):
-        OnlyQueries(MaskWords((4,)), (0,)).validate(n_words=3, n_regions=9)
+        OneWord(MaskWords((4,)), 0).validate(n_words=3, n_regions=9)
+    with pytest.raises(ConfigError, match="region 9 out of range"):
+        OneWord(MaskRegions((9,)), 0).validate(n_words=3, n_regions=9)
 
 
 def test_target_rules_tell_pickers_the_axis_and_count():
@@ -200,3 +206,141 @@ def test_integral_numbers_of_any_type_are_accepted():
     import numpy as np
 
     assert MaskRegions((np.int64(2), 3.0, "4")).indices == (2, 3, 4)
+
+
+# ---------------------------------------------------------------------- the registry
+from causmatch.interventions import (KINDS, RegionPerRow, WordPerRow, format_spec, get_kind,  # noqa: E402
+                                     pickable_kinds, target_rule)
+
+SPEC_KINDS = [k for k in KINDS.values() if k.spec]
+
+
+def test_every_intervention_class_is_declared_once():
+    import inspect
+
+    import causmatch.interventions as mod
+    from causmatch.interventions import Intervention
+
+    classes = {c for _, c in inspect.getmembers(mod, inspect.isclass)
+               if issubclass(c, Intervention) and c.__module__ == mod.__name__ and not c.__name__.startswith("_")
+               and c is not Intervention}
+    declared = [k.cls for k in KINDS.values()]
+    assert sorted(declared, key=str) == sorted(classes, key=str) and len(set(declared)) == len(declared)
+    assert all(name == k.name for name, k in KINDS.items())
+
+
+def test_derived_lists_follow_the_registry():
+    assert COUNTERFACTUAL_KINDS == ("random", "uniform", "reversed", "shuffle")
+    assert pickable_kinds() == ("random", "uniform", "reversed", "shuffle", "mask-regions", "keep-regions",
+                                "mask-words", "keep-words", "swap-words")
+    assert [k.name for k in KINDS.values() if k.stochastic] == ["random", "shuffle"]
+    assert {k.name for k in KINDS.values() if not k.reads_learned_map} == {"random", "uniform"}
+    assert [k.name for k in KINDS.values() if not k.spec] == ["one-word", "word-per-row", "region-per-row"]
+
+
+@pytest.mark.parametrize("k", SPEC_KINDS, ids=lambda k: k.name)
+def test_declared_properties_are_what_the_objects_do(k):
+    """Each declared property checked against behaviour: the example parses to the kind, stochastic kinds
+    change with the seed and deterministic ones do not, a kind that does not read the learned map gives
+    the same output for two different maps, the target axis is the one validation checks."""
+    iv, other = parse_intervention(k.example, seed=1), parse_intervention(k.example, seed=2)
+    assert kind_of(iv, exact=True) is k and iv.kind is k and parse_intervention(iv.name, seed=1) == iv
+    assert iv.stochastic == k.stochastic
+    attn, km = torch.rand(2, 3, 6, 7), torch.ones(1, 1, 1, 7, dtype=torch.bool)
+    assert torch.equal(iv.apply(attn, km), other.apply(attn, km)) != k.stochastic
+    same = torch.equal(iv.apply(attn, km), iv.apply(torch.rand(2, 3, 6, 7), km))
+    assert iv.reads_learned_map == k.reads_learned_map == (not same)
+    if k.targeted:
+        big = 100
+        iv.validate(**{f"n_{a}": 1 for a in ("words", "regions") if a != k.axis}, **{f"n_{k.axis}": big})
+        with pytest.raises(ConfigError, match=f"out of range|no {k.axis}"):
+            iv.validate(**{f"n_{k.axis}": 1})
+        assert (target_rule(k.name).axis, target_rule(k.name).min_count, target_rule(k.name).max_count) == \
+            (k.axis, k.min_targets, k.max_targets)
+        if k.max_targets < 3:  # a count outside min..max is refused
+            with pytest.raises(ConfigError, match="needs two word indices"):
+                parse_intervention(f"{k.name}=1,2,3")
+    else:
+        assert target_rule(k.name) is None and k.min_targets == k.max_targets == 0
+        with pytest.raises(ConfigError, match="takes no targets|bounds"):
+            parse_intervention(f"{k.name}=3")
+    assert "\n" not in k.description and k.description
+
+
+def test_untargeted_deterministic_kinds_describe_themselves_with_the_registry_line():
+    for name in ("none", "uniform", "reversed"):
+        assert parse_intervention(name).describe() == get_kind(name).description
+
+
+def test_get_kind_and_kind_of():
+    assert get_kind(" Identity ") is get_kind("none") is KINDS["none"]
+    assert get_kind("mask-regions=0,3") is KINDS["mask-regions"] and get_kind("one-word").spec is False
+    with pytest.raises(ConfigError, match="unknown intervention kind 'bogus'") as err:
+        get_kind("bogus")
+    assert "\n" not in str(err.value)
+
+    class MyRandom(Random):  # a user's subclass: a random kind, but not the registered implementation
+        pass
+
+    mine = MyRandom(seed=3)
+    assert kind_of(mine) is KINDS["random"] and kind_of(mine, exact=True) is None
+    assert mine.reads_learned_map  # unknown code: the answer that is never wrong
+    assert kind_of(object()) is None and kind_of(lambda a: a) is None
+
+
+def test_format_spec_is_parsed_back_to_the_same_intervention():
+    assert format_spec("mask-regions", [0, 3]) == "mask-regions=0,3" == MaskRegions((0, 3)).name
+    assert format_spec("uniform") == "uniform" and format_spec("identity") == "none"
+    assert format_spec("swap-words", (4, 1)) == "swap-words=4,1"
+    for k in SPEC_KINDS:
+        targets = list(range(k.min_targets))
+        assert parse_intervention(format_spec(k.name, targets)) == parse_intervention(k.name + (
+            "=" + ",".join(map(str, targets)) if targets else ""))
+
+
+@pytest.mark.parametrize("kind,targets,message", [
+    ("bogus", (), "unknown intervention kind"), ("one-word", (1,), "no spec"), ("uniform", (1,), "takes no targets"),
+    ("mask-words", (1, 1), "more than once"), ("mask-words", (True,), "whole numbers"),
+    ("swap-words", (1,), "two word indices"), ("keep-regions", (), "needs its regions"),
+    ("mask-regions", (-1,), "indices >= 0"),
+])
+def test_format_spec_refuses_with_one_line(kind, targets, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        format_spec(kind, targets)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("query", ["words", "regions"])
+def test_per_row_kinds_equal_one_intervention_per_row(query):
+    """``WordPerRow``/``RegionPerRow`` on aligned pairs ``[N, Q, K]``: row n is OneWord / MaskRegions of target n."""
+    attn = torch.rand(4, 5, 6)
+    km = torch.tensor([True] * 5 + [False]).view(1, 1, 6).expand(4, 1, 6)
+    ids = (torch.tensor([3, 3, 8, 9]), torch.tensor([1, 2, 2, 7]))
+    words, regions = (0, 4, 2, 4), (1, 0, 4, 1)
+    got_w = WordPerRow(Random(seed=3), words).apply(attn, km, query=query, pair_ids=ids)
+    got_r = RegionPerRow(regions).apply(attn, km, query=query, pair_ids=ids)
+    for n in range(4):
+        one = dict(query=query, pair_ids=(ids[0][n:n + 1], ids[1][n:n + 1]))
+        assert torch.equal(got_w[n], OneWord(Random(seed=3), words[n]).apply(attn[n:n + 1], km[n:n + 1], **one)[0])
+        assert torch.equal(got_r[n], MaskRegions((regions[n],)).apply(attn[n:n + 1], km[n:n + 1], **one)[0])
+    assert WordPerRow(Random(), (0,)).stochastic and not RegionPerRow((0,)).stochastic
+    assert WordPerRow(Random(), (1, 2)).with_seed(4) == WordPerRow(Random(seed=4), (1, 2))
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: WordPerRow(Random(), ()), "one target per row"),
+    (lambda: RegionPerRow((0, -1)), "row 1"),
+    (lambda: RegionPerRow((1.5,)), "whole-number"),
+    (lambda: WordPerRow("random", (1,)), "needs an intervention"),
+    (lambda: OneWord(Random(), -1), "indices >= 0"),
+    (lambda: OneWord(Random(), True), "whole-number"),
+    (lambda: RegionPerRow((0, 1)).apply(torch.rand(3, 4, 5), torch.ones(1, 1, 5, dtype=torch.bool)), "N = 2"),
+    (lambda: WordPerRow(Uniform(), (0, 1)).apply(torch.rand(2, 2, 4, 5), torch.ones(1, 1, 1, 5, dtype=torch.bool)),
+     "aligned pairs"),
+    (lambda: RegionPerRow((0, 7)).validate(n_regions=5), "region 7 out of range"),
+    (lambda: WordPerRow(MaskRegions((6,)), (0,)).validate(n_words=3, n_regions=5), "region 6 out of range"),
+])
+def test_per_word_and_per_row_kinds_refuse_bad_input_with_one_line(make, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        make()
+    assert "\n" not in str(err.value)

@@ -9,11 +9,12 @@ Public API::
     estimate_effect(matcher, img, txt, intervention, *, samples=8, seed=None, pair_ids=None) -> EffectEstimate
     word_effects(matcher, img, txt, intervention, *, samples=8, seed=None, pair_ids=None) -> np.ndarray [W]
     region_effects(matcher, img, txt, *, pair_ids=None) -> np.ndarray [R]
-    OneWord(inner, index)       # intervention on one word's attention (t2i row / i2t column)
     remove_regions(img, keep_mask [R] or [I,R]) -> ImageEmb   # region mask narrowed, features unchanged
 
 ``img``/``txt`` hold ONE pair (``ImageEmb`` with I = 1, ``TextEmb`` with C = 1). Everything goes
-through ``Matcher.pair_scores``: nothing here re-implements the similarity.
+through ``Matcher.pair_scores``: nothing here re-implements the similarity, and the interventions it
+uses per word and per region (``OneWord``, ``WordPerRow``, ``RegionPerRow``) live with the others in
+``causmatch.interventions``.
 Stochastic interventions are sampled with seeds ``seed, seed+1, …, seed+K−1`` (``with_seed``); the
 interval is Student's t over those K draws (zero width for deterministic kinds, which use one draw).
 
@@ -27,13 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from causmatch.errors import ConfigError
-from causmatch.interventions import Identity, Intervention, parse_intervention
+from causmatch.interventions import Identity, RegionPerRow, WordPerRow, parse_intervention
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (standard table values).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -114,7 +115,7 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def _own_seed(intervention) -> int:
-    """The seed an intervention object carries (``OnlyQueries``/``OneWord`` carry it in ``inner``)."""
+    """The seed an intervention object carries (wrappers such as ``OneWord`` carry it in ``inner``)."""
     while not hasattr(intervention, "seed") and hasattr(intervention, "inner"):
         intervention = intervention.inner
     return int(getattr(intervention, "seed", 0))
@@ -163,7 +164,7 @@ def _replicate(img, txt, pair_ids, n: int):
 
 def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int | None = None,
                  pair_ids=None, factual: float | None = None) -> np.ndarray:
-    """Per-word effects ``[W]``: intervene on one word's attention at a time (:class:`OneWord`).
+    """Per-word effects ``[W]``: intervene on one word's attention at a time (``OneWord``).
 
     Padded words get NaN. The mean over the K draws, as for the pair's effect. All words and draws
     go in one batched call: the pair is replicated once per valid word, row ``n`` intervening on word ``n``.
@@ -178,7 +179,7 @@ def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int
     draws = sample_interventions(intervention, samples, seed)
     rep_img, rep_txt, ids = _replicate(img, txt, pair_ids, len(words))
     with torch.no_grad():
-        many = matcher.pair_scores_many(rep_img, rep_txt, [_WordPerRow(iv, words) for iv in draws], pair_ids=ids)
+        many = matcher.pair_scores_many(rep_img, rep_txt, [WordPerRow(iv, words) for iv in draws], pair_ids=ids)
     cf = torch.stack([s.score for s in many]).double().mean(0).cpu().numpy()  # [n] mean over the K draws
     _finite(cf, f"per-word counterfactual score ({intervention.name})", pair_ids)
     out[list(words)] = factual - cf
@@ -200,79 +201,12 @@ def region_effects(matcher, img, txt, *, pair_ids=None, factual: float | None = 
     if len(valid) < 2:
         return out
     rep_img, rep_txt, ids = _replicate(img, txt, pair_ids, len(valid))
-    cf = _finite(_score(matcher, rep_img, rep_txt, _RegionPerRow(valid), ids).score, "per-region score", pair_ids)
+    cf = _finite(_score(matcher, rep_img, rep_txt, RegionPerRow(valid), ids).score, "per-region score", pair_ids)
     out[list(valid)] = factual - cf
     return out
-
-
-def _row_selector(attn: torch.Tensor, indices: tuple[int, ...], on_rows: bool) -> torch.Tensor:
-    """Bool selector for aligned maps ``attn [N, Q, K]``: row ``n`` marks query (``on_rows``) or key ``indices[n]``."""
-    axis = -2 if on_rows else -1
-    pos = torch.arange(attn.shape[axis], device=attn.device)  # [Q] or [K]
-    sel = pos.unsqueeze(0) == torch.as_tensor(indices, device=attn.device).unsqueeze(1)  # [N, Q|K]
-    return sel.unsqueeze(-1) if on_rows else sel.unsqueeze(-2)  # [N, Q, 1] or [N, 1, K]
-
-
-@dataclass(frozen=True)
-class _WordPerRow(Intervention):
-    """Batched :class:`OneWord`: on aligned pairs ``[N, ...]``, row ``n`` applies ``inner`` to word ``indices[n]``."""
-
-    inner: Intervention = field(default_factory=Identity)
-    indices: tuple[int, ...] = ()
-    name = "word-per-row"
-
-    def _apply(self, attn, km, query, pair_ids):
-        new = self.inner.apply(attn, km, query=query, pair_ids=pair_ids)  # [N, Q, K]
-        return torch.where(_row_selector(attn, self.indices, query == "words"), new, attn)
-
-
-@dataclass(frozen=True)
-class _RegionPerRow(Intervention):
-    """Batched :class:`MaskRegions`: on aligned pairs ``[N, ...]``, row ``n`` zeroes region ``indices[n]``."""
-
-    indices: tuple[int, ...] = ()
-    name = "region-per-row"
-
-    def _apply(self, attn, km, query, pair_ids):
-        return attn.masked_fill(_row_selector(attn, self.indices, query == "regions"), 0)
 
 
 def remove_regions(img, keep_mask) -> object:
     """A copy of an ``ImageEmb`` whose region mask is ``img.mask & keep_mask`` (features unchanged)."""
     keep = torch.as_tensor(np.asarray(keep_mask, dtype=bool), device=img.mask.device)
     return dataclasses.replace(img, mask=img.mask & keep)
-
-
-@dataclass(frozen=True)
-class OneWord(Intervention):
-    """Apply ``inner`` to one word's attention only: its row in t2i, its column in i2t.
-
-    For a t2i model this is exactly ``OnlyQueries(inner, (index,))``; unlike ``OnlyQueries`` it
-    leaves the regions' rows alone in the i2t direction of a "both" model.
-    """
-
-    inner: Intervention = field(default_factory=Identity)
-    index: int = 0
-
-    @property
-    def stochastic(self) -> bool:
-        return self.inner.stochastic
-
-    @property
-    def name(self) -> str:
-        return f"{self.inner.name}@word{self.index}"
-
-    def describe(self) -> str:
-        return f"{self.inner.describe()} on word {self.index}"
-
-    def with_seed(self, seed: int) -> "OneWord":
-        return dataclasses.replace(self, inner=self.inner.with_seed(seed))
-
-    def _apply(self, attn, km, query, pair_ids):
-        new = self.inner.apply(attn, km, query=query, pair_ids=pair_ids)  # [..., Q, K]
-        axis = -2 if query == "words" else -1  # the word is the query row in t2i, a key column in i2t
-        sel = torch.zeros(attn.shape[axis], dtype=torch.bool, device=attn.device)
-        if self.index < sel.numel():
-            sel[self.index] = True
-        sel = sel.unsqueeze(-1) if axis == -2 else sel  # [Q,1] or [K]
-        return torch.where(sel, new, attn)

@@ -235,7 +235,7 @@ class AnalysisSession:
     def check_intervention(self, intervention, image=None, caption=None, *, text=None, seed: int = 0):
         """The Intervention of ``intervention`` (spec or object), checked against the pair (``image`` with
         ``caption`` or ``text``) or, with no image, the whole split; a one-line ConfigError otherwise."""
-        from causmatch.interventions import target_rule
+        from causmatch.interventions import kind_of
 
         iv = resolve_intervention(intervention, seed)
         if image is None:
@@ -243,12 +243,12 @@ class AnalysisSession:
         lim = self.pair_limits(image, caption, text=text)
         where = f" for image {int(image)}" + (f" and caption {int(caption)}" if caption is not None else "")
         validate_intervention(iv, **lim, scope=where)
-        rule = target_rule(getattr(iv, "_kind", ""))
-        if rule is not None and rule.axis == "regions":
+        kind = kind_of(iv)
+        if kind is not None and kind.axis == "regions":  # every region kind keeps its targets in .indices
             mask = np.asarray(self.split.region_mask[int(image)], dtype=bool)
-            pad = [r for r in iv.indices if not mask[r]]
+            pad = list(dict.fromkeys(int(r) for r in iv.indices if not mask[r]))  # each once, as given
             if pad:
-                raise ConfigError(f"{rule.kind}: region {', '.join(map(str, pad))} is padding{where} — "
+                raise ConfigError(f"{kind.name}: region {', '.join(map(str, pad))} is padding{where} — "
                                   f"valid regions: {', '.join(map(str, np.flatnonzero(mask)))}")
         return iv
 
