@@ -89,8 +89,8 @@ def warm(args) -> None:
 
 
 def first_page(args) -> None:
-    sys.path.insert(0, str(REPO / "tests" / "e2e"))
-    from conftest import start_app, stop_app  # the e2e harness: free port, health poll
+    sys.path.insert(0, str(REPO))  # a script run by path sees only benchmarks/; the harness is tests.e2e.browser
+    from tests.e2e.browser import start_app, stop_app  # the e2e harness: free port, health poll
     from playwright.sync_api import sync_playwright
     with tempfile.TemporaryDirectory() as tmp:
         env = {"CAUSMATCH_DATA": str(Path(tmp) / "scenes"), "CAUSMATCH_CACHE": str(Path(tmp) / "cache")}

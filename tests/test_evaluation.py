@@ -95,8 +95,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
-from tiny_data import make_tiny_dataset  # noqa: E402
+from tests.training.tiny_data import make_tiny_dataset
 
 import causmatch.evaluation as ev  # noqa: E402
 from causmatch.data import Vocabulary, load_split  # noqa: E402

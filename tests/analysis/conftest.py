@@ -1,7 +1,7 @@
 """Fixtures for the analysis tests."""
 import pytest
 
-from analysis_helpers import tiny_matcher, write_tiny
+from tests.analysis.analysis_helpers import tiny_matcher, write_tiny
 
 
 @pytest.fixture

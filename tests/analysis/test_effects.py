@@ -9,7 +9,7 @@ from causmatch.analysis import explain_pair, estimate_effect, region_effects, t_
 from causmatch.interventions import (COUNTERFACTUAL_KINDS, Identity, Intervention, MaskRegions, OneWord, Random,
                                      Uniform, parse_intervention)
 
-from analysis_helpers import make_pair, tiny_matcher
+from tests.analysis.analysis_helpers import make_pair, tiny_matcher
 
 LAM, LSE = 9.0, 6.0
 

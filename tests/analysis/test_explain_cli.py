@@ -6,7 +6,7 @@ import pytest
 from causmatch.checkpoint import save_matcher
 from causmatch.cli import main as cli_main
 
-from analysis_helpers import tiny_matcher, write_tiny
+from tests.analysis.analysis_helpers import tiny_matcher, write_tiny
 
 
 @pytest.fixture

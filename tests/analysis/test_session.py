@@ -10,7 +10,7 @@ from causmatch.errors import CheckpointError, ConfigError, DataError
 from causmatch.evaluation import encode_split, ranks_t2i, recall_metrics, similarity_matrix
 from causmatch.interventions import Random
 
-from analysis_helpers import tiny_matcher, write_tiny
+from tests.analysis.analysis_helpers import tiny_matcher, write_tiny
 
 
 def test_explain_dataset_pair_and_json(tiny_session):

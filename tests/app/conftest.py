@@ -9,8 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from appdata import build_assets  # noqa: E402
+from tests.app.appdata import build_assets
 
 APP = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
 TIMEOUT = 60  # the first run loads a model and computes a small similarity matrix

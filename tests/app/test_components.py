@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "app"))
 
 from components import figures  # noqa: E402
 from components.errors import error_message  # noqa: E402

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from apptest_helpers import errors, metric, no_failure
+from tests.app.apptest_helpers import errors, metric, no_failure
 
 
 def test_failures_filters_and_sorting(make_app):
@@ -52,7 +52,7 @@ def test_bad_folder_and_bad_checkpoint_show_error_panel(make_app, tmp_path):
 
 
 def test_mismatched_checkpoint_and_data(make_app, assets, tmp_path):
-    from appdata import F, build_checkpoint
+    from tests.app.appdata import F, build_checkpoint
     import numpy as np
     from causmatch.data import write_split
     write_split(tmp_path, "test", features=np.ones((2, 3, F + 4), np.float32), captions=["a red bar"] * 10,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from apptest_helpers import metric, no_failure
+from tests.app.apptest_helpers import metric, no_failure
 
 
 def test_overview_shows_recall_for_both_checkpoints(make_app, assets):

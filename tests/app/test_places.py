@@ -10,7 +10,6 @@ import pytest
 from causmatch.analysis.places import Roots, check_split
 from causmatch.errors import CheckpointError, DataError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "app"))
 
 import state  # noqa: E402
 

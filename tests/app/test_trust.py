@@ -2,7 +2,7 @@
 targets that belong to a kind and to a pair (AppTest)."""
 from __future__ import annotations
 
-from apptest_helpers import errors, metric, no_failure
+from tests.app.apptest_helpers import errors, metric, no_failure
 
 
 def _targets(at):

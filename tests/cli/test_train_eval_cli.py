@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from tiny_data import TINY_OVERRIDES, make_tiny_dataset  # noqa: E402
+from tests.training.tiny_data import TINY_OVERRIDES, make_tiny_dataset
 
 from causmatch.cli import main as cli  # noqa: E402
 

@@ -50,6 +50,7 @@ def test_meta_records_settings_and_recall(scenes):
         assert meta["splits"][split]["detector_recall"] >= 0.8
 
 
+@pytest.mark.slow  # worker processes
 def test_same_seed_gives_byte_identical_files_with_any_worker_count(scenes, tmp_path):
     build_scenes(tmp_path, seed=7, bias=0.9, sizes=SIZES, splits=("test",), workers=2, progress=False)
     files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file() and p.name != "meta.json")

@@ -18,11 +18,10 @@ from pathlib import Path
 
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "app"))
 SHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CAUSMATCH_CHROMIUM", "/usr/bin/chromium")
 
-from appdata import build_assets  # noqa: E402
+from tests.app.appdata import build_assets
 
 
 def _free_port() -> int:

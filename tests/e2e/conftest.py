@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import CHROMIUM, build_assets, start_app, stop_app
+from tests.e2e.browser import CHROMIUM, build_assets, start_app, stop_app
 
 
 @pytest.fixture(scope="session")

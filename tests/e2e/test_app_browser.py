@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from browser import screenshot, wait_ready
+from tests.e2e.browser import screenshot, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from browser import screenshot, wait_ready
+from tests.e2e.browser import screenshot, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import CHROMIUM, REPO, screenshot, start_app, stop_app, wait_ready
+from tests.e2e.browser import CHROMIUM, REPO, screenshot, start_app, stop_app, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 

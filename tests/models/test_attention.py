@@ -8,7 +8,7 @@ from causmatch.interventions import (KeepRegions, MaskWords, OnlyQueries, Random
                                      SwapWords, Uniform)
 from causmatch.models import attention as A
 from causmatch.models.config import AGGS, NORMS
-from tiny_matcher import CAPTIONS, make_images, make_matcher
+from tests.models.tiny_matcher import CAPTIONS, make_images, make_matcher
 
 DIRECTIONS = ("t2i", "i2t", "both")
 

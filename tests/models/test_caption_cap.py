@@ -10,7 +10,7 @@ from causmatch.data import load_split, write_split
 from causmatch.data.vocab import MAX_CAPTION_TOKENS
 from causmatch.errors import DataError
 from causmatch.evaluation import encode_split
-from tiny_matcher import CAPTIONS, make_images, make_matcher
+from tests.models.tiny_matcher import CAPTIONS, make_images, make_matcher
 
 HUGE = "a red ball " * 3_400  # 10,200 words
 

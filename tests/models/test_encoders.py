@@ -5,7 +5,7 @@ import torch
 from causmatch.errors import ConfigError, DataError
 from causmatch.models import AttentionConfig, Matcher, MatcherConfig, TextConfig
 from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncoder
-from tiny_matcher import CAPTIONS, make_vocab
+from tests.models.tiny_matcher import CAPTIONS, make_vocab
 
 BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "ball", "on", "the", "left", "blue",
               "cube", "##s", "green", "small", "near", "big", "two"]

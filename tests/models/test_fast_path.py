@@ -6,7 +6,7 @@ import torch
 
 from causmatch.models import attention as A
 from causmatch.models.config import AGGS, NORMS
-from tiny_matcher import CAPTIONS, make_images, make_matcher
+from tests.models.tiny_matcher import CAPTIONS, make_images, make_matcher
 
 DIRECTIONS = ("t2i", "i2t", "both")
 

@@ -12,7 +12,7 @@ from causmatch.errors import ConfigError
 from causmatch.models import attention as A
 from causmatch.models import sharded_similarity
 from causmatch.models.fused import fused_scores
-from tiny_matcher import CAPTIONS, make_images, make_matcher
+from tests.models.tiny_matcher import CAPTIONS, make_images, make_matcher
 
 pytestmark = pytest.mark.slow
 

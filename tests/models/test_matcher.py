@@ -5,7 +5,7 @@ import torch
 
 from causmatch.interventions import MaskWords, Random, Shuffle
 from causmatch.models import sharded_similarity
-from tiny_matcher import CAPTIONS, make_images, make_matcher
+from tests.models.tiny_matcher import CAPTIONS, make_images, make_matcher, map_atol
 
 
 @pytest.fixture(params=["t2i", "i2t", "both"])

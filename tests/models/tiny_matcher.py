@@ -1,4 +1,4 @@
-"""Tiny matchers and inputs shared by the model tests (imported by name: pytest puts this folder on sys.path)."""
+"""Tiny matchers and inputs shared by the model tests (`from tests.models.tiny_matcher import ...`)."""
 import torch
 
 from causmatch.data import Vocabulary

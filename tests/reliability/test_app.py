@@ -21,8 +21,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "app"))
-from appdata import build_assets  # noqa: E402
+from tests.app.appdata import build_assets
 
 APP = REPO / "app" / "streamlit_app.py"
 TIMEOUT = 60

@@ -32,8 +32,7 @@ from causmatch.errors import CausMatchError, CheckpointError, DataError
 from causmatch.outputs import CRASH_ENV, CRASH_LOG_ENV, is_leftover
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "training"))
-from tiny_data import TINY_OVERRIDES, make_tiny_dataset  # noqa: E402
+from tests.training.tiny_data import TINY_OVERRIDES, make_tiny_dataset
 
 TRAIN_SETS = [a for s in [*TINY_OVERRIDES, "epochs=1"] for a in ("--set", s)]
 PROC = "/proc/causmatch-reliability-out"

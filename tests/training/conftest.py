@@ -3,9 +3,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from tiny_data import make_tiny_dataset  # noqa: E402
+from tests.training.tiny_data import make_tiny_dataset
 
 
 @pytest.fixture(scope="session")

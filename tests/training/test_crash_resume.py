@@ -19,7 +19,7 @@ from causmatch.outputs import CRASH_LOG_ENV, is_leftover
 from causmatch.training.config import resolve_config
 from causmatch.training.distributed import state_digest
 from causmatch.training.trainer import train
-from tiny_data import TINY_OVERRIDES, make_tiny_dataset
+from tests.training.tiny_data import TINY_OVERRIDES, make_tiny_dataset
 
 EPOCHS = 2
 OVERRIDES = [*TINY_OVERRIDES, f"epochs={EPOCHS}"]
@@ -59,6 +59,7 @@ def _steps(steps: list[str]) -> list[str]:
     return labelled[start:]
 
 
+@pytest.mark.slow  # the module's setup is a training run
 def test_the_save_sequence_has_named_steps(setup):
     _, _, _, steps = setup
     last_save = [s.split(":")[0] for s in _steps(steps)]
@@ -99,6 +100,7 @@ def test_kill_at_every_save_step_then_resume_is_bit_identical(setup):
         assert not leftovers, (step, leftovers)
 
 
+@pytest.mark.slow  # the module's setup is a training run
 def test_resume_finds_a_parked_last_when_last_is_missing(setup, tmp_path):
     """The reported case: OUT/last/ is gone and only a parked copy survives beside it."""
     _, data, straight, _ = setup
@@ -118,6 +120,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.slow  # the module's setup is a training run
 def test_overwrite_never_mixes_the_old_runs_last_with_the_new_best(setup, tmp_path):
     """--overwrite: a kill between the first new best and the first new last must not leave the old run's last/."""
     root, data, _, _ = setup

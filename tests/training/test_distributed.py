@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tiny_data import TINY_OVERRIDES
+from tests.training.tiny_data import TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "dist_eval_worker.py"

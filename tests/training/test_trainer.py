@@ -9,7 +9,7 @@ from causmatch.errors import CheckpointError, ConfigError, DataError
 from causmatch.training.config import TrainConfig, resolve_config
 from causmatch.training.distributed import state_digest
 from causmatch.training.trainer import lr_at, train
-from tiny_data import TINY_OVERRIDES
+from tests.training.tiny_data import TINY_OVERRIDES
 
 
 def _cfg(*extra):
@@ -24,6 +24,7 @@ def test_lr_schedules():
     assert lr_at(99, 10, TrainConfig(lr=0.3, lr_schedule="constant")) == 0.3
 
 
+@pytest.mark.slow  # a training run
 def test_train_writes_best_and_last_and_saves_resolved_config(tiny_data, tmp_path):
     out = tmp_path / "run"
     summary = train(tiny_data, out, _cfg("epochs=3"), progress=False, log=lambda m: None)
@@ -37,6 +38,7 @@ def test_train_writes_best_and_last_and_saves_resolved_config(tiny_data, tmp_pat
     assert best.config.embed_size == 16 and best.config.img_dim == 12
 
 
+@pytest.mark.slow  # a training run
 def test_resume_equals_uninterrupted_run(tiny_data, tmp_path):
     straight = train(tiny_data, tmp_path / "a", _cfg("epochs=3"), progress=False, log=lambda m: None)
     train(tiny_data, tmp_path / "b", _cfg("epochs=2"), progress=False, log=lambda m: None)
@@ -46,6 +48,7 @@ def test_resume_equals_uninterrupted_run(tiny_data, tmp_path):
     assert state_digest(load_matcher(tmp_path / "b" / "last")) == straight["state_sha256"]
 
 
+@pytest.mark.slow  # a training run
 def test_scan_baseline_is_the_same_code_with_lambda_zero(tiny_data, tmp_path):
     summary = train(tiny_data, tmp_path / "scan", _cfg("lambda_eff=0", "lr_schedule=cosine", "grad_clip=0"),
                     progress=False, log=lambda m: None)
@@ -53,6 +56,7 @@ def test_scan_baseline_is_the_same_code_with_lambda_zero(tiny_data, tmp_path):
     assert json.loads((tmp_path / "scan" / "config.json").read_text())  # written
 
 
+@pytest.mark.slow  # a training run
 def test_training_learns_the_tiny_task(tiny_data, tmp_path):
     torch.manual_seed(0)
     summary = train(tiny_data, tmp_path / "learn", _cfg("epochs=8"), progress=False, log=lambda m: None)
@@ -84,6 +88,7 @@ def test_epoch_sampler_subsets_are_fresh_and_disjoint_across_ranks():
     assert list(ranks[0]) != a
 
 
+@pytest.mark.slow  # a training run
 def test_captions_per_epoch_shortens_epochs(tiny_data, tmp_path):
     logs = []
     train(tiny_data, tmp_path / "sub", _cfg("epochs=1", "captions_per_epoch=32"), progress=False, log=logs.append)
@@ -91,6 +96,7 @@ def test_captions_per_epoch_shortens_epochs(tiny_data, tmp_path):
     assert state["step"] == 2  # 32 captions / batch 16
 
 
+@pytest.mark.slow  # a training run
 def test_effect_warmup_trains_the_ranking_term_alone_first(tiny_data, tmp_path):
     summary = train(tiny_data, tmp_path / "warm", _cfg("epochs=3", "effect_warmup_epochs=2", "effect_margin=0.05",
                                                         "effect_violation=sum"),
