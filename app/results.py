@@ -1,44 +1,15 @@
 """Analysis sessions and cached results: every number the pages show comes from ``causmatch.analysis``.
 
-One :class:`causmatch.analysis.AnalysisSession` per (checkpoint, split) is a shared resource
-(``st.cache_resource``: all browser sessions and threads use it, so its heavy calls hold a lock);
+One :class:`causmatch.analysis.AnalysisSession` per (checkpoint, split) is a shared resource opened by
+:mod:`loaders` (all browser sessions and threads use it, so its heavy calls hold its lock);
 results of single pairs and queries are ``st.cache_data`` entries keyed by the checkpoint's and the
 data's fingerprints; whole-split matrices also live in the session's on-disk cache.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import streamlit as st
 
-from state import REPO, Context, Model, _load_matcher, _load_split, _split_stamp
-
-def cache_dir() -> Path:
-    """The analysis cache folder: env CAUSMATCH_CACHE, else <repo>/assets/cache (git-ignored)."""
-    import os
-    return Path(os.environ.get("CAUSMATCH_CACHE") or REPO / "assets" / "cache")
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _session(ckpt: str, ckpt_stamp: tuple, folder: str, split: str, split_stamp: tuple):
-    """One AnalysisSession per (checkpoint, split), shared by all browser sessions, with its lock.
-
-    The lock serialises the heavy calls so that two users never compute the same matrix twice at once.
-    """
-    import threading
-    from causmatch.analysis import AnalysisSession
-    data = _load_split(folder, split, split_stamp)
-    matcher = _load_matcher(ckpt, ckpt_stamp)
-    return AnalysisSession(matcher, data, checkpoint_path=ckpt, cache_dir=cache_dir()), threading.Lock()
-
-
-def open_session(path: str, split) -> tuple[Any, Any]:
-    """(AnalysisSession, lock) for a checkpoint folder and a loaded split (CheckpointError on mismatch)."""
-    p = Path(path).expanduser().resolve()
-    stamp = tuple(sorted((f.name, f.stat().st_mtime_ns) for f in p.iterdir())) if p.is_dir() else ()
-    _load_matcher(str(p), stamp)  # a bad checkpoint raises its own one-line error first
-    return _session(str(p), stamp, str(split.folder), split.split, _split_stamp(split.folder, split.split))
+from state import Context, Model
 
 
 def _key(model: Model) -> str:
@@ -74,8 +45,8 @@ def explain(ctx: Context, model: Model, image: int, caption: int, text: str = ""
                     _spec(ctx), ctx.samples, ctx.seed)
 
 
-# Whole-split matrices use one counterfactual draw per pair, as training does (issue 4's
-# failure_table default): K draws would multiply the first build of every matrix by K. Pairs
+# Whole-split matrices use one counterfactual draw per pair, as training does (the
+# failure table's default): K draws would multiply the first build of every matrix by K. Pairs
 # and single queries use the sidebar's sample count, with its interval.
 SPLIT_SAMPLES = 1
 

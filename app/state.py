@@ -1,65 +1,52 @@
-"""App state: command-line arguments, allowed roots, the shareable view in the URL, and cached loaders.
+"""App state: command-line arguments, allowed roots, the shareable view, and the run's loaded context.
 
-The *view* is one plain dict in ``st.session_state`` holding everything a shared link must
-restore (dataset, split, checkpoints, pair, word, intervention, direction ...). It is read
-from the URL once per browser session, widgets are bound to it with :func:`widget_key`,
-and it is written back to ``st.query_params`` at the end of every run. Widget values live
-in the view rather than in widget state, so they survive page switches (Streamlit drops
-the state of widgets that a page does not draw).
+The *view* is everything a shared link restores (the fields of :data:`causmatch.analysis.links.FIELDS`:
+dataset, split, checkpoints, pair, word, intervention, direction …). It lives in ``st.session_state``,
+one entry per field under :func:`key` — the same key the field's widget is given, so the widget's value
+*is* the view's value. Its life in a browser session:
 
-Datasets and checkpoints are opened only inside the app's roots (``-- --root DIR``; by default the
-repository's ``checkpoints/`` and ``assets/``, plus the folders named by ``--data``/``--checkpoint``/
-``--checkpoint2``): :class:`causmatch.analysis.places.Roots` resolves a place and refuses the rest, and
-the view holds places relative to a root, so a link opens the same place in another checkout.
+* :func:`start` reads the link (``st.query_params``) once, at the start of the session, and validates
+  it there: values that cannot be read or are not allowed are replaced by their default with a warning
+  (:func:`causmatch.analysis.links.read_link`), targets are given to the kind they were picked for, and
+  places are written relative to a root (``-- --root DIR``; by default the repository's ``checkpoints/``
+  and ``assets/``, plus the folders named by ``--data``/``--checkpoint``/``--checkpoint2``), so a link
+  opens the same place in another checkout. A place outside the roots is kept as typed: loading it is
+  refused with a "not allowed" error panel.
+* :func:`keep`, at the start of every run, re-assigns the view's entries: Streamlit forgets the state of
+  a widget that the page being drawn does not draw, and a re-assigned entry is kept instead (Streamlit's
+  own idiom for widget state that outlives a page switch).
+* Widgets change the view themselves; their ``on_change`` callback (:func:`changed`, or one of the
+  callbacks below for changes that touch more than one field) writes the link with :func:`write_link`.
+  Pages never assign view values: a value their picker does not offer (an image number past the end of
+  another dataset, a link's ``image=99999``) is replaced before the picker is drawn by :func:`fit`.
 
-Everything computed comes from ``causmatch``; this module only loads and caches it.
-``st.cache_resource`` objects are shared by every session and thread, so the cached
-matchers are put in eval mode once and only read afterwards.
+Loading lives in :mod:`loaders`; everything computed comes from ``causmatch`` through :mod:`results`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
+
+from causmatch.analysis import links
+from causmatch.interventions import target_rule
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = REPO / "checkpoints" / "causmatch-scenes"
 DEFAULT_CHECKPOINT2 = REPO / "checkpoints" / "scan-scenes"
+DEFAULT_ROOTS = (REPO / "checkpoints", REPO / "assets")
 
-INTERVENTION_KINDS = ("random", "uniform", "reversed", "shuffle",
-                      "mask-regions", "keep-regions", "mask-words", "keep-words", "swap-words")
-TARGETED_REGIONS = ("mask-regions", "keep-regions")
-TARGETED_WORDS = ("mask-words", "keep-words", "swap-words")
+# View fields that name a place, and what kind of place (causmatch.analysis.places.KINDS).
+PLACES = {"data": "data", "ckpt": "checkpoint", "ckpt2": "checkpoint"}
+TARGETS_KEY = "w_targets_list"  # the target picker's widget: the view's targets that fit this pair
 
-# name -> (type, default). Every field is restored from and written to the URL.
-VIEW_FIELDS: dict[str, tuple[type, Any]] = {
-    "data": (str, ""),
-    "split": (str, "test"),
-    "ckpt": (str, ""),
-    "ckpt2": (str, ""),
-    "image": (int, 0),
-    "caption": (int, 0),      # global caption index (caption c belongs to image c // K)
-    "text": (str, ""),        # a typed caption replaces the dataset caption when not empty
-    "word": (int, 0),         # token index in the caption
-    "region": (int, 0),
-    "iv": (str, "random"),    # intervention kind
-    "targets": (str, ""),     # comma-separated word/region indices for targeted kinds
-    "tkind": (str, ""),       # the kind the targets were picked for (they never carry over to another)
-    "samples": (int, 8),
-    "seed": (int, 0),
-    "dir": (str, "t2i"),      # t2i: caption query over images; i2t: image query over captions
-    "k": (int, 5),
-    "rank_lo": (int, 2),
-    "rank_hi": (int, 0),      # 0: no upper bound
-    "sign": (str, "any"),
-    "disagree": (int, 0),
-    "cf": (str, "off"),       # Overview: counterfactual results off | sidebar | all
-}
-_VIEW = "_view"
+_STARTED, _FROM_LINK, _LINK_WARNINGS = "_started", "_from_link", "_link_warnings"
+_LINK_NOTICE, _NOTICES, _CLEARED, _OPEN = "_link_notice", "_notices", "_targets_cleared", "_open_page"
 
 
 @dataclass(frozen=True)
@@ -88,9 +75,6 @@ def parse_args(argv: list[str] | None = None) -> AppArgs:
     return AppArgs(known.checkpoint, known.checkpoint2, known.data, known.split, tuple(known.root))
 
 
-DEFAULT_ROOTS = (REPO / "checkpoints", REPO / "assets")
-
-
 def app_roots(args: AppArgs | None = None):
     """The folders this app may open: ``--root`` folders (default: the repository's ``checkpoints/`` and
     ``assets/``), then each folder named by ``--data``, ``--checkpoint`` or ``--checkpoint2``."""
@@ -115,14 +99,6 @@ def _as_link(value: str, kind: str, allowed) -> str:
         return value
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    kind, default = VIEW_FIELDS[name]
-    try:
-        return kind(raw)
-    except (TypeError, ValueError):
-        return default  # a hand-edited URL with a bad value falls back to the default
-
-
 def default_view(args: AppArgs) -> dict[str, Any]:
     """The view on a fresh start: field defaults, then the command-line arguments."""
     allowed = app_roots(args)
@@ -133,7 +109,7 @@ def default_view(args: AppArgs) -> dict[str, Any]:
     def demo(path: Path) -> str:  # a demo checkpoint, when it exists and the roots allow it
         return (allowed.link(path) or "") if path.exists() else ""
 
-    view = {name: default for name, (_, default) in VIEW_FIELDS.items()}
+    view = links.default_view()
     view["split"] = args.split or "test"
     view["data"] = place(args.data)
     view["ckpt"] = place(args.checkpoint) or demo(DEFAULT_CHECKPOINT)
@@ -144,257 +120,177 @@ def default_view(args: AppArgs) -> dict[str, Any]:
     return view
 
 
-# View fields that name a place, and what kind of place (causmatch.analysis.places.KINDS).
-PLACES = {"data": "data", "ckpt": "checkpoint", "ckpt2": "checkpoint"}
+# --------------------------------------------------------------------------------------------
+# The view in session state.
+
+def key(name: str) -> str:
+    """The session-state key of view field ``name`` (and of the widget that shows it)."""
+    return f"w_{name}"
 
 
-def _problems() -> list[str]:
-    return st.session_state.setdefault("_notices", [])
+def start(args: AppArgs, query: dict[str, str]) -> None:
+    """Read the link into the session's view — once per browser session: defaults < command line < link."""
+    state = st.session_state
+    if state.get(_STARTED):
+        return
+    view, warnings = links.read_link(query, default_view(args))
+    notice = links.own_targets(view)
+    if notice is not None:
+        state[_LINK_NOTICE] = (notice, view["iv"])
+    allowed = app_roots(args)
+    for name, kind in PLACES.items():
+        view[name] = _as_link(view[name], kind, allowed)
+    for name in links.FIELDS:
+        state[key(name)] = view[name]
+    state[_LINK_WARNINGS] = warnings
+    state[_FROM_LINK] = {name for name in links.FIELDS if name in query}
+    state[_STARTED] = True
+    write_link()
 
+
+def keep() -> None:
+    """Keep every view entry through this run, whether or not this page draws its widget."""
+    for name in links.FIELDS:
+        if key(name) in st.session_state:
+            st.session_state[key(name)] = st.session_state[key(name)]
+
+
+def value(name: str) -> Any:
+    """The view's value of field ``name`` (as the field's type: a checkbox's True is 1)."""
+    return links.coerce(name, st.session_state[key(name)])
+
+
+def view() -> dict[str, Any]:
+    """A copy of the whole view (changing it changes nothing: widgets and callbacks change the view)."""
+    return {name: value(name) for name in links.FIELDS}
+
+
+def link() -> dict[str, str]:
+    """The view as link parameters."""
+    return links.link_params(view())
+
+
+def write_link() -> None:
+    """Write the view to ``st.query_params`` when it differs (browser history stays quiet otherwise).
+
+    Called by the widgets' callbacks, and once at the end of every run: navigating to another page
+    starts from a bare address, and a value fitted to its picker changes the view too.
+    """
+    wanted = link()
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def changed() -> None:
+    """``on_change`` of a widget bound to the view: the view is the link's no longer, so its warnings go."""
+    st.session_state[_LINK_WARNINGS] = []
+    write_link()
+
+
+def fit(name: str, offered: Container | Callable[[Any], bool], instead: Any, warn: bool = True) -> str:
+    """Before drawing field ``name``'s picker: when the view's value is not ``offered``, show ``instead``.
+
+    ``offered``: the values the picker offers (a collection, or a test). A link's value replaced this way
+    is said once in a warning (unless ``warn`` is False: the value follows another field, e.g. the image
+    of the query caption). Returns the key to give the picker.
+    """
+    current = value(name)
+    fits = offered(current) if callable(offered) else current in offered
+    from_link = st.session_state.setdefault(_FROM_LINK, set())
+    if not fits:
+        if warn and name in from_link:
+            add_link_warning(links.misfit_warning(name, current, instead))
+        st.session_state[key(name)] = instead
+    from_link.discard(name)
+    return key(name)
+
+
+# Callbacks for changes that touch more than one field.
+
+def place_changed(name: str) -> None:
+    """A dataset or checkpoint folder typed in the sidebar: written relative to its root when allowed."""
+    st.session_state[key(name)] = _as_link(str(st.session_state[key(name)]), PLACES[name], roots())
+    changed()
+
+
+def kind_changed() -> None:
+    """Another intervention kind: targets picked for another kind are cleared, never reinterpreted."""
+    kind = value("iv")
+    owner = value("tkind")
+    if value("targets") and (target_rule(kind) is None or owner != kind):
+        if target_rule(kind) is not None:
+            st.session_state[_CLEARED] = kind
+        st.session_state[key("targets")], st.session_state[key("tkind")] = "", ""
+        st.session_state[TARGETS_KEY] = []
+    changed()
+
+
+def targets_picked(kind: str) -> None:
+    """The target picker's choice becomes the view's targets, owned by ``kind``."""
+    picked = [int(t) for t in st.session_state.get(TARGETS_KEY) or []]
+    st.session_state[key("targets")] = ",".join(map(str, picked))
+    st.session_state[key("tkind")] = kind if picked else ""
+    changed()
+
+
+def open_pair(image: int, caption: int, page: str = "explore") -> None:
+    """Make (image, caption) the view's pair and ask for ``page`` (:func:`take_open`)."""
+    for name, new in (("image", image), ("caption", caption), ("text", ""), ("word", 0)):
+        st.session_state[key(name)] = new
+    st.session_state[_OPEN] = page
+    changed()
+
+
+def take_open() -> str | None:
+    """The page a callback asked for (once), or None."""
+    return st.session_state.pop(_OPEN, None)
+
+
+def targets_cleared() -> str | None:
+    """The kind whose picker starts empty because the targets were picked for another kind (said once)."""
+    return st.session_state.pop(_CLEARED, None)
+
+
+def targets_picker(shown: list[int]) -> str:
+    """Before drawing the target picker: it shows the view's targets that fit this pair (its options
+    change with the pair, so it is set from the view on every run). Returns the key to give it."""
+    st.session_state[TARGETS_KEY] = list(shown)
+    return TARGETS_KEY
+
+
+# --------------------------------------------------------------------------------------------
+# Messages of this run: errors for the main panel, and the warnings of a replaced link value.
 
 def add_notice(message: str) -> None:
     """An error for this run's main panel (e.g. targets that do not fit the pair)."""
-    if message not in _problems():
-        _problems().append(message)
-
-
-def take_notices() -> list[str]:
-    """The notices of this run, then the link's refused targets while the user has not picked new ones."""
-    out = list(_problems())
-    _problems().clear()
-    link = st.session_state.get("_link_notice")
-    if link is not None:
-        message, kind = link
-        if view()["iv"] == kind and not view()["targets"]:
-            out.append(message)
-        else:
-            del st.session_state["_link_notice"]
-    return out
-
-
-def _url_targets(view: dict[str, Any]) -> None:
-    """Targets belong to the kind they were picked for: a link whose targets were made for another
-    kind (``tkind``), or that gives targets to a kind without any, has them cleared — never reinterpreted."""
-    from causmatch.interventions import target_rule
-    targets, kind, owner = view["targets"].strip(), view["iv"], view["tkind"].strip()
-    if not targets:
-        view["targets"], view["tkind"] = "", ""
-        return
-    if target_rule(kind) is None or (owner and owner != kind):
-        whose = f"were picked for {owner}" if owner else "belong to no targeted kind"
-        st.session_state["_link_notice"] = (
-            f"ConfigError: the link's targets ({targets[:60]}) {whose}, not for {kind} — they were cleared, "
-            "not reinterpreted; pick the targets again in the sidebar", kind)
-        view["targets"], view["tkind"] = "", ""
-        return
-    view["tkind"] = kind
-
-
-_FROM_URL = "_url_fields"
-
-
-def add_warning(message: str) -> None:
-    """A warning for this run's main panel (a link's value that was replaced, said once)."""
-    found = st.session_state.setdefault("_warnings", [])
+    found = st.session_state.setdefault(_NOTICES, [])
     if message not in found:
         found.append(message)
 
 
-def take_warnings() -> list[str]:
-    out = list(st.session_state.get("_warnings", []))
-    st.session_state["_warnings"] = []
+def take_notices() -> list[str]:
+    """The notices of this run, then the link's refused targets while the user has not picked new ones."""
+    out = list(st.session_state.get(_NOTICES, []))
+    st.session_state[_NOTICES] = []
+    notice = st.session_state.get(_LINK_NOTICE)
+    if notice is not None:
+        message, kind = notice
+        if value("iv") == kind and not value("targets"):
+            out.append(message)
+        else:
+            del st.session_state[_LINK_NOTICE]
     return out
 
 
-def _shown_value(raw: Any) -> str:
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(raw))
-    return text if len(text) <= 40 else text[:39] + "…"
+def add_link_warning(message: str) -> None:
+    found = st.session_state.setdefault(_LINK_WARNINGS, [])
+    if message not in found:
+        found.append(message)
 
 
-def init_view(args: AppArgs, query: dict[str, str]) -> dict[str, Any]:
-    """Create the session's view once: defaults < command line < URL.
-
-    A link's value that cannot be read (``image=abc``) or that does not fit its widget when the widget
-    is first drawn (``image=99999``, ``iv=bogus``) is replaced by the default with a warning that says so.
-    """
-    if _VIEW not in st.session_state:
-        view = default_view(args)
-        for name in VIEW_FIELDS:
-            if name in query:
-                view[name] = _coerce(name, query[name])
-                kind, default = VIEW_FIELDS[name]
-                if view[name] == default and str(query[name]).strip() != str(default):
-                    try:
-                        kind(query[name])
-                    except (TypeError, ValueError):
-                        add_warning(f"The link's {name}='{_shown_value(query[name])}' is not a "
-                                    f"{'whole number' if kind is int else 'value'} — {name} {default!r} is shown instead.")
-        _url_targets(view)
-        st.session_state[_FROM_URL] = {name for name in VIEW_FIELDS if name in query}
-        st.session_state[_VIEW] = view
-    return st.session_state[_VIEW]
-
-
-def normalize_places() -> None:
-    """Write the view's allowed places relative to their root (what the sidebar shows and links carry)."""
-    current, allowed = view(), roots()
-    for name, kind in PLACES.items():
-        link = _as_link(current[name], kind, allowed)
-        if link != current[name]:
-            current[name] = link
-            st.session_state.pop(f"w_{name}", None)
-
-
-def view() -> dict[str, Any]:
-    """The current session's view (created by :func:`init_view`)."""
-    return st.session_state[_VIEW]
-
-
-def set_view(**values: Any) -> None:
-    """Change view fields (and the widgets bound to them) before widgets are drawn."""
-    current = view()
-    for name, value in values.items():
-        current[name] = _coerce(name, value)
-        st.session_state.pop(f"w_{name}", None)
-
-
-def widget_key(name: str, valid: Callable[[Any], bool] | None = None, fallback: Any = None) -> str:
-    """Bind a widget to the view field ``name``: returns the widget key to pass.
-
-    Before the widget is drawn its state is seeded from the view (replaced by ``fallback``
-    when ``valid`` rejects it, e.g. a word index past the end of a new caption). Widgets
-    bound this way must not also be given a default (``index=``/``value=``).
-    """
-    key = f"w_{name}"
-    value = view()[name]
-    from_url = st.session_state.get(_FROM_URL, set())
-    if valid is not None and not valid(value):
-        if name in from_url:  # the link asked for something this view does not have: say so, once
-            add_warning(f"The link's {name}={_shown_value(value)} does not fit this view — "
-                        f"{name} {_shown_value(fallback)} is shown instead.")
-        value = fallback
-        view()[name] = value
-    from_url.discard(name)
-    # Always re-assigned: a widget with the same key on another page is another widget, and it
-    # would start from its own default rather than from the state the previous page left.
-    st.session_state[key] = value
-    return key
-
-
-def sync_widgets() -> None:
-    """Copy the bound widgets' values into the view.
-
-    Called at the start of every run: the widgets' state then already holds what the user
-    just changed, while the view still holds the previous run's values.
-    """
-    current = view()
-    for name in VIEW_FIELDS:
-        key = f"w_{name}"
-        if key in st.session_state and st.session_state[key] is not None:
-            current[name] = _coerce(name, st.session_state[key])
-
-
-def url_params(current: dict[str, Any]) -> dict[str, str]:
-    """The view as URL parameters; fields at their default are left out to keep links short."""
-    out = {}
-    for name, (_, default) in VIEW_FIELDS.items():
-        value = current.get(name, default)
-        if value != default or name in ("data", "ckpt"):
-            out[name] = str(value)
-    return out
-
-
-def write_url() -> None:
-    """Write the view to ``st.query_params`` (only when it changed, to avoid browser history noise)."""
-    wanted = url_params(view())
-    if dict(st.query_params.to_dict()) != wanted:
-        st.query_params.from_dict(wanted)
-
-
-# --------------------------------------------------------------------------------------------
-# Cached loaders. The split and the matchers are shared resources (read-only after loading).
-
-def default_data_dir() -> Path:
-    from causmatch.data import default_scenes_dir
-    return Path(default_scenes_dir())
-
-
-def resolve_data_dir(folder: str) -> Path:
-    """The view's dataset folder inside the roots (DataError "not allowed" otherwise); empty: the demo."""
-    return roots().resolve(folder, "data") if folder.strip() else default_data_dir()
-
-
-def data_splits(folder: str) -> list[str]:
-    """The splits the view's dataset folder offers (the demo also offers those it builds on demand)."""
-    from causmatch.data import available_splits
-    path = resolve_data_dir(folder)
-    found = available_splits(path) if path.is_dir() else []
-    if not folder.strip():
-        from causmatch.data.scenes import DEFAULT_SIZES
-        found = list(dict.fromkeys([*found, *DEFAULT_SIZES]))
-    return found
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _ensure_demo(folder: str, split: str) -> str:
-    from causmatch.data import ensure_scenes
-    # Only the split on screen is built, so the first page shows quickly; others on demand.
-    return str(ensure_scenes(folder, splits=(split,), progress=False))
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _load_split(folder: str, split: str, stamp: tuple):
-    from causmatch.data import load_split
-    return load_split(folder, split)
-
-
-def _split_stamp(folder: Path, split: str) -> tuple:
-    """Sizes and mtimes of the split's files: a changed file reloads the split."""
-    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                        for p in folder.glob(f"{split}_*") if p.is_file()))
-
-
-def load_data(folder: str, split: str):
-    """Load (and for the demo folder, build when missing) one split; DataError on a bad folder.
-
-    The folder must lie inside the roots and the split must be one of its splits, both checked
-    before any file of the split is touched.
-    """
-    from causmatch.analysis.places import check_split
-    from causmatch.errors import DataError
-    path = resolve_data_dir(folder)
-    shown = folder.strip() or "the demo"
-    if folder.strip() and not path.is_dir():
-        what = "is not a folder" if path.exists() else "does not exist"
-        raise DataError(f"the dataset folder '{shown}' {what} — check the name (relative to a root: "
-                        f"{roots().labels()})")
-    check_split(split, data_splits(folder), where=f"the dataset folder '{shown}'")
-    if not folder.strip():
-        with st.spinner(f"Building the demo dataset's {split} split (first start only)…"):
-            _ensure_demo(str(path), split)
-    data = _load_split(str(path.resolve()), split, _split_stamp(path, split))
-    if data.n_images == 0 or data.n_captions == 0:
-        raise DataError(f"split '{split}' of the dataset folder '{shown}' has {data.n_images} images and "
-                        f"{data.n_captions} captions — nothing to analyse; choose another split or dataset")
-    return data
-
-
-def load_checkpoint_place(value: str) -> Path:
-    """The checkpoint folder a view field names, inside the roots (CheckpointError "not allowed" otherwise)."""
-    return roots().resolve(value, "checkpoint")
-
-
-def shown_place(path: Path | str) -> str:
-    """A folder as the user sees it: relative to its root (never a server path outside the roots)."""
-    return roots().link(path) or Path(path).name
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _load_matcher(path: str, stamp: tuple):
-    from causmatch.checkpoint import load_matcher
-    matcher = load_matcher(path)
-    matcher.eval()  # shared by every session: never switched back to training mode
-    return matcher
+def link_warnings() -> list[str]:
+    """The link's values that were replaced, shown until the user changes the view."""
+    return list(st.session_state.get(_LINK_WARNINGS, []))
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,7 +325,7 @@ def missing_counterfactual(ctx: Context) -> str | None:
     """Why the chosen kind has no counterfactual this run (a targeted kind without usable targets), or None."""
     if ctx.intervention is not None:
         return None
-    return f"{view()['iv']} needs its targets — pick them in the sidebar"
+    return f"{value('iv')} needs its targets — pick them in the sidebar"
 
 
 def set_context(ctx: Context | None, error: BaseException | None = None) -> None:

@@ -3,9 +3,9 @@
 Datasets and checkpoints are opened only inside the roots (``--root``, repeatable; by default the
 repository's ``checkpoints/`` and ``assets/``), plus the folders named on this command line.
 
-The entry script draws the sidebar (dataset, checkpoints, intervention), runs the selected
-page inside the single error panel, and writes the view to the URL so that a link reopens
-the same view. Pages live in ``app_pages/`` (not ``pages/``: ``st.navigation`` is used).
+The entry script reads the link into the session's view once (``state.start``), draws the sidebar
+(dataset, checkpoints, intervention), runs the selected page inside the single error panel, and
+writes the view back to the URL so that a link reopens the same view (``state`` says how). Pages live in ``app_pages/`` (not ``pages/``: ``st.navigation`` is used).
 """
 import os
 
@@ -39,9 +39,8 @@ def main() -> None:
     pages = [st.Page(path, title=title, icon=icon, url_path=slug, default=(slug == "overview"))
              for slug, (path, title, icon) in PAGES.items()]
     page = st.navigation(pages)
-    state.init_view(state.parse_args(), st.query_params.to_dict())
-    state.sync_widgets()
-    state.normalize_places()
+    state.start(state.parse_args(), st.query_params.to_dict())
+    state.keep()
     sidebar.draw()
     show_notices(state.take_notices())
     replaced = st.container()  # a link's values replaced while the page binds its widgets, shown on top
@@ -49,9 +48,9 @@ def main() -> None:
         page.run()
     except Exception as exc:  # noqa: BLE001 — the one place where any page error becomes the panel
         show_error(exc, where=page.title, redact=state.roots().redact)
-    for message in state.take_warnings():
+    for message in state.link_warnings():
         replaced.warning(message, icon=":material/link_off:")
-    state.write_url()
+    state.write_link()
 
 
 # Streamlit runs this file as "__main__". Worker processes started with multiprocessing's "spawn"

@@ -4,14 +4,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import loaders
 import results
 import state
+from causmatch.analysis import links
+from causmatch.interventions import COUNTERFACTUAL_KINDS
 from components import figures
 from components.images import load_rgb
 from components.tables import table
 
 METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum", "i2t_medr", "t2i_medr")
-KINDS = ("random", "uniform", "reversed", "shuffle")
 
 
 def dataset_summary(ctx: state.Context) -> None:
@@ -21,8 +23,8 @@ def dataset_summary(ctx: state.Context) -> None:
     cols[1].metric("Captions", f"{split.n_captions:,}")
     cols[2].metric("Regions per image", f"{split.features.shape[1]}")
     cols[3].metric("Checkpoints", f"{len(ctx.models)}")
-    st.caption(f"Dataset `{state.shown_place(ctx.data_dir)}` · split `{split.split}` · "
-               + " · ".join(f"{m.label} (`{state.shown_place(m.path)}`)" for m in ctx.models))
+    st.caption(f"Dataset `{loaders.shown_place(ctx.data_dir)}` · split `{split.split}` · "
+               + " · ".join(f"{m.label} (`{loaders.shown_place(m.path)}`)" for m in ctx.models))
 
 
 def preview(ctx: state.Context, n: int = 6) -> None:
@@ -37,12 +39,12 @@ def preview(ctx: state.Context, n: int = 6) -> None:
             col.image(rgb, caption=f"{i}: {split.captions[split.captions_of(i)[0]]}", width="stretch")
 
 
-CF_MODES = {"off": "factual only", "sidebar": "+ the sidebar's intervention", "all": "+ every counterfactual kind"}
+CF_NAMES = {"off": "factual only", "sidebar": "+ the sidebar's intervention", "all": "+ every counterfactual kind"}
 
 
 def recall_frame(ctx: state.Context, mode: str) -> pd.DataFrame:
     """One row per (checkpoint, attention): factual, plus the sidebar's intervention or every kind."""
-    extra = {"off": [], "sidebar": [ctx.intervention] if ctx.intervention else [], "all": list(KINDS)}[mode]
+    extra = {"off": [], "sidebar": [ctx.intervention] if ctx.intervention else [], "all": list(COUNTERFACTUAL_KINDS)}[mode]
     specs = [None] + extra
     rows = []
     for model in ctx.models:
@@ -93,8 +95,8 @@ def render(ctx: state.Context) -> None:
     preview(ctx)
     st.subheader("Retrieval (R@K, %)")
     mode = st.segmented_control(
-        "Counterfactual results", list(CF_MODES), format_func=CF_MODES.get, required=True,
-        key=state.widget_key("cf", lambda v: v in CF_MODES, "off"), help="each counterfactual kind needs one whole-split similarity matrix per checkpoint: "
+        "Counterfactual results", links.CF_MODES, format_func=CF_NAMES.get, required=True,
+        key=state.key("cf"), on_change=state.changed, help="each counterfactual kind needs one whole-split similarity matrix per checkpoint: "
                             "minutes the first time on a small CPU, then read from the disk cache")
     st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
                "*Explore a pair* and *Retrieval* average the sidebar's samples.")

@@ -7,6 +7,7 @@ import streamlit as st
 
 import results
 import state
+from causmatch.analysis import links
 from components import figures
 from components.errors import require_finite
 from components.images import framed, load_rgb
@@ -19,16 +20,17 @@ def pick_query(split, direction: str) -> int:
     if direction == "t2i":
         n = split.n_captions
         c = st.number_input(f"Caption query (0–{n - 1})", min_value=0, max_value=n - 1, step=1,
-                            key=state.widget_key("caption", lambda v: 0 <= v < n, 0))
+                            key=state.fit("caption", range(n), 0), on_change=state.changed)
         st.markdown(f"**Query:** “{split.captions[c]}” (true image {split.image_of(c)})")
-        state.view()["image"] = split.image_of(c)  # Explore then opens this very pair
+        image = split.image_of(c)  # the pair is the query with its image: Explore then opens this very pair
+        state.fit("image", (image,), image, warn=False)
         return int(c)
     n = split.n_images
     i = st.number_input(f"Image query (0–{n - 1})", min_value=0, max_value=n - 1, step=1,
-                        key=state.widget_key("image", lambda v: 0 <= v < n, 0))
-    st.markdown(f"**Query:** image {i} (true captions {', '.join(map(str, split.captions_of(i)))})")
-    if state.view()["caption"] not in split.captions_of(i):
-        state.view()["caption"] = split.captions_of(i)[0]
+                        key=state.fit("image", range(n), 0), on_change=state.changed)
+    own = [int(c) for c in split.captions_of(i)]
+    st.markdown(f"**Query:** image {i} (true captions {', '.join(map(str, own))})")
+    state.fit("caption", own, own[0], warn=False)  # the pair is the query image with one of its captions
     return int(i)
 
 
@@ -67,7 +69,8 @@ def render(ctx: state.Context) -> None:
     top = st.columns([2, 1])
     with top[0]:
         direction = pick_direction()
-    k = top[1].slider("Top k", 1, 20, key=state.widget_key("k", lambda v: 1 <= v <= 20, 5))
+    k_field = links.FIELDS["k"]
+    k = top[1].slider("Top k", k_field.low, k_field.high, key=state.key("k"), on_change=state.changed)
     query = pick_query(ctx.split, direction)
     res = results.rank(ctx, model, direction, query, k)
     require_finite(np.concatenate([np.ravel(res.scores), np.ravel(res.cf_scores)]),

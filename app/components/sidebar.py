@@ -7,26 +7,26 @@ from __future__ import annotations
 
 import streamlit as st
 
-import results
+import loaders
 import state
-from causmatch.interventions import target_rule, validate_intervention
+from causmatch.analysis import links
+from causmatch.interventions import KINDS, format_spec, pickable_kinds, target_rule
 from components.errors import error_message
-
-STOCHASTIC = ("random", "shuffle")
 
 
 def _text(label: str, name: str, help_text: str, placeholder: str = "") -> str:
-    return st.text_input(label, key=state.widget_key(name), help=help_text, placeholder=placeholder)
+    return st.text_input(label, key=state.key(name), help=help_text, placeholder=placeholder,
+                         on_change=state.place_changed, args=(name,))
 
 
-def _splits(view: dict) -> tuple[list[str], list[str] | None]:
-    """(choices, the folder's splits or None when the folder cannot be listed): a refused split stays
-    listed, marked, until another is picked."""
+def _splits(folder: str, current: str) -> tuple[list[str], list[str] | None]:
+    """(choices, the folder's splits or None when the folder cannot be listed): the view's split is
+    always offered — a refused one marked, until another is picked."""
     try:
-        found = state.data_splits(view["data"])
+        found = loaders.data_splits(folder)
     except Exception:  # noqa: BLE001 — a refused or unreadable folder: loading shows the error panel
-        return [view["split"]], None
-    return found + ([view["split"]] if view["split"] not in found else []), found
+        return [current], None
+    return found + ([current] if current not in found else []), found
 
 
 def _pair(split, view: dict) -> tuple[int, int | None, str | None]:
@@ -54,116 +54,66 @@ def _target_options(ctx_split, matcher, view: dict) -> list[tuple[int, str]]:
     return [(j, f"{j} · {w}") for j, w in enumerate(matcher.tokens(text or ctx_split.captions[caption]))]
 
 
-def _parse_targets(text: str) -> list[int] | None:
-    """The view's targets as integers; None when one is not a whole number."""
-    parts = [t.strip() for t in text.split(",") if t.strip()]
-    if not all(p.isdigit() for p in parts):
-        return None
-    return [int(p) for p in parts]
-
-
-def _targets_picked(kind: str) -> None:
-    """on_change of the target picker: the user's choice becomes the view's targets, owned by ``kind``."""
-    picked = list(st.session_state.get(TARGETS_KEY) or [])
-    view = state.view()
-    view["targets"] = ",".join(str(i) for i in picked)
-    view["tkind"] = kind if picked else ""
-
-
-TARGETS_KEY = "w_targets_list"
-
-
-def _check_targets(kind: str, chosen: list[int] | None, options, session, view: dict) -> str | None:
-    """Why the view's targets cannot be used for this pair (one line), or None when they can."""
-    from causmatch.errors import CausMatchError
-    if chosen is None:
-        return (f"ConfigError: the targets '{view['targets'][:60]}' are not whole numbers — pick the "
-                f"{target_rule(kind).axis} in the sidebar")
-    if not chosen:
-        return None
-    rule = target_rule(kind)
-    if len(chosen) < rule.min_count:  # still picking (swap-words' first word): only what is chosen must fit
-        bad = sorted({t for t in chosen if t not in {i for i, _ in options}} | {t for t in chosen if chosen.count(t) > 1})
-        return (f"ConfigError: {kind}: {rule.axis} {', '.join(map(str, bad))} not valid for this pair — pick the "
-                f"{rule.axis} from the list in the sidebar") if bad else None
-    spec = f"{kind}={','.join(str(i) for i in chosen)}"
-    if session is not None:
-        image, caption, text = _pair(session.split, view)
-        try:
-            session.check_intervention(spec, image=image, caption=caption, text=text)
-        except CausMatchError as exc:
-            return f"{type(exc).__name__}: {exc}"
-    try:
-        validate_intervention(spec)
-    except CausMatchError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    valid = {i for i, _ in options}
-    bad = [t for t in chosen if t not in valid]
-    if bad and options:
-        axis = target_rule(kind).axis
-        return (f"ConfigError: {kind}: {axis} {', '.join(map(str, bad))} not valid for this pair — pick the "
-                f"{axis} from the list in the sidebar")
-    return None
-
-
 def _targets(kind: str, options: list[tuple[int, str]], session, view: dict) -> list[int]:
     """The target picker: only this pair's valid words or regions, at most the kind's count.
 
-    Targets belong to the kind they were picked for: when the kind changes they are cleared. Targets
-    that do not fit the pair (a link, or a pair changed since) are refused with an error panel and
-    not used — never silently trimmed to the valid ones.
+    Targets belong to the kind they were picked for (:func:`state.kind_changed` clears them when the
+    kind changes). Targets that do not fit the pair (a link, or a pair changed since) are refused with
+    an error panel and not used — never silently trimmed to the valid ones.
     """
     rule = target_rule(kind)
-    if view["tkind"] and view["tkind"] != kind:  # picked for another kind: never reinterpreted
-        view["targets"], view["tkind"] = "", ""
-        st.session_state.pop(TARGETS_KEY, None)
+    if state.targets_cleared() == kind:
         st.caption(f"Targets cleared: they were picked for another kind than {kind}.")
-    chosen = _parse_targets(view["targets"])
-    problem = _check_targets(kind, chosen, options, session, view) if options else None
-    valid = {i for i, _ in options}
-    seeded = [t for t in (chosen or []) if t in valid][: rule.max_count] if problem is None else []
-    st.session_state[TARGETS_KEY] = seeded
+    check = None
+    if session is not None:
+        image, caption, text = _pair(session.split, view)
+
+        def check(spec: str) -> None:
+            session.check_intervention(spec, image=image, caption=caption, text=text)
+    offered = [i for i, _ in options]
+    problem = links.targets_problem(kind, view["targets"], offered, check) if options else None
+    chosen = links.parse_targets(view["targets"]) or []
+    shown = [t for t in chosen if t in set(offered)][: rule.max_count] if problem is None else []
     labels = dict(options)
-    axis = rule.axis
-    st.multiselect("Targets", [i for i, _ in options], key=TARGETS_KEY, format_func=labels.get,
-                   max_selections=rule.max_count, on_change=_targets_picked, args=(kind,),
-                   help=f"the {axis} the targeted intervention acts on"
-                        + (" (exactly two distinct words)" if kind == "swap-words" else ""))
+    st.multiselect("Targets", offered, key=state.targets_picker(shown), format_func=labels.get,
+                   max_selections=rule.max_count, on_change=state.targets_picked, args=(kind,),
+                   help=f"the {rule.axis} the targeted intervention acts on"
+                        + (f" (exactly {rule.min_count} distinct {rule.axis})" if rule.min_count == rule.max_count
+                           else ""))
     if problem is not None:
         st.error(problem, icon=":material/error:")
         state.add_notice(problem)
         return []
-    return seeded
+    return shown
+
+
+def _kinds_help() -> str:
+    return "how the learned attention is replaced, do(α = ᾱ): " + "; ".join(
+        f"**{name}**: {KINDS[name].description}" for name in pickable_kinds())
 
 
 def _intervention(view: dict, split, models) -> tuple[str | None, int, int]:
     st.subheader("Intervention")
-    kind = st.selectbox("Counterfactual attention", state.INTERVENTION_KINDS,
-                        key=state.widget_key("iv", lambda v: v in state.INTERVENTION_KINDS, "random"),
-                        help="how the learned attention is replaced: do(α = ᾱ)")
-    samples = st.number_input("Samples", min_value=1, max_value=64, step=1,
-                              key=state.widget_key("samples", lambda v: 1 <= v <= 64, 8),
-                              disabled=kind not in STOCHASTIC,
+    kind = st.selectbox("Counterfactual attention", links.FIELDS["iv"].choices, key=state.key("iv"),
+                        on_change=state.kind_changed, help=_kinds_help())
+    samples_field, seed_field = links.FIELDS["samples"], links.FIELDS["seed"]
+    samples = st.number_input("Samples", min_value=samples_field.low, max_value=samples_field.high, step=1,
+                              key=state.key("samples"), on_change=state.changed,
+                              disabled=not KINDS[kind].stochastic,
                               help="random draws averaged (with a 95% interval) for stochastic kinds")
-    seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1,
-                           key=state.widget_key("seed", lambda v: v >= 0, 0))
-    spec: str | None = kind
+    seed = st.number_input("Seed", min_value=seed_field.low, max_value=seed_field.high, step=1,
+                           key=state.key("seed"), on_change=state.changed)
     rule = target_rule(kind)
     if rule is None:
-        if view["targets"] or view["tkind"]:  # targets belong to a targeted kind only
-            view["targets"], view["tkind"] = "", ""
-            st.session_state.pop(TARGETS_KEY, None)
-    else:
-        matcher = models[0].matcher if models else None
-        session = models[0].session[0] if models else None
-        picked = _targets(kind, _target_options(split, matcher, view), session, view)
-        if len(picked) < rule.min_count:
-            if not (view["targets"] and picked == []):
-                st.caption(f"Pick {'two words' if rule.min_count == 2 else 'at least one target'} for {kind}.")
-            spec = None
-        else:
-            spec = f"{kind}={','.join(str(i) for i in picked)}"
-    return spec, int(samples), int(seed)
+        return format_spec(kind), int(samples), int(seed)
+    matcher = models[0].matcher if models else None
+    session = models[0].session[0] if models else None
+    picked = _targets(kind, _target_options(split, matcher, view), session, view)
+    if len(picked) < rule.min_count:
+        if not (view["targets"] and picked == []):
+            st.caption(f"Pick {'two words' if rule.min_count == 2 else 'at least one target'} for {kind}.")
+        return None, int(samples), int(seed)
+    return format_spec(kind, picked), int(samples), int(seed)
 
 
 def _load_models(view: dict, split) -> list[state.Model]:
@@ -172,8 +122,8 @@ def _load_models(view: dict, split) -> list[state.Model]:
         value = view[name].strip()
         if not value:
             continue
-        path = state.load_checkpoint_place(value)  # CheckpointError "not allowed" outside the roots
-        session = results.open_session(str(path), split)
+        path = loaders.checkpoint_place(value)  # CheckpointError "not allowed" outside the roots
+        session = loaders.open_session(str(path), split)
         models.append(state.Model(label=f"{label}: {path.name}", path=path,
                                   matcher=session[0].matcher, session=session))
     if not models:
@@ -185,20 +135,20 @@ def _load_models(view: dict, split) -> list[state.Model]:
 
 def draw() -> None:
     """Draw the sidebar and store the run's context (or the error that stopped loading it)."""
-    view = state.view()
     split, models = None, []
     with st.sidebar:
         st.subheader("Data and checkpoints")
         roots = state.roots().labels()
         _text("Dataset folder", "data", f"a dataset folder (SCAN *_precomp layout) inside a root ({roots}), "
               "e.g. assets/data/scenes; empty: the demo scenes", placeholder="demo: assets/data/scenes")
-        options, found = _splits(view)
-        st.selectbox("Split", options, key=state.widget_key("split", lambda v: v in options, options[0]),
+        options, found = _splits(state.value("data"), state.value("split"))
+        st.selectbox("Split", options, key=state.key("split"), on_change=state.changed,  # the view's split is offered
                      format_func=lambda s: s if found is None or s in found else f"{s[:40]} (not allowed)")
         _text("Checkpoint", "ckpt", f"a checkpoint folder (config.json + model.safetensors) inside a root ({roots})")
         _text("Second checkpoint (optional)", "ckpt2", "compared with the first on Compare and Failure cases")
+        view = state.view()
         try:
-            split = state.load_data(view["data"], view["split"])
+            split = loaders.load_data(view["data"], view["split"])
             models = _load_models(view, split)
         except Exception as exc:  # noqa: BLE001 — shown here and by the page's error panel
             st.error(error_message(exc, redact=state.roots().redact))

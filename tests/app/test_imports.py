@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-APP_LOCAL = {"state", "results", "components", "app_pages"}
+APP_LOCAL = {"state", "loaders", "results", "components", "app_pages"}
 
 
 def _imports(path: Path) -> list[tuple[str, list[str]]]:

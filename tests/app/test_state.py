@@ -7,6 +7,8 @@ from pathlib import Path
 
 import state  # noqa: E402
 
+from causmatch.analysis import links  # noqa: E402
+
 
 def test_parse_args_after_double_dash_and_ignores_others():
     args = state.parse_args(["--checkpoint", "c1", "--checkpoint2", "c2", "--data", "d", "--split", "dev", "-q"])
@@ -23,10 +25,12 @@ def test_default_view_takes_command_line_values():
 def test_url_params_round_trip_and_bad_values_fall_back():
     view = state.default_view(state.AppArgs("c1", "c2", "d", "test"))
     view.update(image=3, caption=17, iv="uniform", word=2)
-    params = state.url_params(view)
+    params = links.link_params(view)
     assert params["image"] == "3" and params["iv"] == "uniform" and "samples" not in params
     restored = state.default_view(state.AppArgs())
     for name, raw in params.items():
-        restored[name] = state._coerce(name, raw)
+        restored[name] = links.coerce(name, raw)
     assert {k: restored[k] for k in params} == {k: view[k] for k in params}
-    assert state._coerce("image", "not-a-number") == 0
+    assert links.coerce("image", "not-a-number") == 0
+    again, warnings = links.read_link(params, state.default_view(state.AppArgs()))
+    assert again == view and warnings == []
