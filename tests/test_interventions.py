@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from causmatch.errors import ConfigError
-from causmatch.interventions import (COUNTERFACTUAL_KINDS, Identity, KeepRegions, KeepWords, MaskRegions,
-                                     MaskWords, OneWord, Random, Reversed, Shuffle, SwapWords, Uniform, kind_of,
-                                     parse_intervention)
+from causmatch.interventions import (COUNTERFACTUAL_KINDS, KINDS, Identity, KeepRegions, KeepWords, MaskRegions,
+                                     MaskWords, OneWord, Random, RegionPerRow, Reversed, Shuffle, SwapWords, Uniform,
+                                     WordPerRow, format_spec, get_kind, kind_of, parse_intervention, pickable_kinds,
+                                     target_rule)
 
 ATTN = torch.tensor([[0.5, 0.3, 0.2, 0.0],
                      [0.1, 0.1, 0.8, 0.0],
@@ -129,7 +130,7 @@ def test_parse_rejects_bad_specs_with_one_line(spec):
 
 def _reference_counter_hash(shape, seed, query, pair_ids):
     """The counter hash written plainly on int64 (the first implementation), to pin the int32 one bit for bit."""
-    from causmatch.interventions import _M32, _QUERY_SALT, _default_ids, _mix
+    from causmatch.counter_hash import _M32, _QUERY_SALT, _default_ids, _mix
     lead, (Q, K) = shape[:-2], shape[-2:]
     img, cap = pair_ids if pair_ids is not None else _default_ids(lead, "cpu")
     h = _mix(torch.tensor((seed ^ _QUERY_SALT[query]) & _M32))
@@ -145,7 +146,7 @@ def _reference_counter_hash(shape, seed, query, pair_ids):
 ])
 @pytest.mark.parametrize("query", ["words", "regions"])
 def test_int32_counter_hash_equals_int64_reference_bit_for_bit(shape, seed, ids, query):
-    from causmatch.interventions import counter_hash
+    from causmatch.counter_hash import counter_hash
     ref = _reference_counter_hash(torch.Size(shape), seed, query, ids)
     got = counter_hash(torch.Size(shape), seed, query, ids, "cpu")
     assert got.dtype == torch.int64 and torch.equal(got, ref)
@@ -209,9 +210,6 @@ def test_integral_numbers_of_any_type_are_accepted():
 
 
 # ---------------------------------------------------------------------- the registry
-from causmatch.interventions import (KINDS, RegionPerRow, WordPerRow, format_spec, get_kind,  # noqa: E402
-                                     pickable_kinds, target_rule)
-
 SPEC_KINDS = [k for k in KINDS.values() if k.spec]
 
 
