@@ -7,7 +7,10 @@ normalisation), the key axis ``K`` gets the softmax. In t2i the queries are word
 The relevance of a query is the cosine between the query vector ``q`` and its attended context
 ``a = Σ_k α_k v_k``. With ``s_k = q · v_k`` and the key Gram matrix ``G = V Vᵀ`` it is exactly
 ``(Σ_k α_k s_k) / (|q| sqrt(αᵀ G α))``, so the context vectors (``[..., Q, D]`` per pair) are never built.
-The ``direct_*`` functions build them explicitly, as SCAN does; tests use them as the reference.
+:mod:`causmatch.models.reference` builds them explicitly, as SCAN does: every implementation is checked
+against it. Here live the ``eager`` implementation (:func:`attention_maps`, :func:`score_maps`: autograd,
+maps, every option) and the ``fast`` one (:func:`fast_scores`: no-grad, in place); see
+:mod:`causmatch.models.impl` for which serves a call.
 """
 from __future__ import annotations
 
@@ -172,21 +175,6 @@ def score_maps(alpha: torch.Tensor, s: torch.Tensor, query_mask: torch.Tensor, g
     return aggregate(rel, active, agg, lambda_lse), rel
 
 
-def cross_attention(s: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor, gram: torch.Tensor, *,
-                    norm: str, lambda_softmax: float, agg: str, lambda_lse: float, intervene=None,
-                    query_norms: torch.Tensor | None = None):
-    """One direction end to end: ``s [..., Q, K]`` → ``(score [...], alpha [..., Q, K], rel [..., Q])``.
-
-    ``intervene`` (optional) is a function ``alpha -> alpha'`` applied to the learned map.
-    """
-    alpha = attention_maps(s, query_mask, key_mask, norm, lambda_softmax)
-    if intervene is not None:
-        alpha = intervene(alpha)
-    score, rel = score_maps(alpha, s, query_mask, gram, agg=agg, lambda_lse=lambda_lse, query_norms=query_norms,
-                            intervened=intervene is not None)
-    return score, alpha, rel
-
-
 # ---------------------------------------------------------------- no-grad inference path
 
 FAST_NORMS = ("clipped_l2norm", "l2norm", "softmax")
@@ -208,8 +196,11 @@ def fast_path_ok(norm: str, lambda_softmax: float, *, unit_words: bool = True) -
 def _dot_along(x: torch.Tensor, y: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     """``(x * y).sum(dim)`` for an outer ``dim`` as a running ``addcmul`` over its slices.
 
-    On the CPU it reads both maps once and writes only the small result (``mul_`` + ``sum`` read and write the
-    whole map twice: 2.1 ms vs 3.2 ms on a ``[128, 36, 12, 128]`` map); elsewhere it is the plain product and sum.
+    On the CPU it reads both maps once and writes only the small result; the vectorised forms write a
+    map-sized product first. One thread, ``dim=1`` of a ``[64, 36, 12, 128]`` map: this loop 8.2 ms,
+    ``(x * y).sum(1)`` 50 ms, ``torch.linalg.vecdot`` 33 ms, ``einsum`` 64 ms (at ``[32, 36, 12, 64]`` all
+    about 2 ms). None of them sums in the same order, so replacing it would also change the scores' last bits.
+    On a GPU the loop would be one launch per slice: there it is the plain product and sum.
     """
     if x.device.type != "cpu":  # on a GPU one product + sum is two launches; the loop would be one per slice
         return (x * y).sum(dim, keepdim=keepdim)
@@ -219,7 +210,7 @@ def _dot_along(x: torch.Tensor, y: torch.Tensor, dim: int, keepdim: bool = False
     return acc.unsqueeze(dim) if keepdim else acc
 
 
-def _fast_logits_exp(x: torch.Tensor, qmask: torch.Tensor | None, norm: str, dim: int, lam: float,
+def fast_logits_exp(x: torch.Tensor, qmask: torch.Tensor | None, norm: str, dim: int, lam: float,
                      work: torch.Tensor | None = None) -> torch.Tensor:
     """In place: ``x [.., Q.., K..]`` (queries on ``dim``, already clipped) → ``exp(λ · normalize(x))``.
 
@@ -251,43 +242,37 @@ def _first_pass(s: torch.Tensor, norm: str) -> torch.Tensor:
 
 def fast_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Tensor, region_mask: torch.Tensor,
                 word_gram: torch.Tensor, region_gram: torch.Tensor, *, direction: str, norm: str,
-                lambda_softmax: float, agg: str, lambda_lse: float, region_norms: torch.Tensor | None = None,
-                block_floats: int | None = None) -> torch.Tensor:
+                lambda_softmax: float, agg: str, lambda_lse: float,
+                region_norms: torch.Tensor | None = None) -> torch.Tensor:
     """Scores ``[I, C]`` of all pairs, without maps or autograd: the path of evaluation and sharded scoring.
 
     words ``[C, W, D]``, word_mask ``[C, W]``, regions ``[I, R, D]``, region_mask ``[I, R]``, grams
     ``[C, W, W]`` / ``[I, R, R]``, region_norms ``[I, R]`` (None: unit regions). Equal to
-    :func:`cross_attention` on the learned maps (to float rounding) for norms in :data:`FAST_NORMS`.
-    ``block_floats`` (None: one block) caps the map entries scored at once by going through the captions in
-    blocks; smaller, cache-sized blocks were not faster on the benchmark CPU (the GEMM loses more than the
-    elementwise passes gain), so callers bound memory with their shard size instead. The caller must hold
-    ``torch.no_grad()``.
+    the eager path on the learned maps (to float rounding) for norms in :data:`FAST_NORMS`. Memory is bounded by
+    the caller's shard size (cache-sized caption blocks inside a shard were not faster on the benchmark CPU).
+    The caller must hold ``torch.no_grad()``.
     """
     C, W, D = words.shape
     I, R, _ = regions.shape
     words = words * word_mask.unsqueeze(-1).to(words.dtype)  # [C, W, D] padded words give exact-0 sims
     keys_t = regions.reshape(I * R, D).t()  # [D, I*R]
     rm = None if bool(region_mask.all()) else region_mask.view(1, 1, I, R)
-    step = max(1, C) if block_floats is None else max(1, block_floats // max(1, W * I * R))
-    out = []
-    for c0 in range(0, C, step):
-        c1 = min(C, c0 + step)
-        wmask = word_mask[c0:c1]  # [c, W]
-        parts = []
-        if direction == "t2i":  # its own layout straight from the GEMM: regions first, captions innermost
-            s_t = (regions.reshape(I * R, D) @ words[c0:c1].transpose(0, 1).reshape(-1, D).t()).view(I, R, W, c1 - c0)
-        else:
-            s = (words[c0:c1].reshape(-1, D) @ keys_t).view(c1 - c0, W, I, R)  # [c, W, I, R]
-            s_t = s.permute(2, 3, 1, 0).contiguous() if direction == "both" else None  # [I, R, W, c]
-        if s_t is not None:
-            wm = None if bool(wmask.all()) else wmask.t().reshape(1, 1, W, c1 - c0)
-            parts.append(_fast_t2i(s_t, wm, region_mask, region_gram, wmask, norm, lambda_softmax, agg, lambda_lse))
-        if direction in ("i2t", "both"):
-            wm = None if bool(wmask.all()) else wmask.view(c1 - c0, W, 1, 1)
-            parts.append(_fast_i2t(s, wm, rm, word_gram[c0:c1], region_mask, norm, lambda_softmax, agg,
-                                   lambda_lse, region_norms))
-        out.append(parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2)  # [I, c]
-    return torch.cat(out, dim=1) if out else regions.new_zeros(I, 0)  # [I, C]
+    if C == 0:
+        return regions.new_zeros(I, 0)
+    parts = []
+    if direction == "t2i":  # its own layout straight from the GEMM: regions first, captions innermost
+        s_t = (regions.reshape(I * R, D) @ words.transpose(0, 1).reshape(-1, D).t()).view(I, R, W, C)
+    else:
+        s = (words.reshape(-1, D) @ keys_t).view(C, W, I, R)  # [C, W, I, R]
+        s_t = s.permute(2, 3, 1, 0).contiguous() if direction == "both" else None  # [I, R, W, C]
+    if s_t is not None:
+        wm = None if bool(word_mask.all()) else word_mask.t().reshape(1, 1, W, C)
+        parts.append(_fast_t2i(s_t, wm, region_mask, region_gram, word_mask, norm, lambda_softmax, agg, lambda_lse))
+    if direction in ("i2t", "both"):
+        wm = None if bool(word_mask.all()) else word_mask.view(C, W, 1, 1)
+        parts.append(_fast_i2t(s, wm, rm, word_gram, region_mask, norm, lambda_softmax, agg, lambda_lse,
+                               region_norms))
+    return parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2  # [I, C]
 
 
 def _fast_t2i(s, wm, region_mask, region_gram, word_mask, norm, lam, agg, lambda_lse) -> torch.Tensor:
@@ -302,7 +287,7 @@ def _fast_t2i(s, wm, region_mask, region_gram, word_mask, norm, lam, agg, lambda
     alpha = _first_pass(s, norm)  # [I, R, W, C]
     work = torch.empty_like(alpha)
     # Padded words were zeroed before the GEMM, so only the softmax norm still needs their mask.
-    alpha = _fast_logits_exp(alpha, wm if norm == "softmax" else None, norm, 2, lam, work)
+    alpha = fast_logits_exp(alpha, wm if norm == "softmax" else None, norm, 2, lam, work)
     if not bool(region_mask.all()):
         alpha.mul_(region_mask.view(I, R, 1, 1))  # masked regions get exactly 0 weight
     a = alpha.view(I, R, W * C)
@@ -315,7 +300,7 @@ def _fast_t2i(s, wm, region_mask, region_gram, word_mask, norm, lam, agg, lambda
 def _fast_i2t(s, wm, rm, word_gram, region_mask, norm, lam, agg, lambda_lse, region_norms) -> torch.Tensor:
     """i2t on ``s [C, W, I, R]``: regions query words (softmax over W, normalised over R). Returns ``[I, C]``."""
     C, W, I, R = s.shape
-    alpha = _fast_logits_exp(_first_pass(s, norm), rm, norm, 3, lam, torch.empty_like(s))  # [C, W, I, R]
+    alpha = fast_logits_exp(_first_pass(s, norm), rm, norm, 3, lam, torch.empty_like(s))  # [C, W, I, R]
     if wm is not None:
         alpha.mul_(wm)  # padded words get exactly 0 weight
     a = alpha.view(C, W, I * R)
@@ -326,49 +311,3 @@ def _fast_i2t(s, wm, rm, word_gram, region_mask, norm, lam, agg, lambda_lse, reg
         den = den * region_norms.unsqueeze(0)
     rel = (num / den.clamp_min(EPS)).permute(1, 0, 2)  # [I, C, R]
     return aggregate(rel, region_mask.unsqueeze(1), agg, lambda_lse)  # [I, C]
-
-
-# ---------------------------------------------------------------- textbook reference (tests only)
-
-def direct_attention(query: torch.Tensor, keys: torch.Tensor, norm: str, lambda_softmax: float) -> torch.Tensor:
-    """SCAN's ``func_attention`` for one pair, valid rows only: query ``[Q, D]``, keys ``[K, D]`` → ``[Q, K]``."""
-    attn = keys @ query.t()  # [K, Q]
-    if norm.startswith("clipped"):
-        attn = F.leaky_relu(attn, 0.1)
-    if norm.endswith("l2norm"):
-        attn = attn / (attn.pow(2).sum(1, keepdim=True).sqrt() + EPS)
-    elif norm.endswith("l1norm"):
-        attn = attn / (attn.abs().sum(1, keepdim=True) + EPS)
-    elif norm == "softmax":
-        attn = torch.softmax(attn, dim=1)
-    return torch.softmax(lambda_softmax * attn.t(), dim=1)  # [Q, K]
-
-
-def direct_relevance(query: torch.Tensor, alpha: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """Build the context vectors ``[Q, D]`` and return ``cos(query, context)`` ``[Q]`` (SCAN's form)."""
-    context = alpha @ keys  # [Q, D]
-    w12 = (query * context).sum(1)
-    return w12 / (query.norm(dim=1) * context.norm(dim=1)).clamp(min=EPS)
-
-
-def direct_pair_score(query: torch.Tensor, query_mask: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor, *,
-                      norm: str, lambda_softmax: float, agg: str, lambda_lse: float, intervene=None) -> torch.Tensor:
-    """Score of one pair the textbook way. query ``[Q, D]``, keys ``[K, D]``, masks ``[Q]``/``[K]`` bool.
-
-    The attention is computed on the valid rows/columns only (as SCAN slices captions to their
-    length), scattered into the padded ``[Q, K]`` map, passed to ``intervene(alpha)``, and then the
-    context vectors are built explicitly.
-    """
-    qi, ki = query_mask.nonzero().squeeze(1), key_mask.nonzero().squeeze(1)
-    small = direct_attention(query[qi], keys[ki], norm, lambda_softmax)  # [Qv, Kv]
-    alpha = torch.zeros(query.shape[0], keys.shape[0], dtype=small.dtype)
-    alpha[qi.unsqueeze(1), ki.unsqueeze(0)] = small
-    if intervene is not None:
-        alpha = intervene(alpha)
-    rows = [q for q in qi.tolist() if bool((alpha[q] != 0).any())]
-    if not rows:
-        return torch.zeros((), dtype=query.dtype)
-    rel = direct_relevance(query[rows], alpha[rows], keys)
-    if agg == "lse":
-        return torch.log(torch.exp(lambda_lse * rel).sum()) / lambda_lse
-    return {"mean": rel.mean, "max": rel.max, "sum": rel.sum}[agg]()

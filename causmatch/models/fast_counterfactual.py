@@ -1,8 +1,8 @@
-"""No-grad inference path for whole-split *counterfactual* score matrices (random, uniform, reversed, shuffle).
+"""The ``fast`` implementation under whole-map counterfactuals (random, uniform, reversed, shuffle): no grad, no maps.
 
-The general path (``attention.cross_attention``) keeps every step autograd-friendly and out of place, and
-lays the maps out as ``[I, C, Q, K]`` views of the GEMM's ``[C, W, I, R]`` output, which costs several
-strided copies per draw. Here each direction works in the layout its key Gram product wants,
+The eager path (``attention.attention_maps`` + ``attention.score_maps``) keeps every step autograd-friendly
+and out of place, and lays the maps out as ``[I, C, Q, K]`` views of the GEMM's ``[C, W, I, R]`` output,
+which costs several strided copies per draw. Here each direction works in the layout its key Gram product wants,
 ``[X, Y, Q, K]`` with ``X`` the axis that owns the gram (images for t2i, captions for i2t), so the
 ``ᾱ G`` product is one contiguous ``bmm`` with no transposing copy.
 
@@ -12,14 +12,14 @@ strided copies per draw. Here each direction works in the layout its key Gram pr
   its row sum — reversed is ``max(α) − α`` of the *normalised* α) and shared by every draw.
 
 The draws are the interventions' own ``apply`` with global ``(image id, caption id)`` pair ids broadcast
-to the ``[X, Y]`` layout, so they are bit-identical to the general path's whatever the shard.
+to the ``[X, Y]`` layout, so they are bit-identical to the eager path's whatever the shard.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from causmatch.models.attention import EPS, _fast_logits_exp, aggregate
+from causmatch.models.attention import EPS, aggregate, fast_logits_exp
 
 
 def _learned_maps(s: torch.Tensor, qmask: torch.Tensor, kmask: torch.Tensor, norm: str,
@@ -33,7 +33,7 @@ def _learned_maps(s: torch.Tensor, qmask: torch.Tensor, kmask: torch.Tensor, nor
         F.leaky_relu(alpha, 0.1, inplace=True)
     qm = qmask.unsqueeze(-1)  # [X|1, Y|1, Q, 1]
     # exp(λ·normalize(s)) without max-subtraction: |normalize(s)| <= 1 and λ <= MAX_FAST_LAMBDA.
-    alpha = _fast_logits_exp(alpha, None if bool(qm.all()) else qm, norm, 2, lam)
+    alpha = fast_logits_exp(alpha, None if bool(qm.all()) else qm, norm, 2, lam)
     alpha.mul_(kmask)  # masked keys: exactly 0 weight
     alpha.div_(alpha.sum(-1, keepdim=True).clamp_min(torch.finfo(alpha.dtype).tiny))  # [X, Y, Q, K]
     return alpha.mul_(qm)  # padded query rows: all 0 (the exp above made them 1)
@@ -43,7 +43,7 @@ def _cf_scores(alpha: torch.Tensor, s: torch.Tensor, qmask: torch.Tensor, gram: 
                agg: str, lambda_lse: float, qnorms: torch.Tensor | None) -> torch.Tensor:
     """Pooled score ``[X, Y]`` of intervened maps ``alpha [X, Y, Q, K]`` (contiguous) on sims ``s``.
 
-    Relevance in the exact Gram form; rows an intervention left empty drop out, as in the general path.
+    Relevance in the exact Gram form; rows an intervention left empty drop out, as in the eager path.
     """
     X, Y, Q, K = alpha.shape
     num = (alpha * s).sum(-1)  # [X, Y, Q]  = q · a
@@ -79,7 +79,7 @@ def fast_cf_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.
     ``[C, W, W]`` / ``[I, R, R]``, image_ids ``[I]`` / caption_ids ``[C]`` (global ids keying the draws),
     region_norms ``[I, R]`` (None: unit regions). ``interventions`` are objects with
     ``apply(attn, key_mask, query=, pair_ids=)`` (random, uniform, reversed, shuffle); ``learned`` says
-    whether any of them reads the learned map (reversed, shuffle). Equal to the general path to float
+    whether any of them reads the learned map (reversed, shuffle). Equal to the eager path to float
     rounding for norms in ``attention.FAST_NORMS``. The caller must hold ``torch.no_grad()``.
     """
     C, W, D = words.shape

@@ -1,4 +1,4 @@
-"""Fused inference scoring: :func:`attention.fast_scores` compiled into a few kernels with ``torch.compile``.
+"""The ``compiled`` implementation: the maths of :func:`attention.fast_scores` compiled by ``torch.compile``.
 
 After the word–region GEMM, the eager inference path makes several passes over the map (clip, column
 norm, scale, exp, the two relevance reductions), each a separate kernel, or on a GPU a separate launch.
@@ -7,14 +7,13 @@ C++/OpenMP on the CPU, Triton on CUDA) into about four kernels around the two ma
 
 The result equals :func:`attention.fast_scores` to float32 rounding (tests check 1e-5). Compiling costs
 tens of seconds once per process (and per new shape pattern: shapes are compiled dynamic), so this path
-pays off for whole-split matrices — ``causmatch evaluate --fused``, the similarity benchmark — not for the
+pays off for whole-split matrices — ``causmatch evaluate --impl compiled``, the similarity benchmark — not for the
 app's small interactive calls. It needs what ``torch.compile`` needs: on the CPU a C++ compiler and the
 Python headers, on CUDA Triton.
 """
 from __future__ import annotations
 
 import functools
-import types
 
 import torch
 import torch.nn.functional as F
@@ -88,19 +87,25 @@ def _scores(words, word_mask, regions, region_mask, word_gram, region_gram, regi
     return parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2
 
 
-@functools.cache
-def _compiled(direction: str, norm: str, lam: float, agg: str, lambda_lse: float):
-    """One compiled function per attention setting.
+# Dynamo caches the graphs it compiles for a function by its code object, at most ``recompile_limit`` of them
+# (8 by default); past that it silently runs the function uncompiled. Each attention setting is its own graph of
+# ``_scores`` (the setting is a constant in it) and a sharded run meets up to four shape patterns (full and ragged
+# shards), so the calls below raise the limit to this — for these calls only, nothing process-wide.
+RECOMPILE_LIMIT = 64
 
-    Dynamo keeps compiled graphs per code object, at most ``recompile_limit`` (8) of them, and a shard run
-    needs up to four (full and ragged shards). So each setting gets its own copy of ``_scores``'s code, with
-    the setting as its keyword defaults (a ``functools.partial`` would share one wrapper's code among all
-    settings). Past the limit Dynamo runs the function eagerly: slower, same result.
-    """
-    code = _scores.__code__.replace(co_name=f"_scores_{direction}_{norm}_{agg}_{_compiled.cache_info().currsize}")
-    fn = types.FunctionType(code, _scores.__globals__, code.co_name)
-    fn.__kwdefaults__ = dict(direction=direction, norm=norm, lam=lam, agg=agg, lambda_lse=lambda_lse)
-    return torch.compile(fn, dynamic=True)
+
+@functools.cache
+def _compiled():
+    """``_scores`` wrapped by ``torch.compile`` (made on first use: importing this module compiles nothing)."""
+    return torch.compile(_scores, dynamic=True)
+
+
+def _compile_errors() -> tuple[type[Exception], ...]:
+    """The exceptions torch raises when a compiler is missing or fails (C++/OpenMP on the CPU, Triton on CUDA)."""
+    from torch._dynamo.exc import BackendCompilerFailed
+    from torch._inductor.exc import CppCompileError, InductorError
+
+    return BackendCompilerFailed, InductorError, CppCompileError
 
 
 def fused_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Tensor, region_mask: torch.Tensor,
@@ -112,17 +117,17 @@ def fused_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Te
     Raises :class:`ConfigError` (one line) for options outside the inference path or when the compiler
     is missing.
     """
-    if not fast_path_ok(norm, lambda_softmax):  # the one rule for the no-grad paths (unit words: the caller's)
-        raise ConfigError(f"fused scoring supports norms {', '.join(FAST_NORMS)} with 0 < lambda_softmax <= "
-                          f"{MAX_FAST_LAMBDA:g}; got {norm} and {lambda_softmax:g} (run without --fused)")
-    fn = _compiled(direction, norm, float(lambda_softmax), agg, float(lambda_lse))
+    if not fast_path_ok(norm, lambda_softmax):  # the maths' precondition (unit words: the caller's)
+        raise ConfigError(f"compiled scoring supports norms {', '.join(FAST_NORMS)} with 0 < lambda_softmax <= "
+                          f"{MAX_FAST_LAMBDA:g}; got {norm} and {lambda_softmax:g} (use impl eager)")
+    from torch._dynamo import config as dynamo_config  # (imported on use: it is slow to import)
+
+    setting = dict(direction=direction, norm=norm, lam=float(lambda_softmax), agg=agg, lambda_lse=float(lambda_lse))
     try:
-        with torch.no_grad():
-            return fn(words, word_mask, regions, region_mask, word_gram, region_gram, region_norms)
-    except Exception as exc:  # torch._dynamo/inductor failures: a missing compiler, headers, or Triton
-        if "BackendCompilerFailed" in type(exc).__name__ or "InductorError" in type(exc).__name__ \
-                or "CppCompileError" in type(exc).__name__:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"fused scoring could not compile ({first[:200]}); install a C++ compiler and "
-                              f"the Python headers (CPU) or Triton (CUDA), or run without --fused") from exc
-        raise
+        with torch.no_grad(), dynamo_config.patch(recompile_limit=RECOMPILE_LIMIT):
+            return _compiled()(words, word_mask, regions, region_mask, word_gram, region_gram, region_norms,
+                               **setting)
+    except _compile_errors() as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"compiled scoring could not compile ({first[:200]}); install a C++ compiler and the "
+                          f"Python headers (CPU) or Triton (CUDA), or use another impl (e.g. fast)") from exc

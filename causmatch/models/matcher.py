@@ -1,7 +1,9 @@
 """The matcher: encoders + cross attention that returns its maps, and the sharded similarity matrix.
 
 ``Matcher.similarity`` scores all ``I × C`` pairs of a batch (maps ``[I, C, W, R]``), ``pair_scores``
-only aligned pairs (``[N, W, R]``). Both use the exact Gram form (``causmatch.models.attention``).
+only aligned pairs (``[N, W, R]``). ``similarity`` runs one of four named implementations (``impl``:
+reference, eager, fast, compiled), picked by the one rule in :mod:`causmatch.models.impl`; ``pair_scores``
+always runs the eager one (the exact Gram form of :mod:`causmatch.models.attention`).
 """
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ import torch
 import torch.nn as nn
 
 from causmatch.errors import ConfigError
-from causmatch.interventions import Random, Reversed, Shuffle, Uniform
 from causmatch.models import attention as A
+from causmatch.models import reference
 from causmatch.models.config import MatcherConfig
 from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncoder
 from causmatch.models.fast_counterfactual import fast_cf_scores
 from causmatch.models.fused import fused_scores
+from causmatch.models.impl import choose_impl
 from causmatch.runtime import tune_allocator
 
 
@@ -200,43 +203,52 @@ class Matcher(nn.Module):
                        txt_norms=self._word_norms(txt), ids=ids)
 
     def similarity(self, img: ImageEmb, txt: TextEmb, intervention=None, *, pair_ids=None,
-                   return_maps: bool = False, fused: bool = False) -> Scores:
+                   return_maps: bool = False, impl: str | None = None) -> Scores:
         """All ``I × C`` pairs: ``score [I, C]``; maps ``t2i [I, C, W, R]`` / ``i2t [I, C, R, W]`` if asked.
 
         ``pair_ids = (image_ids [I], caption_ids [C])``: global indices keying stochastic interventions.
-        ``fused``: score the learned maps through the compiled kernels of :mod:`causmatch.models.fused`
-        (no-grad, maps not asked for; otherwise ignored).
+        ``impl``: the implementation, ``"reference" | "eager" | "fast" | "compiled"``; None lets
+        :func:`causmatch.models.impl.choose_impl` pick (the table is there). A named one that cannot serve the
+        call raises a one-line :class:`ConfigError`.
         """
         return self.similarity_many(img, txt, [intervention], pair_ids=pair_ids, return_maps=return_maps,
-                                    fused=fused)[0]
+                                    impl=impl)[0]
 
     def similarity_many(self, img: ImageEmb, txt: TextEmb, interventions, *, pair_ids=None,
-                        return_maps: bool = False, fused: bool = False) -> list[Scores]:
+                        return_maps: bool = False, impl: str | None = None) -> list[Scores]:
         """:meth:`similarity` under several interventions (None = learned) sharing one cosine and map pass."""
         interventions = list(interventions)
-        if not return_maps and self._can_use_fast_path(img, txt):
-            if interventions == [None]:
-                return [Scores(score=self._fast_similarity(img, txt, fused=fused))]
-            if all(type(iv) in _FAST_CF for iv in interventions):
-                return [Scores(score=sc) for sc in self._fast_counterfactual(img, txt, interventions, pair_ids)]
+        impl = self.choose_impl(img, txt, interventions, return_maps=return_maps, impl=impl)
+        if impl == "reference":
+            return [self._reference(img, txt, iv, pair_ids) for iv in interventions]
+        if impl in ("fast", "compiled") and all(iv is None for iv in interventions):  # the learned scores
+            score = self._fast_similarity(img, txt, fused_scores if impl == "compiled" else A.fast_scores)
+            return [Scores(score=score) for _ in interventions]
+        if impl == "fast":  # whole-map counterfactuals only (the rule checked)
+            return [Scores(score=sc) for sc in self._fast_counterfactual(img, txt, interventions, pair_ids)]
         s, layout = self._all_pairs_layout(img, txt, pair_ids)
-        return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
+        return self._directions(s, interventions=interventions, return_maps=return_maps, **layout)
 
-    def _can_use_fast_path(self, img: ImageEmb, txt: TextEmb) -> bool:
-        """Learned scores only, nothing to differentiate, no autocast, and what :func:`attention.fast_path_ok` allows."""
+    def choose_impl(self, img: ImageEmb, txt: TextEmb, interventions, *, return_maps: bool = False,
+                    impl: str | None = None) -> str:
+        """The implementation that :meth:`similarity_many` uses for these inputs (:func:`impl.choose_impl`)."""
+        dev = img.regions.device.type
+        grad = torch.is_grad_enabled() and any(t.requires_grad for t in (img.regions, img.gram, txt.words, txt.gram))
+        return choose_impl(self.config, impl, grad=grad, autocast=torch.is_autocast_enabled(dev),
+                           return_maps=return_maps, interventions=interventions)
+
+    def _reference(self, img: ImageEmb, txt: TextEmb, intervention, pair_ids) -> Scores:
+        """One intervention through :func:`causmatch.models.reference.similarity` (context vectors built)."""
         a = self.config.attention
-        tensors = (img.regions, img.gram, txt.words, txt.gram)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            return False  # training keeps the autograd-friendly path
-        if torch.is_autocast_enabled(img.regions.device.type):
-            return False  # the general path keeps the relevance in float32 under autocast
-        return A.fast_path_ok(a.norm, a.lambda_softmax, unit_words=self.config.txt_norm)
+        out = reference.similarity(txt.words, txt.mask, img.regions, img.mask, direction=a.direction, norm=a.norm,
+                                   lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse,
+                                   intervention=intervention, pair_ids=pair_ids)
+        return Scores(**out)
 
-    def _fast_similarity(self, img: ImageEmb, txt: TextEmb, fused: bool = False) -> torch.Tensor:
-        """``score [I, C]`` through :func:`attention.fast_scores` (in-place, no maps kept) or its compiled twin."""
+    def _fast_similarity(self, img: ImageEmb, txt: TextEmb, score) -> torch.Tensor:
+        """``score [I, C]`` through ``score``: :func:`attention.fast_scores` or its compiled twin ``fused_scores``."""
         a = self.config.attention
         with torch.no_grad():
-            score = fused_scores if fused else A.fast_scores
             return score(txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram, direction=a.direction,
                          norm=a.norm, lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse,
                          region_norms=self._region_norms(img))
@@ -250,7 +262,7 @@ class Matcher(nn.Module):
         with torch.no_grad():
             return fast_cf_scores(
                 txt.words, txt.mask, img.regions, img.mask, txt.gram, img.gram, interventions=interventions,
-                learned=any(type(iv) in (Reversed, Shuffle) for iv in interventions),
+                learned=any(iv.reads_learned_map for iv in interventions),
                 image_ids=torch.as_tensor(ids[0], device=dev).reshape(I),
                 caption_ids=torch.as_tensor(ids[1], device=dev).reshape(C), direction=a.direction, norm=a.norm,
                 lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse,
@@ -268,9 +280,6 @@ class Matcher(nn.Module):
         return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
 
 
-# Counterfactual kinds the no-grad path handles (exact types: a subclass may change the draw).
-_FAST_CF = (Random, Uniform, Reversed, Shuffle)
-
 
 def _shards(n: int, size: int):
     return [(a, min(a + size, n)) for a in range(0, n, size)]
@@ -279,13 +288,13 @@ def _shards(n: int, size: int):
 @torch.no_grad()
 def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, intervention=None, *,
                        shard_images: int = 128, shard_captions: int = 128, progress: bool = False,
-                       image_ids=None, caption_ids=None, fused: bool = False) -> np.ndarray:
+                       image_ids=None, caption_ids=None, impl: str | None = None) -> np.ndarray:
     """The full ``[I, C]`` float32 score matrix, computed in ``shard_images × shard_captions`` blocks.
 
     Peak memory is bounded by one block's maps (``shard_images·shard_captions·W·R`` floats, a few
     tensors of that size). Stochastic interventions are keyed by global ids (default: positions), so the
-    result does not depend on the shard sizes. ``fused=True`` scores the learned maps with the compiled
-    kernels of :mod:`causmatch.models.fused` (one compilation per process, then fewer passes per shard).
+    result does not depend on the shard sizes. ``impl`` names the implementation of every block
+    (:meth:`Matcher.similarity`); ``"compiled"`` compiles once per process, then makes fewer passes per shard.
     On the CPU, glibc is told to keep freed shard buffers (:func:`causmatch.runtime.tune_allocator`).
     """
     if shard_images < 1 or shard_captions < 1:
@@ -309,7 +318,7 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
         tx = txt[slice(c0, c1)].first_words(max(1, int(widths[c0:c1].max()))).to(dev)
         # Global ids key the stochastic interventions' draws; learned scores need none (no copy per shard).
         ids = None if intervention is None else (img_ids[i0:i1].to(dev), cap_ids[c0:c1].to(dev))
-        out[i0:i1, c0:c1] = matcher.similarity(im, tx, intervention, pair_ids=ids, fused=fused).score  # [i, c]
+        out[i0:i1, c0:c1] = matcher.similarity(im, tx, intervention, pair_ids=ids, impl=impl).score  # [i, c]
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -38,9 +38,10 @@ def test_pair_scores_equal_the_diagonal(setup, intervention):
     pairs = m.pair_scores(img, txt, intervention, pair_ids=ids, return_maps=True)
     torch.testing.assert_close(pairs.score, allp.score.diagonal(), atol=1e-6, rtol=0)
     n = torch.arange(5)
+    tol = map_atol(m.config.attention.lambda_softmax)  # the two paths' sims differ in their last bits
     for name in ("t2i", "i2t", "word_relevance", "region_relevance"):
         if getattr(allp, name) is not None:
-            torch.testing.assert_close(getattr(pairs, name), getattr(allp, name)[n, n], atol=1e-6, rtol=0)
+            torch.testing.assert_close(getattr(pairs, name), getattr(allp, name)[n, n], atol=tol, rtol=0)
 
 
 @pytest.mark.parametrize("intervention", [None, Random(seed=1)], ids=str)
