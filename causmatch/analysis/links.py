@@ -132,7 +132,7 @@ def link_params(view: Mapping[str, Any]) -> dict[str, str]:
     """The view as link parameters; fields at their default are left out to keep links short."""
     out = {}
     for name, field in FIELDS.items():
-        value = view.get(name, field.default)
+        value = coerce(name, view.get(name, field.default))  # a checkbox's True is written 1
         if value != field.default or name in ALWAYS_IN_LINK:
             out[name] = str(value)
     return out

@@ -1,13 +1,9 @@
 """URL state and command-line arguments of the app (pure functions, no Streamlit run)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import state
 
-
-import state  # noqa: E402
-
-from causmatch.analysis import links  # noqa: E402
+from causmatch.analysis import links
 
 
 def test_parse_args_after_double_dash_and_ignores_others():
