@@ -1,11 +1,13 @@
-"""CausMatch app: ``streamlit run app/streamlit_app.py [-- --root DIR ... --checkpoint CKPT --checkpoint2 CKPT --data DIR --split test]``.
+"""CausMatch app: ``streamlit run app/streamlit_app.py [-- --root DIR ... --checkpoint CKPT --checkpoint2 CKPT
+--data DIR --split test]``.
 
 Datasets and checkpoints are opened only inside the roots (``--root``, repeatable; by default the
 repository's ``checkpoints/`` and ``assets/``), plus the folders named on this command line.
 
 The entry script reads the link into the session's view once (``state.start``), draws the sidebar
 (dataset, checkpoints, intervention), runs the selected page inside the single error panel, and
-writes the view back to the URL so that a link reopens the same view (``state`` says how). Pages live in ``app_pages/`` (not ``pages/``: ``st.navigation`` is used).
+writes the view back to the URL so that a link reopens the same view (``state`` says how). Pages live
+in ``app_pages/`` (not ``pages/``: ``st.navigation`` is used).
 """
 import os
 

@@ -64,7 +64,8 @@ def shown_table(df: pd.DataFrame) -> pd.DataFrame:
 def render(ctx: state.Context) -> None:
     st.title("Failure cases")
     st.caption(f"{' vs '.join(m.label for m in ctx.models)} · counterfactual: {ctx.intervention or 'none'} · "
-               f"{results.SPLIT_SAMPLES} draw per pair · ranks are 1-based; margin = score of the true item − score of the best wrong item")
+               f"{results.SPLIT_SAMPLES} draw per pair · ranks are 1-based; "
+               "margin = score of the true item − score of the best wrong item")
     filters = _filters(ctx)
     full = results.failures(ctx, filters["direction"])
     require_finite(full[[c for c in ("margin", "effect_true") if c in full.columns]].to_numpy(),

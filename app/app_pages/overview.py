@@ -44,7 +44,8 @@ CF_NAMES = {"off": "factual only", "sidebar": "+ the sidebar's intervention", "a
 
 def recall_frame(ctx: state.Context, mode: str) -> pd.DataFrame:
     """One row per (checkpoint, attention): factual, plus the sidebar's intervention or every kind."""
-    extra = {"off": [], "sidebar": [ctx.intervention] if ctx.intervention else [], "all": list(COUNTERFACTUAL_KINDS)}[mode]
+    extra = {"off": [], "sidebar": [ctx.intervention] if ctx.intervention else [],
+             "all": list(COUNTERFACTUAL_KINDS)}[mode]
     specs = [None] + extra
     rows = []
     for model in ctx.models:
@@ -96,8 +97,9 @@ def render(ctx: state.Context) -> None:
     st.subheader("Retrieval (R@K, %)")
     mode = st.segmented_control(
         "Counterfactual results", links.CF_MODES, format_func=CF_NAMES.get, required=True,
-        key=state.key("cf"), on_change=state.changed, help="each counterfactual kind needs one whole-split similarity matrix per checkpoint: "
-                            "minutes the first time on a small CPU, then read from the disk cache")
+        key=state.key("cf"), on_change=state.changed,
+        help="each counterfactual kind needs one whole-split similarity matrix per checkpoint: "
+             "minutes the first time on a small CPU, then read from the disk cache")
     st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
                "*Explore a pair* and *Retrieval* average the sidebar's samples.")
     table(recall_frame(ctx, mode), "recall.csv", key="ov_recall")

@@ -174,7 +174,8 @@ def matrices_side_by_side(ex, key: str) -> None:
     for col, (title, mat, scale) in zip(cols, panels):
         fig = figures.attention_matrix(mat, ex.tokens, labels, title=title, **scale)
         col.plotly_chart(fig, key=f"{key}_{title[:4]}", theme=None, config={"displaylogo": False})
-    st.caption(f"{what}, each word's row as shares of 1. Factual and counterfactual share one colour scale [{zmin:.3f}, {zmax:.3f}]; "
+    st.caption(f"{what}, each word's row as shares of 1. Factual and counterfactual share one colour scale "
+               f"[{zmin:.3f}, {zmax:.3f}]; "
                f"the difference uses a symmetric scale [−{lim:.3f}, {lim:.3f}].")
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 import loaders
 import state
 from causmatch.analysis import links
-from causmatch.interventions import KINDS, format_spec, pickable_kinds, target_rule
+from causmatch.interventions import format_spec, get_kind, pickable_kinds, target_rule
 from components.errors import error_message
 
 
@@ -89,7 +89,7 @@ def _targets(kind: str, options: list[tuple[int, str]], session, view: dict) -> 
 
 def _kinds_help() -> str:
     return "how the learned attention is replaced, do(α = ᾱ): " + "; ".join(
-        f"**{name}**: {KINDS[name].description}" for name in pickable_kinds())
+        f"**{name}**: {get_kind(name).description}" for name in pickable_kinds())
 
 
 def _intervention(view: dict, split, models) -> tuple[str | None, int, int]:
@@ -99,7 +99,7 @@ def _intervention(view: dict, split, models) -> tuple[str | None, int, int]:
     samples_field, seed_field = links.FIELDS["samples"], links.FIELDS["seed"]
     samples = st.number_input("Samples", min_value=samples_field.low, max_value=samples_field.high, step=1,
                               key=state.key("samples"), on_change=state.changed,
-                              disabled=not KINDS[kind].stochastic,
+                              disabled=not get_kind(kind).stochastic,
                               help="random draws averaged (with a 95% interval) for stochastic kinds")
     seed = st.number_input("Seed", min_value=seed_field.low, max_value=seed_field.high, step=1,
                            key=state.key("seed"), on_change=state.changed)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from causmatch.errors import CausMatchError
-from causmatch.interventions import format_spec, get_kind, pickable_kinds, target_rule, validate_intervention
+from causmatch.interventions import format_spec, pickable_kinds, target_rule, validate_intervention
 
 
 @dataclass(frozen=True)
@@ -163,11 +163,6 @@ def parse_targets(text: str) -> list[int] | None:
     if not all(p.isdigit() for p in parts):
         return None
     return [int(p) for p in parts]
-
-
-def is_stochastic(kind: str) -> bool:
-    """Whether the kind's draws depend on a seed (its sample count matters)."""
-    return get_kind(kind).stochastic
 
 
 def targets_problem(kind: str, targets_text: str, offered: Sequence[int],

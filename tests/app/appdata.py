@@ -40,7 +40,7 @@ def _draw(img: np.ndarray, shape: str, colour, box) -> None:
 
 
 def build_dataset(folder: Path, with_images: bool = True, seed: int = 0) -> None:
-    from causmatch.data import write_split, write_meta
+    from causmatch.data import write_meta, write_split
     rng = np.random.default_rng(seed)
     colour_names = list(COLOURS)
     feats = np.zeros((N_IMAGES, R, F), np.float32)
@@ -85,6 +85,7 @@ def build_dataset(folder: Path, with_images: bool = True, seed: int = 0) -> None
 
 def build_checkpoint(path: Path, captions: list[str], seed: int) -> None:
     import torch
+
     from causmatch.checkpoint import save_matcher
     from causmatch.data import Vocabulary
     from causmatch.models import AttentionConfig, Matcher, MatcherConfig, TextConfig

@@ -1,21 +1,16 @@
 """Rendering helpers: PNG and CSV exports, the error panel's message, figures' labels and scales."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pandas as pd
 
-
+from causmatch.errors import CheckpointError  # noqa: E402
 from components import figures  # noqa: E402
 from components.errors import error_message  # noqa: E402
 from components.images import framed, png_bytes  # noqa: E402
 from components.pair import _rows_as_shares  # noqa: E402
 from components.tables import csv_bytes  # noqa: E402
-
-from causmatch.errors import CheckpointError  # noqa: E402
 
 
 def test_png_round_trip_keeps_rgb_order():

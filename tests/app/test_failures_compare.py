@@ -52,9 +52,10 @@ def test_bad_folder_and_bad_checkpoint_show_error_panel(make_app, tmp_path):
 
 
 def test_mismatched_checkpoint_and_data(make_app, assets, tmp_path):
-    from tests.app.appdata import F, build_checkpoint
     import numpy as np
+
     from causmatch.data import write_split
+    from tests.app.appdata import F
     write_split(tmp_path, "test", features=np.ones((2, 3, F + 4), np.float32), captions=["a red bar"] * 10,
                 caps_per_image=5)
     at = make_app(data=str(tmp_path))

@@ -10,8 +10,6 @@ from causmatch.interventions import COUNTERFACTUAL_KINDS, format_spec, get_kind,
 def test_the_kind_field_offers_the_registry_kinds():
     assert links.FIELDS["iv"].choices == pickable_kinds()
     assert set(COUNTERFACTUAL_KINDS) <= set(pickable_kinds()) and "none" not in pickable_kinds()
-    assert links.is_stochastic("random") and links.is_stochastic("shuffle")
-    assert not any(links.is_stochastic(k) for k in ("uniform", "reversed", "mask-words", "swap-words"))
 
 
 def test_a_good_link_is_read_as_given_and_round_trips():

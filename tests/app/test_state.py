@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import state
-
 from causmatch.analysis import links
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.app.apptest_helpers import no_failure
-
 from causmatch.interventions import KINDS, get_kind, pickable_kinds
+from tests.app.apptest_helpers import no_failure
 
 APP = Path(__file__).resolve().parents[2] / "app"
 
