@@ -220,10 +220,10 @@ def _distributed() -> tuple[int, int]:
 
 def similarity_matrix(matcher: Matcher, img: ImageEmb, txt: TextEmb, intervention=None, *,
                       shard_images: int = 128, shard_captions: int = 128, progress: bool = False,
-                      fused: bool = False) -> np.ndarray:
+                      impl: str | None = None) -> np.ndarray:
     """Scores of all image × caption pairs, ``[I, C]`` float32, computed shard by shard.
 
-    ``fused``: learned scores through the compiled kernels (see :func:`sharded_similarity`).
+    ``impl``: the implementation (:mod:`causmatch.models.impl`; None: its default rule).
 
     Memory is bounded by one ``shard_images × shard_captions`` block of attention maps. When
     ``torch.distributed`` is initialised, every rank scores a contiguous run of image shards and
@@ -237,7 +237,7 @@ def similarity_matrix(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventio
     try:
         lo, hi = _rank_rows(len(img), max(1, shard_images), world, rank)
         part = sharded_similarity(matcher, img[slice(lo, hi)], txt, intervention, shard_images=shard_images,
-                                  shard_captions=shard_captions, progress=progress and rank == 0, fused=fused,
+                                  shard_captions=shard_captions, progress=progress and rank == 0, impl=impl,
                                   image_ids=torch.arange(lo, hi), caption_ids=torch.arange(len(txt)))  # [i, C]
     finally:
         matcher.train(was_training)
@@ -364,13 +364,15 @@ def _label(n_images: int) -> str:
 def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, intervention=None,
              limit_images: int | None = None, grounding: bool = True, batch_size: int = 128,
              shard_images: int = 128, shard_captions: int = 128, progress: bool = False,
-             fused: bool = False) -> dict:
+             impl: str | None = None) -> dict:
     """Retrieval metrics of ``matcher`` on ``split`` (optionally under a counterfactual).
 
     Returns a JSON-ready dict: ``metrics`` (all images; under ``intervention`` if given) with its
     ``label``; ``fold5`` (``{"label", "mean", "folds"}``) when asked; with an intervention also
     ``factual_metrics`` and ``effect`` (mean factual − counterfactual score, matching vs not);
     ``grounding`` (factual attention) where the split has alignments and ``grounding`` is True.
+    ``impl`` (:mod:`causmatch.models.impl`) scores the matrices; ``"compiled"`` scores learned maps only, so
+    under an intervention the counterfactual matrix takes the default rule.
     """
     from causmatch.runtime import check_memory
 
@@ -392,8 +394,9 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
                  f"evaluating {split.n_images} images × {split.n_captions} captions",
                  "use --limit-images N or smaller --shard, or a machine with more memory")
     img, txt = encode_split(matcher, split, batch_size)
-    shards = dict(shard_images=shard_images, shard_captions=shard_captions, progress=progress, fused=fused)
-    sims = similarity_matrix(matcher, img, txt, intervention, **shards)
+    shards = dict(shard_images=shard_images, shard_captions=shard_captions, progress=progress)
+    cf_impl = None if impl == "compiled" and intervention is not None else impl
+    sims = similarity_matrix(matcher, img, txt, intervention, impl=cf_impl, **shards)
     k = split.caps_per_image
     result = {"split": split.split, "n_images": split.n_images, "n_captions": split.n_captions,
               "caps_per_image": k, "intervention": "none" if intervention is None else intervention.describe(),
@@ -404,7 +407,7 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
         name = f"5-fold {size // 1000}K" if size % 1000 == 0 else f"5-fold {size}"
         result["fold5"] = {"label": name, "mean": folds["mean"], "folds": folds["folds"]}
     if intervention is not None:
-        factual = similarity_matrix(matcher, img, txt, None, **shards)
+        factual = similarity_matrix(matcher, img, txt, None, impl=impl, **shards)
         result["factual_metrics"] = recall_metrics(factual, k)
         result["effect"] = effect_summary(factual, sims, k)
     if grounding and split.grounding is not None:

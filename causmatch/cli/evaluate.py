@@ -25,9 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=int, default=128,
                    help="images and captions per similarity shard, 1..4096 (memory bound; default 128)")
     p.add_argument("--no-grounding", action="store_true", help="skip grounding accuracy")
-    p.add_argument("--fused", action="store_true",
-                   help="score with kernels compiled by torch.compile (about 10-20 s to compile once; faster on "
-                        "whole splits; needs a C++ compiler and Python headers on CPU, Triton on CUDA)")
+    p.add_argument("--impl", default=None, metavar="NAME",
+                   help="the scoring implementation: reference, eager, fast or compiled (default: fast where it "
+                        "applies, else eager); compiled: kernels "
+                        "built by torch.compile (about 10-20 s to compile once; faster on whole splits; needs a C++ "
+                        "compiler and Python headers on CPU, Triton on CUDA)")
+    p.add_argument("--fused", dest="impl", action="store_const", const="compiled", help="the same as --impl compiled")
     return p
 
 
@@ -70,6 +73,10 @@ def main(argv: list[str]) -> int:
         raise ConfigError(f"--limit-images must be >= 1, got {args.limit_images}")
     if not 1 <= args.shard <= MAX_SHARD:
         raise ConfigError(f"--shard must be in 1..{MAX_SHARD}, got {args.shard}")
+    from causmatch.models.impl import IMPLS
+
+    if args.impl is not None and args.impl not in IMPLS:
+        raise ConfigError(f"--impl must be one of {', '.join(IMPLS)}, got {args.impl!r}")
     intervention = parse_intervention(args.intervention, seed=args.seed) if args.intervention else None
     if args.device == "cuda":
         import torch
@@ -84,7 +91,7 @@ def main(argv: list[str]) -> int:
         split = load_split(args.data, args.split)
         result = evaluate(matcher, split, fold5=args.fold5, intervention=intervention,
                           limit_images=args.limit_images, grounding=not args.no_grounding,
-                          shard_images=args.shard, shard_captions=args.shard, fused=args.fused)
+                          shard_images=args.shard, shard_captions=args.shard, impl=args.impl)
     finally:
         D.shutdown()
     if not info.is_main:

@@ -1,10 +1,11 @@
-"""A tiny SCAN-shaped model written from the SCAN paper's formulas (Lee et al., ECCV 2018).
+"""A tiny SCAN-shaped model written from the SCAN paper (Lee et al., ECCV 2018), to check imported checkpoints.
 
-Deliberately independent of ``causmatch.models`` and ``causmatch.data``: a per-caption loop that builds the
-attended context vectors explicitly, as the paper describes, so the imported matcher is checked against the
-formulas and not against itself. Module names (``fc``, ``embed``, ``rnn``) are the ones SCAN's state dicts use.
-Every option SCAN's ``func_attention`` / ``xattn_score_*`` name is here: the seven ``raw_feature_norm`` values,
-the four ``agg_func``, ``no_imgnorm``, ``no_txtnorm``, ``bi_gru``.
+The model and data side is written here, independent of ``causmatch.models`` and ``causmatch.data``: the
+encoders (module names ``fc``, ``embed``, ``rnn`` as in SCAN's state dicts; ``no_imgnorm``, ``no_txtnorm``,
+``bi_gru``) and NLTK's tokens. The attention maths is the project's one reference,
+:mod:`causmatch.models.reference` (context vectors built explicitly; checked by hand-worked cases in
+tests/models/test_implementations.py), run in SCAN's evaluation procedure: one caption at a time, sliced to
+its length, against every image (:func:`scan_scores`, every ``raw_feature_norm`` and ``agg_func`` SCAN names).
 
 Tokens come from NLTK itself, as SCAN's ``vocab.py``/``data.py`` make them: ``nltk.tokenize.word_tokenize`` on
 the lower-cased caption, with NLTK's own Punkt loader reading a ``punkt_tab/english`` folder written from the
@@ -16,18 +17,15 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from causmatch.models import reference
 
 EPS = 1e-8
 
 
 def l2norm(x, dim):
     return x / (x.pow(2).sum(dim, keepdim=True).sqrt() + EPS)
-
-
-def l1norm(x, dim):
-    return x / (x.abs().sum(dim, keepdim=True) + EPS)
 
 
 class ScanImageEncoder(nn.Module):
@@ -56,52 +54,24 @@ class ScanTextEncoder(nn.Module):
         return out if self.no_txtnorm else l2norm(out, -1)
 
 
-def attend(query, context, norm, smooth):
-    """query [n,Q,D] attends over context [n,K,D] -> attended context [n,Q,D]."""
-    a = torch.bmm(context, query.transpose(1, 2))  # [n,K,Q]: each key's scores over the queries
-    if norm == "softmax":
-        a = torch.softmax(a, dim=2)
-    elif norm == "l2norm":
-        a = l2norm(a, 2)
-    elif norm == "clipped_l2norm":
-        a = l2norm(F.leaky_relu(a, 0.1), 2)
-    elif norm == "l1norm":
-        a = l1norm(a, 2)
-    elif norm == "clipped_l1norm":
-        a = l1norm(F.leaky_relu(a, 0.1), 2)
-    elif norm == "clipped":
-        a = F.leaky_relu(a, 0.1)
-    elif norm != "no_norm":
-        raise ValueError(norm)
-    a = torch.softmax(a.transpose(1, 2) * smooth, dim=2)  # [n,Q,K]
-    return torch.bmm(a, context)
-
-
-def cosine(x, y, dim):
-    return (x * y).sum(dim) / (x.norm(dim=dim) * y.norm(dim=dim)).clamp(min=EPS)
+SCAN_AGG = {"LogSumExp": "lse", "Max": "max", "Sum": "sum", "Mean": "mean"}  # SCAN's agg_func -> the reference's
 
 
 def scan_scores(images, words, lengths, opt) -> torch.Tensor:
-    """images [I,R,D], words [C,W,D], lengths [C] -> SCAN similarity [I,C]."""
+    """images [I,R,D], words [C,W,D], lengths [C] -> SCAN similarity [I,C], one caption at a time."""
+    opts = dict(norm=opt.raw_feature_norm, lambda_softmax=opt.lambda_softmax, agg=SCAN_AGG[opt.agg_func],
+                lambda_lse=opt.lambda_lse)
+    n_img = images.shape[0]
+    all_regions = torch.ones(images.shape[:2], dtype=torch.bool)  # [I,R]: SCAN's precomp regions are all valid
     cols = []
     for c in range(words.shape[0]):
-        cap = words[c, : lengths[c]].unsqueeze(0).expand(images.shape[0], -1, -1)  # [I,n,D]
+        cap = words[c, : lengths[c]].unsqueeze(0).expand(n_img, -1, -1)  # [I,n,D]
+        all_words = torch.ones(cap.shape[:2], dtype=torch.bool)  # [I,n]: the caption sliced to its length
         if opt.cross_attn == "t2i":
-            ctx = attend(cap, images, opt.raw_feature_norm, opt.lambda_softmax)
-            rel = cosine(cap, ctx, 2)  # [I,n]
+            score = reference.direction_scores(cap, all_words, images, all_regions, **opts)[0]
         else:
-            ctx = attend(images, cap, opt.raw_feature_norm, opt.lambda_softmax)
-            rel = cosine(images, ctx, 2)  # [I,R]
-        if opt.agg_func == "LogSumExp":
-            cols.append((rel * opt.lambda_lse).exp().sum(1).log() / opt.lambda_lse)
-        elif opt.agg_func == "Max":
-            cols.append(rel.max(1)[0])
-        elif opt.agg_func == "Sum":
-            cols.append(rel.sum(1))
-        elif opt.agg_func == "Mean":
-            cols.append(rel.mean(1))
-        else:
-            raise ValueError(opt.agg_func)
+            score = reference.direction_scores(images, all_regions, cap, all_words, **opts)[0]
+        cols.append(score)  # [I]
     return torch.stack(cols, 1)
 
 

@@ -182,3 +182,17 @@ def test_reference_hand_worked():
                                   lambda_softmax=float(torch.log(torch.tensor(3.0))), agg="mean", lambda_lse=6.0)
     torch.testing.assert_close(padded["score"], out["score"])  # a padded region changes nothing
     assert padded["t2i"][..., 2].item() == 0
+
+
+def test_evaluate_cli_names_the_implementation(tmp_path):
+    """``causmatch evaluate --impl`` takes the names of IMPLS (checked before anything is loaded); --fused is
+    ``--impl compiled``."""
+    from causmatch.cli.evaluate import build_parser, main
+
+    base = ["--checkpoint", str(tmp_path / "nothing"), "--data", str(tmp_path / "nothing")]
+    with pytest.raises(ConfigError) as err:
+        main([*base, "--impl", "fastest"])
+    assert str(err.value) == "--impl must be one of reference, eager, fast, compiled, got 'fastest'"
+    assert build_parser().parse_args([*base, "--fused"]).impl == "compiled"
+    assert build_parser().parse_args([*base, "--impl", "eager"]).impl == "eager"
+    assert build_parser().parse_args(base).impl is None
