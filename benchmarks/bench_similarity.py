@@ -1,10 +1,11 @@
-"""Similarity-matrix benchmark (issue 3, "Speed and memory"), all in one process.
+"""Similarity-matrix benchmark (speed and memory), all in one process.
 
-  (a) reference: SCAN's evaluation (128×128 shards, one caption at a time, context vectors built)
+  (a) reference: SCAN's evaluation procedure (128×128 shards, one caption at a time against the shard's images)
+                 on the maths of causmatch.models.reference (context vectors built)
   (b) ours:      causmatch.models.sharded_similarity (same shards, exact Gram form, all pairs at once;
-                 under no_grad it takes the in-place inference path, attention.fast_scores)
-  (b') fused:    the same, scored by the kernels torch.compile builds (causmatch.models.fused); with --fused.
-                 Its first run compiles (fused_first_run_seconds); the second run is the one timed (fused_seconds).
+                 the default rule picks the ``fast`` implementation, attention.fast_scores)
+  (b') fused:    the same with impl="compiled" (kernels torch.compile builds, causmatch.models.fused); with
+                 --fused. Its first run compiles (fused_first_run_seconds); the second is timed (fused_seconds).
   (c) floor:     only the word–region dot products of every pair, in the same shards
 
 On the CPU all phases run with glibc told to keep freed shard buffers (causmatch.runtime.tune_allocator,
@@ -32,15 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_scan import scan_similarity  # noqa: E402
-
-from causmatch.data import Vocabulary  # noqa: E402
-from causmatch.interventions import Random  # noqa: E402
-from causmatch.losses import CausMatchLoss  # noqa: E402
-from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, sharded_similarity  # noqa: E402
-from causmatch.models import attention as A  # noqa: E402
-from causmatch.runtime import libc, tune_allocator  # noqa: E402
+from causmatch.data import Vocabulary
+from causmatch.interventions import Random
+from causmatch.losses import CausMatchLoss
+from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, reference, sharded_similarity
+from causmatch.models import attention as A
+from causmatch.runtime import libc, tune_allocator
 
 
 class _MallInfo2(ctypes.Structure):
@@ -133,6 +131,38 @@ def matcher_for(D: int, device: str) -> Matcher:
     return Matcher.from_config(cfg, Vocabulary()).to(device).eval()
 
 
+def shard_t2i(regions: torch.Tensor, words: torch.Tensor, lengths: list[int], *, norm="clipped_l2norm",
+              lambda_softmax=9.0, agg="lse", lambda_lse=6.0) -> torch.Tensor:
+    """Scores ``[n_images, n_captions]`` of one shard, one caption at a time (SCAN's ``xattn_score_t2i``)."""
+    n_img = regions.shape[0]
+    all_regions = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)
+    cols = []
+    for c, n_word in enumerate(lengths):
+        cap = words[c, :n_word].unsqueeze(0).expand(n_img, n_word, words.shape[-1])  # [n, W, D]
+        all_words = torch.ones(cap.shape[:2], dtype=torch.bool, device=cap.device)
+        cols.append(reference.direction_scores(cap, all_words, regions, all_regions, norm=norm,
+                                               lambda_softmax=lambda_softmax, agg=agg, lambda_lse=lambda_lse)[0])
+    return torch.stack(cols, 1)  # [n_images, n_captions]
+
+
+@torch.no_grad()
+def scan_similarity(regions: torch.Tensor, words: torch.Tensor, lengths: list[int], *, shard: int = 128,
+                    max_shards: int | None = None, **opts) -> tuple[np.ndarray, int]:
+    """SCAN's evaluation: the ``[I, C]`` matrix in ``shard × shard`` blocks; ``max_shards`` stops early (to time a
+    subset). Returns the matrix (blocks not computed stay NaN) and the number of blocks computed."""
+    I, C = regions.shape[0], words.shape[0]
+    out = np.full((I, C), np.nan, dtype=np.float32)
+    done = 0
+    for i0 in range(0, I, shard):
+        for c0 in range(0, C, shard):
+            if max_shards is not None and done >= max_shards:
+                return out, done
+            block = shard_t2i(regions[i0:i0 + shard], words[c0:c0 + shard], lengths[c0:c0 + shard], **opts)
+            out[i0:i0 + shard, c0:c0 + shard] = block.float().cpu().numpy()
+            done += 1
+    return out, done
+
+
 @torch.no_grad()
 def floor(img: ImageEmb, txt: TextEmb, shard: int) -> None:
     for i0 in range(0, len(img), shard):
@@ -161,7 +191,8 @@ def similarity_benchmark(args) -> dict:
     res["ours_peak_mib"] = mem.peak_mib
     if args.fused:
         def fused():
-            return sharded_similarity(m, img, txt, shard_images=ours_shard, shard_captions=ours_shard, fused=True)
+            return sharded_similarity(m, img, txt, shard_images=ours_shard, shard_captions=ours_shard,
+                                      impl="compiled")
         # Compile on the shapes the run meets (full and ragged shards), then time a second, compiled run.
         _, res["fused_first_run_seconds"] = timed(fused, dev)  # compilation included
         with PeakMemory(dev) as mem:
@@ -231,7 +262,7 @@ def main(argv=None) -> int:
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--fused", action="store_true", help="also time the torch.compile path (fused=True)")
+    p.add_argument("--fused", action="store_true", help="also time the compiled implementation (impl='compiled')")
     p.add_argument("--no-tune-malloc", action="store_true", help="keep glibc's allocator defaults (CPU)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
