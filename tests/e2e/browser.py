@@ -4,6 +4,9 @@
 in a temporary folder, polls ``/_stcore/health`` until it answers ``ok``, and stops it at the
 end. ``wait_ready`` waits until the script has finished, no skeleton is left, and the
 expected number of images has loaded. Screenshots go to ``artifacts/screenshots/``.
+``DEMO_VIEWS`` and ``check_demo_view`` are the pages of the app started with no arguments (the bundled
+demo): the in-suite test runs them on the committed sample split, ``scripts/demo_screenshots.py`` on the
+full demo data to make the README's images.
 """
 from __future__ import annotations
 
@@ -96,3 +99,33 @@ def screenshot(page, name: str, height: int = 2000) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
     return path
+
+
+# (name, path, heading, images that must load, screenshot height). Overview comes first: it computes
+# every counterfactual matrix of both checkpoints (the cold-start cost); the other pages reuse them.
+# The paths fit any scenes split of at least 8 images (the committed sample has exactly 8).
+DEMO_VIEWS = [("overview", "/", "Overview", 0, 2000),
+              ("explore", "/explore?image=7&caption=35&word=2&iv=random", "Explore a pair", 5, 2300),
+              ("retrieval", "/retrieval?caption=35&k=5", "Retrieval", 10, 1500),
+              ("failures", "/failures", "Failure cases", 0, 1100),
+              ("compare", "/compare", "Compare checkpoints", 4, 1600)]
+
+
+def check_demo_view(page, url: str, view: tuple, shot: str, timeout: float = 300_000) -> Path:
+    """Open one of ``DEMO_VIEWS`` at ``url``; fail unless its heading shows, no exception or error panel
+    does, and every image loaded; save the screenshot ``shot`` (returns its path)."""
+    name, path, heading, images, height = view
+    page.set_default_timeout(timeout)
+    page.goto(url + path)
+    wait_ready(page, images=images, timeout=timeout)
+    assert page.get_by_role("heading", name=heading).first.is_visible(), name
+    assert page.locator('[data-testid="stException"]').count() == 0, f"{name}: a traceback reached the page"
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0, f"{name}: an error panel shows"
+    shown = page.locator('[data-testid="stImage"] img')
+    assert shown.count() >= images, (name, shown.count(), images)
+    assert all(shown.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(shown.count())), name
+    if name == "failures":  # the failure table is there and has rows
+        assert page.locator('[data-testid="stDataFrame"]').count() >= 1, name
+    out = screenshot(page, shot, height=height)
+    assert out.stat().st_size > 10_000, (name, out.stat().st_size)
+    return out
