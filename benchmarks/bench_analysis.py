@@ -1,4 +1,4 @@
-"""Speed of the analysis engine on a Flickr30K-sized gallery (issue 4's targets).
+"""Speed of the analysis engine on a Flickr30K-sized gallery, against the targets in docs/benchmarks.md.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_analysis.py [--images 1000] [--regions 36] [--dim 1024]
 
