@@ -387,7 +387,7 @@ class OneWord(Intervention):
 
     @property
     def stochastic(self) -> bool:
-        return self.inner.stochastic
+        return bool(getattr(self.inner, "stochastic", False))
 
     @property
     def name(self) -> str:
@@ -456,7 +456,7 @@ class WordPerRow(Intervention):
 
     @property
     def stochastic(self) -> bool:
-        return self.inner.stochastic
+        return bool(getattr(self.inner, "stochastic", False))
 
     def describe(self) -> str:
         return f"{self.inner.describe()} on one word per pair (words " + ", ".join(map(str, self.indices)) + ")"
