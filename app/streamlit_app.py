@@ -15,6 +15,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from causmatch.runtime import configure  # noqa: E402
+
+configure()  # process settings (OpenMP wait policy, MKL warm-up, allocator): before anything imports torch
+
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 

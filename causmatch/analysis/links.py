@@ -46,7 +46,9 @@ class Field:
 DIRECTIONS = ("t2i", "i2t")   # t2i: a caption queries the images; i2t: an image queries the captions
 SIGNS = ("any", "positive", "negative")
 CF_MODES = ("off", "sidebar", "all")  # Overview: counterfactual results off | the sidebar's kind | every kind
-MAX_SAMPLES, MAX_TOP_K = 64, 20
+# What the pickers offer: less than the library accepts (analysis.effects.MAX_SAMPLES draws, MAX_TOP items),
+# so a page stays quick on a small CPU.
+SAMPLES_OFFERED, TOP_K_OFFERED = 64, 20
 
 # name -> Field. Every field is restored from and written to the link.
 FIELDS: dict[str, Field] = {
@@ -62,10 +64,10 @@ FIELDS: dict[str, Field] = {
     "iv": Field(str, "random", choices=pickable_kinds()),  # intervention kind
     "targets": Field(str, ""),        # comma-separated word/region indices for targeted kinds
     "tkind": Field(str, ""),          # the kind the targets were picked for (they never carry over to another)
-    "samples": Field(int, 8, low=1, high=MAX_SAMPLES),
+    "samples": Field(int, 8, low=1, high=SAMPLES_OFFERED),
     "seed": Field(int, 0, low=0, high=2**31 - 1),
     "dir": Field(str, "t2i", choices=DIRECTIONS),
-    "k": Field(int, 5, low=1, high=MAX_TOP_K),
+    "k": Field(int, 5, low=1, high=TOP_K_OFFERED),
     "rank_lo": Field(int, 2, low=1),
     "rank_hi": Field(int, 0, low=0),  # 0: no upper bound
     "sign": Field(str, "any", choices=SIGNS),
