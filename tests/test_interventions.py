@@ -101,8 +101,12 @@ def test_properties_and_seeds():
     assert OneWord(Random(), 0).stochastic and not OneWord(Uniform(), 0).stochastic
     assert Random().with_seed(5) == Random(seed=5) and Reversed().with_seed(5) == Reversed()
     assert OneWord(Random(), 0).with_seed(2) == OneWord(Random(seed=2), 0)
+    described = [iv.describe() for iv in ALL]
+    assert all(d.strip() and "\n" not in d for d in described), described  # one line each
+    assert len(set(described)) == len(ALL), described  # each says which intervention it is
     for iv in ALL:
-        assert isinstance(iv.describe(), str) and iv.describe()
+        if iv.stochastic:  # the seed is part of what ran
+            assert iv.with_seed(7).describe() != iv.describe(), iv
         hash(iv)  # usable as a cache key
 
 

@@ -70,7 +70,9 @@ def test_explore_targeted_intervention_needs_targets(make_app):
     assert any("Pick at least one target" in c.value for c in at.sidebar.caption)
     at.multiselect(key="w_targets_list").set_value([0, 1]).run()
     no_failure(at)
-    assert any("mask" in c.value.lower() for c in at.caption)
+    from causmatch.interventions import parse_intervention  # the page names the intervention it ran, targets too
+    ran = f"intervention: {parse_intervention('mask-regions=0,1').describe()}"
+    assert any(c.value.endswith(ran) for c in at.caption), [c.value for c in at.caption]
     assert at.query_params["targets"] in ("0,1", ["0,1"])
 
 

@@ -88,8 +88,14 @@ def test_missing_file_and_round_trip(tmp_path):
 
 def test_repo_config_files_load():
     from pathlib import Path
-    for path in sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.json")):
-        resolve_config(path)
+    import json
+    paths = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.json"))
+    assert "scenes.json" in [p.name for p in paths], paths  # the demo's config is among them
+    for path in paths:
+        cfg = resolve_config(path)
+        for key, value in json.loads(path.read_text()).items():  # each file's settings are the ones used
+            if not isinstance(value, dict):
+                assert getattr(cfg, key) == value, (path.name, key)
 
 
 def test_effect_term_options_parse_and_default_to_the_ranking_terms():
