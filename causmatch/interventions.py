@@ -61,8 +61,9 @@ def _as_index(value) -> int:
     return int(f)
 
 
-def _check_indices(name: str, indices) -> tuple[int, ...]:
-    """Targets as a tuple of distinct ints >= 0 (ConfigError otherwise), order kept."""
+def check_targets(name: str, indices) -> tuple[int, ...]:
+    """Targets as a tuple of distinct ints >= 0, at most ``MAX_TARGETS`` (a one-line ConfigError naming
+    ``name`` otherwise), order kept; whole numbers of any type (``2``, ``2.0``, ``"2"``, numpy) are accepted."""
     if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
         indices = (indices,)
     try:
@@ -259,7 +260,7 @@ class _Targeted(Intervention):
 
     def __post_init__(self):
         idx = (self.indices,) if isinstance(self.indices, int) else self.indices
-        object.__setattr__(self, "indices", _check_indices(self._kind, idx))
+        object.__setattr__(self, "indices", check_targets(self._kind, idx))
 
     @classmethod
     def _from_targets(cls, targets: list[int]) -> "_Targeted":
@@ -326,7 +327,7 @@ class SwapWords(Intervention):
     j: int = 1
 
     def __post_init__(self):
-        ij = _check_indices("swap-words", (self.i, self.j))  # >= 0 and different
+        ij = check_targets("swap-words", (self.i, self.j))  # >= 0 and different
         object.__setattr__(self, "i", ij[0])
         object.__setattr__(self, "j", ij[1])
 
@@ -383,7 +384,7 @@ class OneWord(Intervention):
 
     def __post_init__(self):
         _check_inner("one-word", self.inner)
-        object.__setattr__(self, "index", _check_indices("one-word", (self.index,))[0])
+        object.__setattr__(self, "index", check_targets("one-word", (self.index,))[0])
 
     @property
     def stochastic(self) -> bool:
@@ -424,7 +425,7 @@ def _check_per_row(kind: str, indices) -> tuple[int, ...]:
     """Per-row targets: one whole number >= 0 per row; rows may repeat a target."""
     idx = tuple(indices) if hasattr(indices, "__iter__") and not isinstance(indices, (str, bytes)) else (indices,)
     for n, i in enumerate(idx):  # each row's target alone: whole, >= 0
-        _check_indices(f"{kind} (row {n})", (i,))
+        check_targets(f"{kind} (row {n})", (i,))
     out = tuple(_as_index(i) for i in idx)
     if not out:
         raise ConfigError(f"{kind} needs one target per row, got none")

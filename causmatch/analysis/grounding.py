@@ -171,9 +171,9 @@ def _importance(matcher, img, txt, ids) -> np.ndarray:
 def _check_order(order, valid: np.ndarray, image: int) -> list[int]:
     """A region order: distinct valid regions of the image, at least one (ConfigError otherwise)."""
     from causmatch.errors import ConfigError
-    from causmatch.interventions import _check_indices
+    from causmatch.interventions import check_targets
 
-    out = list(_check_indices("region order", order))
+    out = list(check_targets("region order", order))
     bad = sorted(set(out) - {int(r) for r in valid})
     if bad:
         raise ConfigError(f"region order lists {', '.join(map(str, bad))}, not valid regions of image {image} — "
