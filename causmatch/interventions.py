@@ -700,6 +700,8 @@ def format_spec(kind: str, targets=()) -> str:
     if not k.spec:
         raise ConfigError(f"intervention '{k.name}' is built in code and has no spec — use one of: "
                           f"{', '.join(pickable_kinds())}, none")
+    if targets is None:
+        targets = ()
     targets = list(targets if hasattr(targets, "__iter__") and not isinstance(targets, (str, bytes)) else [targets])
     if targets and not k.targeted:
         raise ConfigError(f"intervention '{k.name}' takes no targets — write just '{k.name}'")

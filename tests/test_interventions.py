@@ -293,7 +293,8 @@ def test_get_kind_and_kind_of():
 def test_format_spec_is_parsed_back_to_the_same_intervention():
     assert format_spec("mask-regions", [0, 3]) == "mask-regions=0,3" == MaskRegions((0, 3)).name
     assert format_spec("uniform") == "uniform" and format_spec("identity") == "none"
-    assert format_spec("swap-words", (4, 1)) == "swap-words=4,1"
+    assert format_spec("swap-words", (4, 1)) == "swap-words=4,1" and format_spec("keep-words", 2) == "keep-words=2"
+    assert format_spec("shuffle", None) == "shuffle"
     for k in SPEC_KINDS:
         targets = list(range(k.min_targets))
         assert parse_intervention(format_spec(k.name, targets)) == parse_intervention(k.name + (
