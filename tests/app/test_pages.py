@@ -30,8 +30,16 @@ def test_overview_grounding_and_effects(make_app):
     at = make_app()
     at.segmented_control(key="w_cf").set_value("sidebar").run()
     no_failure(at)
-    text = " ".join(c.value for c in at.caption)
-    assert "Mean effect: matching" in text and "Chance" in text
+    import math
+    import re
+    captions = [c.value for c in at.caption]
+    effects = [re.fullmatch(r"Mean effect: matching ([-+]\d+\.\d{4}) · all non-matching ([-+]\d+\.\d{4})", c)
+               for c in captions]
+    effects = [tuple(float(x) for x in m.groups()) for m in effects if m]
+    assert len(effects) == 2 and all(math.isfinite(x) for pair in effects for x in pair), captions  # one per model
+    chance = [re.fullmatch(r"Chance \(a valid region picked at random\): (\d+\.\d)%\.", c) for c in captions]
+    chance = [float(m.group(1)) for m in chance if m]
+    assert len(chance) == 1 and 0 < chance[0] < 100, captions
 
 
 def test_explore_pair_word_and_intervention(make_app):
