@@ -541,7 +541,7 @@ class InterventionKind:
     def __post_init__(self):  # the table below is the only caller: a wrong row fails at import
         assert self.axis in AXES and (self.axis == "none") == (self.max_targets == 0), self
         assert 0 <= self.min_targets <= self.max_targets <= MAX_TARGETS, self
-        assert not self.spec or parse_example_ok(self.example, self.name), self
+        assert not self.spec or _names_its_kind(self.example, self.name), self
 
     @property
     def targeted(self) -> bool:
@@ -555,7 +555,7 @@ class InterventionKind:
         return TargetRule(self.name, self.axis, self.min_targets, self.max_targets)
 
 
-def parse_example_ok(example: str, name: str) -> bool:
+def _names_its_kind(example: str, name: str) -> bool:
     """An example spec names its own kind (checked at import for every row of the table)."""
     return example.partition("=")[0] == name
 
