@@ -633,19 +633,22 @@ def target_rule(kind: str) -> TargetRule | None:
     return None if k is None else k.rule
 
 
+def resolve_intervention(spec, seed: int = 0):
+    """An intervention from a spec string (:func:`parse_intervention`; None is ``none``), an Intervention,
+    or a duck-typed object with ``apply`` (returned as it is); a one-line ConfigError for anything else."""
+    if spec is None or isinstance(spec, str):
+        return parse_intervention(spec, seed=seed)
+    if not hasattr(spec, "apply"):
+        raise ConfigError(f"{spec!r} is not an intervention — pass a name like 'random' or an Intervention object")
+    return spec
+
+
 def validate_intervention(spec, *, n_words: int | None = None, n_regions: int | None = None, seed: int = 0,
                           scope: str = "") -> Intervention:
-    """Parse ``spec`` (a string, an Intervention or None) and check it against the data's sizes
-    (:meth:`Intervention.validate`); the checked Intervention, or a one-line ConfigError."""
-    if spec is None or isinstance(spec, str):
-        iv = parse_intervention(spec, seed=seed)
-    elif isinstance(spec, Intervention):
-        iv = spec
-    elif hasattr(spec, "apply"):
-        return spec  # a duck-typed map transform: it has no targets to check
-    else:
-        raise ConfigError(f"{spec!r} is not an intervention — pass a name like 'random' or an Intervention object")
-    return iv.validate(n_words=n_words, n_regions=n_regions, scope=scope)
+    """:func:`resolve_intervention`, checked against the data's sizes (:meth:`Intervention.validate`; a
+    duck-typed object has no targets to check); the checked intervention, or a one-line ConfigError."""
+    iv = resolve_intervention(spec, seed)
+    return iv.validate(n_words=n_words, n_regions=n_regions, scope=scope) if isinstance(iv, Intervention) else iv
 
 
 def _numbers(kind: str, arg: str, cast=int) -> list:

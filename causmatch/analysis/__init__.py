@@ -4,8 +4,8 @@ Start from :class:`AnalysisSession` (``AnalysisSession.open(checkpoint_dir, data
 see docs/analysis.md. Never imports streamlit.
 """
 from causmatch.analysis.cache import ArrayCache, cache_key
-from causmatch.analysis.effects import (EffectEstimate, estimate_effect, region_effects, remove_regions,
-                                        resolve_intervention, t_interval, word_effects)
+from causmatch.analysis.effects import (EffectEstimate, estimate_effect, region_effects, remove_regions, t_interval,
+                                        word_effects)
 from causmatch.analysis.explain import PairExplanation, explain_pair
 from causmatch.analysis.failures import FAILURE_COLUMNS, build_failure_table, export_csv, filter_failures
 from causmatch.analysis.grounding import (Curve, grounding_summary, grounding_table, pair_grounding,
@@ -14,7 +14,7 @@ from causmatch.analysis.heatmaps import (COLORMAPS, colorbar, colorize, draw_box
                                          shared_scale, signed_difference, word_heatmap)
 from causmatch.analysis.ranking import RankResult, best_rank, compare_rankings, rank_positions
 from causmatch.analysis.session import AnalysisSession
-from causmatch.interventions import OneWord  # the per-word intervention, re-exported for explanations
+from causmatch.interventions import OneWord, resolve_intervention  # re-exported: explanations take them
 
 __all__ = [
     "AnalysisSession", "PairExplanation", "explain_pair", "EffectEstimate", "estimate_effect", "word_effects",

@@ -2,7 +2,6 @@
 
 Public API::
 
-    resolve_intervention(spec: str | Intervention | None, seed=0) -> Intervention
     EffectEstimate(score, cf_scores [K], cf_score, effect, low, high, intervention, samples)
     t_interval(values [K], level=0.95) -> (mean, low, high)
     sample_interventions(intervention, samples, seed=None) -> list[Intervention]   # None: own seed
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 
 from causmatch.errors import ConfigError
-from causmatch.interventions import Identity, RegionPerRow, WordPerRow, parse_intervention
+from causmatch.interventions import RegionPerRow, WordPerRow
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (standard table values).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -69,17 +68,6 @@ def _finite(scores, what: str, pair_ids, n: int = 1) -> np.ndarray:
     ids = (None, None) if pair_ids is None else pair_ids
     return check_finite_scores(arr.reshape(-1), what, image_ids=ids[0] if ids[0] is not None else [0],
                                caption_ids=ids[1] if ids[1] is not None else [0])
-
-
-def resolve_intervention(spec, seed: int = 0):
-    """An ``Intervention`` from a spec string (``parse_intervention``), an object, or None (identity)."""
-    if spec is None:
-        return Identity()
-    if isinstance(spec, str):
-        return parse_intervention(spec, seed=seed)
-    if not hasattr(spec, "apply"):
-        raise ConfigError(f"{spec!r} is not an intervention — pass a name like 'random' or an Intervention object")
-    return spec
 
 
 @dataclass(frozen=True)

@@ -44,15 +44,14 @@ import torch
 
 from causmatch.analysis import failures as F
 from causmatch.analysis.cache import ArrayCache, cache_key
-from causmatch.analysis.effects import (check_samples, check_top, estimate_effect, resolve_intervention,
-                                       sample_interventions)
+from causmatch.analysis.effects import check_samples, check_top, estimate_effect, sample_interventions
 from causmatch.analysis.explain import PairExplanation, explain_pair
 from causmatch.analysis.ranking import RankResult, compare_rankings
 from causmatch.data import load_split, tokenize
 from causmatch.checkpoint import check_compatible
 from causmatch.errors import ConfigError, DataError
 from causmatch.evaluation import check_finite_scores
-from causmatch.interventions import COUNTERFACTUAL_KINDS, validate_intervention
+from causmatch.interventions import COUNTERFACTUAL_KINDS, kind_of, resolve_intervention, validate_intervention
 from causmatch.models import ImageEmb, TextEmb, sharded_similarity
 
 
@@ -235,8 +234,6 @@ class AnalysisSession:
     def check_intervention(self, intervention, image=None, caption=None, *, text=None, seed: int = 0):
         """The Intervention of ``intervention`` (spec or object), checked against the pair (``image`` with
         ``caption`` or ``text``) or, with no image, the whole split; a one-line ConfigError otherwise."""
-        from causmatch.interventions import kind_of
-
         iv = resolve_intervention(intervention, seed)
         if image is None:
             return validate_intervention(iv, **self.split_limits(), scope=f" for split '{self.split.split}'")
