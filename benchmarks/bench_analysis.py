@@ -34,6 +34,7 @@ from causmatch.analysis.session import _gallery_to_arrays, sims_tag
 from causmatch.data import Vocabulary, load_split, write_split
 from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention
 from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb
+from causmatch.runtime import configure
 
 WORDS = ("a red blue green yellow small big circle square triangle star left right of above below "
          "next to the and with near").split()
@@ -90,6 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--dim", type=int, default=1024)
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args(argv)
+    configure()  # the process settings, as the CLI applies them
     with tempfile.TemporaryDirectory() as tmp:
         matcher, split = build(Path(tmp) / "data", args.images, args.regions, args.dim)
         cache = Path(tmp) / "cache"

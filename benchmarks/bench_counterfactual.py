@@ -21,6 +21,7 @@ from causmatch.data import Vocabulary
 from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention
 from causmatch.models import AttentionConfig, ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb
 from causmatch.models import sharded_similarity
+from causmatch.runtime import configure
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
@@ -65,6 +66,7 @@ def main() -> None:
     p.add_argument("--general-shards", type=int, default=4)
     p.add_argument("--kinds", default=",".join(COUNTERFACTUAL_KINDS))
     args = p.parse_args()
+    configure()  # the process settings, as the CLI applies them
     torch.manual_seed(0)
     cfg = MatcherConfig(img_dim=8, embed_size=args.dim, text=TextConfig(word_dim=8),
                         attention=AttentionConfig(direction="t2i", norm="clipped_l2norm", lambda_softmax=9.0,

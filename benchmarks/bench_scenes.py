@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from causmatch.data.scenes import DEFAULT_SIZES, build_scenes
+from causmatch.runtime import configure
 
 
 def _cpu_seconds() -> float:
@@ -110,6 +111,7 @@ def main() -> None:
     p.add_argument("--probe", help="fit linear attribute probes on this existing scenes folder instead")
     p.add_argument("--samples", nargs=2, metavar=("FOLDER", "OUT"), help="write sample test images to OUT")
     args = p.parse_args()
+    configure()  # the process settings, as the CLI applies them
     if args.samples:
         return samples(Path(args.samples[0]), Path(args.samples[1]), [0, 1, 2, 3])
     if args.probe:

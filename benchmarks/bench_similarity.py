@@ -8,7 +8,7 @@
                  --fused. Its first run compiles (fused_first_run_seconds); the second is timed (fused_seconds).
   (c) floor:     only the word–region dot products of every pair, in the same shards
 
-On the CPU all phases run with glibc told to keep freed shard buffers (causmatch.runtime.tune_allocator,
+On the CPU all phases run with glibc told to keep freed shard buffers (causmatch.runtime.configure,
 which sharded_similarity applies anyway); --no-tune-malloc measures with glibc's defaults instead.
 
 Inputs are random unit vectors: I images × R regions, C captions of 6..W words, dimension D.
@@ -38,7 +38,7 @@ from causmatch.interventions import Random
 from causmatch.losses import CausMatchLoss
 from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, reference, sharded_similarity
 from causmatch.models import attention as A
-from causmatch.runtime import libc, tune_allocator
+from causmatch.runtime import configure, libc
 
 
 class _MallInfo2(ctypes.Structure):
@@ -271,7 +271,8 @@ def main(argv=None) -> int:
         return 2
     if args.no_tune_malloc:
         os.environ["CAUSMATCH_TUNE_MALLOC"] = "0"
-    res = {"malloc_tuned": tune_allocator() if args.device == "cpu" else False,
+    tuned = configure()["allocator_tuned"]  # the process settings, as the CLI applies them
+    res = {"malloc_tuned": tuned if args.device == "cpu" else False,
            "memory_measure": "cuda allocated" if args.device == "cuda" else PeakMemory.measure}
     res.update(similarity_benchmark(args))
     if not args.skip_train:

@@ -22,6 +22,7 @@ from bench_similarity import random_inputs  # noqa: E402
 from causmatch.models import attention as A  # noqa: E402
 from causmatch.models import reference  # noqa: E402
 from causmatch.models.fused import fused_scores  # noqa: E402
+from causmatch.runtime import configure  # noqa: E402
 
 TOL = 1e-5
 
@@ -30,6 +31,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = p.parse_args(argv)
+    configure()  # the process settings, as the CLI applies them
     dev = args.device
     I, C, R, W, D = 64, 320, 36, 12, 256
     regions, words, wmask, _ = random_inputs(I, C, R, W, D, dev, seed=3)

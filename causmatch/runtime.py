@@ -1,4 +1,18 @@
-"""Process-level settings that make the CPU scoring loops fast: glibc's allocator.
+"""Process-level settings, applied only when asked: :func:`configure`.
+
+Importing :mod:`causmatch` (any module) changes nothing outside the library: no environment variable, no
+allocator setting, no MKL call. Programs — the ``causmatch`` command line, the app, the benchmarks — call
+:func:`configure` once, first thing (before ``torch`` is imported, for the OpenMP setting to count); it is
+idempotent and applies three settings:
+
+* ``OMP_WAIT_POLICY=PASSIVE`` as a default (a value the user set wins): idle OpenMP workers spin by default
+  and steal the core from the thread doing the work on small or shared machines; passive waiting made
+  explanations ~10x faster on a 2-core box (docs/benchmarks.md). OpenMP reads it when torch's runtime is
+  loaded, so it counts only if ``torch`` was not imported before.
+* :func:`warm_up_vml`: MKL's vector maths once on one thread (a correctness guard; :class:`Matcher
+  <causmatch.models.matcher.Matcher>` also calls it when built, so library users get it without
+  :func:`configure`).
+* :func:`tune_allocator`: glibc keeps freed map-sized buffers (speed only).
 
 Scoring a split allocates the same few map-sized buffers (``[i, c, W, R]`` floats, 27 MiB at 128 × 128
 shards, 12 words, 36 regions) for every shard. With glibc's defaults a freed buffer of that size goes back
@@ -9,7 +23,8 @@ CPU tuning guide suggests preloading jemalloc or tcmalloc for the same reason; :
 in-process equivalent with the allocator already there: buffers up to 32 MiB (glibc's maximum for this
 setting) come from the heap, and up to 512 MiB of freed heap is kept for reuse instead of being returned.
 
-Set ``CAUSMATCH_TUNE_MALLOC=0`` to leave the allocator alone.
+Set ``CAUSMATCH_TUNE_MALLOC=0`` to leave the allocator alone, ``CAUSMATCH_WARM_VML=0`` to skip the warm-up
+(to reproduce the problem it guards against).
 
 :func:`check_memory` refuses, before allocating, a request whose estimated size exceeds the memory the
 machine has available (:func:`available_memory`).
@@ -26,6 +41,22 @@ MMAP_THRESHOLD = 32 * 2**20  # glibc rejects larger values (HEAP_MAX_SIZE / 2 on
 TRIM_THRESHOLD = 512 * 2**20
 
 _done: bool | None = None
+_configured: dict | None = None
+
+
+def configure() -> dict:
+    """Apply the process-level settings (see the module docstring); idempotent. Returns what was applied:
+    ``{"omp_wait_policy": value, "omp_wait_policy_effective": bool, "vml_warm": bool, "allocator_tuned": bool}``.
+    """
+    global _configured
+    if _configured is not None:
+        return dict(_configured)
+    torch_loaded = "torch" in sys.modules  # OpenMP read its settings when torch's runtime was loaded
+    policy = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    warm_up_vml()
+    _configured = {"omp_wait_policy": policy, "omp_wait_policy_effective": not torch_loaded,
+                   "vml_warm": _vml_warm, "allocator_tuned": tune_allocator()}
+    return dict(_configured)
 
 
 def libc() -> ctypes.CDLL | None:

@@ -21,6 +21,7 @@ from causmatch.data import Vocabulary
 from causmatch.interventions import parse_intervention
 from causmatch.losses import CausMatchLoss
 from causmatch.models import Matcher, MatcherConfig
+from causmatch.runtime import configure
 
 WORDS = ("a the red green blue yellow small large big circle square star triangle cross left right "
          "of above below next to is there").split()
@@ -59,6 +60,7 @@ def main() -> None:
     p.add_argument("--batches", default="64,128")
     p.add_argument("--steps", type=int, default=None)
     args = p.parse_args()
+    configure()  # the process settings, as the CLI applies them
     if args.threads:
         torch.set_num_threads(args.threads)
     steps = args.steps or (20 if args.device == "cuda" else 5)

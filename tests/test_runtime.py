@@ -1,8 +1,18 @@
-"""Process-level settings: glibc's allocator and the one-thread warm-up of MKL's vector maths."""
+"""Process-level settings: applied only by ``runtime.configure()`` (glibc's allocator, the one-thread warm-up
+of MKL's vector maths, OpenMP's wait policy); importing the library changes nothing outside it."""
+import json
 import subprocess
 import sys
 
 from causmatch import runtime
+
+ENV = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _run(code: str, **env) -> str:
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(ENV, **env))
+    return res.stdout.strip().splitlines()[-1]
 
 
 def test_tune_allocator_applies_once_and_can_be_turned_off(monkeypatch):
@@ -15,9 +25,67 @@ def test_tune_allocator_applies_once_and_can_be_turned_off(monkeypatch):
     assert runtime.tune_allocator() is True  # cached
 
 
-def test_attention_import_warms_mkl_kernels_unless_turned_off():
-    code = "import causmatch.models.attention, causmatch.runtime as r; print(r._vml_warm)"
-    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"CAUSMATCH_WARM_VML": "0", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
-    assert on.stdout.strip() == "True" and off.stdout.strip() == "False"
+# Imports every module of the package with the process watched: the environment, any C-library function
+# looked up through ctypes (mallopt), and torch's sqrt/exp/log (the MKL warm-up) must stay untouched. Then
+# builds a Matcher, which runs the warm-up (a correctness guard) and nothing else.
+IMPORT_ALL = r"""
+import ctypes, importlib, json, os, pkgutil, sys
+import torch
+import cv2  # OpenCV's own loader adds to LD_LIBRARY_PATH when imported: its doing, not the library's
+looked_up, calls = [], []
+real_getitem = ctypes.CDLL.__getitem__
+def getitem(self, name):
+    looked_up.append(name)
+    return real_getitem(self, name)
+ctypes.CDLL.__getitem__ = getitem
+for fn in ("sqrt", "exp", "log"):
+    real = getattr(torch, fn)
+    setattr(torch, fn, lambda *a, _f=real, _n=fn, **k: (calls.append(_n), _f(*a, **k))[1])
+before = dict(os.environ)
+import causmatch
+mods = [m.name for m in pkgutil.walk_packages(causmatch.__path__, "causmatch.") if m.name != "causmatch.__main__"]
+for m in mods:
+    importlib.import_module(m)
+import causmatch.runtime as rt
+changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
+out = {"modules": len(mods), "changed": changed, "looked_up": looked_up, "calls": sorted(set(calls)),
+       "vml_warm": rt._vml_warm, "tuned": rt._done, "configured": rt._configured}
+from causmatch.data import Vocabulary
+from causmatch.models import Matcher, MatcherConfig, TextConfig
+Matcher(MatcherConfig(img_dim=8, embed_size=8, text=TextConfig(word_dim=8)), Vocabulary.from_captions(["a b"]))
+out["after_matcher"] = {"vml_warm": rt._vml_warm, "calls": sorted(set(calls)), "tuned": rt._done,
+                        "changed": sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))}
+print(json.dumps(out))
+"""
+
+
+def test_importing_every_module_changes_nothing_outside_the_library():
+    out = json.loads(_run(IMPORT_ALL))
+    assert out["modules"] > 40  # really every module (cli, analysis, training, models, data, convert...)
+    assert out["changed"] == [], f"importing causmatch changed the environment: {out['changed']}"
+    assert out["looked_up"] == [], f"importing causmatch called into the C library: {out['looked_up']}"
+    assert out["calls"] == [] and out["vml_warm"] is False, "importing causmatch ran MKL's warm-up"
+    assert out["tuned"] is None and out["configured"] is None
+    # A Matcher warms MKL's kernels when built (a correctness guard, without configure()); nothing else.
+    assert out["after_matcher"] == {"vml_warm": True, "calls": ["exp", "log", "sqrt"], "tuned": None, "changed": []}
+
+
+def test_configure_applies_every_setting_once_and_the_cli_calls_it():
+    code = ("import json, os, sys, causmatch.runtime as rt; from causmatch.cli import main; "
+            "t = 'torch' in sys.modules; main(['--help']); a = rt.configure(); "
+            "print(json.dumps([t, a, rt.configure(), os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules]))")
+    torch_before, a, b, policy, torch_after = json.loads(_run(code))
+    assert a == b == {"omp_wait_policy": "PASSIVE", "omp_wait_policy_effective": True, "vml_warm": True,
+                      "allocator_tuned": True}  # Linux with glibc, as CI; the CLI applied it before torch
+    assert not torch_before and torch_after and policy == "PASSIVE"
+
+
+def test_configure_keeps_the_users_settings():
+    code = ("import json, torch, causmatch.runtime as rt; a = rt.configure(); "
+            "from causmatch.data import Vocabulary; from causmatch.models import Matcher, MatcherConfig, TextConfig; "
+            "Matcher(MatcherConfig(img_dim=8, embed_size=8, text=TextConfig(word_dim=8)), "
+            "Vocabulary.from_captions(['a b'])); print(json.dumps([a, rt._vml_warm]))")
+    out, warm = json.loads(_run(code, OMP_WAIT_POLICY="ACTIVE", CAUSMATCH_WARM_VML="0", CAUSMATCH_TUNE_MALLOC="0"))
+    assert out == {"omp_wait_policy": "ACTIVE", "omp_wait_policy_effective": False, "vml_warm": False,
+                   "allocator_tuned": False}  # torch was imported first: the policy came too late
+    assert warm is False  # CAUSMATCH_WARM_VML=0 holds for the Matcher's guard too

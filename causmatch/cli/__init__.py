@@ -61,6 +61,9 @@ def run_command(fn, argv) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from causmatch.runtime import configure
+
+    configure()  # process settings, before any command imports torch (idempotent)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
