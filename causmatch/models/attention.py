@@ -17,10 +17,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from causmatch.runtime import warm_up_vml
-
-warm_up_vml()  # MKL's sqrt/exp/log once on one thread before any threaded call (see its docstring)
-
 EPS = 1e-8  # as SCAN: keeps padded / all-zero rows finite
 
 

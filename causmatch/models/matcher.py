@@ -21,7 +21,7 @@ from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncode
 from causmatch.models.fast_counterfactual import fast_cf_scores
 from causmatch.models.fused import fused_scores
 from causmatch.models.impl import choose_impl
-from causmatch.runtime import tune_allocator
+from causmatch.runtime import warm_up_vml
 
 
 @dataclass
@@ -96,6 +96,7 @@ class Matcher(nn.Module):
 
     def __init__(self, config: MatcherConfig, vocab=None):
         super().__init__()
+        warm_up_vml()  # MKL's vector maths once on one thread before any threaded call (correctness guard)
         self.config, self.vocab = config, vocab
         self.img_enc = ImageEncoder(config.img_dim, config.embed_size, config.img_norm)
         t = config.text
@@ -295,13 +296,12 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
     tensors of that size). Stochastic interventions are keyed by global ids (default: positions), so the
     result does not depend on the shard sizes. ``impl`` names the implementation of every block
     (:meth:`Matcher.similarity`); ``"compiled"`` compiles once per process, then makes fewer passes per shard.
-    On the CPU, glibc is told to keep freed shard buffers (:func:`causmatch.runtime.tune_allocator`).
+    Programs that score large splits on the CPU call :func:`causmatch.runtime.configure` first (glibc then
+    keeps freed shard buffers).
     """
     if shard_images < 1 or shard_captions < 1:
         raise ConfigError("shard sizes must be at least 1")
     dev = matcher.device
-    if dev.type == "cpu":
-        tune_allocator()
     img_ids = torch.arange(len(img)) if image_ids is None else torch.as_tensor(image_ids)
     cap_ids = torch.arange(len(txt)) if caption_ids is None else torch.as_tensor(caption_ids)
     # Scores stay on the device until the end, and each caption shard's width (its longest caption) is
