@@ -179,8 +179,8 @@ def similarity_benchmark(args) -> dict:
                                                 regions @ regions.transpose(1, 2)),
                                        TextEmb(words, wmask, words @ words.transpose(1, 2), [[]] * len(lengths))), dev)
     res = {"images": args.images, "captions": args.captions, "regions": args.regions, "max_words": args.words,
-           "dim": args.dim, "shard": args.shard, "ours_shard": ours_shard, "device": dev, "threads": torch.get_num_threads(),
-           "gram_seconds": t_enc}
+           "dim": args.dim, "shard": args.shard, "ours_shard": ours_shard, "device": dev,
+           "threads": torch.get_num_threads(), "gram_seconds": t_enc}
     floor(img[slice(0, 8)], txt[slice(0, 8)], args.shard)  # warm-up
     with PeakMemory(dev) as mem:
         _, res["floor_seconds"] = timed(lambda: floor(img, txt, ours_shard), dev)
@@ -233,7 +233,7 @@ def train_step_benchmark(args) -> dict:
     for lam in (1.0, 0.0):
         loss_fn = CausMatchLoss(lambda_eff=lam, intervention=Random())
 
-        def step():
+        def step(loss_fn=loss_fn):
             m.zero_grad(set_to_none=True)
             loss = loss_fn(m, m.encode_images(feats), m.encode_captions(caps), ids)["loss"]
             loss.backward()

@@ -62,8 +62,8 @@ def test_path_rule_lives_in_one_place():
 # ---------------------------------------------------------------- counterfactual matrices
 
 from causmatch.interventions import COUNTERFACTUAL_KINDS, MaskRegions, parse_intervention  # noqa: E402
-from causmatch.models import sharded_similarity  # noqa: E402
 from causmatch.models import fast_counterfactual as FC  # noqa: E402
+from causmatch.models import sharded_similarity  # noqa: E402
 
 
 @pytest.mark.parametrize("img_norm", [True, False])

@@ -16,8 +16,7 @@ import pytest
 import torch
 
 from causmatch.errors import ConfigError
-from causmatch.interventions import (KeepRegions, MaskWords, OneWord, Random, Reversed, Shuffle, SwapWords,
-                                     Uniform)
+from causmatch.interventions import KeepRegions, MaskWords, OneWord, Random, Reversed, Shuffle, SwapWords, Uniform
 from causmatch.models import attention as A
 from causmatch.models import reference
 from causmatch.models.config import AGGS, NORMS
