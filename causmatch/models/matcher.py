@@ -221,7 +221,7 @@ class Matcher(nn.Module):
         interventions = list(interventions)
         impl = self.choose_impl(img, txt, interventions, return_maps=return_maps, impl=impl)
         if impl == "reference":
-            return [self._reference(img, txt, iv, pair_ids) for iv in interventions]
+            return [self._reference(img, txt, iv, pair_ids, return_maps) for iv in interventions]
         if impl in ("fast", "compiled") and all(iv is None for iv in interventions):  # the learned scores
             score = self._fast_similarity(img, txt, fused_scores if impl == "compiled" else A.fast_scores)
             return [Scores(score=score) for _ in interventions]
@@ -238,13 +238,13 @@ class Matcher(nn.Module):
         return choose_impl(self.config, impl, grad=grad, autocast=torch.is_autocast_enabled(dev),
                            return_maps=return_maps, interventions=interventions)
 
-    def _reference(self, img: ImageEmb, txt: TextEmb, intervention, pair_ids) -> Scores:
+    def _reference(self, img: ImageEmb, txt: TextEmb, intervention, pair_ids, return_maps: bool) -> Scores:
         """One intervention through :func:`causmatch.models.reference.similarity` (context vectors built)."""
         a = self.config.attention
         out = reference.similarity(txt.words, txt.mask, img.regions, img.mask, direction=a.direction, norm=a.norm,
                                    lambda_softmax=a.lambda_softmax, agg=a.agg, lambda_lse=a.lambda_lse,
                                    intervention=intervention, pair_ids=pair_ids)
-        return Scores(**out)
+        return Scores(**out) if return_maps else Scores(score=out["score"])
 
     def _fast_similarity(self, img: ImageEmb, txt: TextEmb, score) -> torch.Tensor:
         """``score [I, C]`` through ``score``: :func:`attention.fast_scores` or its compiled twin ``fused_scores``."""
