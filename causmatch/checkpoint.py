@@ -255,6 +255,23 @@ def load_train_state(path, map_location="cpu") -> dict | None:
     return state
 
 
+def state_digest(module: torch.nn.Module, h=None) -> str:
+    """sha256 of the module's parameters and buffers, in name order (bitwise equality of the weights).
+    ``h``: a hash object to continue (what was fed to it first counts too)."""
+    h = hashlib.sha256() if h is None else h
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def model_fingerprint(matcher: Matcher) -> str:
+    """A stable hash of a matcher's config and weights (for caches of matchers without a checkpoint folder;
+    :func:`checkpoint_fingerprint` hashes a folder's files)."""
+    h = hashlib.sha256(json.dumps(matcher.config.to_dict(), sort_keys=True, default=str).encode())
+    return state_digest(matcher, h)[:16]
+
+
 def checkpoint_fingerprint(path) -> str:
     """A stable hash of the checkpoint's config and weights (for caches keyed by checkpoint)."""
     path = Path(path)

@@ -5,7 +5,7 @@ Protocol (SCAN / VSE++): caption ``c`` belongs to image ``c // K``.
 the list of all captions sorted by score; *text → image*: a caption's rank is the rank of
 its image among all images. Ranks are 0-based internally; ``medr``/``meanr`` are reported
 1-based like SCAN. Ties are broken deterministically: the lower index comes first (the
-order a stable descending sort gives), so results never depend on the hardware.
+order a stable descending sort gives, :mod:`causmatch.ranks`), so results never depend on the hardware.
 
 Non-finite scores are refused, never ranked: a similarity matrix holding NaN/inf (a broken checkpoint,
 overflowing weights) raises a one-line :class:`DataError` naming the first (image, caption) pair and the
@@ -17,6 +17,7 @@ image, and a run whose estimated memory exceeds what the machine has available.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import defaultdict
 
@@ -26,6 +27,8 @@ import torch
 from causmatch.data import SplitData
 from causmatch.errors import ConfigError, DataError
 from causmatch.models.matcher import ImageEmb, Matcher, TextEmb, sharded_similarity
+from causmatch.pointing import pointed_regions, word_region_map
+from causmatch.ranks import stable_ranks
 
 RECALL_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum",
                "i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr")
@@ -68,19 +71,6 @@ def _check_sims(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
     return check_finite_scores(sims)
 
 
-def _stable_rank(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Position of column ``target[n]`` of row ``n`` in a stable descending sort.
-
-    scores [N, M]; target [N, T] column indices -> [N, T] 0-based ranks.
-    """
-    n_idx = np.arange(scores.shape[0])[:, None]
-    own = scores[n_idx, target]                                  # [N, T]
-    cols = np.arange(scores.shape[1])
-    above = scores[:, None, :] > own[:, :, None]                 # [N, T, M]
-    tied_before = (scores[:, None, :] == own[:, :, None]) & (cols[None, None, :] < target[:, :, None])
-    return (above | tied_before).sum(axis=2)                     # [N, T]
-
-
 def ranks_i2t(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
     """Image → text ranks. sims [I, C] -> [I] int64, best rank among the image's captions."""
     sims = _check_sims(sims, caps_per_image)
@@ -89,7 +79,7 @@ def ranks_i2t(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
     for lo in range(0, n_img, _ROW_CHUNK):
         hi = min(lo + _ROW_CHUNK, n_img)
         gt = np.arange(lo, hi)[:, None] * k + np.arange(k)[None, :]          # [i, K] caption ids
-        out[lo:hi] = _stable_rank(sims[lo:hi], gt).min(axis=1)
+        out[lo:hi] = stable_ranks(sims[lo:hi], gt).min(axis=1)
     return out
 
 
@@ -102,7 +92,7 @@ def ranks_t2i(sims: np.ndarray, caps_per_image: int) -> np.ndarray:
         hi = min(lo + _ROW_CHUNK, n_cap)
         chunk = np.ascontiguousarray(sims[:, lo:hi].T)                       # [c, I]
         gt = (np.arange(lo, hi) // caps_per_image)[:, None]                  # [c, 1]
-        out[lo:hi] = _stable_rank(chunk, gt)[:, 0]
+        out[lo:hi] = stable_ranks(chunk, gt)[:, 0]
     return out
 
 
@@ -182,15 +172,24 @@ def cat_images(parts: list[ImageEmb]) -> ImageEmb:
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """``model.eval()`` for the block, then the mode it had (training or not), even when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def encode_split(matcher: Matcher, split: SplitData, batch_size: int = 128) -> tuple[ImageEmb, TextEmb]:
     """Encode every image ([I, R, D]) and caption ([C, W, D]) of ``split``, in eval mode, on CPU.
 
     Features are read from the memmap one batch at a time; the embeddings are kept (they are
     ``D/F`` of the raw feature size).
     """
-    was_training = matcher.training
-    matcher.eval()
-    try:
+    with eval_mode(matcher):
         images, texts = [], []
         for lo in range(0, split.n_images, batch_size):
             # np.array copies: the memmap is read-only and torch wants writable memory
@@ -199,8 +198,6 @@ def encode_split(matcher: Matcher, split: SplitData, batch_size: int = 128) -> t
             images.append(matcher.encode_images(feats.to(matcher.device), mask.to(matcher.device)).to("cpu"))
         for lo in range(0, split.n_captions, batch_size):
             texts.append(matcher.encode_captions(split.captions[lo:lo + batch_size]).to("cpu"))
-    finally:
-        matcher.train(was_training)
     return cat_images(images), cat_text(texts)
 
 
@@ -231,16 +228,12 @@ def similarity_matrix(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventio
     keyed by global image/caption indices: the result does not depend on shards or ranks.
     """
     check_shards(shard_images, shard_captions)
-    was_training = matcher.training
-    matcher.eval()
     rank, world = _distributed()
-    try:
+    with eval_mode(matcher):
         lo, hi = _rank_rows(len(img), max(1, shard_images), world, rank)
         part = sharded_similarity(matcher, img[slice(lo, hi)], txt, intervention, shard_images=shard_images,
                                   shard_captions=shard_captions, progress=progress and rank == 0, impl=impl,
                                   image_ids=torch.arange(lo, hi), caption_ids=torch.arange(len(txt)))  # [i, C]
-    finally:
-        matcher.train(was_training)
     check_finite_scores(part, "similarity matrix", image_ids=np.arange(lo, hi))
     if world == 1:
         return part
@@ -266,13 +259,14 @@ def _word_region_maps(matcher: Matcher, img: ImageEmb, txt: TextEmb) -> torch.Te
     """Word → region attention of aligned pairs ``[N, W, R]``: the t2i map, or for i2t-only models
     the region → word map transposed (which region attends most to the word)."""
     scores = matcher.pair_scores(img, txt, return_maps=True)
-    return scores.t2i if scores.t2i is not None else scores.i2t.transpose(-1, -2)
+    return word_region_map(scores.t2i, scores.i2t)
 
 
 @torch.no_grad()
 def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None = None,
                        txt: TextEmb | None = None, *, batch_size: int = 256) -> dict | None:
-    """Share of grounded words whose most-attended region (TRUE pair's map) is one of their regions.
+    """Share of grounded words whose most-attended valid region (TRUE pair's map; the pointing game of
+    :mod:`causmatch.pointing`) is one of their regions.
 
     Returns ``{"overall", "by_type": {type: pct}, "n_words", "counts": {type: n}, "chance", "skipped"}``
     (percentages), or None when the split has no grounding file. ``chance`` is the expected accuracy
@@ -285,9 +279,7 @@ def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None 
         img, txt = encode_split(matcher, split)
     hits, counts, chance = defaultdict(int), defaultdict(int), []
     skipped = 0
-    was_training = matcher.training
-    matcher.eval()
-    try:
+    with eval_mode(matcher):
         for lo in range(0, split.n_captions, batch_size):
             caps = list(range(lo, min(lo + batch_size, split.n_captions)))
             images = [split.image_of(c) for c in caps]
@@ -297,7 +289,7 @@ def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None 
                 n = int(torch.argmin(finite.int()))
                 raise DataError(f"the attention map of image {images[n]}, caption {caps[n]} holds NaN or infinite "
                                 "values — no grounding accuracy is reported; check the checkpoint")
-            best = maps.argmax(-1).cpu()                                                 # [n, W]
+            best = pointed_regions(maps.float().cpu().numpy(), img.mask[images].cpu().numpy())  # [n, W]
             for n, c in enumerate(caps):
                 tokens = txt.tokens[c]
                 offset = 1 if tokens and tokens[0] == "<start>" else 0
@@ -310,8 +302,6 @@ def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None 
                     counts[w["type"]] += 1
                     hits[w["type"]] += int(int(best[n, j]) in w["regions"])
                     chance.append(len(set(w["regions"])) / max(valid, 1))
-    finally:
-        matcher.train(was_training)
     total = sum(counts.values())
     pct = lambda a, b: 100.0 * a / b if b else float("nan")  # noqa: E731
     return {"overall": pct(sum(hits.values()), total),

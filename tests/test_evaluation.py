@@ -263,3 +263,63 @@ def test_grounding_accuracy_refuses_non_finite_maps(split, monkeypatch):
     monkeypatch.setattr(ev, "_word_region_maps", broken)
     with pytest.raises(DataError, match="attention map of image 0, caption 1 holds NaN"):
         ev.grounding_accuracy(m, split)
+
+
+# ---------------------------------------------------------------- one home each: ranks, pointing, eval mode
+
+def test_the_one_tie_rule_agrees_between_counting_and_sorting():
+    from causmatch.analysis import ranking
+    from causmatch.ranks import best_rank, rank_positions, stable_ranks
+
+    assert ranking.best_rank is best_rank and ranking.rank_positions is rank_positions  # one home
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        m = int(rng.integers(1, 12))
+        s = rng.integers(0, 4, m).astype(np.float64)  # many ties
+        if trial % 3 == 0:  # non-finite values rank last, in index order
+            s[rng.integers(0, m, 2)] = rng.choice([np.nan, np.inf, -np.inf], 2)
+        pos = rank_positions(s)
+        assert sorted(pos.tolist()) == list(range(m))
+        assert stable_ranks(s[None], np.arange(m)[None])[0].tolist() == pos.tolist()
+        targets = rng.integers(0, m, int(rng.integers(1, 4)))
+        rank, item = best_rank(s, targets)
+        assert rank == pos[targets].min() and pos[item] == rank and item in targets
+        finite = np.isfinite(s)
+        if finite.all():  # the stable descending sort itself
+            assert pos.tolist() == np.argsort(np.argsort(-s, kind="stable"), kind="stable").tolist()
+        else:
+            assert (pos[~finite] >= finite.sum()).all()
+
+
+def test_recall_ranks_use_the_tie_rule_on_exact_ties():
+    sims = np.zeros((2, 4), np.float32)  # every score tied: lower index first
+    assert ev.ranks_i2t(sims, 2).tolist() == [0, 2] and ev.ranks_t2i(sims, 2).tolist() == [0, 0, 1, 1]
+
+
+def test_pointing_never_picks_padding_and_the_map_is_t2i_else_transposed_i2t():
+    import torch
+
+    from causmatch.analysis.grounding import word_grounding
+    from causmatch.pointing import pointed_regions, word_region_map
+
+    maps = np.array([[[0.1, 0.2, 0.9], [0.5, 0.5, 0.0]], [[0.0, 0.0, 0.0], [np.nan] * 3]])  # [2, W=2, R=3]
+    mask = np.array([[True, True, False], [True, True, True]])
+    assert pointed_regions(maps, mask).tolist() == [[1, 0], [0, -1]]  # padding never wins; first tie; no finite: -1
+    assert pointed_regions(np.full((1, 3), np.nan), [False, False, False]).tolist() == [-1]
+    assert word_grounding([0.1, 0.2, 0.9], [1], [True, True, False])[0] is True  # the same pointing
+    t2i, i2t = torch.rand(2, 3, 4, 5), torch.rand(2, 3, 5, 4)
+    assert word_region_map(t2i, i2t) is t2i and word_region_map(None, None) is None
+    assert torch.equal(word_region_map(None, i2t), i2t.transpose(-1, -2))
+    assert np.array_equal(word_region_map(None, i2t.numpy()), i2t.numpy().swapaxes(-1, -2))
+
+
+def test_eval_mode_restores_the_mode_even_when_the_block_raises():
+    import torch
+
+    m = torch.nn.Dropout()
+    for start in (True, False):
+        m.train(start)
+        with pytest.raises(RuntimeError), ev.eval_mode(m):
+            assert not m.training
+            raise RuntimeError("boom")
+        assert m.training is start

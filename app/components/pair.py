@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from causmatch.analysis import heatmaps as hm
+from causmatch.pointing import word_region_map as map_of
 from components import figures
 from components.errors import require_finite
 from components.images import image_panel, load_rgb
@@ -37,12 +38,12 @@ def word_region_map(ex, counterfactual: bool = False) -> tuple[np.ndarray | None
     region → word map, shown transposed (how much each region attends to the word).
     """
     t2i = ex.cf_t2i_mean if counterfactual else ex.t2i
-    if t2i is not None:
-        return _rows_as_shares(t2i), "word → region attention (t2i)"
     i2t = ex.cf_i2t_mean if counterfactual else ex.i2t
-    if i2t is not None:
-        return _rows_as_shares(np.asarray(i2t).T), "region → word attention (i2t), transposed"  # [W,R]
-    return None, ""
+    m = map_of(t2i, None if i2t is None else np.asarray(i2t))  # [W,R]
+    if m is None:
+        return None, ""
+    what = "word → region attention (t2i)" if t2i is not None else "region → word attention (i2t), transposed"
+    return _rows_as_shares(m), what
 
 
 def region_labels(ex) -> list[str]:

@@ -10,7 +10,8 @@ Public API::
     Curve(kind, fraction [S], scores [S], ranks [S], removed [S], area)
     region_curve(session, image, caption, kind="deletion"|"insertion", order=None) -> Curve
 
-*Pointing game*: a word hits when its most-attended valid region is one of its true regions.
+*Pointing game* (:mod:`causmatch.pointing`, shared with evaluation's grounding accuracy): a word hits when
+its most-attended valid region is one of its true regions.
 *Energy*: the share of the word's attention mass that falls on its true regions. ``attn`` is the
 word → region map (t2i); for i2t-only models the transposed region → word map is used (how much
 each region attends to the word). ``entry`` is one line of ``{split}_grounding.jsonl``; its word
@@ -37,8 +38,9 @@ import pandas as pd
 import torch
 
 from causmatch.analysis.effects import remove_regions
-from causmatch.analysis.ranking import best_rank
 from causmatch.errors import DataError
+from causmatch.pointing import pointed_regions, word_region_map
+from causmatch.ranks import best_rank
 
 
 def word_grounding(attn_row, regions, region_mask) -> tuple[bool, float]:
@@ -47,7 +49,7 @@ def word_grounding(attn_row, regions, region_mask) -> tuple[bool, float]:
     true = [r for r in regions if 0 <= r < len(a)]
     if not true or not np.isfinite(a).any():
         return False, float("nan")
-    hit = int(np.argmax(a)) in true
+    hit = int(pointed_regions(np.asarray(attn_row)[None], region_mask)[0]) in true
     mass = np.where(np.isfinite(a), np.abs(a), 0.0)
     total = mass.sum()
     return bool(hit), float(mass[true].sum() / total) if total > 0 else float("nan")
@@ -74,7 +76,7 @@ def _word_maps(matcher, img, txt, ids) -> np.ndarray:
     """Word → region maps ``[N, W, R]`` of aligned pairs (t2i, or i2t transposed)."""
     with torch.no_grad():
         sc = matcher.pair_scores(img, txt, None, pair_ids=ids, return_maps=True)
-    maps = sc.t2i if sc.t2i is not None else sc.i2t.transpose(-1, -2)
+    maps = word_region_map(sc.t2i, sc.i2t)
     out = maps.float().cpu().numpy()  # [N, W, R]
     _check_pairs_finite(out.reshape(len(out), -1), "attention map", ids)
     return out

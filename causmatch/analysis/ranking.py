@@ -7,8 +7,8 @@ Public API::
     best_rank(scores [M], targets) -> (rank, item)
     compare_rankings(query, direction, scores [M], cf_scores [M], targets, k=10, intervention="") -> RankResult
 
-Ranks are 0-based (rank 0 = top), with the tie rule of ``causmatch.evaluation`` (a stable
-descending sort: equal scores keep index order), so ``rank < K`` agrees with its R@K.
+Ranks are 0-based (rank 0 = top), with the library's one tie rule (``causmatch.ranks``: a stable
+descending sort, equal scores keep index order), so ``rank < K`` agrees with evaluation's R@K.
 For an image query (``direction="i2t"``) the rank is the best among the image's K true captions.
 
 Non-finite scores (NaN/inf) rank last — after every finite score, in index order among themselves —
@@ -22,33 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from causmatch.errors import DataError
+from causmatch.ranks import best_rank, rank_positions
 
-
-def rank_positions(scores) -> np.ndarray:
-    """0-based position of every item ``[M]`` in the stable descending order of ``scores [M]``."""
-    s = np.asarray(scores, dtype=np.float64)
-    fin = np.isfinite(s)
-    # finite first (by descending score), then the non-finite; index order breaks every tie
-    order = np.lexsort((np.arange(len(s)), np.where(fin, -s, 0.0), ~fin))  # [M] items, best first
-    pos = np.empty(len(s), dtype=np.int64)
-    pos[order] = np.arange(len(s))
-    return pos
-
-
-def best_rank(scores, targets) -> tuple[int, int]:
-    """(0-based rank, item) of the best-ranked item among ``targets`` — no full sort needed."""
-    s = np.asarray(scores, dtype=np.float64)
-    idx = np.arange(len(s))
-    fin = np.isfinite(s)
-    best = None
-    for t in np.atleast_1d(targets):
-        if fin[t]:  # items above t: higher score, or equal score and lower index (stable descending sort)
-            rank = int(np.count_nonzero(fin & ((s > s[t]) | ((s == s[t]) & (idx < t)))))
-        else:  # a non-finite score ranks after every finite one
-            rank = int(np.count_nonzero(fin | (idx < t)))
-        if best is None or rank < best[0]:
-            best = (rank, int(t))
-    return best
+__all__ = ["RankResult", "best_rank", "compare_rankings", "rank_positions"]
 
 
 @dataclass

@@ -55,15 +55,6 @@ from causmatch.interventions import COUNTERFACTUAL_KINDS, kind_of, resolve_inter
 from causmatch.models import ImageEmb, TextEmb, sharded_similarity
 
 
-def _model_fingerprint(matcher) -> str:
-    """Hash of the config and weights, for matchers that did not come from a checkpoint folder."""
-    h = hashlib.sha1(json.dumps(matcher.config.to_dict(), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(matcher.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def sims_tag(iv, samples: int, seed: int) -> str:
     """Cache entry tag of a similarity matrix: what the intervention is and how it was sampled."""
     key = {"name": iv.name, "describe": iv.describe(), "samples": samples if iv.stochastic else 1,
@@ -112,7 +103,8 @@ class AnalysisSession:
                 from causmatch.checkpoint import checkpoint_fingerprint
                 model_fp = checkpoint_fingerprint(self.checkpoint_path)
             else:
-                model_fp = _model_fingerprint(self.matcher)
+                from causmatch.checkpoint import model_fingerprint
+                model_fp = model_fingerprint(self.matcher)
             self._fp = (model_fp, self.split.fingerprint())
         return self._fp
 
@@ -336,8 +328,10 @@ class AnalysisSession:
             out.image_path = str(self.split.image_paths[i])
         if c is not None and self.split.grounding is not None and self.split.image_of(c) == i:
             from causmatch.analysis.grounding import pair_grounding
-            out.grounding = pair_grounding(out.t2i if out.t2i is not None else out.i2t.T,
-                                           self.split.grounding[c], out.region_mask)
+            from causmatch.pointing import word_region_map
+
+            out.grounding = pair_grounding(word_region_map(out.t2i, out.i2t), self.split.grounding[c],
+                                           out.region_mask)
         return out
 
     def effects(self, image, caption=None, *, text=None, kinds=COUNTERFACTUAL_KINDS, samples: int = 8,

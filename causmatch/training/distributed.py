@@ -6,13 +6,13 @@ writes files (rank 0 only), and checks that the replicas really hold the same we
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from causmatch.checkpoint import state_digest  # the one model fingerprint (re-exported for callers here)
 from causmatch.errors import ConfigError
 
 
@@ -82,24 +82,6 @@ def shutdown() -> None:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
-
-
-def broadcast_object(obj, info: DistInfo, src: int = 0):
-    """Send a picklable object from ``src`` to every rank (identity for one process)."""
-    if not info.enabled:
-        return obj
-    box = [obj if info.rank == src else None]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def state_digest(module: torch.nn.Module) -> str:
-    """sha256 of the module's parameters and buffers, in name order (bitwise equality)."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def gather_digests(module: torch.nn.Module, info: DistInfo) -> list[str]:
