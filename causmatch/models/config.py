@@ -1,8 +1,11 @@
 """Matcher configuration: frozen dataclasses, validated on construction, unknown keys rejected.
 
 ``MatcherConfig.to_dict()`` is what a checkpoint's ``config.json`` stores under ``"matcher"``;
-``MatcherConfig.from_dict()`` rebuilds it and raises :class:`ConfigError` (one line) on an unknown
-key or a bad value, so a typo in a config file never silently falls back to a default.
+``MatcherConfig.from_dict()`` rebuilds it through the library's one config parser
+(:func:`causmatch.config.from_dict`, which also reads training configs and ``--set`` overrides) and
+raises :class:`ConfigError` (one line) on an unknown key or a bad value, so a typo in a config file never
+silently falls back to a default. Keys a config was written without take their defaults (old checkpoints
+load with the behaviour they had).
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from causmatch.config import from_dict
 from causmatch.data.vocab import DEFAULT_TOKENIZER, TOKENIZERS
 from causmatch.errors import ConfigError
 
@@ -36,20 +40,6 @@ def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ConfigError(f"{name}={value!r} is not valid — give true or false")
-
-
-def _build(cls, d: Any, prefix: str):
-    """Instantiate dataclass ``cls`` from a dict, rejecting unknown keys with a one-line error."""
-    if isinstance(d, cls):
-        return d
-    if not isinstance(d, dict):
-        raise ConfigError(f"{prefix or cls.__name__} must be a mapping of settings, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        where = f"{prefix}." if prefix else ""
-        raise ConfigError(f"unknown setting {where}{unknown[0]} — valid keys: {', '.join(sorted(names))}")
-    return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -82,7 +72,7 @@ class TextConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TextConfig":
-        return _build(cls, d, "text")
+        return from_dict(cls, d, prefix="text.")
 
 
 @dataclass(frozen=True)
@@ -107,7 +97,7 @@ class AttentionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AttentionConfig":
-        return _build(cls, d, "attention")
+        return from_dict(cls, d, prefix="attention.")
 
 
 @dataclass(frozen=True)
@@ -122,13 +112,16 @@ class MatcherConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
 
     def __post_init__(self):
-        _check_positive("img_dim", self.img_dim, integer=True)
+        self._check_img_dim()
         _check_positive("embed_size", self.embed_size, integer=True)
         _check_bool("img_norm", self.img_norm)
         _check_bool("txt_norm", self.txt_norm)
         # Accept nested dicts so MatcherConfig(**json) works; store the frozen dataclasses.
         object.__setattr__(self, "text", TextConfig.from_dict(self.text))
         object.__setattr__(self, "attention", AttentionConfig.from_dict(self.attention))
+
+    def _check_img_dim(self) -> None:
+        _check_positive("img_dim", self.img_dim, integer=True)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -137,7 +130,7 @@ class MatcherConfig:
     def from_dict(cls, d: dict) -> "MatcherConfig":
         if isinstance(d, dict) and "img_dim" not in d:
             raise ConfigError("matcher config has no img_dim — give the region-feature size")
-        return _build(cls, d, "")
+        return from_dict(cls, d)
 
     def replace(self, **changes) -> "MatcherConfig":
         """A copy with some top-level fields changed (validated again)."""

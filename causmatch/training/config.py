@@ -1,5 +1,7 @@
 """Training configuration: a frozen dataclass, JSON files and ``--set key=value`` overrides.
 
+The ``model`` section is :class:`~causmatch.models.MatcherConfig` (``img_dim = 0``: from the data), and files,
+overrides and saved configs are read by the library's one config parser (:mod:`causmatch.config`).
 Resolution order (later wins): field defaults → ``--config FILE`` (JSON, nested objects for
 sections) → ``--model causmatch|scan`` → ``--set dotted.key=value``. Unknown keys and
 values of the wrong type raise a one-line :class:`~causmatch.errors.ConfigError`.
@@ -8,17 +10,18 @@ The resolved config is saved in the checkpoint's ``config.json`` (``TrainConfig.
 from __future__ import annotations
 
 import dataclasses
-import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from causmatch.config import apply_override, from_dict, load_config_file
 from causmatch.errors import ConfigError
 from causmatch.interventions import COUNTERFACTUAL_KINDS
 from causmatch.losses import EFFECT_LOSSES, EFFECT_VIOLATIONS
-from causmatch.models import AttentionConfig, MatcherConfig, TextConfig
+from causmatch.models import MatcherConfig
+
+__all__ = ["ModelSection", "TrainConfig", "apply_override", "config_from_dict", "load_config_file", "merge_dict",
+           "resolve_config"]
 
 LR_SCHEDULES = ("step", "cosine", "constant")
 AMP_MODES = ("off", "bf16", "fp16")
@@ -27,29 +30,23 @@ DEFAULT_LAMBDA_EFF = 1.0
 
 
 @dataclass(frozen=True)
-class ModelSection:
-    """The ``model`` section: :class:`MatcherConfig`'s fields, with ``img_dim = 0`` meaning
-    "take the region-feature size from the data" (MatcherConfig itself needs a real size)."""
+class ModelSection(MatcherConfig):
+    """The ``model`` section: :class:`MatcherConfig` itself (its fields, sections and validation, inherited),
+    except that ``img_dim = 0`` (the default) means "take the region-feature size from the data"."""
 
     img_dim: int = 0
-    embed_size: int = 1024
-    img_norm: bool = True
-    txt_norm: bool = True
-    text: TextConfig = field(default_factory=TextConfig)
-    attention: AttentionConfig = field(default_factory=AttentionConfig)
 
-    def __post_init__(self):
+    def _check_img_dim(self) -> None:
         if isinstance(self.img_dim, bool) or not isinstance(self.img_dim, int) or self.img_dim < 0:
             raise ConfigError(f"model.img_dim={self.img_dim!r} is not valid — give 0 (from the data) or a size")
-        self.matcher_config(self.img_dim or 1)  # validate the other fields now, not at training time
 
     def matcher_config(self, img_dim: int) -> MatcherConfig:
         """The MatcherConfig for region features of size ``img_dim``."""
         if self.img_dim and self.img_dim != img_dim:
             raise ConfigError(f"model.img_dim={self.img_dim} but the data's region features have size "
                               f"{img_dim}; set model.img_dim=0 to take it from the data")
-        return MatcherConfig(img_dim=img_dim, embed_size=self.embed_size, img_norm=self.img_norm,
-                             txt_norm=self.txt_norm, text=self.text, attention=self.attention)
+        return MatcherConfig(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                                "img_dim": img_dim})
 
 
 @dataclass(frozen=True)
@@ -123,133 +120,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _first_option(tp, convert, what: str):
-    """The first non-None member of the union ``tp`` that ``convert`` accepts (ConfigError when none does)."""
-    for option in typing.get_args(tp):
-        if option is type(None):
-            continue
-        try:
-            return convert(option)
-        except ConfigError:
-            continue
-    raise ConfigError(f"{what}: expected {tp}")
-
-
-def _parse_scalar(text: str, tp, key: str):
-    """Parse ``text`` (from ``--set``) as type ``tp``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if text.lower() in ("none", "null"):
-            return None
-        return _first_option(tp, lambda option: _parse_scalar(text, option, key), f"bad value '{text}' for {key}")
-    if origin is typing.Literal:
-        if text not in [str(a) for a in typing.get_args(tp)]:
-            raise ConfigError(f"bad value '{text}' for {key}: choose one of {typing.get_args(tp)}")
-        return text
-    if tp is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"bad value '{text}' for {key}: expected true or false")
-    if tp in (int, float):
-        try:
-            return tp(text)
-        except ValueError:
-            raise ConfigError(f"bad value '{text}' for {key}: expected {_type_name(tp)}") from None
-    return text
-
-
-def _check_json_value(value, tp, key: str):
-    """Type-check a value read from a JSON file (ints are accepted for floats)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(tp):
-            return None
-        return _first_option(tp, lambda option: _check_json_value(value, option, key), f"bad value {value!r} for {key}")
-    if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"bad value {value!r} for {key}: choose one of {typing.get_args(tp)}")
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(tp, type) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        raise ConfigError(f"bad value {value!r} for {key}: expected {_type_name(tp)}")
-    return value
-
-
-def _field_types(obj) -> dict:
-    return typing.get_type_hints(type(obj))
-
-
-def _unknown(key: str, obj) -> ConfigError:
-    names = ", ".join(f.name for f in dataclasses.fields(obj))
-    return ConfigError(f"unknown config key '{key}'; valid keys here: {names}")
-
-
-def _rebuild(obj, changes: dict):
-    try:
-        return dataclasses.replace(obj, **changes)
-    except (TypeError, ValueError) as err:  # a section's own validation
-        raise ConfigError(f"bad config value: {err}") from None
-    # ConfigError from a section's __post_init__ passes through unchanged
-
-
 def merge_dict(obj, data: dict, prefix: str = ""):
-    """Return ``obj`` (a dataclass) with the values of nested dict ``data`` applied."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section '{prefix.rstrip('.') or 'top level'}' must be a JSON object")
-    hints, changes = _field_types(obj), {}
-    for key, value in data.items():
-        if key not in hints:
-            raise _unknown(prefix + key, obj)
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            changes[key] = merge_dict(current, value, prefix + key + ".")
-        else:
-            changes[key] = _check_json_value(value, hints[key], prefix + key)
-    return _rebuild(obj, changes)
-
-
-def apply_override(obj, assignment: str):
-    """Apply one ``dotted.key=value`` to dataclass ``obj`` and return the new object."""
-    if "=" not in assignment:
-        raise ConfigError(f"bad --set '{assignment}': write it as key=value, e.g. --set lambda_eff=0")
-    key, text = assignment.split("=", 1)
-    return _set_path(obj, key.strip().split("."), text.strip(), key.strip())
-
-
-def _set_path(obj, parts: list[str], text: str, full_key: str):
-    hints = _field_types(obj)
-    head = parts[0]
-    if head not in hints:
-        raise _unknown(full_key, obj)
-    current = getattr(obj, head)
-    if len(parts) > 1:
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"unknown config key '{full_key}': '{head}' is not a section")
-        return _rebuild(obj, {head: _set_path(current, parts[1:], text, full_key)})
-    if dataclasses.is_dataclass(current):
-        raise ConfigError(f"'{full_key}' is a section: set one of its keys, e.g. {full_key}.<key>=value")
-    return _rebuild(obj, {head: _parse_scalar(text, hints[head], full_key)})
-
-
-def load_config_file(path: str | Path) -> dict:
-    """Read a JSON config file into a dict (ConfigError when missing or not JSON)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found — pass an existing JSON file to --config")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file {path} is not valid JSON ({err.msg if hasattr(err, 'msg') else err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object")
-    return data
+    """Return config ``obj`` with the values of the nested dict ``data`` applied (:func:`causmatch.config.from_dict`)."""
+    return from_dict(type(obj), data, obj, prefix)
 
 
 def resolve_config(config_file: str | Path | None = None, overrides: list[str] = (),
@@ -273,5 +146,5 @@ def resolve_config(config_file: str | Path | None = None, overrides: list[str] =
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild a saved config (``TrainConfig.to_dict()`` output); unknown keys rejected."""
-    return merge_dict(TrainConfig(), data)
+    """Rebuild a saved config (``TrainConfig.to_dict()`` output); unknown keys rejected, keys left out default."""
+    return from_dict(TrainConfig, data, TrainConfig())

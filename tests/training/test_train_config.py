@@ -121,3 +121,70 @@ def test_bad_effect_options_are_one_line_config_errors(assignment, match):
     with pytest.raises(ConfigError, match=match) as info:
         apply_override(TrainConfig(), assignment)
     assert "\n" not in str(info.value)
+
+
+def test_the_model_section_is_the_matcher_config_not_a_copy():
+    assert issubclass(ModelSection, MatcherConfig)
+    assert [n for n in ModelSection.__annotations__] == ["img_dim"]  # the only field it declares (default 0)
+    assert ModelSection().img_dim == 0 and ModelSection(img_dim=7).matcher_config(7).img_dim == 7
+    with pytest.raises(ConfigError, match="model.img_dim=-1 is not valid"):
+        ModelSection(img_dim=-1)
+    with pytest.raises(ConfigError, match="img_dim=0 is not valid"):
+        MatcherConfig(img_dim=0)  # only the training section reads 0 as "from the data"
+    with pytest.raises(ConfigError, match="attention.agg='Max' is not valid"):  # MatcherConfig's own validators
+        resolve_config(overrides=["model.attention.agg=Max"])
+
+
+@pytest.mark.parametrize("key", ["bogus", "text.wrod_dim", "attention.nope"])
+def test_one_parser_one_message_for_json_set_and_checkpoints(tmp_path, key):
+    """An unknown key reads the same from a matcher config (a checkpoint), a training JSON file, --set and a
+    saved training config: one parser serves them all."""
+    section, _, name = key.rpartition(".")
+    nested = {name: 1} if not section else {section: {name: 1}}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"model": nested}))
+    messages = []
+    for call in (lambda: MatcherConfig.from_dict({"img_dim": 4, **nested}),
+                 lambda: resolve_config(path),
+                 lambda: resolve_config(overrides=[f"model.{key}=1"]),
+                 lambda: config_from_dict({"model": nested})):
+        with pytest.raises(ConfigError) as err:
+            call()
+        messages.append(str(err.value))
+    assert all("\n" not in m and "valid keys here" in m for m in messages)
+    assert f"unknown config key '{key}'" in messages[0]
+    assert all(f"unknown config key 'model.{key}'" in m for m in messages[1:])
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"embed_size": "64"}, "bad value '64' for model.embed_size: expected int"),
+    ({"img_norm": 1}, "expected bool"),
+    ({"text": 3}, "config section 'model.text' must be a JSON object"),
+    ({"attention": {"lambda_softmax": None}}, "expected float"),
+])
+def test_json_types_are_checked_alike_in_both_configs(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({"model": bad})
+    with pytest.raises(ConfigError, match=match.replace("model.", "")):
+        MatcherConfig.from_dict({"img_dim": 4, **bad})
+
+
+def test_saved_checkpoint_configs_still_load():
+    """The demo checkpoints' config.json (written before the parser was shared): the matcher section and the
+    training section both load, and round-trip unchanged."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "checkpoints"
+    found = sorted(root.glob("*/config.json"))
+    if not found:
+        pytest.skip("no demo checkpoints in this checkout")
+    for path in found:
+        saved = json.loads(path.read_text())
+        mc = MatcherConfig.from_dict(saved["matcher"])
+        assert MatcherConfig.from_dict(mc.to_dict()) == mc
+        assert mc.to_dict() == {**mc.to_dict(), **{k: v for k, v in saved["matcher"].items() if k not in
+                                                   ("text", "attention")}}
+        if saved.get("train") is not None:
+            tc = config_from_dict(saved["train"])
+            assert config_from_dict(tc.to_dict()) == tc
+            assert tc.model.matcher_config(mc.img_dim) == mc
