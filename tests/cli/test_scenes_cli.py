@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from causmatch.cli import main
 from causmatch.data import load_split, read_meta
 
@@ -30,6 +32,7 @@ def test_bad_options_print_one_line_and_exit_2(tmp_path, capsys):
         assert err.startswith("error: ") and needle in err and err.count("\n") == 1
 
 
+@pytest.mark.slow  # a Python process that imports torch
 def test_no_traceback_from_the_real_command_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "causmatch", "scenes", "--out", str(tmp_path), "--bias", "-1"],
                           capture_output=True, text=True, timeout=60)
