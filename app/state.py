@@ -261,11 +261,16 @@ def targets_picker(shown: list[int]) -> str:
 # --------------------------------------------------------------------------------------------
 # Messages of this run: errors for the main panel, and the warnings of a replaced link value.
 
-def add_notice(message: str) -> None:
-    """An error for this run's main panel (e.g. targets that do not fit the pair)."""
-    found = st.session_state.setdefault(_NOTICES, [])
+def _add(where: str, message: str) -> None:
+    """Add ``message`` to the session-state list ``where`` once."""
+    found = st.session_state.setdefault(where, [])
     if message not in found:
         found.append(message)
+
+
+def add_notice(message: str) -> None:
+    """An error for this run's main panel (e.g. targets that do not fit the pair)."""
+    _add(_NOTICES, message)
 
 
 def take_notices() -> list[str]:
@@ -283,9 +288,8 @@ def take_notices() -> list[str]:
 
 
 def add_link_warning(message: str) -> None:
-    found = st.session_state.setdefault(_LINK_WARNINGS, [])
-    if message not in found:
-        found.append(message)
+    """A link's value that was replaced (shown until the view is changed)."""
+    _add(_LINK_WARNINGS, message)
 
 
 def link_warnings() -> list[str]:
