@@ -41,7 +41,9 @@ ctypes.CDLL.__getitem__ = getitem
 for fn in ("sqrt", "exp", "log"):
     real = getattr(torch, fn)
     setattr(torch, fn, lambda *a, _f=real, _n=fn, **k: (calls.append(_n), _f(*a, **k))[1])
-before = dict(os.environ)
+def torch_state():
+    return [torch.get_num_threads(), str(torch.get_default_dtype()), torch.is_grad_enabled(), os.getcwd()]
+before, torch_before = dict(os.environ), torch_state()
 import causmatch
 mods = [m.name for m in pkgutil.walk_packages(causmatch.__path__, "causmatch.") if m.name != "causmatch.__main__"]
 for m in mods:
@@ -49,6 +51,7 @@ for m in mods:
 import causmatch.runtime as rt
 changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
 out = {"modules": len(mods), "changed": changed, "looked_up": looked_up, "calls": sorted(set(calls)),
+       "torch_state_kept": torch_state() == torch_before,
        "vml_warm": rt._vml_warm, "tuned": rt._done, "configured": rt._configured}
 from causmatch.data import Vocabulary
 from causmatch.models import Matcher, MatcherConfig, TextConfig
@@ -65,7 +68,7 @@ def test_importing_every_module_changes_nothing_outside_the_library():
     assert out["changed"] == [], f"importing causmatch changed the environment: {out['changed']}"
     assert out["looked_up"] == [], f"importing causmatch called into the C library: {out['looked_up']}"
     assert out["calls"] == [] and out["vml_warm"] is False, "importing causmatch ran MKL's warm-up"
-    assert out["tuned"] is None and out["configured"] is None
+    assert out["tuned"] is None and out["configured"] is None and out["torch_state_kept"]
     # A Matcher warms MKL's kernels when built (a correctness guard, without configure()); nothing else.
     assert out["after_matcher"] == {"vml_warm": True, "calls": ["exp", "log", "sqrt"], "tuned": None, "changed": []}
 
