@@ -50,3 +50,25 @@ def test_configs_without_the_newer_settings_keep_the_old_behaviour():
     nltk = MatcherConfig.from_dict({**old, "txt_norm": False, "text": {**old["text"], "tokenizer": "nltk"},
                                     "attention": {**old["attention"], "norm": "clipped", "agg": "max"}})
     assert MatcherConfig.from_dict(nltk.to_dict()) == nltk
+
+
+@pytest.mark.parametrize("d, match", [
+    ({"img_dim": 4, "bogus": 1}, "unknown config key 'bogus'; valid keys here: img_dim, embed_size"),
+    ({"img_dim": 4, "text": {"wrod_dim": 3}}, "unknown config key 'text.wrod_dim'; valid keys here: encoder"),
+    ({"img_dim": "4"}, "bad value '4' for img_dim: expected int"),
+    ({"img_dim": 4, "attention": []}, "config section 'attention' must be a JSON object"),
+    (None, "must be a JSON object"),
+])
+def test_matcher_configs_are_read_by_the_one_config_parser(d, match):
+    """The messages of causmatch.config, the parser the training config and --set use too."""
+    with pytest.raises(ConfigError, match=match) as err:
+        MatcherConfig.from_dict(d)
+    assert "\n" not in str(err.value)
+
+
+def test_an_int_is_read_as_a_float_and_a_config_round_trips_through_json():
+    import json
+
+    cfg = MatcherConfig.from_dict({"img_dim": 4, "attention": {"lambda_softmax": 9}})
+    assert cfg.attention.lambda_softmax == 9.0 and isinstance(cfg.attention.lambda_softmax, float)
+    assert MatcherConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
