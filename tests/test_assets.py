@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _readme_command() -> list[str]:
     """The one command assets/README.md gives for the sample, as argv for ``causmatch``."""
-    lines = re.findall(r"(?m)^causmatch scenes --out assets/sample/scenes .*$", (REPO / "assets" / "README.md").read_text())
+    readme = (REPO / "assets" / "README.md").read_text()
+    lines = re.findall(r"(?m)^causmatch scenes --out assets/sample/scenes .*$", readme)
     assert len(lines) == 1, lines
     return shlex.split(lines[0])[1:]
 

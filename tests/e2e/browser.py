@@ -11,7 +11,6 @@ full demo data to make the README's images.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,12 +18,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CAUSMATCH_CHROMIUM", "/usr/bin/chromium")
-
-from tests.app.appdata import build_assets
 
 
 def _free_port() -> int:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, build_assets, start_app, stop_app
+from tests.app.appdata import build_assets
+from tests.e2e.browser import CHROMIUM, start_app, stop_app
 
 
 @pytest.fixture(scope="session")

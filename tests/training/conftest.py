@@ -1,6 +1,3 @@
-import sys
-from pathlib import Path
-
 import pytest
 
 from tests.training.tiny_data import make_tiny_dataset
