@@ -6,7 +6,8 @@ Starts fresh Python processes; each scores one 128 × 128 shard of the similarit
 (R = 36, W ≤ 12, D = 1024) three times with ``attention.fast_scores`` and with the compiled path
 (``--what fused``), or replays the eager t2i steps one intermediate at a time (``--what steps``, naming the
 first that differs), and reports where the first call differs from the third by more than 1e-6.
-``--no-warm`` turns off ``causmatch.runtime.warm_up_vml`` (applied by ``configure()``) in the children, to show the problem it works around.
+``--no-warm`` turns off ``causmatch.runtime.warm_up_vml`` (applied by ``configure()``) in the children, to show
+the problem it works around.
 """
 from __future__ import annotations
 

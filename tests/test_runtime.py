@@ -49,7 +49,9 @@ mods = [m.name for m in pkgutil.walk_packages(causmatch.__path__, "causmatch.") 
 for m in mods:
     importlib.import_module(m)
 import causmatch.runtime as rt
-changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
+def changed_env():
+    return sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
+changed = changed_env()
 out = {"modules": len(mods), "changed": changed, "looked_up": looked_up, "calls": sorted(set(calls)),
        "torch_state_kept": torch_state() == torch_before,
        "vml_warm": rt._vml_warm, "tuned": rt._done, "configured": rt._configured}
@@ -57,7 +59,7 @@ from causmatch.data import Vocabulary
 from causmatch.models import Matcher, MatcherConfig, TextConfig
 Matcher(MatcherConfig(img_dim=8, embed_size=8, text=TextConfig(word_dim=8)), Vocabulary.from_captions(["a b"]))
 out["after_matcher"] = {"vml_warm": rt._vml_warm, "calls": sorted(set(calls)), "tuned": rt._done,
-                        "changed": sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))}
+                        "changed": changed_env()}
 print(json.dumps(out))
 """
 

@@ -121,7 +121,7 @@ class TrainConfig:
 
 
 def merge_dict(obj, data: dict, prefix: str = ""):
-    """Return config ``obj`` with the values of the nested dict ``data`` applied (:func:`causmatch.config.from_dict`)."""
+    """Config ``obj`` with the values of the nested dict ``data`` applied (:func:`causmatch.config.from_dict`)."""
     return from_dict(type(obj), data, obj, prefix)
 
 
