@@ -195,3 +195,32 @@ def test_evaluate_cli_names_the_implementation(tmp_path):
     assert build_parser().parse_args([*base, "--fused"]).impl == "compiled"
     assert build_parser().parse_args([*base, "--impl", "eager"]).impl == "eager"
     assert build_parser().parse_args(base).impl is None
+
+
+def test_evaluate_passes_the_implementation_on(scenes_sample, monkeypatch):
+    """evaluate(impl=) reaches every scoring call; 'compiled' (learned maps only) leaves a counterfactual matrix
+    to the default rule."""
+    import causmatch.models.matcher as matcher_module
+    from causmatch.data import Vocabulary, load_split
+    from causmatch.evaluation import evaluate
+    from causmatch.models import Matcher, MatcherConfig
+
+    split = load_split(scenes_sample, "test")
+    torch.manual_seed(0)
+    cfg = MatcherConfig(img_dim=split.features.shape[-1], embed_size=16, text={"word_dim": 8})
+    m = Matcher(cfg, vocab=Vocabulary.from_captions(split.captions)).eval()
+    asked = []
+
+    def spy(config, requested=None, **ctx):
+        asked.append((requested, ctx["interventions"][0] is None))
+        return choose_impl(config, "fast" if requested == "compiled" else requested, **ctx)  # (no compiling here)
+
+    monkeypatch.setattr(matcher_module, "choose_impl", spy)
+    evaluate(m, split, intervention=Random(seed=1), grounding=False, impl="eager")
+    assert asked and set(asked) == {("eager", True), ("eager", False)}
+    asked.clear()
+    evaluate(m, split, intervention=Random(seed=1), grounding=False, impl="compiled")
+    assert set(asked) == {("compiled", True), (None, False)}
+    asked.clear()
+    evaluate(m, split, grounding=False)
+    assert set(asked) == {(None, True)}
