@@ -91,6 +91,10 @@ def test_every_implementation_equals_the_reference(impl, norm, direction, agg, i
             return
         got = m.similarity(img, txt, iv, pair_ids=IDS, impl=impl, return_maps=maps)
     assert got.score.shape == (4, len(CAPTIONS)) and torch.isfinite(got.score).all()
+    if m.choose_impl(img, txt, [iv], return_maps=maps) == impl:  # the default rule picks it: similarity runs it
+        with torch.no_grad():
+            default = m.similarity(img, txt, iv, pair_ids=IDS, return_maps=maps).score
+        torch.testing.assert_close(default, got.score, atol=0, rtol=0)
     torch.testing.assert_close(got.score, ref["score"], atol=SCORE_ATOL, rtol=0)
     tol = map_atol(m.config.attention.lambda_softmax)
     for name in MAPS if maps else ():
