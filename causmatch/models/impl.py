@@ -1,19 +1,14 @@
 """Which implementation scores a call: the four named implementations and the one rule that picks them.
 
-=============  ==========================================  ==============================================
-``impl``       where                                       serves
-=============  ==========================================  ==============================================
-``reference``  :mod:`causmatch.models.reference`           everything (context vectors built; slow, for
-                                                           checks and small batches)
-``eager``      :mod:`causmatch.models.attention`           everything: gradients, autocast, maps, every
-               (``attention_maps`` + ``score_maps``)        norm and intervention (the training path)
-``fast``       ``attention.fast_scores``;                  scores only, no gradient, no autocast, norms in
-               :mod:`causmatch.models.fast_counterfactual`  ``FAST_NORMS`` with ``0 < λ ≤ 30``, unit words;
-               under an intervention                       learned maps or whole-map counterfactuals
-                                                           (random, uniform, reversed, shuffle)
-``compiled``   :mod:`causmatch.models.fused`               as ``fast``, learned maps only (no intervention);
-                                                           compiles once per process and setting
-=============  ==========================================  ==============================================
+* ``reference`` — :mod:`causmatch.models.reference`: serves everything; builds the context vectors (slow: for
+  checks and small batches).
+* ``eager`` — :mod:`causmatch.models.attention` (``attention_maps`` + ``score_maps``): serves everything —
+  gradients, autocast, maps, every norm and intervention (the training path, ``pair_scores``).
+* ``fast`` — ``attention.fast_scores``, and :mod:`causmatch.models.fast_counterfactual` under an intervention:
+  scores only, no gradient, no autocast, norms in ``FAST_NORMS`` with ``0 < λ ≤ 30``, unit words; the learned
+  maps or the whole-map counterfactuals (random, uniform, reversed, shuffle; by exact kind).
+* ``compiled`` — :mod:`causmatch.models.fused`: as ``fast``, learned maps only; compiled once per process and
+  setting.
 
 The default (``impl=None``) is ``fast`` where it serves the call, else ``eager``; ``compiled`` and
 ``reference`` are only used when asked for. An implementation asked for by name that cannot serve the call
