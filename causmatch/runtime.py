@@ -35,6 +35,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
 MMAP_THRESHOLD = 32 * 2**20  # glibc rejects larger values (HEAP_MAX_SIZE / 2 on 64-bit)
@@ -42,6 +43,7 @@ TRIM_THRESHOLD = 512 * 2**20
 
 _done: bool | None = None
 _configured: dict | None = None
+_lock = threading.RLock()  # the app's sessions are threads: the first calls may come from two at once
 
 
 def configure() -> dict:
@@ -49,14 +51,14 @@ def configure() -> dict:
     ``{"omp_wait_policy": value, "omp_wait_policy_effective": bool, "vml_warm": bool, "allocator_tuned": bool}``.
     """
     global _configured
-    if _configured is not None:
+    with _lock:
+        if _configured is None:
+            torch_loaded = "torch" in sys.modules  # OpenMP read its settings when torch's runtime was loaded
+            policy = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            warm_up_vml()
+            _configured = {"omp_wait_policy": policy, "omp_wait_policy_effective": not torch_loaded,
+                           "vml_warm": _vml_warm, "allocator_tuned": tune_allocator()}
         return dict(_configured)
-    torch_loaded = "torch" in sys.modules  # OpenMP read its settings when torch's runtime was loaded
-    policy = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    warm_up_vml()
-    _configured = {"omp_wait_policy": policy, "omp_wait_policy_effective": not torch_loaded,
-                   "vml_warm": _vml_warm, "allocator_tuned": tune_allocator()}
-    return dict(_configured)
 
 
 def libc() -> ctypes.CDLL | None:
@@ -103,9 +105,11 @@ def warm_up_vml() -> None:
         return
     import torch
 
-    x = torch.full((64,), 0.5)  # far below parallel_for's grain size: runs on the calling thread only
-    torch.sqrt(x), torch.exp(x), torch.log(x)
-    _vml_warm = True
+    with _lock:  # one thread makes the first calls, the others wait for it
+        if not _vml_warm:
+            x = torch.full((64,), 0.5)  # far below parallel_for's grain size: runs on the calling thread only
+            torch.sqrt(x), torch.exp(x), torch.log(x)
+            _vml_warm = True
 
 
 def available_memory() -> int | None:

@@ -94,3 +94,19 @@ def test_configure_keeps_the_users_settings():
     assert out == {"omp_wait_policy": "ACTIVE", "omp_wait_policy_effective": False, "vml_warm": False,
                    "allocator_tuned": False}  # torch was imported first: the policy came too late
     assert warm is False  # CAUSMATCH_WARM_VML=0 holds for the Matcher's guard too
+
+
+def test_configure_from_many_threads_at_once_applies_once(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(runtime, "_configured", None)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # as conftest: this process keeps its settings
+    calls, real = [], runtime.warm_up_vml
+    monkeypatch.setattr(runtime, "warm_up_vml", lambda: (calls.append(1), real())[1])
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(runtime.configure())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8 and all(r == results[0] for r in results) and calls == [1]
