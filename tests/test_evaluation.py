@@ -90,17 +90,13 @@ def test_fold_metrics_are_block_averages():
 
 
 # ---------------------------------------------------------------- with a (random, untrained) matcher
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 import torch  # noqa: E402
-
-from tests.training.tiny_data import make_tiny_dataset
 
 import causmatch.evaluation as ev  # noqa: E402
 from causmatch.data import Vocabulary, load_split  # noqa: E402
 from causmatch.interventions import parse_intervention  # noqa: E402
 from causmatch.models import Matcher, MatcherConfig  # noqa: E402
+from tests.training.tiny_data import make_tiny_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -173,10 +169,12 @@ def test_grounding_by_type_hand_worked(split, monkeypatch):
         for w in entry["words"]:
             truth[(c, w["index"])] = (w["type"], w["regions"][0])
 
-    def fake(matcher, img, txt, _calls=[0]):  # true region for colour words, a wrong one otherwise
+    calls = [0]  # captions seen so far: the batches come in caption order
+
+    def fake(matcher, img, txt):  # true region for colour words, a wrong one otherwise
         n, W, R = len(txt), txt.words.shape[1], img.regions.shape[1]
-        lo = _calls[0]
-        _calls[0] += n
+        lo = calls[0]
+        calls[0] += n
         maps = torch.zeros(n, W, R)
         for (c, j), (kind, r) in truth.items():
             if lo <= c < lo + n:

@@ -118,7 +118,8 @@ def test_contrastive_xent_gradient_is_on_the_hinge_scale():
     assert s.grad.flatten().tolist() == pytest.approx([-1.0, 1.0, 1.0, -1.0])
 
 
-def _effect(m, img, txt, kind=Uniform()):
+def _effect(m, img, txt, kind=None):
+    kind = Uniform() if kind is None else kind
     S, S_cf = m.similarity(img, txt).score, m.similarity(img, txt, kind).score
     return S, S - S_cf
 

@@ -20,8 +20,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-REPO = Path(__file__).resolve().parents[2]
 from tests.app.appdata import build_assets
+
+REPO = Path(__file__).resolve().parents[2]
 
 APP = REPO / "app" / "streamlit_app.py"
 TIMEOUT = 60

@@ -14,7 +14,6 @@ new version, and that the rerun succeeds. Training's crash rows live in tests/tr
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
 import shutil
@@ -30,26 +29,18 @@ from causmatch.checkpoint import load_matcher, load_train_state, save_matcher
 from causmatch.cli import main as cli_main
 from causmatch.errors import CausMatchError, CheckpointError, DataError
 from causmatch.outputs import CRASH_ENV, CRASH_LOG_ENV, is_leftover
-
-TESTS = Path(__file__).resolve().parents[1]
+from tests.convert import butd_files, scan_reference
 from tests.training.tiny_data import TINY_OVERRIDES, make_tiny_dataset
 
 TRAIN_SETS = [a for s in [*TINY_OVERRIDES, "epochs=1"] for a in ("--set", s)]
 PROC = "/proc/causmatch-reliability-out"
 
 
-def _module(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _write_scan(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     """A SCAN model_best.pth.tar and vocabulary JSON (SCAN's own module layout)."""
     import argparse
 
-    ref = _module("scan_reference_for_outputs", TESTS / "convert" / "scan_reference.py")
+    ref = scan_reference
     words = ["<pad>", "<start>", "<end>", "<unk>", "a", "red", "circle", "square"]
     opt = argparse.Namespace(cross_attn="t2i", raw_feature_norm="clipped_l2norm", agg_func="LogSumExp",
                              lambda_lse=6.0, lambda_softmax=9.0, embed_size=8, word_dim=6, num_layers=1,
@@ -85,7 +76,7 @@ class Env:
         self.scan2, _ = _write_scan(root, seed=1)
         self.import_out = root / "import-out"
         import_scan(self.scan, self.vocab, self.import_out, allow_pickle=True)
-        butd = _module("butd_files_for_outputs", TESTS / "convert" / "butd_files.py")
+        butd = butd_files
         rows = butd.make_rows([1, 2, 3, 4])
         self.tsv = butd.write_tsv(root / "a.tsv", rows)
         self.karpathy = butd.write_karpathy(root / "dataset_flickr30k.json", {"val": [1, 2], "test": [3, 4]})
