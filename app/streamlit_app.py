@@ -30,7 +30,7 @@ import streamlit as st  # noqa: E402
 
 import state  # noqa: E402
 from components import sidebar  # noqa: E402
-from components.errors import show_error, show_notices  # noqa: E402
+from components.errors import plain, show_error, show_notices  # noqa: E402
 
 PAGES = {
     "overview": ("app_pages/overview.py", "Overview", ":material/dashboard:"),
@@ -55,7 +55,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 — the one place where any page error becomes the panel
         show_error(exc, where=page.title, redact=state.roots().redact)
     for message in state.link_warnings():
-        replaced.warning(message, icon=":material/link_off:")
+        replaced.warning(plain(message), icon=":material/link_off:")
     state.write_link()
 
 

@@ -7,13 +7,13 @@ import streamlit as st
 import results
 import state
 from components import figures, pair
-from components.errors import require_finite
+from components.errors import plain, require_finite
 from components.pickers import pick_index, pick_pair
 
 
 def _pair_column(model: state.Model, ex, word: int, zmax: float, missing: str | None = None) -> None:
     word = min(word, len(ex.tokens) - 1)  # another vocabulary may tokenise the caption differently
-    st.subheader(model.label)
+    st.subheader(plain(model.label))
     pair.scores_row(ex, compact=True, missing=missing)
     fact, what = pair.word_region_map(ex)
     if pair.overlays_available(ex) is None and fact is not None:

@@ -8,6 +8,7 @@ import streamlit as st
 import results
 import state
 from components import figures, pair
+from components.errors import plain
 from components.images import image_panel
 from components.pickers import pick_index, pick_pair
 
@@ -74,8 +75,8 @@ def render(ctx: state.Context) -> None:
     ex = results.explain(ctx, model, image, caption, text)
     if ex.unknown_words:
         st.warning("Unknown words (encoded as <unk>, they carry no meaning for this model): "
-                   + ", ".join(f"`{w}`" for w in ex.unknown_words))
-    st.caption(f"{model.label} · “{ex.text}” · intervention: {ex.intervention}")
+                   + ", ".join(plain(w) for w in ex.unknown_words))
+    st.caption(f"{plain(model.label)} · “{plain(ex.text)}” · intervention: {ex.intervention}")
     pair.scores_row(ex, missing=state.missing_counterfactual(ctx))
     with st.expander("Effect under every counterfactual kind"):
         _kinds_table(ctx, model, image, caption, text)

@@ -9,7 +9,7 @@ import streamlit as st
 import results
 import state
 from causmatch.analysis import links
-from components.errors import require_finite
+from components.errors import plain, require_finite
 from components.pickers import pick_direction
 from components.tables import csv_button
 
@@ -63,7 +63,7 @@ def shown_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def render(ctx: state.Context) -> None:
     st.title("Failure cases")
-    st.caption(f"{' vs '.join(m.label for m in ctx.models)} · counterfactual: {ctx.intervention or 'none'} · "
+    st.caption(f"{' vs '.join(plain(m.label) for m in ctx.models)} · counterfactual: {ctx.intervention or 'none'} · "
                f"{results.SPLIT_SAMPLES} draw per pair · ranks are 1-based; "
                "margin = score of the true item − score of the best wrong item")
     filters = _filters(ctx)

@@ -10,6 +10,7 @@ import state
 from causmatch.analysis import links
 from causmatch.interventions import COUNTERFACTUAL_KINDS
 from components import figures
+from components.errors import plain
 from components.images import load_rgb
 from components.tables import table
 
@@ -23,8 +24,8 @@ def dataset_summary(ctx: state.Context) -> None:
     cols[1].metric("Captions", f"{split.n_captions:,}")
     cols[2].metric("Regions per image", f"{split.features.shape[1]}")
     cols[3].metric("Checkpoints", f"{len(ctx.models)}")
-    st.caption(f"Dataset `{loaders.shown_place(ctx.data_dir)}` · split `{split.split}` · "
-               + " · ".join(f"{m.label} (`{loaders.shown_place(m.path)}`)" for m in ctx.models))
+    st.caption(f"Dataset {plain(loaders.shown_place(ctx.data_dir))} · split {plain(split.split)} · "
+               + " · ".join(f"{plain(m.label)} ({plain(loaders.shown_place(m.path))})" for m in ctx.models))
 
 
 def preview(ctx: state.Context, n: int = 6) -> None:

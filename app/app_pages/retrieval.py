@@ -9,7 +9,7 @@ import results
 import state
 from causmatch.analysis import links
 from components import figures
-from components.errors import require_finite
+from components.errors import plain, require_finite
 from components.images import framed, load_rgb
 from components.pickers import pick_direction
 from components.tables import table
@@ -21,7 +21,7 @@ def pick_query(split, direction: str) -> int:
         n = split.n_captions
         c = st.number_input(f"Caption query (0–{n - 1})", min_value=0, max_value=n - 1, step=1,
                             key=state.fit("caption", range(n), 0), on_change=state.changed)
-        st.markdown(f"**Query:** “{split.captions[c]}” (true image {split.image_of(c)})")
+        st.markdown(f"**Query:** “{plain(split.captions[c])}” (true image {split.image_of(c)})")
         image = split.image_of(c)  # the pair is the query with its image: Explore then opens this very pair
         state.fit("image", (image,), image, warn=False)
         return int(c)
@@ -50,7 +50,7 @@ def _grid(rows: list[dict], split, direction: str, score_key: str, columns: int 
     if direction == "i2t":
         for pos, row in enumerate(rows, 1):
             mark = " — **true caption**" if row["is_true"] else ""
-            st.markdown(f"{pos}. `{row[score_key]:.4f}` {split.captions[row['item']]}{mark}")
+            st.markdown(f"{pos}. `{row[score_key]:.4f}` {plain(split.captions[row['item']])}{mark}")
         return
     cols = st.columns(columns)
     for pos, row in enumerate(rows):

@@ -9,6 +9,7 @@ Streamlit's own control flow (``st.rerun``, ``st.switch_page``, ``st.stop``) der
 from __future__ import annotations
 
 import logging
+import re
 from typing import Callable
 
 import numpy as np
@@ -20,6 +21,15 @@ log = logging.getLogger("causmatch.app")
 
 _UNEXPECTED_HINT = ("check the dataset folder, split and checkpoints in the sidebar; "
                     "if it persists, run the same step with the `causmatch` command line")
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#|~$])")
+
+
+def plain(text: str) -> str:
+    """``text`` with Markdown's active characters escaped, so that text from a link, a dataset or the user
+    is shown as typed: never a link, a colour directive, a formula or code that it did not spell out."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def error_message(exc: BaseException, redact: Callable[[str], str] | None = None) -> str:
@@ -39,13 +49,13 @@ def show_error(exc: BaseException, where: str = "page", redact: Callable[[str], 
     """Draw the error panel for ``exc`` and log the traceback for unexpected errors."""
     if not isinstance(exc, CausMatchError):
         log.exception("unexpected error in the %s", where, exc_info=exc)
-    st.error(error_message(exc, redact), icon=":material/error:")
+    st.error(plain(error_message(exc, redact)), icon=":material/error:")
 
 
 def show_notices(messages: list[str]) -> None:
     """Error panels for problems found while reading the view (e.g. a link's refused targets)."""
     for message in messages:
-        st.error(message, icon=":material/error:")
+        st.error(plain(message), icon=":material/error:")
 
 
 def require_finite(values, what: str) -> None:

@@ -11,7 +11,7 @@ import loaders
 import state
 from causmatch.analysis import links
 from causmatch.interventions import format_spec, get_kind, pickable_kinds, target_rule
-from components.errors import error_message
+from components.errors import error_message, plain
 
 
 def _text(label: str, name: str, help_text: str, placeholder: str = "") -> str:
@@ -81,7 +81,7 @@ def _targets(kind: str, options: list[tuple[int, str]], session, view: dict) -> 
                         + (f" (exactly {rule.min_count} distinct {rule.axis})" if rule.min_count == rule.max_count
                            else ""))
     if problem is not None:
-        st.error(problem, icon=":material/error:")
+        st.error(plain(problem), icon=":material/error:")
         state.add_notice(problem)
         return []
     return shown
@@ -151,7 +151,7 @@ def draw() -> None:
             split = loaders.load_data(view["data"], view["split"])
             models = _load_models(view, split)
         except Exception as exc:  # noqa: BLE001 — shown here and by the page's error panel
-            st.error(error_message(exc, redact=state.roots().redact))
+            st.error(plain(error_message(exc, redact=state.roots().redact)))
             error = exc
         else:
             error = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tests.app.apptest_helpers import errors, metric, no_failure
+from tests.app.apptest_helpers import errors, metric, no_failure, shown
 
 
 def test_failures_filters_and_sorting(make_app):
@@ -37,7 +37,7 @@ def test_compare_shows_both_checkpoints(make_app):
     no_failure(at)
     scores = [m.value for m in at.metric if m.label == "Score S(α)"]
     assert len(scores) == 2 and scores[0] != scores[1]
-    assert [s.value for s in at.subheader][:2] == ["A: ckpt_a", "B: ckpt_b"]
+    assert [shown(s.value) for s in at.subheader][:2] == ["A: ckpt_a", "B: ckpt_b"]
     ranks = at.dataframe[0].value
     assert isinstance(ranks, pd.DataFrame) and len(ranks) == 4
 

@@ -2,7 +2,7 @@
 targets that belong to a kind and to a pair (AppTest)."""
 from __future__ import annotations
 
-from tests.app.apptest_helpers import errors, metric, no_failure
+from tests.app.apptest_helpers import errors, metric, no_failure, shown
 
 
 def _targets(at):
@@ -17,8 +17,10 @@ def test_links_name_places_relative_to_a_root(make_app, assets):
         value = value[0] if isinstance(value, list) else value
         assert not value.startswith("/") and value.endswith("/" + path.name), value
         assert at.text_input(key=f"w_{name}").value == value  # the sidebar shows the same place
-    shown = " ".join(c.value for c in at.caption)
-    assert str(assets.data) not in shown and "Dataset `" in shown
+    captions = " ".join(shown(c.value) for c in at.caption)
+    data_link = at.query_params["data"]
+    data_link = data_link[0] if isinstance(data_link, list) else data_link
+    assert str(assets.data) not in captions and f"Dataset {data_link} · " in captions
 
 
 def test_a_relative_link_opens_the_same_view(make_app, assets):

@@ -21,6 +21,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.app.appdata import build_assets
+from tests.app.apptest_helpers import shown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -178,20 +179,20 @@ def test_hostile_url(world, case):
     _, page, params, cls, words = case
     at = _run(world, page, params)
     assert not at.exception, [e.value for e in at.exception]
-    panels = [e.value for e in at.main.error]
-    everything = panels + [e.value for e in at.sidebar.error]
+    panels = [shown(e.value) for e in at.main.error]
+    everything = panels + [shown(e.value) for e in at.sidebar.error]
     assert not any("Unexpected error" in p for p in everything), everything
     if cls is None:
         assert not panels, panels
-        found = [w.value for w in at.warning]
+        found = [shown(w.value) for w in at.warning]
     else:
         found = [p for p in panels if p.startswith(f"{cls}:")]
     assert any(re.search(words, p) for p in found), (found, panels)
     for m in at.metric:  # never "nan" beside a number
         assert "nan" not in str(m.value).lower(), (m.label, m.value)
     if words == NOT_ALLOWED:
-        shown = " ".join(everything)
-        assert str(world["root"]) not in shown and str(world["root"].resolve()) not in shown
+        joined = " ".join(everything)
+        assert str(world["root"]) not in joined and str(world["root"].resolve()) not in joined
 
 
 @pytest.mark.parametrize("name,kind", [("data", "DataError"), ("ckpt", "CheckpointError")])
@@ -201,10 +202,21 @@ def test_refusal_is_the_same_for_existing_and_missing_places(world, name, kind):
     texts = []
     for value in (f"{world['outside']}/{target}", f"{world['outside']}/{target}-missing"):
         at = _run(world, "overview", {name: value})
-        texts.append([e.value.replace(value, "VALUE") for e in at.error])
+        texts.append([shown(e.value).replace(value, "VALUE") for e in at.error])
     assert texts[0] == texts[1] and texts[0] and texts[0][0].startswith(f"{kind}:")
 
 
 def test_good_view_has_no_panel(world):
     at = _run(world, "explore", {})
     assert not at.exception and not at.error
+
+
+@pytest.mark.parametrize("value", ["[click me](http://example.invalid/x)", ":red[alarm] $x^2$ **bold** `code`"])
+def test_link_text_is_shown_as_typed_never_as_markdown(world, value):
+    """Text from a link reaches the page only with its Markdown escaped: no disguised link, colour or formula."""
+    at = _run(world, "overview", {"data": value})
+    texts = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert texts, "the place should be refused"
+    for text in texts:
+        assert not re.search(r"(?<!\\)[\[\]`*$]", text), text  # every active character escaped
+        assert value[:12] in shown(text)  # and the reader sees the text as typed
