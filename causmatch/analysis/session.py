@@ -336,8 +336,12 @@ class AnalysisSession:
 
     def effects(self, image, caption=None, *, text=None, kinds=COUNTERFACTUAL_KINDS, samples: int = 8,
                 seed: int = 0) -> dict:
-        """The pair's effect under each intervention kind: ``{kind: EffectEstimate}``."""
+        """The pair's effect under each intervention kind: ``{kind: EffectEstimate}``.
+
+        ``kinds``: intervention specs (one spec as a plain string is one kind, not a sequence of letters).
+        """
         check_samples(samples)
+        kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
         ivs = {k: self.check_intervention(k, image, caption, text=text, seed=seed) for k in kinds}
         img, txt, _, _, ids = self._pair(image, caption, text)
         with torch.no_grad():

@@ -227,3 +227,10 @@ def test_ranking_puts_non_finite_scores_last_and_counts_them():
     assert rk.rank == 3 and rk.n_nonfinite == 3 and [t["item"] for t in rk.top] == [2, 0, 4]
     with pytest.raises(DataError, match="out of range"):
         compare_rankings(0, "t2i", s, np.zeros(6), [6])
+
+
+def test_effects_takes_one_kind_as_a_plain_string(tiny_session):
+    """``kinds="random"`` is one kind (not the letters r, a, n, …) and gives the same estimate as a 1-tuple."""
+    one = tiny_session.effects(0, 0, kinds="uniform", samples=2)
+    assert list(one) == ["uniform"]
+    assert one["uniform"].effect == tiny_session.effects(0, 0, kinds=("uniform",), samples=2)["uniform"].effect
