@@ -3,10 +3,29 @@ import pytest
 import torch
 
 from causmatch.errors import ConfigError
-from causmatch.interventions import (COUNTERFACTUAL_KINDS, KINDS, Identity, KeepRegions, KeepWords, MaskRegions,
-                                     MaskWords, OneWord, Random, RegionPerRow, Reversed, Shuffle, SwapWords, Uniform,
-                                     WordPerRow, format_spec, get_kind, kind_of, parse_intervention, pickable_kinds,
-                                     target_rule)
+from causmatch.interventions import (
+    COUNTERFACTUAL_KINDS,
+    KINDS,
+    Identity,
+    KeepRegions,
+    KeepWords,
+    MaskRegions,
+    MaskWords,
+    OneWord,
+    Random,
+    RegionPerRow,
+    Reversed,
+    Shuffle,
+    SwapWords,
+    Uniform,
+    WordPerRow,
+    format_spec,
+    get_kind,
+    kind_of,
+    parse_intervention,
+    pickable_kinds,
+    target_rule,
+)
 
 ATTN = torch.tensor([[0.5, 0.3, 0.2, 0.0],
                      [0.1, 0.1, 0.8, 0.0],
@@ -224,7 +243,8 @@ def test_every_intervention_class_is_declared_once():
     from causmatch.interventions import Intervention
 
     classes = {c for _, c in inspect.getmembers(mod, inspect.isclass)
-               if issubclass(c, Intervention) and c.__module__ == mod.__name__ and not c.__name__.startswith("_")
+               if issubclass(c, Intervention) and c.__module__.startswith(mod.__name__ + ".")
+               and not c.__name__.startswith("_")
                and c is not Intervention}
     declared = [k.cls for k in KINDS.values()]
     assert sorted(declared, key=str) == sorted(classes, key=str) and len(set(declared)) == len(declared)

@@ -1,0 +1,363 @@
+"""How each intervention kind changes an attention map: the classes (declared in the registry).
+
+Every intervention maps ``attn [..., Q, K]`` to a map of the same shape; keys outside ``key_mask`` always come
+out 0. The kinds' names, properties and descriptions live in :mod:`causmatch.interventions.registry`; the
+package's docstring says how the two fit together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from causmatch.counter_hash import QUERIES, counter_hash, counter_hash32
+from causmatch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from causmatch.interventions.registry import InterventionKind
+
+
+def _axis_selector(size: int, indices: tuple[int, ...], device) -> torch.Tensor:
+    """Bool ``[size]``: True at the given indices (those beyond ``size`` are ignored)."""
+    sel = torch.zeros(size, dtype=torch.bool, device=device)
+    idx = [i for i in indices if i < size]
+    if idx:
+        sel[torch.tensor(idx, device=device)] = True
+    return sel
+
+
+MAX_TARGETS = 4096  # targets per intervention: more than any caption's words or any image's regions
+
+
+def _registered(iv, *, exact: bool = False):
+    """The registry's entry for ``iv`` (the registry imports these classes, so it is looked up when asked)."""
+    from causmatch.interventions.registry import kind_of
+
+    return kind_of(iv, exact=exact)
+
+
+def as_index(value) -> int:
+    """A whole number (int, integral float/numpy scalar; never bool) or ValueError."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if hasattr(value, "__index__"):
+        return int(value.__index__())
+    f = float(value)  # str / numpy float: must be integral
+    if not f.is_integer():
+        raise ValueError(value)
+    return int(f)
+
+
+def spec_numbers(kind: str, arg: str, cast=int) -> list:
+    """The comma-separated numbers of a spec's argument (``mask-regions=0,3`` → ``[0, 3]``), one-line errors."""
+    parts = [x.strip() for x in arg.split(",")]
+    if any(x == "" for x in parts):
+        raise ConfigError(f"intervention '{kind}={arg}' has an empty target — give comma-separated numbers, "
+                          f"e.g. {kind}=0,3")
+    if len(parts) > MAX_TARGETS:
+        raise ConfigError(f"intervention '{kind}' got {len(parts)} targets; at most {MAX_TARGETS} are allowed")
+    try:
+        return [cast(x) for x in parts]
+    except ValueError:
+        raise ConfigError(f"intervention '{kind}={arg}' needs comma-separated whole numbers, "
+                          f"e.g. {kind}=0,3") from None
+
+
+def check_targets(name: str, indices) -> tuple[int, ...]:
+    """Targets as a tuple of distinct ints >= 0, at most ``MAX_TARGETS`` (a one-line ConfigError naming
+    ``name`` otherwise), order kept; whole numbers of any type (``2``, ``2.0``, ``"2"``, numpy) are accepted."""
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+        indices = (indices,)
+    try:
+        out = tuple(as_index(i) for i in indices)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name} needs whole-number indices, got {indices!r}") from None
+    if name == "swap-words" and len(out) == 2 and out[0] == out[1] >= 0:
+        raise ConfigError(f"swap-words needs two different words, got {out[0]} twice — e.g. swap-words=1,4")
+    if not out or any(i < 0 for i in out):
+        raise ConfigError(f"{name} needs one or more indices >= 0, got {list(out)!r}")
+    if len(out) > MAX_TARGETS:
+        raise ConfigError(f"{name} got {len(out)} targets; at most {MAX_TARGETS} are allowed")
+    dup = sorted({i for i in out if out.count(i) > 1}) if len(set(out)) != len(out) else []
+    if dup:
+        raise ConfigError(f"{name} lists {', '.join(map(str, dup))} more than once — give each target once")
+    return out
+
+
+def _range_error(what: str, kind: str, bad: list[int], n: int, scope: str) -> ConfigError:
+    if n < 1:
+        return ConfigError(f"{kind}: there are no {what} to target{scope}")
+    one = {"words": "word", "regions": "region"}[what]
+    return ConfigError(f"{kind}: {one} {', '.join(map(str, bad))} out of range{scope} — "
+                       f"valid {what}: 0..{n - 1}")
+
+
+def check_range(kind: str, axis: str, indices, n_words, n_regions, scope: str) -> None:
+    n = n_words if axis == "words" else n_regions
+    if n is None:
+        return
+    bad = sorted(i for i in indices if i >= int(n))
+    if bad:
+        raise _range_error(axis, kind, bad, int(n), scope)
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Base class. Subclasses implement ``_apply(attn, key_mask, query, pair_ids)``; each kind is
+    declared in :data:`KINDS` (name, properties, description)."""
+
+    @property
+    def kind(self) -> "InterventionKind | None":
+        """The registered kind this object is (its class or the nearest registered base class), or None."""
+        return _registered(self)
+
+    @property
+    def stochastic(self) -> bool:
+        return hasattr(self, "seed")
+
+    @property
+    def reads_learned_map(self) -> bool:
+        """Whether the output depends on the learned map (False: random, uniform, which a fast path may
+        apply to no map at all). An unregistered subclass says True, the answer that is never wrong."""
+        k = _registered(self, exact=True)
+        return True if k is None else k.reads_learned_map
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for people: the kind's description (subclasses with parameters add them)."""
+        k = _registered(self)
+        return k.description if k is not None else self.name
+
+    def with_seed(self, seed: int) -> "Intervention":
+        """The same intervention with another seed (deterministic ones return themselves)."""
+        return dataclasses.replace(self, seed=int(seed)) if self.stochastic else self
+
+    def apply(self, attn: torch.Tensor, key_mask: torch.Tensor, *, query: str = "words",
+              pair_ids=None) -> torch.Tensor:
+        """``attn [..., Q, K]`` → intervened map ``[..., Q, K]``; ``key_mask [..., Q|1, K]`` bool.
+
+        ``pair_ids``: (image ids, caption ids), each broadcastable to ``attn.shape[:-2]``; default: positions.
+        """
+        if query not in QUERIES:
+            raise ConfigError(f"query={query!r} is not valid — use 'words' (t2i) or 'regions' (i2t)")
+        km = key_mask.expand_as(attn)
+        return self._apply(attn * km, km, query, pair_ids) * km
+
+    def __call__(self, attn, key_mask, **kw):
+        return self.apply(attn, key_mask, **kw)
+
+    def validate(self, *, n_words: int | None = None, n_regions: int | None = None,
+                 scope: str = "") -> "Intervention":
+        """Check the targets against the data; return ``self`` or raise a one-line ConfigError.
+
+        ``n_words``: the caption's word count (its tokens, the W axis of its maps) — for a pair, or the
+        split's longest caption for a whole-split run; ``n_regions``: the image's region count (the R
+        axis up to its last valid region), or the split's largest. None skips that axis. ``scope`` is
+        added to the message (e.g. " for image 3 and caption 15"). Untargeted kinds always pass.
+        """
+        return self
+
+
+@dataclass(frozen=True)
+class Identity(Intervention):
+    """No intervention (the learned attention)."""
+
+    name = "none"
+
+    def _apply(self, attn, km, query, pair_ids):
+        return attn
+
+
+@dataclass(frozen=True)
+class Random(Intervention):
+    """ᾱ ~ U(low, high) i.i.d. over the valid keys (CAL's random attention)."""
+
+    low: float = 0.0
+    high: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and 0 <= self.low < self.high):
+            raise ConfigError(f"random attention needs 0 <= low < high, got low={self.low}, high={self.high}")
+
+    @classmethod
+    def _from_arg(cls, arg: str, text: str, seed: int) -> "Random":
+        """``random`` or ``random=low,high`` (the spec's optional argument)."""
+        bounds = spec_numbers("random", arg, float) if arg else [0.0, 2.0]
+        if len(bounds) != 2:
+            raise ConfigError(f"intervention '{text}' needs two bounds, e.g. random=0,2")
+        if not all(math.isfinite(b) for b in bounds):
+            raise ConfigError(f"intervention '{text}' needs finite bounds, e.g. random=0,2")
+        return cls(low=bounds[0], high=bounds[1], seed=seed)
+
+    @property
+    def name(self) -> str:
+        return "random" if (self.low, self.high) == (0.0, 2.0) else f"random={self.low:g},{self.high:g}"
+
+    def describe(self) -> str:
+        return f"random attention U({self.low:g}, {self.high:g}), seed {self.seed}"
+
+    def _apply(self, attn, km, query, pair_ids):
+        h = counter_hash32(attn.shape, self.seed, query, pair_ids, attn.device)  # [..., Q, K] int32 bits
+        # low + (high - low) * h / 2^32 in float64, as two in-place passes (the scale is exact: a power of 2).
+        u = h.to(torch.float64).remainder_(2.0**32)  # the unsigned value of the bits, exactly
+        return u.mul_((self.high - self.low) / 2.0**32).add_(self.low).to(attn.dtype)
+
+
+@dataclass(frozen=True)
+class Uniform(Intervention):
+    """Every valid key gets the same weight."""
+
+    name = "uniform"
+
+    def _apply(self, attn, km, query, pair_ids):
+        w = km.to(attn.dtype)
+        return w / w.sum(-1, keepdim=True).clamp_min(1)
+
+
+@dataclass(frozen=True)
+class Reversed(Intervention):
+    """``max(α) − α`` per row over the valid keys: the most attended key gets the least weight."""
+
+    name = "reversed"
+
+    def _apply(self, attn, km, query, pair_ids):
+        return attn.amax(-1, keepdim=True) - attn  # attention is >= 0 and masked keys are 0
+
+
+@dataclass(frozen=True)
+class Shuffle(Intervention):
+    """A random permutation of each row's valid keys (the weights are kept, their places change)."""
+
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return "shuffle"
+
+    def describe(self) -> str:
+        return f"shuffled attention (a permutation of the keys per row), seed {self.seed}"
+
+    def _apply(self, attn, km, query, pair_ids):
+        K = attn.shape[-1]
+        big = torch.tensor(1 << 40, device=attn.device)  # sorts invalid keys after every valid one
+        h = counter_hash(attn.shape, self.seed, query, pair_ids, attn.device)
+        perm = torch.where(km, h, big).argsort(dim=-1, stable=True)  # [..., Q, K] valid keys, random order
+        pos = torch.arange(K, device=attn.device).expand_as(attn)
+        order = torch.where(km, pos, pos + K).argsort(dim=-1, stable=True)  # valid keys, in order
+        vals = attn.gather(-1, perm)  # [..., Q, K]; past the valid count these are masked zeros
+        return torch.zeros_like(attn).scatter(-1, order, vals)
+
+
+@dataclass(frozen=True)
+class _Targeted(Intervention):
+    """Zero (mask) or keep some regions or words, on whichever axis they sit for this direction
+    (the axis and the kind's name come from the registry)."""
+
+    indices: tuple[int, ...] = ()
+    _keep = False
+
+    def __post_init__(self):
+        idx = (self.indices,) if isinstance(self.indices, int) else self.indices
+        object.__setattr__(self, "indices", check_targets(self._kind, idx))
+
+    @classmethod
+    def _from_targets(cls, targets: list[int]) -> "_Targeted":
+        return cls(indices=tuple(targets))
+
+    @property
+    def _kind(self) -> str:
+        return _registered(self).name
+
+    @property
+    def _target(self) -> str:
+        return _registered(self).axis
+
+    @property
+    def name(self) -> str:
+        return f"{self._kind}=" + ",".join(str(i) for i in self.indices)
+
+    def describe(self) -> str:
+        verb = "keep only" if self._keep else "mask"
+        return f"{verb} {self._target} " + ", ".join(str(i) for i in self.indices)
+
+    def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
+        check_range(self._kind, self._target, self.indices, n_words, n_regions, scope)
+        return self
+
+    def _apply(self, attn, km, query, pair_ids):
+        on_rows = query == self._target  # the target is the query axis in this direction
+        axis = -2 if on_rows else -1
+        sel = _axis_selector(attn.shape[axis], self.indices, attn.device)
+        keep = sel if self._keep else ~sel
+        keep = keep.unsqueeze(-1) if on_rows else keep  # [Q, 1] or [K]
+        return attn * keep
+
+
+@dataclass(frozen=True)
+class MaskRegions(_Targeted):
+    """Zero the attention on (t2i) or of (i2t) the given regions."""
+
+
+@dataclass(frozen=True)
+class MaskWords(_Targeted):
+    """Zero the given words: their rows in t2i (removing them from the score), their columns in i2t."""
+
+
+@dataclass(frozen=True)
+class KeepRegions(_Targeted):
+    """Keep only the given regions."""
+
+    _keep = True
+
+
+@dataclass(frozen=True)
+class KeepWords(_Targeted):
+    """Keep only the given words."""
+
+    _keep = True
+
+
+@dataclass(frozen=True)
+class SwapWords(Intervention):
+    """Swap the attention of words ``i`` and ``j``: rows in t2i, columns in i2t."""
+
+    i: int = 0
+    j: int = 1
+
+    def __post_init__(self):
+        ij = check_targets("swap-words", (self.i, self.j))  # >= 0 and different
+        object.__setattr__(self, "i", ij[0])
+        object.__setattr__(self, "j", ij[1])
+
+    @classmethod
+    def _from_targets(cls, targets: list[int]) -> "SwapWords":
+        return cls(targets[0], targets[1])
+
+    def validate(self, *, n_words=None, n_regions=None, scope: str = "") -> "Intervention":
+        check_range("swap-words", "words", (self.i, self.j), n_words, n_regions, scope)
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"swap-words={self.i},{self.j}"
+
+    def describe(self) -> str:
+        return f"swap the attention of words {self.i} and {self.j}"
+
+    def _apply(self, attn, km, query, pair_ids):
+        axis = -2 if query == "words" else -1
+        n = attn.shape[axis]
+        if self.i >= n or self.j >= n:
+            return attn
+        perm = torch.arange(n, device=attn.device)
+        perm[self.i], perm[self.j] = self.j, self.i
+        return attn.index_select(axis if axis >= 0 else attn.dim() + axis, perm)
