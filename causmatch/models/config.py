@@ -42,8 +42,21 @@ def _check_bool(name: str, value: Any) -> None:
         raise ConfigError(f"{name}={value!r} is not valid — give true or false")
 
 
+class _Config:
+    """``to_dict`` / ``from_dict`` of a config dataclass (read by the one parser: :func:`causmatch.config.from_dict`)."""
+
+    _prefix = ""  # the section's name in messages ("text.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return from_dict(cls, d, prefix=cls._prefix)
+
+
 @dataclass(frozen=True)
-class TextConfig:
+class TextConfig(_Config):
     """Text encoder: ``gru`` (SCAN's word embedding + GRU) or ``hf`` (a local Hugging Face folder)."""
 
     encoder: str = "gru"
@@ -54,6 +67,7 @@ class TextConfig:
     freeze: bool = False         # hf: keep the transformer's weights fixed (only the projection trains)
     start_end: bool = False      # gru: wrap tokens in <start>/<end> (SCAN's vocabulary convention)
     tokenizer: str = DEFAULT_TOKENIZER  # "regex" or "nltk" (SCAN's); configs without it used "regex"
+    _prefix = "text."
 
     def __post_init__(self):
         _check_choice("text.encoder", self.encoder, TEXT_ENCODERS)
@@ -67,16 +81,10 @@ class TextConfig:
         if self.path is not None and not isinstance(self.path, str):
             raise ConfigError(f"text.path={self.path!r} is not valid — give a folder path as a string")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TextConfig":
-        return from_dict(cls, d, prefix="text.")
 
 
 @dataclass(frozen=True)
-class AttentionConfig:
+class AttentionConfig(_Config):
     """Cross attention (SCAN's options): direction, similarity normalisation, temperatures, pooling."""
 
     direction: str = "t2i"
@@ -84,6 +92,7 @@ class AttentionConfig:
     lambda_softmax: float = 9.0   # temperature of the softmax over keys
     agg: str = "lse"
     lambda_lse: float = 6.0       # temperature of the LogSumExp pooling over queries
+    _prefix = "attention."
 
     def __post_init__(self):
         _check_choice("attention.direction", self.direction, DIRECTIONS)
@@ -92,16 +101,10 @@ class AttentionConfig:
         _check_positive("attention.lambda_softmax", self.lambda_softmax)
         _check_positive("attention.lambda_lse", self.lambda_lse)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "AttentionConfig":
-        return from_dict(cls, d, prefix="attention.")
 
 
 @dataclass(frozen=True)
-class MatcherConfig:
+class MatcherConfig(_Config):
     """Everything needed to rebuild a :class:`~causmatch.models.Matcher` (besides vocabulary and weights)."""
 
     img_dim: int
@@ -123,14 +126,11 @@ class MatcherConfig:
     def _check_img_dim(self) -> None:
         _check_positive("img_dim", self.img_dim, integer=True)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict) -> "MatcherConfig":
         if isinstance(d, dict) and "img_dim" not in d:
             raise ConfigError("matcher config has no img_dim — give the region-feature size")
-        return from_dict(cls, d)
+        return super().from_dict(d)
 
     def replace(self, **changes) -> "MatcherConfig":
         """A copy with some top-level fields changed (validated again)."""
