@@ -43,7 +43,7 @@ def _check_bool(name: str, value: Any) -> None:
 
 
 class _Config:
-    """``to_dict`` / ``from_dict`` of a config dataclass (read by the one parser: :func:`causmatch.config.from_dict`)."""
+    """``to_dict`` / ``from_dict`` of a config dataclass (the one parser: :func:`causmatch.config.from_dict`)."""
 
     _prefix = ""  # the section's name in messages ("text.")
 

@@ -6,8 +6,7 @@ import pytest
 
 from causmatch.errors import ConfigError
 from causmatch.models import MatcherConfig
-from causmatch.training.config import (ModelSection, TrainConfig, apply_override, config_from_dict,
-                                       resolve_config)
+from causmatch.training.config import ModelSection, TrainConfig, apply_override, config_from_dict, resolve_config
 
 
 def test_defaults_follow_scan_and_design():
@@ -94,8 +93,8 @@ def test_missing_file_and_round_trip(tmp_path):
 
 
 def test_repo_config_files_load():
-    from pathlib import Path
     import json
+    from pathlib import Path
     paths = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.json"))
     assert "scenes.json" in [p.name for p in paths], paths  # the demo's config is among them
     for path in paths:
