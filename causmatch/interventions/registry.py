@@ -11,22 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from causmatch.errors import ConfigError
-from causmatch.interventions.maps import (
-    MAX_TARGETS,
-    Identity,
-    Intervention,
-    KeepRegions,
-    KeepWords,
-    MaskRegions,
-    MaskWords,
-    Random,
-    Reversed,
-    Shuffle,
-    SwapWords,
-    Uniform,
-    spec_numbers,
-)
-from causmatch.interventions.per_row import OneWord, RegionPerRow, WordPerRow
+from causmatch.interventions import maps, per_row
+from causmatch.interventions.maps import MAX_TARGETS, Intervention, spec_numbers
 
 AXES = ("words", "regions", "none")
 
@@ -93,33 +79,33 @@ def _names_its_kind(example: str, name: str) -> bool:
 _N = MAX_TARGETS
 KINDS: dict[str, InterventionKind] = {k.name: k for k in (
     #              name            class         stoch  reads  axis       min max
-    InterventionKind("none", Identity, False, True, "none", 0, 0,
+    InterventionKind("none", maps.Identity, False, True, "none", 0, 0,
                      "learned attention (no intervention)", "none", aliases=("identity",)),
-    InterventionKind("random", Random, True, False, "none", 0, 0,
+    InterventionKind("random", maps.Random, True, False, "none", 0, 0,
                      "random attention: weights drawn uniformly at random (random=low,high; default 0,2)",
                      "random", counterfactual=True),
-    InterventionKind("uniform", Uniform, False, False, "none", 0, 0,
+    InterventionKind("uniform", maps.Uniform, False, False, "none", 0, 0,
                      "uniform attention over the valid keys", "uniform", counterfactual=True),
-    InterventionKind("reversed", Reversed, False, True, "none", 0, 0,
+    InterventionKind("reversed", maps.Reversed, False, True, "none", 0, 0,
                      "reversed attention (max − α per row)", "reversed", counterfactual=True),
-    InterventionKind("shuffle", Shuffle, True, True, "none", 0, 0,
+    InterventionKind("shuffle", maps.Shuffle, True, True, "none", 0, 0,
                      "shuffled attention: each row's weights permuted at random over its keys", "shuffle",
                      counterfactual=True),
-    InterventionKind("mask-regions", MaskRegions, False, True, "regions", 1, _N,
+    InterventionKind("mask-regions", maps.MaskRegions, False, True, "regions", 1, _N,
                      "mask the given regions (no word attends to them)", "mask-regions=0,3"),
-    InterventionKind("keep-regions", KeepRegions, False, True, "regions", 1, _N,
+    InterventionKind("keep-regions", maps.KeepRegions, False, True, "regions", 1, _N,
                      "keep only the given regions", "keep-regions=0,3"),
-    InterventionKind("mask-words", MaskWords, False, True, "words", 1, _N,
+    InterventionKind("mask-words", maps.MaskWords, False, True, "words", 1, _N,
                      "mask the given words (removed from the caption's score)", "mask-words=0,3"),
-    InterventionKind("keep-words", KeepWords, False, True, "words", 1, _N,
+    InterventionKind("keep-words", maps.KeepWords, False, True, "words", 1, _N,
                      "keep only the given words", "keep-words=0,3"),
-    InterventionKind("swap-words", SwapWords, False, True, "words", 2, 2,
+    InterventionKind("swap-words", maps.SwapWords, False, True, "words", 2, 2,
                      "swap the attention of two words", "swap-words=1,4"),
-    InterventionKind("one-word", OneWord, False, True, "words", 1, 1,
+    InterventionKind("one-word", per_row.OneWord, False, True, "words", 1, 1,
                      "an intervention on one word's attention only (per-word effects)", spec=False),
-    InterventionKind("word-per-row", WordPerRow, False, True, "words", 1, _N,
+    InterventionKind("word-per-row", per_row.WordPerRow, False, True, "words", 1, _N,
                      "batched one-word: pair n intervenes on its own word (per-word effects)", spec=False),
-    InterventionKind("region-per-row", RegionPerRow, False, True, "regions", 1, _N,
+    InterventionKind("region-per-row", per_row.RegionPerRow, False, True, "regions", 1, _N,
                      "batched mask-regions: pair n masks its own region (per-region effects)", spec=False),
 )}
 _BY_CLASS = {k.cls: k for k in KINDS.values()}
