@@ -79,7 +79,7 @@ def warm(args) -> None:
     _play(args, 0)
     print(f"cold pass (fills the caches): {time.perf_counter() - t0:.1f} s")
     runs = [_play(args, r + 1) for r in range(args.repeats)]
-    print(f"\n| interaction | warm median (s) | warm max (s) |\n|---|---|---|")
+    print("\n| interaction | warm median (s) | warm max (s) |\n|---|---|---|")
     for i, (page, what, _) in enumerate(INTERACTIONS):
         vals = [r[i] for r in runs]
         print(f"| {page}: {what} | {statistics.median(vals):.3f} | {max(vals):.3f} |")
@@ -90,8 +90,9 @@ def warm(args) -> None:
 
 def first_page(args) -> None:
     sys.path.insert(0, str(REPO))  # a script run by path sees only benchmarks/; the harness is tests.e2e.browser
-    from tests.e2e.browser import start_app, stop_app  # the e2e harness: free port, health poll
     from playwright.sync_api import sync_playwright
+
+    from tests.e2e.browser import start_app, stop_app  # the e2e harness: free port, health poll
     with tempfile.TemporaryDirectory() as tmp:
         env = {"CAUSMATCH_DATA": str(Path(tmp) / "scenes"), "CAUSMATCH_CACHE": str(Path(tmp) / "cache")}
         cli = ["--checkpoint", args.checkpoint] + (["--checkpoint2", args.checkpoint2] if args.checkpoint2 else [])
@@ -123,6 +124,7 @@ def random_checkpoints(data: str, root: Path) -> tuple[str, str]:
     import json
 
     import torch
+
     from causmatch.checkpoint import save_matcher
     from causmatch.data import Vocabulary, default_scenes_dir, ensure_scenes, load_split
     from causmatch.models import Matcher, MatcherConfig

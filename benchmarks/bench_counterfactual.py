@@ -19,8 +19,7 @@ import torch
 
 from causmatch.data import Vocabulary
 from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention
-from causmatch.models import AttentionConfig, ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb
-from causmatch.models import sharded_similarity
+from causmatch.models import AttentionConfig, ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, sharded_similarity
 from causmatch.runtime import configure
 
 

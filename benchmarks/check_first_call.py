@@ -62,7 +62,8 @@ with torch.no_grad():
                 break
         print(json.dumps({{"steps": diff, "example": example}}))
     else:
-        fn = A.fast_scores if {first_what!r} == "eager" else __import__("causmatch.models.fused", fromlist=["x"]).fused_scores
+        fn = (A.fast_scores if {first_what!r} == "eager"
+              else __import__("causmatch.models.fused", fromlist=["x"]).fused_scores)
         outs = [fn(words, wmask, regions, rm, wg, rg, **kw) for _ in range(3)]
         bad = ((outs[0] - outs[2]).abs() > 1e-6).nonzero()
         print(json.dumps({{"max": float((outs[0] - outs[2]).abs().max()), "pairs": len(bad),

@@ -18,8 +18,17 @@ import torch
 
 from causmatch.errors import CausMatchError, CheckpointError
 from causmatch.models import Matcher, MatcherConfig
-from causmatch.outputs import (check_output_dir, crash_point, describe_folder, is_leftover, link_tree,
-                               os_error_message, publish_dir, recover_dir, stage_dir)
+from causmatch.outputs import (
+    check_output_dir,
+    crash_point,
+    describe_folder,
+    is_leftover,
+    link_tree,
+    os_error_message,
+    publish_dir,
+    recover_dir,
+    stage_dir,
+)
 
 FORMAT = "causmatch-checkpoint"
 FORMAT_VERSION = 1
@@ -46,7 +55,8 @@ def save_matcher(matcher: Matcher, path, *, train_config=None, train_state: dict
     values (optimizer state, epoch); ``extra``: anything JSON-ready, e.g. ``{"dataset_fingerprint": ...}``.
     An existing ``path`` is replaced only if it is a checkpoint directory (its own files, plus the
     sub-folders named in ``keep``, which are carried into the new version by hard links, and in ``drop``,
-    which are not); anything else is a :class:`CheckpointError`. ``label`` names the steps for :func:`causmatch.outputs.crash_point`.
+    which are not); anything else is a :class:`CheckpointError`. ``label`` names the steps for
+    :func:`causmatch.outputs.crash_point`.
     """
     from safetensors.torch import save_file
 

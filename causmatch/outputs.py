@@ -112,7 +112,7 @@ def fsync_file(path) -> None:
 
 def fsync_tree(root) -> None:
     """fsync every file and folder under ``root`` (files written by other libraries, before publishing)."""
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         for name in files:
             fsync_file(os.path.join(folder, name))
         fsync_dir(folder)

@@ -35,8 +35,14 @@ def subset_numbers(matcher, split) -> dict:
 
 
 def model_numbers(matcher, split, limit=None) -> dict:
-    from causmatch.evaluation import (effect_summary, encode_split, grounding_accuracy, recall_metrics,
-                                      similarity_matrix, subset_split)
+    from causmatch.evaluation import (
+        effect_summary,
+        encode_split,
+        grounding_accuracy,
+        recall_metrics,
+        similarity_matrix,
+        subset_split,
+    )
     from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention
     split = subset_split(split, limit)
     img, txt = encode_split(matcher, split)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from causmatch.checkpoint import (check_compatible, checkpoint_fingerprint, load_matcher, load_train_state,
-                                  read_checkpoint_config, save_matcher)
+from causmatch.checkpoint import (
+    check_compatible,
+    checkpoint_fingerprint,
+    load_matcher,
+    load_train_state,
+    read_checkpoint_config,
+    save_matcher,
+)
 from causmatch.data import Vocabulary
 from causmatch.errors import CheckpointError
 from causmatch.models import AttentionConfig, Matcher, MatcherConfig, TextConfig

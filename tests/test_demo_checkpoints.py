@@ -37,11 +37,6 @@ def test_checkpoints_are_committed_small_and_complete():
 
 @pytest.mark.slow
 def test_subset_numbers_reproduce():
-    from causmatch.checkpoint import load_matcher
-    from causmatch.data import load_split
-    from causmatch.data.scenes import ensure_scenes
-    from causmatch.evaluation import evaluate
-    from causmatch.interventions import parse_intervention
 
     import torch
 

@@ -4,14 +4,36 @@ Start from :class:`AnalysisSession` (``AnalysisSession.open(checkpoint_dir, data
 see docs/analysis.md. Never imports streamlit.
 """
 from causmatch.analysis.cache import ArrayCache, cache_key
-from causmatch.analysis.effects import (EffectEstimate, estimate_effect, region_effects, remove_regions, t_interval,
-                                        word_effects)
+from causmatch.analysis.effects import (
+    EffectEstimate,
+    estimate_effect,
+    region_effects,
+    remove_regions,
+    t_interval,
+    word_effects,
+)
 from causmatch.analysis.explain import PairExplanation, explain_pair
 from causmatch.analysis.failures import FAILURE_COLUMNS, build_failure_table, export_csv, filter_failures
-from causmatch.analysis.grounding import (Curve, grounding_summary, grounding_table, pair_grounding,
-                                          region_curve, split_pointing, word_grounding)
-from causmatch.analysis.heatmaps import (COLORMAPS, colorbar, colorize, draw_boxes, load_image, overlay,
-                                         shared_scale, signed_difference, word_heatmap)
+from causmatch.analysis.grounding import (
+    Curve,
+    grounding_summary,
+    grounding_table,
+    pair_grounding,
+    region_curve,
+    split_pointing,
+    word_grounding,
+)
+from causmatch.analysis.heatmaps import (
+    COLORMAPS,
+    colorbar,
+    colorize,
+    draw_boxes,
+    load_image,
+    overlay,
+    shared_scale,
+    signed_difference,
+    word_heatmap,
+)
 from causmatch.analysis.ranking import RankResult, best_rank, compare_rankings, rank_positions
 from causmatch.analysis.session import AnalysisSession
 from causmatch.interventions import OneWord, resolve_intervention  # re-exported: explanations take them

@@ -52,7 +52,8 @@ class ArrayCache:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise DataError(f"cannot create cache folder {self.root} ({err.strerror}) — pick a writable --cache-dir") from None
+                raise DataError(f"cannot create cache folder {self.root} ({err.strerror}) — "
+                                "pick a writable --cache-dir") from None
 
     def path(self, name: str) -> Path | None:
         if not _NAME_RE.match(name):

@@ -102,7 +102,8 @@ def grounding_table(session, progress=None, batch: int = 256) -> pd.DataFrame:
     """Every grounded word of the split's (true) pairs: caption, image, index, word, type, hit, energy."""
     split = session.split
     if split.grounding is None:
-        raise DataError(f"{split.folder} has no {split.split}_grounding.jsonl — grounding metrics need word→region alignments")
+        raise DataError(f"{split.folder} has no {split.split}_grounding.jsonl — grounding metrics need "
+                        "word→region alignments")
     from causmatch.evaluation import check_shards
 
     check_shards(batch, batch)

@@ -47,8 +47,8 @@ from causmatch.analysis.cache import ArrayCache, cache_key
 from causmatch.analysis.effects import check_samples, check_top, estimate_effect, sample_interventions
 from causmatch.analysis.explain import PairExplanation, explain_pair
 from causmatch.analysis.ranking import RankResult, compare_rankings
-from causmatch.data import load_split, tokenize
 from causmatch.checkpoint import check_compatible
+from causmatch.data import load_split, tokenize
 from causmatch.errors import ConfigError, DataError
 from causmatch.evaluation import check_finite_scores
 from causmatch.interventions import COUNTERFACTUAL_KINDS, kind_of, resolve_intervention, validate_intervention

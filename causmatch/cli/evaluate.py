@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold5", action="store_true",
                    help="COCO protocol: average over 5 folds of I/5 images (5-fold 1K on testall) and the full set")
     p.add_argument("--intervention", default=None, metavar="KIND",
-                   help="score with counterfactual attention: random, uniform, reversed, shuffle, mask-regions=0,3, ...")
+                   help="score with counterfactual attention: random, uniform, reversed, shuffle, "
+                        "mask-regions=0,3, ...")
     p.add_argument("--seed", type=int, default=0, help="seed of a stochastic intervention")
     p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the results as JSON")
     p.add_argument("--limit-images", type=int, default=None, metavar="N",

@@ -26,8 +26,16 @@ from causmatch.convert.butd_tsv import iter_tsv
 from causmatch.convert.karpathy import KarpathySplits, load_karpathy
 from causmatch.data import read_meta, write_meta
 from causmatch.errors import DataError
-from causmatch.outputs import (check_output_dir, crash_point, describe_folder, is_leftover, link_tree, os_error,
-                               publish_dir, stage_path)
+from causmatch.outputs import (
+    check_output_dir,
+    crash_point,
+    describe_folder,
+    is_leftover,
+    link_tree,
+    os_error,
+    publish_dir,
+    stage_path,
+)
 
 PARTIAL = ".convert-butd.partial"
 ALL_SPLITS = ("train", "dev", "test", "testall")

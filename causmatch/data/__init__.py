@@ -3,8 +3,7 @@
 ``CaptionPairs``/``collate_pairs`` (they need torch) are imported on first use, so that the scenes
 generator's worker processes start without importing torch.
 """
-from causmatch.data.folder import (SplitData, available_splits, load_split, read_meta, write_meta,
-                                   write_split)
+from causmatch.data.folder import SplitData, available_splits, load_split, read_meta, write_meta, write_split
 from causmatch.data.scenes import default_scenes_dir, ensure_scenes
 from causmatch.data.vocab import Vocabulary, tokenize
 

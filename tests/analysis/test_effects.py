@@ -5,10 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from causmatch.analysis import explain_pair, estimate_effect, region_effects, t_interval, word_effects
-from causmatch.interventions import (COUNTERFACTUAL_KINDS, Identity, Intervention, MaskRegions, OneWord, Random,
-                                     Uniform, parse_intervention)
-
+from causmatch.analysis import estimate_effect, explain_pair, region_effects, t_interval, word_effects
+from causmatch.interventions import (
+    COUNTERFACTUAL_KINDS,
+    Identity,
+    Intervention,
+    MaskRegions,
+    OneWord,
+    Random,
+    Uniform,
+    parse_intervention,
+)
 from tests.analysis.analysis_helpers import make_pair, tiny_matcher
 
 LAM, LSE = 9.0, 6.0

@@ -5,7 +5,6 @@ import pytest
 
 from causmatch.checkpoint import save_matcher
 from causmatch.cli import main as cli_main
-
 from tests.analysis.analysis_helpers import tiny_matcher, write_tiny
 
 
@@ -68,5 +67,6 @@ def test_explain_missing_files(ckpt_data, capsys, tmp_path):
     ckpt, data = ckpt_data
     code, _, err = run(capsys, "--checkpoint", str(tmp_path / "nope"), "--data", data, "--image", "0", "--caption", "0")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
-    code, _, err = run(capsys, "--checkpoint", ckpt, "--data", str(tmp_path / "nodata"), "--image", "0", "--caption", "0")
+    code, _, err = run(capsys, "--checkpoint", ckpt, "--data", str(tmp_path / "nodata"), "--image", "0",
+                       "--caption", "0")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1

@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from causmatch.analysis import (grounding_summary, grounding_table, pair_grounding, region_curve,
-                                split_pointing, word_grounding)
+from causmatch.analysis import (
+    grounding_summary,
+    grounding_table,
+    pair_grounding,
+    region_curve,
+    split_pointing,
+    word_grounding,
+)
 from causmatch.evaluation import grounding_accuracy
 
 

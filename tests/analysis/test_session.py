@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from causmatch.analysis import AnalysisSession, filter_failures, export_csv
+from causmatch.analysis import AnalysisSession, export_csv, filter_failures
 from causmatch.errors import CheckpointError, ConfigError, DataError
 from causmatch.evaluation import encode_split, ranks_t2i, recall_metrics, similarity_matrix
 from causmatch.interventions import Random
-
-from tests.analysis.analysis_helpers import tiny_matcher, write_tiny
+from tests.analysis.analysis_helpers import tiny_matcher
 
 
 def test_explain_dataset_pair_and_json(tiny_session):
@@ -85,7 +84,6 @@ def test_rank_query_agrees_with_the_full_matrix(tiny_session):
 
 def test_failure_table_agrees_with_recall(tiny_session, tmp_path):
     s = tiny_session
-    k = s.split.caps_per_image
     rec = s.recall()
     for direction, n in (("t2i", s.split.n_captions), ("i2t", s.split.n_images)):
         df = s.failure_table(direction, "random")

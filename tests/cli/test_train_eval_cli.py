@@ -1,13 +1,10 @@
 """`causmatch train` / `causmatch evaluate` in-process: outputs, JSON, and one-line errors."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.training.tiny_data import TINY_OVERRIDES, make_tiny_dataset
-
 from causmatch.cli import main as cli  # noqa: E402
+from tests.training.tiny_data import TINY_OVERRIDES, make_tiny_dataset
 
 
 @pytest.fixture(scope="module")

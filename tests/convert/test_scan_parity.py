@@ -21,8 +21,14 @@ from causmatch.data import Vocabulary, load_split, write_split
 from causmatch.data.vocab import tokenize
 from causmatch.evaluation import encode_split, recall_metrics, similarity_matrix
 
-from .scan_reference import (ScanImageEncoder, ScanTextEncoder, punkt_tab_folder, scan_scores, scan_tokens,
-                             scan_vocab_words)
+from .scan_reference import (
+    ScanImageEncoder,
+    ScanTextEncoder,
+    punkt_tab_folder,
+    scan_scores,
+    scan_tokens,
+    scan_vocab_words,
+)
 
 # Every difference between NLTK's word_tokenize and the regex tokenizer that Flickr30K/COCO captions show.
 TRICKY = [

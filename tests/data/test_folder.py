@@ -148,6 +148,7 @@ def test_write_split_rejects_bad_captions(tmp_path):
 
 def test_ids_listed_once_per_caption_collapse_to_one_per_image(tmp_path):
     import numpy as np
+
     from causmatch.data import load_split, write_split
     feats = np.random.default_rng(0).standard_normal((3, 2, 4)).astype(np.float32)
     caps = [f"caption {c}" for c in range(6)]
@@ -159,6 +160,7 @@ def test_ids_listed_once_per_caption_collapse_to_one_per_image(tmp_path):
 def test_large_feature_files_are_sampled_and_bad_rows_caught_by_the_loader(tmp_path, monkeypatch):
     import numpy as np
     import pytest
+
     from causmatch.data import folder as folder_mod
     from causmatch.data import load_split, write_split
     from causmatch.data.loader import CaptionPairs

@@ -28,7 +28,8 @@ def test_encoder_refuses_before_allocating(tokenizer, monkeypatch):
     m = type(m).from_config(m.config.replace(text=m.config.text.__class__(word_dim=12, tokenizer=tokenizer)),
                             m.vocab)
     _no_encoding(m, monkeypatch)
-    for caps, where in [([HUGE], "the caption has 10200 words"), (["a red ball", HUGE], "caption 1 ('a red ball a red ball a red ba…') has 10200 words")]:
+    for caps, where in [([HUGE], "the caption has 10200 words"),
+                        (["a red ball", HUGE], "caption 1 ('a red ball a red ball a red ba…') has 10200 words")]:
         with pytest.raises(DataError) as err:
             m.encode_captions(caps)
         assert str(err.value).startswith(where) and f"cap of {MAX_CAPTION_TOKENS} tokens" in str(err.value)

@@ -246,7 +246,8 @@ LIB = [
     ("split with zero images", _load_after(lambda p: (_save("ims", np.zeros((0, R, F), np.float32))(p),
                                                       (p / "test_caps.txt").write_text(""))),
      (DataError, "holds no images")),
-    ("split with zero captions", _load_after(lambda p: (p / "test_caps.txt").write_text("")), (DataError, "holds no captions")),
+    ("split with zero captions", _load_after(lambda p: (p / "test_caps.txt").write_text("")),
+     (DataError, "holds no captions")),
     ("3 captions per image, no meta.json", _load_after(_unlink_meta_and(_caps(N_IMG * 3))),
      (DataError, "(3 per image), which fits no known layout")),
     ("2 captions per image, no meta.json", _load_after(_unlink_meta_and()), (DataError, "fits no known layout")),
@@ -259,7 +260,8 @@ LIB = [
     ("captions not a multiple of the images", _load_after(_caps(N_IMG * 2 + 1)), (DataError, "not a multiple")),
     ("meta.json caps_per_image a bool", _load_after(lambda p: write_meta(p, {"caps_per_image": True})),
      (DataError, "caps_per_image=True")),
-    ("ids count mismatch", _load_after(lambda p: (p / "test_ids.txt").write_text("1\n2\n")), (DataError, "2 lines for 6 images")),
+    ("ids count mismatch", _load_after(lambda p: (p / "test_ids.txt").write_text("1\n2\n")),
+     (DataError, "2 lines for 6 images")),
     ("NaN box", _load_after(_save("boxes", np.where(np.arange(N_IMG * R * 4).reshape(N_IMG, R, 4) == 21, np.nan, 1.0))),
      (DataError, "NaN or infinite coordinates (image 1, region 1)")),
     ("inverted box", _load_after(_save("boxes", np.tile(np.float32([9, 0, 3, 8]), (N_IMG, R, 1)))),
@@ -273,7 +275,8 @@ LIB = [
     ("features with no regions", _load_after(_save("ims", np.zeros((N_IMG, 0, F), np.float32))),
      (DataError, "1..4096 regions")),
     # converters
-    ("convert-butd caps-per-image 0", _butd(caps_per_image=0), (DataError, "--caps-per-image must be a whole number >= 1")),
+    ("convert-butd caps-per-image 0", _butd(caps_per_image=0),
+     (DataError, "--caps-per-image must be a whole number >= 1")),
     ("convert-butd caps-per-image -3", _butd(caps_per_image=-3), (DataError, "--caps-per-image")),
     ("convert-butd max-boxes 0", _butd(max_boxes=0), (DataError, "--max-boxes must be")),
     ("precomp boxes with NaN", lambda env: precomp_boxes.pixel_boxes(
@@ -330,7 +333,8 @@ def _k3_folder(env):
 
 
 CLI = [
-    ("explain --samples 10000000", _explain("--image", "0", "--caption", "0", "--samples", "10000000"), "samples must be"),
+    ("explain --samples 10000000", _explain("--image", "0", "--caption", "0", "--samples", "10000000"),
+     "samples must be"),
     ("explain --samples -1", _explain("--image", "0", "--caption", "0", "--samples", "-1"), "samples must be"),
     ("explain --top 0", _explain("--image", "0", "--caption", "0", "--top", "0"), "top-k must be"),
     ("explain --top 5000", _explain("--image", "0", "--caption", "0", "--top", "5000"), "top-k must be"),
@@ -344,9 +348,11 @@ CLI = [
      "two word indices"),
     ("explain keep-regions=2,2", _explain("--image", "0", "--caption", "0", "--intervention", "keep-regions=2,2"),
      "more than once"),
-    ("explain free text, word past it", _explain("--image", "0", "--text", "red circle", "--intervention", "mask-words=9"),
+    ("explain free text, word past it",
+     _explain("--image", "0", "--text", "red circle", "--intervention", "mask-words=9"),
      "word 9 out of range for image 0"),
-    ("evaluate mask-regions=999", _evaluate("--intervention", "mask-regions=999"), "region 999 out of range for split 'test'"),
+    ("evaluate mask-regions=999", _evaluate("--intervention", "mask-regions=999"),
+     "region 999 out of range for split 'test'"),
     ("evaluate swap-words=2,2", _evaluate("--intervention", "swap-words=2,2"), "two different words"),
     ("evaluate mask-words=-4", _evaluate("--intervention", "mask-words=-4"), ">= 0"),
     ("evaluate --shard 100000", _evaluate("--shard", "100000"), "--shard must be in 1..4096"),

@@ -15,8 +15,8 @@ def main() -> int:
     split = sys.argv.index("--")
     data, root, steps = sys.argv[1], sys.argv[2], sys.argv[3:split]
     train_args = sys.argv[split + 1:]
-    from causmatch.cli import main as cli_main  # noqa: F401  (imported once, before forking)
     import causmatch.training.trainer  # noqa: F401
+    from causmatch.cli import main as cli_main  # noqa: F401  (imported once, before forking)
 
     status = {}
     for step in steps:

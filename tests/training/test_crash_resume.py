@@ -2,8 +2,8 @@
 
 A reference run records the named steps of the epoch-2 save (``CAUSMATCH_CRASH_LOG``); then, for each
 step in turn, ``causmatch train`` runs in a separate process (forked by crash_worker.py) that exits with
-status 137 right there (``CAUSMATCH_CRASH_AT=STEP:N``, as a kill -9 would). Afterwards ``OUT`` must load (best and last), and
-``--resume`` must finish the run bit-identically to an uninterrupted one.
+status 137 right there (``CAUSMATCH_CRASH_AT=STEP:N``, as a kill -9 would). Afterwards ``OUT`` must load (best and
+last), and ``--resume`` must finish the run bit-identically to an uninterrupted one.
 """
 import json
 import os

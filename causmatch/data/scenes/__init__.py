@@ -19,11 +19,28 @@ import numpy as np
 from causmatch.data.folder import available_splits, read_meta, write_meta, write_split
 from causmatch.data.scenes.captions import CAPS_PER_IMAGE
 from causmatch.data.scenes.regions import FEATURE_BLOCKS, FEATURE_DIM, MAX_REGIONS
-from causmatch.data.scenes.spec import (BIAS_SHAPE, COLOURS, DISTRACTOR, DISTRACTOR_BASE_RATE,
-                                        GENERATOR_VERSION, IMAGE_SIZE, SHAPES, SIZES, SPLIT_IDS)
+from causmatch.data.scenes.spec import (
+    BIAS_SHAPE,
+    COLOURS,
+    DISTRACTOR,
+    DISTRACTOR_BASE_RATE,
+    GENERATOR_VERSION,
+    IMAGE_SIZE,
+    SHAPES,
+    SIZES,
+    SPLIT_IDS,
+)
 from causmatch.errors import DataError
-from causmatch.outputs import (check_output_dir, crash_point, describe_folder, link_tree, os_error, publish_dir,
-                               recover_dir, stage_dir)
+from causmatch.outputs import (
+    check_output_dir,
+    crash_point,
+    describe_folder,
+    link_tree,
+    os_error,
+    publish_dir,
+    recover_dir,
+    stage_dir,
+)
 
 DEFAULT_SIZES = {"train": 10_000, "dev": 1_000, "test": 1_000}
 DEFAULT_SEED = 0
@@ -54,7 +71,8 @@ def _base_meta(seed: int, bias: float) -> dict:
                            "mask and geometry features from the pixels in the box; region 0 = whole image",
             "blocks": [{"name": n, "size": s} for n, s in FEATURE_BLOCKS]},
         "vocabulary": {"shapes": list(SHAPES), "colours": list(COLOURS), "sizes": list(SIZES)},
-        "bias": {"strength": bias, "shape": BIAS_SHAPE, "distractor": f"{DISTRACTOR[2]} {DISTRACTOR[1]} {DISTRACTOR[0]}",
+        "bias": {"strength": bias, "shape": BIAS_SHAPE,
+                 "distractor": f"{DISTRACTOR[2]} {DISTRACTOR[1]} {DISTRACTOR[0]}",
                  "base_rate": DISTRACTOR_BASE_RATE,
                  "rule": "train/dev: P(distractor | star) = q + (1-q)P placed beside the star, "
                          "P(distractor | no star) = q(1-P); test: q independent of stars; never mentioned"},

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from causmatch.data.scenes.captions import CAPS_PER_IMAGE, make_captions
-from causmatch.data.scenes.regions import MAX_REGIONS, FEATURE_DIM, detect, region_features
+from causmatch.data.scenes.regions import FEATURE_DIM, MAX_REGIONS, detect, region_features
 from causmatch.data.scenes.render import render
 from causmatch.data.scenes.spec import BIAS_SHAPE, sample_scene, scene_rng
 from causmatch.outputs import atomic_write_text
