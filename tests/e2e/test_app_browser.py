@@ -21,6 +21,12 @@ def _pick(page, label: str, option: str) -> None:
     page.locator('[role="option"]').filter(has_text=re.compile(rf"^{re.escape(option)}$")).first.click()
 
 
+def _checked(page, name: str) -> None:
+    """No traceback on the page, then its screenshot ``name``."""
+    _no_exception(page)
+    screenshot(page, name)
+
+
 def _metric(page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return box.locator('[data-testid="stMetricValue"]').inner_text()
@@ -32,8 +38,7 @@ def test_overview(page, app_server):
     assert page.get_by_role("heading", name="Overview").is_visible()
     assert page.get_by_text("Retrieval (R@K, %)").is_visible()
     assert page.get_by_text("Grounding accuracy by word type").is_visible()
-    _no_exception(page)
-    screenshot(page, "overview")
+    _checked(page, "overview")
 
 
 def test_explore_pair_intervention_and_shared_url(page, app_server):
@@ -63,10 +68,8 @@ def test_retrieval(page, app_server):
     page.goto(app_server + "/retrieval?caption=7")
     wait_ready(page, images=5)
     text = page.inner_text("body")
-    assert "Factual top-k" in text and "Counterfactual top-k" in text
-    assert "true image 1" in text
-    _no_exception(page)
-    screenshot(page, "retrieval")
+    assert "Factual top-k" in text and "Counterfactual top-k" in text and "true image 1" in text
+    _checked(page, "retrieval")
 
 
 def test_failure_case_opens_in_explore(page, app_server):
@@ -89,8 +92,7 @@ def test_compare(page, app_server):
     wait_ready(page, images=4)
     assert page.get_by_role("heading", name="Compare checkpoints").is_visible()
     assert page.locator('[data-testid="stMetric"]').filter(has_text="Score S(α)").count() == 2
-    _no_exception(page)
-    screenshot(page, "compare")
+    _checked(page, "compare")
 
 
 def test_bad_checkpoint_shows_error_panel(page, app_server):

@@ -304,6 +304,11 @@ def _explain(*extra):
     return lambda env: ["explain", "--checkpoint", str(env.ckpt), "--data", str(env.data), *extra]
 
 
+def _pair_iv(spec, image="0", caption="0"):
+    """``explain`` of one dataset pair under the intervention ``spec``."""
+    return _explain("--image", image, "--caption", caption, "--intervention", spec)
+
+
 def _evaluate(*extra, data=None):
     def argv(env):
         folder = env.data if data is None else data(env)
@@ -338,15 +343,15 @@ CLI = [
     ("explain --samples -1", _explain("--image", "0", "--caption", "0", "--samples", "-1"), "samples must be"),
     ("explain --top 0", _explain("--image", "0", "--caption", "0", "--top", "0"), "top-k must be"),
     ("explain --top 5000", _explain("--image", "0", "--caption", "0", "--top", "5000"), "top-k must be"),
-    ("explain mask-regions=999", _explain("--image", "0", "--caption", "0", "--intervention", "mask-regions=999"),
+    ("explain mask-regions=999", _pair_iv("mask-regions=999"),
      "region 999 out of range for image 0 and caption 0"),
-    ("explain mask-words=500", _explain("--image", "1", "--caption", "3", "--intervention", "mask-words=500"),
+    ("explain mask-words=500", _pair_iv("mask-words=500", "1", "3"),
      "word 500 out of range for image 1 and caption 3"),
-    ("explain swap-words=1,1", _explain("--image", "0", "--caption", "0", "--intervention", "swap-words=1,1"),
+    ("explain swap-words=1,1", _pair_iv("swap-words=1,1"),
      "two different words"),
-    ("explain swap-words=0,1,2", _explain("--image", "0", "--caption", "0", "--intervention", "swap-words=0,1,2"),
+    ("explain swap-words=0,1,2", _pair_iv("swap-words=0,1,2"),
      "two word indices"),
-    ("explain keep-regions=2,2", _explain("--image", "0", "--caption", "0", "--intervention", "keep-regions=2,2"),
+    ("explain keep-regions=2,2", _pair_iv("keep-regions=2,2"),
      "more than once"),
     ("explain free text, word past it",
      _explain("--image", "0", "--text", "red circle", "--intervention", "mask-words=9"),
