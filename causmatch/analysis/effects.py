@@ -60,7 +60,7 @@ def check_top(k) -> int:
     return int(k)
 
 
-def _finite(scores, what: str, pair_ids, n: int = 1) -> np.ndarray:
+def finite(scores, what: str, pair_ids, n: int = 1) -> np.ndarray:
     """Scores ``[n]`` as float64 numpy; a DataError naming the pair if any is NaN/inf."""
     from causmatch.evaluation import check_finite_scores
 
@@ -129,10 +129,10 @@ def estimate_effect(matcher, img, txt, intervention, *, samples: int = 8, seed: 
     """Effect of the learned attention for one pair, averaged over the intervention's K draws."""
     draws = sample_interventions(intervention, samples, seed)
     if factual is None:
-        factual = float(_finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
+        factual = float(finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
     with torch.no_grad():  # one pass: the cosines and learned maps are shared by the K draws
         cf = np.array([float(s.score[0]) for s in matcher.pair_scores_many(img, txt, draws, pair_ids=pair_ids)])
-    _finite(cf, f"counterfactual pair score ({intervention.name})", pair_ids)
+    finite(cf, f"counterfactual pair score ({intervention.name})", pair_ids)
     mean, lo, hi = t_interval(cf)
     # effect = score − cf: the interval on the mean of cf flips into one on the effect.
     return EffectEstimate(score=factual, cf_scores=cf, cf_score=mean, effect=factual - mean,
@@ -158,7 +158,7 @@ def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int
     go in one batched call: the pair is replicated once per valid word, row ``n`` intervening on word ``n``.
     """
     if factual is None:
-        factual = float(_finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
+        factual = float(finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
     mask = txt.mask[0].cpu().numpy()  # [W]
     out = np.full(mask.shape[0], np.nan)
     words = tuple(int(j) for j in np.flatnonzero(mask))
@@ -169,7 +169,7 @@ def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int
     with torch.no_grad():
         many = matcher.pair_scores_many(rep_img, rep_txt, [WordPerRow(iv, words) for iv in draws], pair_ids=ids)
     cf = torch.stack([s.score for s in many]).double().mean(0).cpu().numpy()  # [n] mean over the K draws
-    _finite(cf, f"per-word counterfactual score ({intervention.name})", pair_ids)
+    finite(cf, f"per-word counterfactual score ({intervention.name})", pair_ids)
     out[list(words)] = factual - cf
     return out
 
@@ -182,14 +182,14 @@ def region_effects(matcher, img, txt, *, pair_ids=None, factual: float | None = 
     replicated once per valid region, row ``n`` masking region ``n``.
     """
     if factual is None:
-        factual = float(_finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
+        factual = float(finite(_score(matcher, img, txt, None, pair_ids).score[:1], "pair score", pair_ids)[0])
     mask = img.mask[0].cpu().numpy()  # [R]
     out = np.full(mask.shape[0], np.nan)
     valid = tuple(int(r) for r in np.flatnonzero(mask))
     if len(valid) < 2:
         return out
     rep_img, rep_txt, ids = _replicate(img, txt, pair_ids, len(valid))
-    cf = _finite(_score(matcher, rep_img, rep_txt, RegionPerRow(valid), ids).score, "per-region score", pair_ids)
+    cf = finite(_score(matcher, rep_img, rep_txt, RegionPerRow(valid), ids).score, "per-region score", pair_ids)
     out[list(valid)] = factual - cf
     return out
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from causmatch.analysis.effects import _finite, region_effects, sample_interventions, t_interval, word_effects
+from causmatch.analysis.effects import finite, region_effects, sample_interventions, t_interval, word_effects
 
 
 def _np(x):
@@ -114,13 +114,13 @@ def explain_pair(matcher, img, txt, intervention, *, samples: int = 8, seed: int
         # One call: the cosines and the learned maps are computed once and shared by the K draws.
         fact, *draws = matcher.pair_scores_many(img, txt, [None] + sample_interventions(intervention, samples, seed),
                                                 pair_ids=pair_ids, return_maps=True)
-    score = float(_finite(np.array([float(fact.score[0])]), "pair score", pair_ids)[0])
+    score = float(finite(np.array([float(fact.score[0])]), "pair score", pair_ids)[0])
     t2i, i2t, wrel, rrel = _maps(fact, w)
     cf = [_maps(d, w) for d in draws]
-    cf_scores = _finite(np.array([float(d.score[0]) for d in draws]), "counterfactual pair score", pair_ids)  # [K]
+    cf_scores = finite(np.array([float(d.score[0]) for d in draws]), "counterfactual pair score", pair_ids)  # [K]
     for m in (t2i, i2t, *(x for c in cf for x in c[:2])):
         if m is not None:
-            _finite(m, "attention map", pair_ids)
+            finite(m, "attention map", pair_ids)
     mean, lo, hi = t_interval(cf_scores)
     tokens = list(txt.tokens[0])[:w] if getattr(txt, "tokens", None) else []
     return PairExplanation(

@@ -188,7 +188,7 @@ def region_curve(session, image: int, caption: int, kind: str = "deletion", orde
     """Deletion or insertion curve of dataset pair (image, caption) (module docstring)."""
     if kind not in ("deletion", "insertion"):
         raise DataError(f"unknown curve '{kind}' — use 'deletion' or 'insertion'")
-    i, c = session._check_image(image), session._check_caption(caption)
+    i, c = session.check_image(image), session.check_caption(caption)
     img_all, txt_all = session.gallery()
     img, txt = img_all[[i]], txt_all[[c]].trimmed()
     ids = (torch.tensor([i]), torch.tensor([c]))

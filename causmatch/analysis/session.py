@@ -201,9 +201,9 @@ class AnalysisSession:
         """``{"n_words", "n_regions"}`` for one pair: targets of a word kind must lie in ``0..n_words-1``
         (the caption's tokens, the W axis of its maps), of a region kind in ``0..n_regions-1`` (the
         image's regions up to its last valid one). Give a caption index or a free text."""
-        i = self._check_image(image)
+        i = self.check_image(image)
         if caption is not None:
-            c = self._check_caption(caption)
+            c = self.check_caption(caption)
             text = self.split.captions[c]
         elif text is None:
             raise DataError("give a caption index or a free text to know the pair's word count")
@@ -263,13 +263,13 @@ class AnalysisSession:
                                      n_regions=lim["n_regions"] if n_regions is None else n_regions, scope=scope)
 
     # ------------------------------------------------------------------ one pair
-    def _check_caption(self, caption) -> int:
+    def check_caption(self, caption) -> int:
         n = self.split.n_captions
         if isinstance(caption, bool) or not isinstance(caption, (int, np.integer)) or not 0 <= int(caption) < n:
             raise DataError(f"caption index {caption} is out of range — this split has captions 0..{n - 1}")
         return int(caption)
 
-    def _check_image(self, image) -> int:
+    def check_image(self, image) -> int:
         n = self.split.n_images
         if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not 0 <= int(image) < n:
             raise DataError(f"image index {image} is out of range — this split has images 0..{n - 1}")
@@ -277,7 +277,7 @@ class AnalysisSession:
 
     def _pair(self, image, caption, text):
         """(ImageEmb [1], TextEmb [1], caption index or None, text, pair_ids) for one pair."""
-        i = self._check_image(image)
+        i = self.check_image(image)
         if (caption is None) == (text is None):
             raise DataError("give either a caption index or a free text, not both and not neither")
         if caption is not None:
@@ -364,7 +364,7 @@ class AnalysisSession:
     def rank_caption_query(self, c, intervention="random", *, samples: int = 8, seed: int = 0,
                            k: int = 10) -> RankResult:
         """Caption ``c`` as a query over every image: factual vs counterfactual ranking."""
-        c = self._check_caption(c)
+        c = self.check_caption(c)
         check_samples(samples)
         k = check_top(k)
         n_words = len(self.matcher.tokens(self.split.captions[c]))
@@ -378,7 +378,7 @@ class AnalysisSession:
     def rank_text_query(self, text: str, image: int, intervention="random", *, samples: int = 8, seed: int = 0,
                         k: int = 10) -> RankResult:
         """A free-text query over every image, with ``image`` as its true item (nothing cached)."""
-        i = self._check_image(image)
+        i = self.check_image(image)
         self._check_text(text)
         check_samples(samples)
         k = check_top(k)
@@ -396,7 +396,7 @@ class AnalysisSession:
     def rank_image_query(self, i, intervention="random", *, samples: int = 8, seed: int = 0,
                          k: int = 10) -> RankResult:
         """Image ``i`` as a query over every caption (rank = best of its true captions)."""
-        i = self._check_image(i)
+        i = self.check_image(i)
         check_samples(samples)
         k = check_top(k)
         iv = self._check_query_intervention(intervention, seed, n_regions=self._n_regions(i),
