@@ -65,11 +65,15 @@ class CausMatchLoss(nn.Module):
     ``effect_violation`` "hardest" or "sum" (averaged per anchor), ``None`` = as the ranking term) or
     ``"xent"`` (:func:`contrastive_xent` at ``effect_temperature``). It is off while the epoch given to
     :meth:`set_epoch` is below ``effect_warmup_epochs`` (the ranking term trains alone first).
+    ``max_violation_warmup_epochs = N`` (with ``hardest``): the ranking term sums its violations over all
+    in-batch negatives while the epoch is below N, then keeps the hardest negative (VSE++'s warm-up). The
+    effect term's ``effect_violation=None`` follows ``hardest`` as configured, not the warm-up.
     """
 
     def __init__(self, lambda_eff: float = 1.0, intervention: Intervention | None = None, margin: float = 0.2,
                  hardest: bool = True, *, effect_margin: float | None = None, effect_violation: str | None = None,
-                 effect_loss: str = "hinge", effect_temperature: float = 0.01, effect_warmup_epochs: int = 0):
+                 effect_loss: str = "hinge", effect_temperature: float = 0.01, effect_warmup_epochs: int = 0,
+                 max_violation_warmup_epochs: int = 0):
         super().__init__()
         if effect_violation not in (None, *EFFECT_VIOLATIONS) or effect_loss not in EFFECT_LOSSES:
             raise ValueError(f"effect_violation must be None or one of {EFFECT_VIOLATIONS}, "
@@ -80,10 +84,16 @@ class CausMatchLoss(nn.Module):
         self.effect_hardest = hardest if effect_violation is None else effect_violation == "hardest"
         self.effect_loss, self.effect_temperature = effect_loss, float(effect_temperature)
         self.effect_warmup_epochs, self.epoch = int(effect_warmup_epochs), 0
+        self.max_violation_warmup_epochs = int(max_violation_warmup_epochs)
 
     def set_epoch(self, epoch: int) -> None:
-        """Tell the loss the current (0-based) epoch, for the effect term's warm-up."""
+        """Tell the loss the current (0-based) epoch, for the effect term's and the hardest negatives' warm-ups."""
         self.epoch = int(epoch)
+
+    @property
+    def rank_hardest(self) -> bool:
+        """Whether the ranking term keeps only the hardest negative in the current epoch."""
+        return self.hardest and self.epoch >= self.max_violation_warmup_epochs
 
     @property
     def effect_active(self) -> bool:
@@ -112,7 +122,7 @@ class CausMatchLoss(nn.Module):
         else:  # one cosine and learned-map pass shared by the factual and counterfactual scores
             S, S_cf = (x.score for x in matcher.similarity_many(img, txt, [None, self.intervention],
                                                                  pair_ids=pair_ids))  # [B, B] each
-        rank = hinge_triplet(S, self.margin, self.hardest, positives)
+        rank = hinge_triplet(S, self.margin, self.rank_hardest, positives)
         nan = torch.tensor(float("nan"), device=S.device)
         out = {"rank": rank.detach(), "effect_rank": torch.zeros_like(rank).detach(),
                "mean_effect_pos": nan, "mean_effect_neg": nan}

@@ -162,6 +162,32 @@ def test_effect_warmup_switches_the_effect_term_on(monkeypatch):
     assert out["loss"].item() == pytest.approx((hinge_triplet(S) + hinge_triplet(E)).item(), abs=1e-6)
 
 
+def test_max_violation_warmup_sums_then_takes_the_hardest():
+    """VSE++'s warm-up: summed ranking violations in epochs below N, the hardest negative from epoch N on;
+    the effect term (effect_violation=None follows the configured hardest) is not touched by it."""
+    m, img, txt = tiny_batch()
+    S, E = _effect(m, img, txt)
+    assert hinge_triplet(S, hardest=False).item() != pytest.approx(hinge_triplet(S).item())  # the test can tell
+    scan = CausMatchLoss(lambda_eff=0.0, max_violation_warmup_epochs=1)
+    scan.set_epoch(0)
+    assert not scan.rank_hardest
+    assert scan(m, img, txt)["loss"].item() == pytest.approx(hinge_triplet(S, hardest=False).item(), abs=1e-6)
+    for epoch in (1, 5):
+        scan.set_epoch(epoch)
+        assert scan(m, img, txt)["loss"].item() == pytest.approx(hinge_triplet(S).item(), abs=1e-6)
+    cm = CausMatchLoss(lambda_eff=1.0, intervention=Uniform(), max_violation_warmup_epochs=2)
+    cm.set_epoch(1)
+    out = cm(m, img, txt)
+    assert out["rank"].item() == pytest.approx(hinge_triplet(S, hardest=False).item(), abs=1e-6)
+    assert out["effect_rank"].item() == pytest.approx(hinge_triplet(E, average=True).item(), abs=1e-6)
+    # default 0: today's behaviour in every epoch; hardest=False stays summed after the warm-up
+    plain = CausMatchLoss(lambda_eff=0.0)
+    assert plain.max_violation_warmup_epochs == 0 and plain.rank_hardest
+    vse0 = CausMatchLoss(lambda_eff=0.0, hardest=False, max_violation_warmup_epochs=1)
+    vse0.set_epoch(3)
+    assert vse0(m, img, txt)["loss"].item() == pytest.approx(hinge_triplet(S, hardest=False).item(), abs=1e-6)
+
+
 def test_bad_effect_options_raise():
     with pytest.raises(ValueError):
         CausMatchLoss(effect_violation="max")

@@ -57,6 +57,9 @@ class TrainConfig:
     Learning rate: ``step`` multiplies it by ``lr_decay`` every ``lr_decay_epochs`` epochs
     (SCAN: 2e-4, ×0.1 after 15 epochs); ``cosine`` anneals it per step to 0 over the run;
     ``constant`` keeps it. ``lambda_eff = 0`` trains the SCAN baseline with the same code.
+    ``max_violation_warmup_epochs = N > 0`` (with ``max_violation``) sums the ranking violations over all
+    in-batch negatives for the first N epochs and keeps only the hardest negative after (VSE++'s practice;
+    0 = hardest from the start).
     ``amp`` only acts on CUDA (bf16 autocast, or fp16 autocast with a GradScaler).
     ``captions_per_epoch = N > 0`` makes an epoch a fresh random sample of N captions (0 = all),
     for short runs on CPU; ``val_limit_images = N > 0`` validates on the first N dev images.
@@ -75,6 +78,7 @@ class TrainConfig:
     counterfactual: str = "random"
     margin: float = 0.2
     max_violation: bool = True
+    max_violation_warmup_epochs: int = 0
     effect_margin: float | None = None
     effect_violation: str | None = None
     effect_loss: str = "hinge"
@@ -100,6 +104,8 @@ class TrainConfig:
             (self.counterfactual in COUNTERFACTUAL_KINDS,
              f"counterfactual must be one of {', '.join(COUNTERFACTUAL_KINDS)}"),
             (self.margin >= 0, "margin must be >= 0"),
+            (not isinstance(self.max_violation_warmup_epochs, bool) and self.max_violation_warmup_epochs >= 0,
+             "max_violation_warmup_epochs must be >= 0 (0 = hardest negatives from the start)"),
             (self.effect_margin is None or self.effect_margin >= 0, "effect_margin must be >= 0 (or null = margin)"),
             (self.effect_violation in (None, *EFFECT_VIOLATIONS),
              f"effect_violation must be null (as max_violation) or one of {', '.join(EFFECT_VIOLATIONS)}"),

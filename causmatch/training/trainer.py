@@ -123,7 +123,8 @@ class Trainer:
         self.loss = CausMatchLoss(cfg.lambda_eff, intervention, cfg.margin, hardest=cfg.max_violation,
                                   effect_margin=cfg.effect_margin, effect_violation=cfg.effect_violation,
                                   effect_loss=cfg.effect_loss, effect_temperature=cfg.effect_temperature,
-                                  effect_warmup_epochs=cfg.effect_warmup_epochs)
+                                  effect_warmup_epochs=cfg.effect_warmup_epochs,
+                                  max_violation_warmup_epochs=cfg.max_violation_warmup_epochs)
         params = [p for p in self.matcher.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.amp == "fp16")

@@ -47,6 +47,8 @@ def test_set_overrides_parse_by_field_type():
     ("effect_loss=bce", "effect_loss must be one of"),
     ("effect_temperature=0", "effect_temperature must be > 0"),
     ("effect_warmup_epochs=-1", "effect_warmup_epochs must be >= 0"),
+    ("max_violation_warmup_epochs=-1", "max_violation_warmup_epochs must be >= 0"),
+    ("max_violation_warmup_epochs=true", "max_violation_warmup_epochs"),
     ("model.img_dim=-1", "model.img_dim=-1 is not valid"),
     ("model.text.word_dim=0", "text.word_dim=0 is not valid"),
 ])
@@ -181,3 +183,13 @@ def test_saved_checkpoint_configs_still_load():
             tc = config_from_dict(saved["train"])
             assert config_from_dict(tc.to_dict()) == tc
             assert tc.model.matcher_config(mc.img_dim) == mc
+
+
+def test_max_violation_warmup_defaults_to_off_and_parses():
+    assert TrainConfig().max_violation_warmup_epochs == 0
+    cfg = resolve_config(overrides=["max_violation_warmup_epochs=1"], model="scan")
+    assert (cfg.max_violation_warmup_epochs, cfg.max_violation, cfg.lambda_eff) == (1, True, 0.0)
+    assert config_from_dict(cfg.to_dict()) == cfg
+    saved = TrainConfig().to_dict()
+    del saved["max_violation_warmup_epochs"]  # a checkpoint saved before the key existed
+    assert config_from_dict(saved).max_violation_warmup_epochs == 0
