@@ -1,0 +1,96 @@
+"""The app's "How to read this" texts: what each number on a page means, written once here.
+
+Every page calls :func:`how_to_read` with the topics of the numbers it shows, next to them::
+
+    from components import help
+    help.how_to_read("scores", "effect", "interval")
+
+Topics (:data:`TOPICS`): ``scores`` (S(α), S(ᾱ)), ``effect``, ``interval``, ``word_effects``,
+``region_effects``, ``attention`` (the word × region matrices), ``pointing``, ``ranks``, ``margin``,
+``curves`` (deletion / insertion). An unknown topic is a programming error (``ValueError``), caught by
+the tests, never a user's mistake. The texts follow the library's maths (``causmatch.analysis.effects``,
+``causmatch.pointing``, ``causmatch.analysis.failures``, ``causmatch.analysis.grounding``).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+LABEL = "How to read this"
+
+# topic -> (title, text). Plain, short, and the same maths as the library.
+TOPICS: dict[str, tuple[str, str]] = {
+    "scores": (
+        "S(α) and S(ᾱ)",
+        "**S(α)** is the matcher's score for the pair with its own learned attention α: each word's cosine "
+        "with its attention-weighted mix of regions (or each region's with its mix of words), pooled over the "
+        "pair; higher is a better match. **S(ᾱ)** is the same score with α replaced by the counterfactual "
+        "attention ᾱ chosen in the sidebar (features unchanged), averaged over its draws."),
+    "effect": (
+        "Effect",
+        "**Effect = S(α) − mean S(ᾱ)**: how much the learned attention adds to the score compared with the "
+        "counterfactual attention. Positive: the learned attention helps this match; about 0: the score does "
+        "not depend on where the model looks; negative: the counterfactual attention scores higher."),
+    "interval": (
+        "95% interval",
+        "The effect's **95% interval** is Student's t over the K seeded draws of ᾱ (seeds seed … seed+K−1): "
+        "effect ± t·sd/√K. It says how much the effect depends on which draws were taken, not how it would "
+        "vary over other data or another training run. A deterministic counterfactual (e.g. uniform) has one "
+        "draw and zero width."),
+    "word_effects": (
+        "Per-word effect",
+        "The **per-word effect** of a word is S(α) minus the score when only that word's attention is "
+        "replaced by ᾱ (its row in the word → region map, its column in the region → word map), mean over the "
+        "draws. A large positive bar marks a word whose learned attention carries the match; a bar near 0 a "
+        "word whose attention does not matter."),
+    "region_effects": (
+        "Per-region effect",
+        "The **per-region effect** of a region is S(α) minus the score with that region removed (its features "
+        "kept, only the mask narrowed); no counterfactual attention is drawn. Positive: the match needs the "
+        "region. Blank for padding, and for every region when an image has only one."),
+    "attention": (
+        "Attention matrices",
+        "Each row is one word's attention over the regions, shown as **shares of the row** (they sum to 1), so "
+        "factual α and counterfactual ᾱ (mean of the draws) compare on one colour scale. For a model that only "
+        "attends from regions to words, the region → word map is shown transposed."),
+    "pointing": (
+        "Pointing accuracy",
+        "A grounded word **hits** when its most-attended valid region is one of its true regions (pointing "
+        "game); **pointing accuracy** is the share of grounded words that hit. **Energy** is the share of the "
+        "word's attention that lands on its true regions. Only words the dataset grounds count."),
+    "ranks": (
+        "Ranks",
+        "Ranks are **1-based** (1 = the best of the gallery; ties go to the lower index). The rank under ᾱ "
+        "comes from the counterfactual scores averaged over the draws said beside it. **Moved** = rank under α "
+        "− rank under ᾱ: positive when the item rose under the counterfactual attention."),
+    "margin": (
+        "Margin",
+        "**Margin** = S(α) of the true item − S(α) of the best-scoring wrong item. Negative: a wrong item "
+        "outscores the truth, so the query fails at rank 1; its size says by how much."),
+    "curves": (
+        "Deletion and insertion",
+        "**Deletion** removes regions one by one, most-attended first, and records the pair's score; "
+        "**insertion** starts from the most-attended region alone and adds the others. The area is under the "
+        "score curve over the fraction of regions removed or added: a faithful attention gives a low deletion "
+        "area and a high insertion area."),
+}
+
+
+def _check(topics: tuple[str, ...]) -> None:
+    unknown = [t for t in topics if t not in TOPICS]
+    if unknown or not topics:
+        raise ValueError(f"help topics {unknown or '(none)'} are not known — use some of {', '.join(TOPICS)}")
+
+
+def markdown(*topics: str) -> str:
+    """The texts of ``topics`` (in the order given, each once) as one Markdown string."""
+    _check(topics)
+    seen = list(dict.fromkeys(topics))
+    return "\n\n".join(TOPICS[t][1] for t in seen)
+
+
+def how_to_read(*topics: str, container=None, expanded: bool = False) -> None:
+    """One compact "How to read this" expander with the texts of ``topics``, drawn in ``container``
+    (``st`` or a column / container; default ``st``)."""
+    body = markdown(*topics)
+    with (container or st).expander(LABEL, expanded=expanded, icon=":material/help:"):
+        st.markdown(body)

@@ -1,0 +1,44 @@
+"""The "How to read this" texts: every topic known, an unknown one refused, the maths as in the library."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from components import help
+
+
+def test_every_topic_has_a_title_and_text():
+    for name in ("scores", "effect", "interval", "word_effects", "region_effects", "pointing", "ranks", "margin"):
+        title, text = help.TOPICS[name]
+        assert title and len(text) > 80 and "\n" not in text
+    assert help.markdown("effect", "scores", "effect").count("Effect = S(α) − mean S(ᾱ)") == 1
+
+
+@pytest.mark.parametrize("topics", [("effects",), ("scores", "nope"), ()])
+def test_unknown_or_no_topic_is_a_programming_error(topics):
+    with pytest.raises(ValueError, match="not known"):
+        help.markdown(*topics)
+
+
+def test_texts_say_the_library_maths():
+    text = help.markdown(*help.TOPICS)
+    for phrase in ("S(α) − mean S(ᾱ)", "Student's t", "seed … seed+K−1", "1-based", "most-attended valid region",
+                   "best-scoring wrong item", "shares of the row"):
+        assert phrase in text, phrase
+
+
+def _page():
+    import streamlit as st
+
+    from components import help as h
+    h.how_to_read("scores", "effect")
+    with st.columns(2)[1]:
+        h.how_to_read("margin", container=st)
+
+
+def test_how_to_read_draws_one_expander_per_call():
+    at = AppTest.from_function(_page).run()
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert labels == [help.LABEL, help.LABEL]
+    assert "Effect = S(α)" in at.expander[0].markdown[0].value and "Margin" in at.expander[1].markdown[0].value
