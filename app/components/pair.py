@@ -93,10 +93,12 @@ def boxes_image(ex, highlight: list[int] | None = None) -> np.ndarray:
                          region_mask=ex.region_mask)
 
 
-def word_overlays(ex, word: int, mode: str = "max") -> dict[str, np.ndarray]:
+def word_overlays(ex, word: int, mode: str = "max", scale: tuple[float, float] | None = None) -> dict:
     """Factual, counterfactual and difference overlays of one word, plus their colour bars.
 
-    Factual and counterfactual share one (vmin, vmax); the difference has its own symmetric scale.
+    Factual and counterfactual share one (vmin, vmax) — ``scale`` when given (one scale over several
+    pairs, e.g. a query's true and wrong pair), returned as ``"scale"``; the difference has its own
+    symmetric scale.
     """
     rgb = load_rgb(ex.image_path)
     size = rgb.shape[:2]
@@ -109,9 +111,10 @@ def word_overlays(ex, word: int, mode: str = "max") -> dict[str, np.ndarray]:
     cf, _ = word_region_map(ex, counterfactual=True)
     heat_f = hm.word_heatmap(fact[word], ex.boxes, size, mode=mode, region_mask=ex.region_mask)  # [H,W]
     heat_c = hm.word_heatmap(cf[word], ex.boxes, size, mode=mode, region_mask=ex.region_mask)    # [H,W]
-    vmin, vmax = hm.shared_scale(heat_f, heat_c)
+    vmin, vmax = hm.shared_scale(heat_f, heat_c) if scale is None else (float(scale[0]), float(scale[1]))
     diff_rgb, limit = hm.signed_difference(heat_f, heat_c)
     return {
+        "scale": (vmin, vmax),
         "factual": hm.overlay(grey, hm.colorize(heat_f, vmin, vmax), 0.8),
         "counterfactual": hm.overlay(grey, hm.colorize(heat_c, vmin, vmax), 0.8),
         "difference": hm.overlay(grey, diff_rgb, 0.8),
