@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import state
 from state import Context, Model
 
 
@@ -95,6 +96,26 @@ def failures(ctx: Context, direction: str):
 def filter_failures(df, **filters):
     from causmatch.analysis.failures import filter_failures as _filter
     return _filter(df, **filters)
+
+
+def failure_filters(ctx: Context) -> dict:
+    """The view's failure filters as :func:`causmatch.analysis.failures.filter_failures` arguments
+    (the link's ranks are 1-based; "disagree" needs a second checkpoint)."""
+    lo, hi, sign = state.value("rank_lo"), state.value("rank_hi"), state.value("sign")
+    return dict(direction=state.value("dir"), rank_min=int(lo) - 1, rank_max=int(hi) - 1 if hi else None,
+                effect_sign=None if sign == "any" else sign,
+                disagreement=bool(state.value("disagree")) and len(ctx.models) > 1)
+
+
+def failure_list(ctx: Context):
+    """The failure rows exactly as the Failure cases table shows them for the current view: its direction,
+    rank range, effect sign, disagreement, slice, sort column and order. Columns keep their names of
+    ``causmatch.analysis.failures.FAILURE_COLUMNS`` (``query``, ``true_item``, ``best_wrong`` are 0-based
+    indices); ranks are 1-based as shown (1 = first); the index is the row's position in the table."""
+    from causmatch.analysis.failures import as_shown, sort_failures
+    filters = failure_filters(ctx)
+    df = filter_failures(failures(ctx, filters["direction"]), **filters)
+    return as_shown(sort_failures(df, state.value("sort"), state.value("order")))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -43,7 +43,7 @@ INTERACTIONS = [
     ("retrieval", "NEW image query each run (uncached)",
      lambda at, r: at.number_input(key="w_image").set_value(40 + r)),
     ("failures", "open Failure cases", None),
-    ("failures", "sort by margin", lambda at, r: at.selectbox(key="fail_sort").set_value("margin")),
+    ("failures", "sort by margin", lambda at, r: at.selectbox(key="w_sort").set_value("margin")),
     ("failures", "effect sign positive", lambda at, r: at.selectbox(key="w_sign").set_value("positive")),
     ("compare", "open Compare checkpoints", None),
 ]

@@ -8,6 +8,10 @@ Public API::
     filter_failures(df, *, direction=None, rank_min=None, rank_max=None, effect_sign=None,
                     disagreement=False, failures_only=False) -> pandas.DataFrame
     export_csv(df, path) -> Path                       # atomic write
+    COLUMNS                                            # name -> Column: label, help, unit, natural order
+    SORTABLE                                           # the columns a table may be sorted by
+    sort_failures(df, by="rank", order="") -> DataFrame   # order "" = the column's natural order
+    as_shown(df) -> DataFrame                          # 1-based ranks, all-empty columns dropped
 
 One row per query (every caption for ``t2i``, every image for ``i2t``). Ranks are 0-based and come
 from ``causmatch.evaluation.ranks_t2i`` / ``ranks_i2t``, so ``(df.rank < K).mean() * 100`` is
@@ -19,6 +23,7 @@ most-attended region is one of its true regions (pointing game), NaN when nothin
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,60 @@ from causmatch.outputs import atomic_write, os_error
 FAILURE_COLUMNS = ("direction", "query", "query_text", "true_item", "rank", "rank_cf", "rank_other",
                    "best_wrong", "score_true", "score_wrong", "margin", "effect_true", "effect_wrong",
                    "pointing", "disagree")
+
+
+@dataclass(frozen=True)
+class Column:
+    """How a failure-table column is named and read. ``label`` and ``help`` may say ``{q}`` (the query's
+    kind: caption or image) and ``{item}`` (the retrieved items' kind). ``ascending``: the order a sort by
+    this column starts in (worst cases first); None when the column is not offered for sorting."""
+
+    label: str
+    help: str
+    kind: str                      # "id" | "text" | "rank" | "score" | "share" | "flag"
+    ascending: bool | None = None
+
+    def named(self, direction: str, samples: int | None = None) -> tuple[str, str]:
+        """(label, help) for ``direction``; ``samples``: the counterfactual draws per pair, said in
+        every counterfactual label."""
+        q, item = ("caption", "image") if direction == "t2i" else ("image", "caption")
+        draws = "" if samples is None else f"{samples} draw{'s' if samples != 1 else ''}"
+        return (self.label.format(q=q, item=item, draws=draws), self.help.format(q=q, item=item, draws=draws))
+
+
+# Every column a failure table may show, in the order it shows them: adding a column is one line here
+# (and its values in build_failure_table). Scores are S(image, caption) of the checkpoint; effects are
+# factual − counterfactual scores (the counterfactual averaged over the stated draws per pair).
+COLUMNS: dict[str, Column] = {
+    "query": Column("Query {q}", "index of the query {q} in the split (0-based)", "id", True),
+    "query_text": Column("Caption", "the query caption's text", "text"),
+    "true_item": Column("True {item}", "index of the {item} that matches the query (0-based); for an image "
+                        "query, its best-scoring own caption", "id", True),
+    "rank": Column("Rank (true {item})", "where the true {item} is ranked, 1 = first (retrieved correctly)",
+                   "rank", False),
+    "rank_cf": Column("Rank under ᾱ ({draws})", "rank of the true {item} when every pair's attention is "
+                      "replaced by the counterfactual ᾱ (1 = first)", "rank", False),
+    "rank_other": Column("Rank (checkpoint B)", "rank of the true {item} under the second checkpoint "
+                         "(1 = first)", "rank", False),
+    "best_wrong": Column("Best wrong {item}", "index of the highest-scoring {item} that does not match the "
+                         "query (0-based)", "id", True),
+    "margin": Column("Margin S(true) − S(best wrong)", "score of the true pair minus the score of the best "
+                     "wrong pair; below 0 the query fails", "score", True),
+    "effect_true": Column("Effect on true pair ({draws})", "S(α) − S(ᾱ) of the true pair: how much the learned "
+                          "attention raises its score over the counterfactual", "score", True),
+    "effect_wrong": Column("Effect on best wrong pair ({draws})", "S(α) − S(ᾱ) of the best wrong pair: above 0 "
+                           "the learned attention helps the wrong {item}", "score", False),
+    "pointing": Column("Pointing accuracy", "share of the caption's grounded words whose most-attended region "
+                       "is one of its true regions (empty: no grounded word)", "share", True),
+    "disagree": Column("Checkpoints disagree", "exactly one of the two checkpoints ranks the true {item} first",
+                       "flag"),
+    "score_true": Column("S(true pair)", "score S(α) of the query with its true {item}", "score", True),
+    "score_wrong": Column("S(best wrong pair)", "score S(α) of the query with its best wrong {item}", "score",
+                          False),
+}
+SORTABLE = tuple(name for name, col in COLUMNS.items() if col.ascending is not None)
+ORDERS = ("", "asc", "desc")  # "": the sort column's natural order (worst cases first)
+RANK_COLUMNS = ("rank", "rank_cf", "rank_other")
 
 
 def _best_wrong_t2i(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +182,33 @@ def filter_failures(df: pd.DataFrame, *, direction=None, rank_min=None, rank_max
     if failures_only:
         keep &= (df["rank"] > 0).to_numpy()
     return df[keep]
+
+
+def sort_failures(df: pd.DataFrame, by: str = "rank", order: str = "") -> pd.DataFrame:
+    """``df`` sorted by column ``by`` (one of :data:`SORTABLE`); ``order`` "asc", "desc" or "" (the column's
+    natural order, worst cases first). Ties keep the table's order (query order): the sort is stable."""
+    if by not in SORTABLE or by not in df.columns:
+        raise ConfigError(f"cannot sort the failure table by '{by}' — use one of {', '.join(SORTABLE)}")
+    if order not in ORDERS:
+        raise ConfigError(f"sort order '{order}' is not valid — use 'asc', 'desc' or '' (the column's own)")
+    ascending = COLUMNS[by].ascending if order == "" else order == "asc"
+    return df.sort_values(by, ascending=ascending, kind="stable", na_position="last")
+
+
+def as_shown(df: pd.DataFrame) -> pd.DataFrame:
+    """The table as a reader sees it: ranks 1-based (1 = first; -1 stays: no second checkpoint), the
+    second checkpoint's columns dropped when there is none, pointing and caption text dropped when empty."""
+    out = df.copy()
+    for col in RANK_COLUMNS:
+        if col in out.columns:
+            out[col] = out[col].where(out[col] < 0, out[col] + 1)
+    if "rank_other" in out.columns and (df["rank_other"] < 0).all():
+        out = out.drop(columns=[c for c in ("rank_other", "disagree") if c in out.columns])
+    if "pointing" in out.columns and out["pointing"].isna().all():
+        out = out.drop(columns=["pointing"])
+    if "query_text" in out.columns and (out["query_text"] == "").all():
+        out = out.drop(columns=["query_text"])
+    return out.reset_index(drop=True)
 
 
 def export_csv(df: pd.DataFrame, path) -> Path:

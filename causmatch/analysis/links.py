@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from causmatch.analysis.failures import ORDERS, SORTABLE
 from causmatch.errors import CausMatchError
 from causmatch.interventions import format_spec, pickable_kinds, target_rule, validate_intervention
 
@@ -60,6 +61,7 @@ FIELDS: dict[str, Field] = {
     "caption": Field(int, 0, low=0),  # global caption index (caption c belongs to image c // K)
     "text": Field(str, ""),           # a typed caption replaces the dataset caption when not empty
     "word": Field(int, 0, low=0),     # token index in the caption
+    "pword": Field(int, -1, low=-1),  # Failing pair: the word shown (token index), -1 = the most informative
     "region": Field(int, 0, low=0),
     "iv": Field(str, "random", choices=pickable_kinds()),  # intervention kind
     "targets": Field(str, ""),        # comma-separated word/region indices for targeted kinds
@@ -73,6 +75,10 @@ FIELDS: dict[str, Field] = {
     "sign": Field(str, "any", choices=SIGNS),
     "disagree": Field(int, 0, choices=(0, 1)),
     "cf": Field(str, "off", choices=CF_MODES),
+    "whole": Field(int, 0, choices=(0, 1)),  # 1: overlays also paint the whole-image region(s)
+    "sort": Field(str, "rank", choices=SORTABLE),   # failure table: the column it is sorted by
+    "order": Field(str, "", choices=ORDERS),        # "" = that column's own order (worst cases first)
+    "slice": Field(str, ""),          # a slice of the split ("word:red", "length:6-8"; analysis.slices), "" = all
 }
 ALWAYS_IN_LINK = ("data", "ckpt")  # written even at their default, so a link names what it shows
 

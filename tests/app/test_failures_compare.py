@@ -17,7 +17,7 @@ def test_failures_filters_and_sorting(make_app):
     at.selectbox(key="w_sign").set_value("positive").run()
     pos = at.dataframe[0].value
     assert (pos["effect_true"] > 0).all() and len(pos) <= len(full)
-    at.selectbox(key="fail_sort").set_value("margin").run()
+    at.selectbox(key="w_sort").set_value("margin").run()
     margins = at.dataframe[0].value["margin"].to_numpy()
     assert (margins[:-1] <= margins[1:]).all()
     at.checkbox(key="w_disagree").check().run()
