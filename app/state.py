@@ -47,6 +47,7 @@ TARGETS_KEY = "w_targets_list"  # the target picker's widget: the view's targets
 
 _STARTED, _FROM_LINK, _LINK_WARNINGS = "_started", "_from_link", "_link_warnings"
 _LINK_NOTICE, _NOTICES, _CLEARED, _OPEN = "_link_notice", "_notices", "_targets_cleared", "_open_page"
+_PAIR_WORD_OF = "_pair_word_of"  # the failure (direction, query) the Failing pair's word was picked for
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def start(args: AppArgs, query: dict[str, str]) -> None:
         state[key(name)] = view[name]
     state[_LINK_WARNINGS] = warnings
     state[_FROM_LINK] = {name for name in links.FIELDS if name in query}
+    state[_PAIR_WORD_OF] = failure_of(view)  # a link's word belongs to the link's failure
     state[_STARTED] = True
     write_link()
 
@@ -239,6 +241,49 @@ def open_pair(image: int, caption: int, page: str = "explore") -> None:
         st.session_state[key(name)] = new
     st.session_state[_OPEN] = page
     changed()
+
+
+def failure_of(view: dict[str, Any]) -> tuple[str, int]:
+    """The failure a view shows on the Failing pair page: (direction, query) — the query is the caption
+    for caption → images (``t2i``), the image for image → captions (``i2t``)."""
+    direction = str(view["dir"])
+    return direction, int(view["caption"] if direction == "t2i" else view["image"])
+
+
+def open_failure(direction: str, query: int, image: int, caption: int, page: str | None = "failing_pair") -> None:
+    """Make one failure the view's — its direction, and its query with the true item as the pair (so that
+    Explore opens the true pair) — and ask for ``page`` (:func:`take_open`; None: stay on this page). The
+    Failing pair's word goes back to the most informative one: a word picked for another caption never
+    carries over."""
+    for name, new in (("dir", direction), ("image", int(image)), ("caption", int(caption)), ("text", ""),
+                      ("word", 0), ("pword", -1)):
+        st.session_state[key(name)] = new
+    st.session_state[_PAIR_WORD_OF] = (direction, int(query))
+    if page:
+        st.session_state[_OPEN] = page
+    changed()
+
+
+def pair_word(n_words: int) -> str:
+    """Before drawing the Failing pair's word picker, for the view's failure whose caption has ``n_words``.
+
+    The view's word (``pword``, -1 = the most informative) belongs to the failure it was picked for: when
+    another failure is shown (changed on another page, walked to) it goes back to -1 without a word. A
+    link's word past the caption's end goes back to -1 with a warning. Returns the key to give the picker.
+    """
+    failure = failure_of(view())
+    if st.session_state.get(_PAIR_WORD_OF) != failure:
+        st.session_state[key("pword")] = -1
+        st.session_state.setdefault(_FROM_LINK, set()).discard("pword")
+        st.session_state[_PAIR_WORD_OF] = failure
+    current = value("pword")
+    if not -1 <= current < n_words:
+        if "pword" in st.session_state.setdefault(_FROM_LINK, set()):
+            add_link_warning(f"The link's pword={links.shown_value(current)} does not fit this caption "
+                             f"({n_words} words) — its most informative word is shown instead.")
+        st.session_state[key("pword")] = -1
+    st.session_state[_FROM_LINK].discard("pword")
+    return key("pword")
 
 
 def take_open() -> str | None:

@@ -37,15 +37,34 @@ PAGES = {
     "explore": ("app_pages/explore.py", "Explore a pair", ":material/image_search:"),
     "retrieval": ("app_pages/retrieval.py", "Retrieval", ":material/format_list_numbered:"),
     "failures": ("app_pages/failures.py", "Failure cases", ":material/report:"),
+    "failing-pair": ("app_pages/failing_pair.py", "Failing pair", ":material/compare_arrows:"),
     "compare": ("app_pages/compare.py", "Compare checkpoints", ":material/compare:"),
 }
 
+HOME = "overview"  # the default page: served at "/"; "/overview" is sent there too (see pages())
+
+
+def _to_home() -> None:
+    """The hidden page at "/overview": never drawn — :func:`main` sends its runs to the default page."""
+
+
+def pages() -> tuple[dict[str, st.Page], st.Page]:
+    """(slug -> page, the hidden page at ``/HOME``). Every page answers at ``/<slug>``; the default page is
+    served at "/" (Streamlit gives it no slug of its own), so a hidden page holds its slug."""
+    found = {slug: st.Page(path, title=title, icon=icon, url_path="" if slug == HOME else slug,
+                           default=(slug == HOME))
+             for slug, (path, title, icon) in PAGES.items()}
+    alias = st.Page(_to_home, title=PAGES[HOME][1], url_path=HOME, visibility="hidden")
+    return found, alias
+
+
 def main() -> None:
     st.set_page_config(page_title="CausMatch", page_icon=":material/join_inner:", layout="wide")
-    pages = [st.Page(path, title=title, icon=icon, url_path=slug, default=(slug == "overview"))
-             for slug, (path, title, icon) in PAGES.items()]
-    page = st.navigation(pages)
+    found, alias = pages()
+    page = st.navigation([*found.values(), alias])
     state.start(state.parse_args(), st.query_params.to_dict())
+    if page.url_path == alias.url_path:  # "/overview": the Overview, at its address "/", with the link's view
+        st.switch_page(found[HOME], query_params=state.link())
     state.keep()
     sidebar.draw()
     show_notices(state.take_notices())
