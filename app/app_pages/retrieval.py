@@ -86,6 +86,10 @@ def render(ctx: state.Context) -> None:
     with left:
         st.subheader("Factual top-k")
         _grid(res.top, ctx.split, direction, "score")
+        if st.button("Failing pair: the true item beside the best wrong one", icon=":material/compare_arrows:",
+                     key="rt_failing_pair", help="this query's true and best-scoring wrong item side by side, "
+                     "with the same word's attention over both"):
+            st.switch_page("app_pages/failing_pair.py", query_params=state.link())
     with right:
         st.subheader("Counterfactual top-k")
         _grid(res.cf_top, ctx.split, direction, "cf_score")
