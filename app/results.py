@@ -173,3 +173,18 @@ def effects_by_kind(ctx: Context, model: Model, image: int, caption: int, text: 
     """The pair's effect under each counterfactual kind (random, uniform, reversed, shuffle)."""
     return _effects_by_kind(model, _key(model), int(image), None if text else int(caption), text or None,
                             ctx.samples, ctx.seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _curves(_model: Model, key: str, image: int, caption: int, baselines: tuple) -> dict:
+    from causmatch.analysis.grounding import pair_curves
+    session, lock = _model.session
+    with lock:
+        return pair_curves(session, image, caption, dict(baselines))
+
+
+def curves(ctx: Context, model: Model, image: int, caption: int, baselines: dict[str, list[int]]) -> dict:
+    """Deletion and insertion curves of a dataset pair, in attention order and in each baseline order
+    (``causmatch.analysis.grounding.pair_curves``): ``{kind: {name: Curve}}``."""
+    key = tuple((name, tuple(int(r) for r in order)) for name, order in baselines.items())
+    return _curves(model, _key(model), int(image), int(caption), key)

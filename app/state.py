@@ -235,6 +235,15 @@ def targets_picked(kind: str) -> None:
     changed()
 
 
+def pair_changed() -> None:
+    """``on_change`` of the pair pickers (image, caption, typed text): the word and the region were picked
+    for the old pair — word 2 of one caption is another word of the next — so they go back to their
+    defaults instead of carrying over."""
+    for name in ("word", "region"):
+        st.session_state[key(name)] = links.FIELDS[name].default
+    changed()
+
+
 def open_pair(image: int, caption: int, page: str = "explore") -> None:
     """Make (image, caption) the view's pair and ask for ``page`` (:func:`take_open`)."""
     for name, new in (("image", image), ("caption", caption), ("text", ""), ("word", 0)):

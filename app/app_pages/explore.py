@@ -7,7 +7,9 @@ import streamlit as st
 
 import results
 import state
-from components import figures, pair
+from causmatch.analysis import grounding
+from causmatch.analysis import heatmaps as hm
+from components import figures, help, pair
 from components.errors import plain
 from components.images import image_panel
 from components.pickers import pick_index, pick_pair
@@ -24,25 +26,44 @@ def _attention_section(ex, split_name: str) -> None:
             clipped = pair.clipped_boxes_note(ex)
             if clipped:
                 st.warning(clipped, icon=":material/crop:")
+            whole = pair.whole_regions(ex)
+            if whole:
+                st.caption(f"{', '.join(f'r{r}' for r in whole)}: the whole image (a box covering it), "
+                           "listed as “(whole)” in the matrices and kept out of the painted overlays by default.")
         else:
             st.info(f"No overlays: {note.format(split=split_name)}. Matrices, scores and ranks still work.")
     with right:
         if fact is not None:
             regions = pair.valid_regions(ex)
-            fig = figures.attention_matrix(fact[:, regions], ex.tokens, [f"r{r}" for r in regions],
-                                           title=f"Attention: {what}")
-            st.plotly_chart(fig, key="ex_matrix", theme=None, config={"displaylogo": False})
+            zmin, zmax = pair.scales(ex)["share"]
+            fig = pair.matrix_figure(ex, fact[:, regions], regions, title=f"Attention: {what}", zmin=zmin, zmax=zmax)
+            figures.show(fig, key="ex_matrix")
+            st.caption(f"Each word's row as shares of 1, on the absolute scale 0 to {zmax:.3f} (the largest share "
+                       "of any word, factual or counterfactual) used by every map of this page.")
+            help.how_to_read("attention")
 
 
-def _word_section(ex) -> int:
+def _name_parts(ctx: state.Context, model: state.Model, ex) -> tuple:
+    """What names this pair's downloaded figures: checkpoint, image, caption (or typed text), intervention, seed."""
+    what = f"cap{ex.caption}" if ex.caption is not None else hm.text_tag(ex.text)
+    return (model.label, f"img{ex.image}", what, ctx.intervention or "none", f"seed{ctx.seed}")
+
+
+def _word_section(ctx: state.Context, model: state.Model, ex) -> int:
     st.subheader("One word over the image")
-    labels = {j: f"{j} · {t}" for j, t in enumerate(ex.tokens)}
-    word = pick_index("Word", "word", list(range(len(ex.tokens))), labels)
+    cols = st.columns([3, 2])
+    labels = {j: f"{j} · {t}" + (" (unknown)" if j in ex.unknown_rows else "") for j, t in enumerate(ex.tokens)}
+    word = pick_index("Word", "word", list(range(len(ex.tokens))), labels, container=cols[0])
     if pair.overlays_available(ex) is None and pair.word_region_map(ex)[0] is not None:
-        pair.overlay_row(ex, word, key=f"i{ex.image}_w{word}")
+        whole = pair.whole_regions(ex)
+        if whole:
+            cols[1].toggle("Paint the whole-image region", key=state.key("whole"), on_change=state.changed,
+                           help=f"{', '.join(f'r{r}' for r in whole)} covers the whole image: painted, it colours "
+                                "every pixel its share (with max) and hides the objects' contrast; its share is "
+                                "given below the overlays either way.")
+        pair.overlay_row(ex, word, key=f"i{ex.image}_w{word}", whole=bool(state.value("whole")) and bool(whole),
+                         name_parts=_name_parts(ctx, model, ex))
     return word
-
-
 def _region_section(ex) -> None:
     st.subheader("One region → the words")
     regions = pair.valid_regions(ex)
@@ -68,25 +89,69 @@ def _kinds_table(ctx: state.Context, model: state.Model, image: int, caption: in
     st.dataframe(df.round(4), hide_index=True, key="ex_kinds")
 
 
+def _order(regions: list[int]) -> str:
+    shown = ", ".join(f"r{r}" for r in regions[:12])
+    return shown + (" …" if len(regions) > 12 else "")
+
+
+def _curves_section(ctx: state.Context, model: state.Model, ex) -> None:
+    st.subheader("Deletion and insertion")
+    if ex.caption is None:
+        st.info("The curves are computed for the dataset's captions: pick one instead of a typed caption.")
+        return
+    mask = np.asarray(ex.region_mask, bool)
+    if mask.sum() < 2:
+        st.info(f"Image {ex.image} has one valid region: there is nothing to remove or add.")
+        return
+    baselines = {}
+    if ex.cf_t2i_mean is not None and ctx.intervention is not None:
+        baselines["counterfactual order"] = grounding.attention_order(ex.cf_t2i_mean, mask)
+    baselines["random order"] = grounding.random_order(mask, ctx.seed)
+    found = results.curves(ctx, model, ex.image, ex.caption, baselines)
+    cols = st.columns(2)
+    rows = []
+    for col, kind in zip(cols, ("deletion", "insertion")):
+        named = {"attention order" if name == "attention" else name: c for name, c in found[kind].items()}
+        lines = {f"{name} · area {c.mean_score:.4f}": (c.fraction, c.scores, "order: " + _order(c.removed))
+                 for name, c in named.items()}
+        axis = "regions removed" if kind == "deletion" else "regions kept (added)"
+        fig = figures.score_curves(lines, title=kind.capitalize(), axis=axis, reference=ex.score)
+        figures.show(fig, key=f"ex_curve_{kind}", container=col)
+        rows += [{"curve": kind, "order": name, "normalised area": c.mean_score, "area": c.area,
+                  "true image's rank at the end": int(c.ranks[-1]) + 1} for name, c in named.items()]
+    st.dataframe(pd.DataFrame(rows).round(4), hide_index=True, key="ex_curves")
+    cf_note = (" The counterfactual order ranks the regions by the mean counterfactual attention "
+               f"({ex.intervention}); ties keep the index order." if "counterfactual order" in baselines else "")
+    st.caption("Regions are removed (deletion) or added (insertion) one at a time in the order of the factual "
+               "attention mass summed over the words; the baselines use the same pair in another order, on the "
+               f"same axes.{cf_note} Random order: seed {ctx.seed}. Normalised area = the area under the score "
+               "curve divided by the range of fractions (the curve's mean score): a faithful attention has a "
+               "lower deletion area and a higher insertion area than its baselines.")
+    help.how_to_read("curves")
+
+
 def render(ctx: state.Context) -> None:
     st.title("Explore a pair")
     model = ctx.models[0]
     image, caption, text = pick_pair(ctx.split)
     ex = results.explain(ctx, model, image, caption, text)
     if ex.unknown_words:
-        st.warning("Unknown words (encoded as <unk>, they carry no meaning for this model): "
-                   + ", ".join(plain(w) for w in ex.unknown_words))
+        st.warning("Unknown words (encoded as <unk>, they carry no meaning for this model; their rows are greyed "
+                   "in the matrices): " + ", ".join(plain(w) for w in ex.unknown_words))
     st.caption(f"{plain(model.label)} · “{plain(ex.text)}” · intervention: {ex.intervention}")
     pair.scores_row(ex, missing=state.missing_counterfactual(ctx))
+    help.how_to_read("scores", "effect", "interval")
     with st.expander("Effect under every counterfactual kind"):
         _kinds_table(ctx, model, image, caption, text)
     _attention_section(ex, ctx.split.split)
-    word = _word_section(ex)
+    word = _word_section(ctx, model, ex)
     st.subheader("Factual | counterfactual | difference")
     pair.matrices_side_by_side(ex, key="ex_side")
     _region_section(ex)
     st.subheader("Which words and regions carry the match")
     pair.effect_charts(ex, word, key="ex")
+    help.how_to_read("word_effects", "region_effects")
+    _curves_section(ctx, model, ex)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import streamlit as st
 from causmatch.analysis import heatmaps as hm
 from causmatch.pointing import word_region_map as map_of
 from components import figures
-from components.errors import require_finite
-from components.images import image_panel, load_rgb
+from components.errors import plain, require_finite
+from components.images import load_rgb, png_bytes
 
 
 def _rows_as_shares(m: np.ndarray) -> np.ndarray:
@@ -93,12 +93,54 @@ def boxes_image(ex, highlight: list[int] | None = None) -> np.ndarray:
                          region_mask=ex.region_mask)
 
 
-def word_overlays(ex, word: int, mode: str = "max", scale: tuple[float, float] | None = None) -> dict:
-    """Factual, counterfactual and difference overlays of one word, plus their colour bars.
+def whole_regions(ex) -> list[int]:
+    """The pair's whole-image regions — valid boxes covering (almost) the whole image, found from the boxes
+    (:func:`causmatch.analysis.heatmaps.whole_image_regions`); [] when no overlay can be drawn."""
+    if overlays_available(ex) is not None:
+        return []
+    size = load_rgb(ex.image_path).shape[:2]
+    return [int(r) for r in np.flatnonzero(hm.whole_image_regions(ex.boxes, size, ex.region_mask))]
 
-    Factual and counterfactual share one (vmin, vmax) — ``scale`` when given (one scale over several
-    pairs, e.g. a query's true and wrong pair), returned as ``"scale"``; the difference has its own
-    symmetric scale.
+
+def region_label(ex, r: int, whole: list[int] | None = None) -> str:
+    """``r3``, or ``r0 (whole)`` for a whole-image region."""
+    whole = whole_regions(ex) if whole is None else whole
+    return f"r{r} (whole)" if r in whole else f"r{r}"
+
+
+def word_labels(ex) -> list[str]:
+    """The matrix row labels: the tokens, an unknown word marked ``⚠ word (unknown)``."""
+    unknown = set(ex.unknown_rows)
+    return [f"⚠ {t} (unknown)" if j in unknown else t for j, t in enumerate(ex.tokens)]
+
+
+def scales(ex) -> dict:
+    """The pair's colour scales, one for every word (so a flat row looks flat): ``share`` = (0, top) over
+    the factual and counterfactual shares of every word and valid region; ``limit`` = the largest
+    |factual − counterfactual| share (the difference's symmetric scale)."""
+    fact, _ = word_region_map(ex)
+    cf, _ = word_region_map(ex, counterfactual=True)
+    regions = valid_regions(ex)
+    maps = [m for m in (fact, cf) if m is not None]
+    share = hm.share_scale(*maps, columns=regions)
+    limit = float(np.abs(fact[:, regions] - cf[:, regions]).max()) if fact is not None and cf is not None else 0.0
+    return {"share": share, "limit": limit if limit > 0 else 1.0}
+
+
+ACCUMULATION = "max"  # overlays: each pixel shows the largest share of the painted boxes covering it
+
+
+def word_overlays(ex, word: int, mode: str = ACCUMULATION, scale: tuple[float, float] | None = None,
+                  whole: bool = False) -> dict:
+    """Factual, counterfactual and difference overlays of one word on absolute scales.
+
+    Factual and counterfactual share one (vmin, vmax): by default the pair's :func:`scales` (0 to the
+    largest share of any word), ``scale`` when given (one scale over several pairs, e.g. a query's true
+    and wrong pair); the difference has its own symmetric scale. Painted: the valid regions, the
+    whole-image ones only when ``whole``; pixels no painted box covers keep the (faded) image.
+    Returns the three RGB overlays, ``scale``, ``limit`` (the difference's scale), ``whole`` =
+    [(region, factual share, counterfactual share)] of the whole-image regions, ``painted`` (the regions
+    painted) and the PNG colour bars ``bar`` / ``diff_bar``.
     """
     rgb = load_rgb(ex.image_path)
     size = rgb.shape[:2]
@@ -109,18 +151,36 @@ def word_overlays(ex, word: int, mode: str = "max", scale: tuple[float, float] |
     grey = cv2.addWeighted(grey, 0.5, np.full_like(grey, 255), 0.5, 0.0)
     fact, _ = word_region_map(ex)
     cf, _ = word_region_map(ex, counterfactual=True)
-    heat_f = hm.word_heatmap(fact[word], ex.boxes, size, mode=mode, region_mask=ex.region_mask)  # [H,W]
-    heat_c = hm.word_heatmap(cf[word], ex.boxes, size, mode=mode, region_mask=ex.region_mask)    # [H,W]
-    vmin, vmax = hm.shared_scale(heat_f, heat_c) if scale is None else (float(scale[0]), float(scale[1]))
-    diff_rgb, limit = hm.signed_difference(heat_f, heat_c)
+    big = whole_regions(ex)
+    paint = np.asarray(ex.region_mask, bool).copy()
+    if not whole:
+        paint[big] = False
+    heat_f = hm.word_heatmap(fact[word], ex.boxes, size, mode=mode, region_mask=paint)  # [H,W]
+    heat_c = hm.word_heatmap(cf[word], ex.boxes, size, mode=mode, region_mask=paint)    # [H,W]
+    where = hm.coverage(ex.boxes, size, paint)  # [H,W]
+    sc = scales(ex)
+    vmin, vmax = sc["share"] if scale is None else (float(scale[0]), float(scale[1]))
+    if scale is None:
+        vmax = max(vmax, float(heat_f.max()), float(heat_c.max()))  # "sum" may add overlapping shares past it
+    limit = max(sc["limit"], float(np.abs(heat_f - heat_c).max()))
+    diff_rgb, limit = hm.signed_difference(heat_f, heat_c, limit=limit)
     return {
-        "scale": (vmin, vmax),
-        "factual": hm.overlay(grey, hm.colorize(heat_f, vmin, vmax), 0.8),
-        "counterfactual": hm.overlay(grey, hm.colorize(heat_c, vmin, vmax), 0.8),
-        "difference": hm.overlay(grey, diff_rgb, 0.8),
+        "factual": hm.overlay(grey, hm.colorize(heat_f, vmin, vmax), 0.8, where=where),
+        "counterfactual": hm.overlay(grey, hm.colorize(heat_c, vmin, vmax), 0.8, where=where),
+        "difference": hm.overlay(grey, diff_rgb, 0.8, where=where),
+        "scale": (vmin, vmax), "limit": limit,
+        "whole": [(r, float(fact[word, r]), float(cf[word, r])) for r in big],
+        "painted": [int(r) for r in np.flatnonzero(paint)],
         "bar": hm.colorbar(vmin, vmax, height=size[0], width=96),
         "diff_bar": hm.colorbar(-limit, limit, cmap="coolwarm", height=size[0], width=96),
     }
+
+
+def _box_points(ex, regions: list[int], values: np.ndarray, what: str) -> list[tuple]:
+    """Hover points at the painted boxes' centres: (x, y, "r3 · factual 0.213")."""
+    b = np.asarray(ex.boxes, dtype=np.float64).reshape(-1, 4)
+    return [((b[r, 0] + b[r, 2]) / 2, (b[r, 1] + b[r, 3]) / 2, f"r{r} · {what} {float(values[r]):.4f}")
+            for r in regions]
 
 
 def highlighted_words(tokens: list[str], weights: np.ndarray) -> str:
@@ -159,47 +219,77 @@ def scores_row(ex, compact: bool = False, missing: str | None = None) -> None:
                f"draw(s) of the counterfactual ({ex.intervention}).")
 
 
+def matrix_figure(ex, mat: np.ndarray, regions: list[int], *, title: str, zmin: float, zmax: float,
+                  cmap: str = "inferno"):
+    """One word × region matrix of the pair (valid regions, whole-image ones labelled), unknown words greyed."""
+    whole = whole_regions(ex)
+    fig = figures.attention_matrix(mat, word_labels(ex), [region_label(ex, r, whole) for r in regions],
+                                   title=title, zmin=zmin, zmax=zmax, cmap=cmap)
+    return figures.mark_rows(fig, ex.unknown_rows, note="words the model does not know (<unk>)")
+
+
 def matrices_side_by_side(ex, key: str) -> None:
-    """Factual | counterfactual | difference word × region matrices on one colour scale."""
+    """Factual | counterfactual | difference word × region matrices on the pair's absolute scales."""
     fact, what = word_region_map(ex)
     cf, _ = word_region_map(ex, counterfactual=True)
     if fact is None or cf is None:
         st.info("This model returns no attention maps for this direction.")
         return
     regions = valid_regions(ex)
-    labels = [f"r{r}" for r in regions]
     f, c = fact[:, regions], cf[:, regions]  # [W, R valid]
-    zmin, zmax = hm.shared_scale(f, c)
-    lim = float(np.abs(f - c).max()) or 1.0
+    sc = scales(ex)
+    (zmin, zmax), lim = sc["share"], sc["limit"]
     cols = st.columns(3)
     panels = (("Factual α", f, dict(zmin=zmin, zmax=zmax)),
               ("Counterfactual ᾱ (mean of draws)", c, dict(zmin=zmin, zmax=zmax)),
               ("Difference α − ᾱ", f - c, dict(zmin=-lim, zmax=lim, cmap="coolwarm")))
     for col, (title, mat, scale) in zip(cols, panels):
-        fig = figures.attention_matrix(mat, ex.tokens, labels, title=title, **scale)
-        col.plotly_chart(fig, key=f"{key}_{title[:4]}", theme=None, config={"displaylogo": False})
-    st.caption(f"{what}, each word's row as shares of 1. Factual and counterfactual share one colour scale "
-               f"[{zmin:.3f}, {zmax:.3f}]; "
-               f"the difference uses a symmetric scale [−{lim:.3f}, {lim:.3f}].")
+        figures.show(matrix_figure(ex, mat, regions, title=title, **scale), key=f"{key}_{title[:4]}", container=col)
+    st.caption(f"{what}, each word's row as shares of 1. Factual and counterfactual share one absolute scale, "
+               f"0 to the largest share of any word ({zmax:.3f}); the difference uses a symmetric scale "
+               f"[−{lim:.3f}, {lim:.3f}].")
 
 
-def overlay_row(ex, word: int, key: str) -> None:
-    """Factual | counterfactual | difference overlays of one word, with colour bars and PNG downloads."""
-    ov = word_overlays(ex, word)
-    cols = st.columns([4, 4, 1.6, 4, 1.6])  # the colour bars at about the overlays' scale
+def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tuple = ()) -> None:
+    """Factual | counterfactual overlays of one word with their shared colour bar, the difference with its
+    own, the whole-image region's share said apart, and PNG downloads that carry their colour bar.
+
+    ``name_parts``: what names the downloaded files (checkpoint, image, caption or text, intervention, seed).
+    """
+    ov = word_overlays(ex, word, whole=whole)
     tok = ex.tokens[word]
-    with cols[0]:
-        image_panel(ov["factual"], f"factual: “{tok}”", download=f"{key}_factual.png", key=f"{key}_dlf")
-    with cols[1]:
-        image_panel(ov["counterfactual"], f"counterfactual: “{tok}”", download=f"{key}_cf.png",
-                    key=f"{key}_dlc")
-    with cols[2]:
-        st.image(ov["bar"], caption="shared scale", width="stretch")
-    with cols[3]:
-        image_panel(ov["difference"], "difference (blue: cf higher, red: factual higher)",
-                    download=f"{key}_diff.png", key=f"{key}_dld")
-    with cols[4]:
-        st.image(ov["diff_bar"], caption="α − ᾱ", width="stretch")
+    fact, _ = word_region_map(ex)
+    cf, _ = word_region_map(ex, counterfactual=True)
+    (vmin, vmax), lim = ov["scale"], ov["limit"]
+    painted = ov["painted"]
+    left, right = st.columns([2.15, 1.2])
+    fig = figures.overlay_panels(
+        [ov["factual"], ov["counterfactual"]], [f"factual α: “{tok}”", f"counterfactual ᾱ: “{tok}”"],
+        vmin=vmin, vmax=vmax, bar_title="share of the word's attention",
+        hover=[_box_points(ex, painted, fact[word], "factual"), _box_points(ex, painted, cf[word], "counterfactual")])
+    figures.show(fig, key=f"{key}_ov", container=left)
+    diff = figures.overlay_panels(
+        [ov["difference"]], ["difference α − ᾱ"], vmin=-lim, vmax=lim, cmap="coolwarm",
+        bar_title="α − ᾱ (red: factual higher)",
+        hover=[_box_points(ex, painted, fact[word] - cf[word], "α − ᾱ")])
+    figures.show(diff, key=f"{key}_diff", container=right)
+    if ov["whole"]:
+        parts = "; ".join(f"{region_label(ex, r, [r])}: factual {a:.3f}, counterfactual {b:.3f}"
+                          for r, a, b in ov["whole"])
+        how = "painted too" if whole else "not painted (switch *Paint the whole-image region* to paint it)"
+        st.caption(f"Whole-image region — share of “{plain(tok)}”'s attention: {parts} — {how}.")
+    st.caption(f"Each pixel shows the largest share of the painted boxes covering it (`{ACCUMULATION}`); "
+               f"uncovered pixels keep the faded image. Scale: 0 to {vmax:.3f}, the largest share of any word "
+               f"of this caption (factual or counterfactual), the same for every word — a flat row looks flat.")
+    names = dict(factual=(ov["factual"], vmin, vmax, "inferno", f"factual a: '{tok}' - share of attention"),
+                 counterfactual=(ov["counterfactual"], vmin, vmax, "inferno",
+                                 f"counterfactual a-bar: '{tok}' - share of attention"),
+                 difference=(ov["difference"], -lim, lim, "coolwarm", f"a - a-bar: '{tok}' (red: factual higher)"))
+    cols = st.columns(len(names))
+    for col, (panel, (rgb, lo, hi, cmap, title)) in zip(cols, names.items()):
+        col.download_button(f"PNG {panel}", png_bytes(hm.with_colorbar(rgb, lo, hi, cmap, title)),
+                            file_name=hm.figure_name(*name_parts, f"w{word}-{tok}", panel), mime="image/png",
+                            key=f"{key}_dl_{panel}", icon=":material/download:")
 
 
 def effect_charts(ex, word: int | None, key: str) -> None:

@@ -12,17 +12,19 @@ from causmatch.analysis import links
 
 
 def pick_pair(split, key_prefix: str = "") -> tuple[int, int, str]:
-    """Image number, one of its captions, or a typed caption. Returns (image, caption, text)."""
+    """Image number, one of its captions, or a typed caption. Returns (image, caption, text).
+
+    Picking another pair sends the word and region back to their defaults (:func:`state.pair_changed`)."""
     n = split.n_images
     cols = st.columns([1, 3])
     image = cols[0].number_input(f"Image (0–{n - 1})", min_value=0, max_value=n - 1, step=1,
-                                 key=state.fit("image", range(n), 0), on_change=state.changed)
+                                 key=state.fit("image", range(n), 0), on_change=state.pair_changed)
     own = [int(c) for c in split.captions_of(image)]
     caption = cols[1].selectbox(
-        "Caption", own, key=state.fit("caption", own, own[0]), on_change=state.changed,
+        "Caption", own, key=state.fit("caption", own, own[0]), on_change=state.pair_changed,
         format_func=lambda c: f"#{c} · {split.captions[c]}")
     text = st.text_input("…or type a caption (replaces the one above)", key=state.key("text"),
-                         on_change=state.changed, placeholder="e.g. a small red circle left of a blue square")
+                         on_change=state.pair_changed, placeholder="e.g. a small red circle left of a blue square")
     return int(image), int(caption), text.strip()
 
 

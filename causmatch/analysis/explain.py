@@ -62,6 +62,12 @@ class PairExplanation:
     grounding: dict | None = None            # see grounding.pair_grounding
     extra: dict = field(default_factory=dict)
 
+    @property
+    def unknown_rows(self) -> list[int]:
+        """Indices into ``tokens`` (rows of the word axis) of the words the vocabulary does not know."""
+        unknown = set(self.unknown_words)
+        return [j for j, tok in enumerate(self.tokens) if tok in unknown]
+
     def to_dict(self) -> dict:
         """JSON-serialisable dict (arrays become nested lists, NaN becomes None)."""
         out = {}

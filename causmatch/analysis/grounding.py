@@ -7,8 +7,11 @@ Public API::
     grounding_table(session, progress=None) -> pandas.DataFrame   # one row per grounded word of the split
     split_pointing(session, progress=None) -> dict(pointing [C], energy [C])
     grounding_summary(df) -> pandas.DataFrame                     # pointing / energy by word type + overall
-    Curve(kind, fraction [S], scores [S], ranks [S], removed [S], area)
+    Curve(kind, fraction [S], scores [S], ranks [S], removed [S], area)   # .mean_score: area / fraction range
     region_curve(session, image, caption, kind="deletion"|"insertion", order=None) -> Curve
+    attention_order(attn [W,R], region_mask [R]) -> list[int]     # valid regions, most attention mass first
+    random_order(region_mask [R], seed) -> list[int]              # valid regions in a seeded random order
+    pair_curves(session, image, caption, baselines={name: order}) -> {kind: {"attention" | name: Curve}}
 
 *Pointing game* (:mod:`causmatch.pointing`, shared with evaluation's grounding accuracy): a word hits when
 its most-attended valid region is one of its true regions.
@@ -22,7 +25,11 @@ words, or the i2t region relevance for i2t-only models) and records the pair sco
 image's rank among the gallery after each step (at least one region always remains); *insertion*
 starts from the most important region alone and adds the others. ``area`` is the trapezoid area
 under the score curve over the fraction of regions removed/inserted: a faithful attention gives
-a low deletion area and a high insertion area. Regions are removed by narrowing the region mask,
+a low deletion area and a high insertion area. The fractions run over (0 … (n−1)/n) for deletion and
+(1/n … 1) for insertion, so areas of images with different region counts compare as ``mean_score``: the
+area divided by the range of fractions (the curve's mean score, in score units). Baselines on the same
+pair: ``order=attention_order(counterfactual map)`` (the order a counterfactual attention would give) or
+``order=random_order(mask, seed)``. Regions are removed by narrowing the region mask,
 so their features are untouched.
 
 Non-finite attention or scores (a broken model) raise a one-line DataError naming the pair instead of
@@ -156,9 +163,38 @@ class Curve:
     removed: list[int]     # region order used (most important first)
     area: float            # trapezoid area under scores over fraction
 
+    @property
+    def mean_score(self) -> float:
+        """The normalised area: ``area`` over the range of fractions (the curve's mean score); the single
+        score when the curve has one step."""
+        width = float(self.fraction[-1] - self.fraction[0]) if len(self.fraction) > 1 else 0.0
+        return self.area / width if width > 0 else float(self.scores[0])
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "fraction": self.fraction.tolist(), "scores": self.scores.tolist(),
-                "ranks": self.ranks.tolist(), "order": list(self.removed), "area": self.area}
+                "ranks": self.ranks.tolist(), "order": list(self.removed), "area": self.area,
+                "mean_score": self.mean_score}
+
+
+def attention_order(attn, region_mask) -> list[int]:
+    """The valid regions by decreasing attention mass ``attn [W,R]`` summed over the words (ties: lower
+    index first) — the order deletion/insertion use, here for any map (e.g. a counterfactual one)."""
+    a = np.asarray(attn, dtype=np.float64)
+    a = a.reshape(-1, a.shape[-1])  # [W,R]
+    if not np.isfinite(a).all():
+        raise DataError("the attention map holds NaN or infinite values — no region order can be taken from it")
+    valid = np.flatnonzero(np.asarray(region_mask, bool).reshape(-1))
+    if a.shape[1] != len(np.asarray(region_mask).reshape(-1)):
+        raise DataError(f"attention over {a.shape[1]} regions for a mask of {np.size(region_mask)} — "
+                        "pass one mask value per region")
+    mass = a.sum(0)[valid]  # [R valid]
+    return [int(r) for r in valid[np.argsort(-mass, kind="stable")]]
+
+
+def random_order(region_mask, seed: int = 0) -> list[int]:
+    """The valid regions in a random order drawn from ``seed`` (the same seed, the same order)."""
+    valid = np.flatnonzero(np.asarray(region_mask, bool).reshape(-1))
+    return [int(r) for r in np.random.default_rng(int(seed)).permutation(valid)]
 
 
 def _importance(matcher, img, txt, ids) -> np.ndarray:
@@ -225,3 +261,15 @@ def region_curve(session, image: int, caption: int, kind: str = "deletion", orde
     frac = np.array([k / n for k in steps], dtype=np.float64)
     area = float(np.trapezoid(scores, frac)) if len(frac) > 1 else 0.0
     return Curve(kind, frac, scores, np.array(ranks), order, area)
+
+
+def pair_curves(session, image: int, caption: int, baselines=None) -> dict[str, dict[str, Curve]]:
+    """Deletion and insertion curves of one dataset pair: in the order of the model's attention
+    (``"attention"``) and in each baseline order ``{name: order}`` (e.g. :func:`attention_order` of a
+    counterfactual map, :func:`random_order`), on the same pair: ``{kind: {name: Curve}}``."""
+    out = {}
+    for kind in ("deletion", "insertion"):
+        out[kind] = {"attention": region_curve(session, image, caption, kind)}
+        for name, order in (baselines or {}).items():
+            out[kind][name] = region_curve(session, image, caption, kind, order=list(order))
+    return out

@@ -11,6 +11,13 @@ Public API::
     draw_boxes(image [H,W,3], boxes [R,4], labels=None, highlight=None) -> [H,W,3] RGB uint8
     colorbar(vmin, vmax, cmap="inferno", height=256, width=70) -> [height,width,3] RGB uint8
     boxes_outside(boxes [R,4], size (H,W), region_mask=None) -> int   # boxes clipped to the image
+    whole_image_regions(boxes [R,4], size (H,W), region_mask=None, cover=0.9) -> [R] bool
+    coverage(boxes [R,4], size (H,W), region_mask=None) -> [H,W] bool   # pixels some box covers
+    share_scale(*maps [W,R], columns=None) -> (0.0, top)                 # one absolute scale for a caption
+    ticks(vmin, vmax, n=5) -> (values, labels)                           # colour-bar ticks, no "-0.000"
+    with_colorbar(rgb [H,W,3], vmin, vmax, cmap="inferno", title="") -> RGB uint8   # a PNG that carries its scale
+    figure_name(*parts, ext="png") -> str                                # a safe, descriptive file name
+    text_tag(text) -> str                                                # a short hash naming a typed caption
     COLORMAPS: tuple of accepted colour-map names
 
 Inputs are checked: NaN/inf weights, heat values, scales or box coordinates, a box array that is not
@@ -25,9 +32,20 @@ the score. ``mode="max"`` keeps the largest weight of the boxes covering the pix
 overlaps many small ones cannot inflate a region, which reads better for "which box is attended".
 Factual and counterfactual maps must be coloured with one scale: pass the same ``vmin``/``vmax``
 (see :func:`shared_scale`) to :func:`colorize`.
+
+The whole-image region: detectors and the scenes generator give every image a box that covers (almost)
+all of it. Painted like the others it colours the whole background (``max``) or lifts every pixel
+(``sum``), so a caller shows it apart: :func:`whole_image_regions` finds such boxes from their
+coordinates (a valid box covering at least ``cover`` of the image's area), never by position.
+An *absolute* scale (:func:`share_scale`: 0 up to the largest share over every word of the caption) keeps
+a flat row flat: a function word whose shares range 0.175–0.263 gets two close colours, not the ends
+of the colour map, as it would on its own min–max.
 """
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from pathlib import Path
 
 import cv2
@@ -205,8 +223,12 @@ def signed_difference(heat_a, heat_b, limit: float | None = None, cmap: str = "c
     return colorize(diff, -limit, limit, cmap), float(limit)
 
 
-def overlay(image_rgb, heat_rgb, alpha: float = 0.5) -> np.ndarray:
-    """Blend a coloured heatmap over an image: ``(1-alpha)·image + alpha·heat`` (resized to fit)."""
+def overlay(image_rgb, heat_rgb, alpha: float = 0.5, where=None) -> np.ndarray:
+    """Blend a coloured heatmap over an image: ``(1-alpha)·image + alpha·heat`` (resized to fit).
+
+    ``where`` (``[H, W]`` bool, optional): blend only those pixels (e.g. :func:`coverage`, so that pixels
+    no box covers keep the image instead of the colour of 0); the others are the image unchanged.
+    """
     img = np.ascontiguousarray(image_rgb, dtype=np.uint8)
     heat = np.ascontiguousarray(heat_rgb, dtype=np.uint8)
     if img.ndim != 3 or heat.ndim != 3 or img.shape[2] != 3 or heat.shape[2] != 3 or not heat.size:
@@ -215,7 +237,14 @@ def overlay(image_rgb, heat_rgb, alpha: float = 0.5) -> np.ndarray:
         raise DataError(f"overlay alpha must lie in [0, 1], got {alpha!r}")
     if heat.shape[:2] != img.shape[:2]:
         heat = cv2.resize(heat, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
-    return cv2.addWeighted(img, 1.0 - float(alpha), heat, float(alpha), 0.0)
+    out = cv2.addWeighted(img, 1.0 - float(alpha), heat, float(alpha), 0.0)
+    if where is None:
+        return out
+    keep = np.asarray(where, bool)
+    if keep.shape != img.shape[:2]:
+        raise DataError(f"overlay mask of shape {tuple(keep.shape)} for an image of {img.shape[0]} x {img.shape[1]} "
+                        "pixels — pass one value per pixel")
+    return np.where(keep[..., None], out, img)
 
 
 def _label(img: np.ndarray, text: str, x: int, y: int, color, scale: float) -> None:
@@ -272,13 +301,149 @@ def colorbar(vmin: float, vmax: float, cmap: str = "inferno", height: int = 256,
     img[:, :bar_w] = colorize(ramp, vmin, vmax, cmap)
     # The bar is shown a few times smaller than it is drawn: labels need a large font and few characters.
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.45
-    span = max(abs(vmin), abs(vmax))
-    fmt = "{:.3f}" if 1e-3 <= span < 100 else "{:.1e}"
-    for frac in (0.0, 0.5, 1.0):
-        value = vmax - frac * (vmax - vmin)
+    values, labels = ticks(vmin, vmax, n=3)
+    for value, label in zip(values, labels):
+        frac = (vmax - value) / (vmax - vmin) if vmax > vmin else 0.0
         y = int(round(frac * (height - 1)))
         cv2.line(img, (bar_w, y), (bar_w + 4, y), (0, 0, 0), 1)
         y_text = min(max(y + 5, 12), height - 3)
-        label = fmt.format(0.0 if abs(value) < 1e-12 else value)
         cv2.putText(img, label, (bar_w + 6, y_text), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return img
+
+
+def whole_image_regions(boxes, size, region_mask=None, cover: float = 0.9) -> np.ndarray:
+    """``[R]`` bool: the valid regions whose box (clipped to the image) covers at least ``cover`` of its area.
+
+    Decided from the coordinates, for any dataset: the scenes generator's first region is the whole
+    image, a detector's may be anywhere in the list, and a dataset may have none.
+    """
+    h, w = _size(size)
+    if not (np.isfinite(cover) and 0.0 < float(cover) <= 1.0):
+        raise DataError(f"whole-image cover must lie in (0, 1], got {cover!r}")
+    pix = _pixel_boxes(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), (h, w))  # [R,4]
+    area = np.clip(pix[:, 2] - pix[:, 0], 0, None) * np.clip(pix[:, 3] - pix[:, 1], 0, None)  # [R]
+    return (area >= float(cover) * h * w) & _mask(region_mask, len(pix))
+
+
+def coverage(boxes, size, region_mask=None) -> np.ndarray:
+    """``[H,W]`` bool: the pixels at least one (valid) box covers."""
+    n = np.asarray(boxes).reshape(-1, 4).shape[0]
+    return word_heatmap(np.ones(n), boxes, size, mode="max", region_mask=region_mask) > 0
+
+
+def share_scale(*maps, columns=None) -> tuple[float, float]:
+    """One absolute scale ``(0, top)`` for word × region maps ``[W,R]`` of one caption (factual and
+    counterfactual together): ``top`` is the largest value over every word and the given ``columns``
+    (default: all), 1.0 when all are 0. Overlays and matrices coloured with it keep a flat row flat."""
+    top = 0.0
+    for m in maps:
+        a = _finite(m, "attention shares")
+        a = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+        if columns is not None:
+            a = a[:, list(columns)]
+        if a.size:
+            top = max(top, float(a.max()))
+    return (0.0, top if top > 0 else 1.0)
+
+
+def _nice_step(span: float, n: int) -> float:
+    """The round step (1, 2, 2.5 or 5 × 10^k) nearest, on a log scale, to ``span / (n - 1)``."""
+    raw = span / max(1, n - 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    steps = [m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0)]
+    return float(min(steps, key=lambda st: abs(np.log(st / raw))))
+
+
+def ticks(vmin: float, vmax: float, n: int = 5) -> tuple[list[float], list[str]]:
+    """About ``n`` round tick values inside [vmin, vmax] and their labels: one number of decimals for all,
+    enough to tell them apart, and 0 written ``0`` (never "-0.000")."""
+    lo, hi = (float(v) for v in _finite([vmin, vmax], "colour scale bounds"))
+    if not hi > lo:
+        return [lo], [_fmt(lo, 3)]
+    step = _nice_step(hi - lo, max(2, int(n)))
+    first = np.ceil(lo / step - 1e-9) * step
+    values = [float(v) for v in np.arange(first, hi + step * 1e-6, step)]
+    values = [0.0 if abs(v) < step * 1e-6 else v for v in values]
+    digits = max(0, int(-np.floor(np.log10(step) + 1e-9)))
+    if abs(step * 10 ** digits - round(step * 10 ** digits)) > 1e-6:  # 2.5, 0.25 …: one more decimal
+        digits += 1
+    if not values:
+        values = [lo, hi]
+    return values, [_fmt(v, digits) for v in values]
+
+
+def _fmt(value: float, digits: int) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e5 or digits > 4:
+        return f"{value:.3g}"
+    text = f"{value:.{digits}f}"
+    return "0" if float(text) == 0 else text
+
+
+def _ascii(text: str) -> str:
+    """``text`` as ASCII for OpenCV's fonts (Greek letters spelled out, other characters dropped)."""
+    spelled = str(text).replace("ᾱ", "a-bar").replace("α", "a").replace("−", "-").replace("–", "-")
+    return unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode("ascii")
+
+
+def with_colorbar(rgb, vmin: float, vmax: float, cmap: str = "inferno", title: str = "") -> np.ndarray:
+    """The image with its colour bar (ticks and labels drawn) on the right and ``title`` above: a PNG that
+    carries its own scale. Small images are enlarged (nearest pixel) so the labels stay legible."""
+    img = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise DataError(f"image must be RGB [H, W, 3], got shape {tuple(img.shape)}")
+    _size(img.shape[:2])
+    factor = max(1, int(np.ceil(320 / img.shape[0])))
+    if factor > 1:
+        img = cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
+    h, w = img.shape[:2]
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.5, h / 640)
+    thick = 1 if scale < 0.9 else 2
+    values, labels = ticks(vmin, vmax, n=5)
+    label_w = max(cv2.getTextSize(lab, font, scale, thick)[0][0] for lab in labels)
+    (_, text_h), base = cv2.getTextSize("0", font, scale, thick)
+    pad, bar_w = int(10 * scale) + 4, int(22 * scale) + 6
+    top = text_h + base + 2 * pad if title else pad
+    canvas = np.full((h + top + pad, w + 3 * pad + bar_w + label_w + 8, 3), 255, np.uint8)
+    canvas[top:top + h, :w] = img
+    x0 = w + pad
+    ramp = np.linspace(float(vmax), float(vmin), h)[:, None].repeat(bar_w, axis=1)  # [h, bar_w]
+    canvas[top:top + h, x0:x0 + bar_w] = colorize(ramp, vmin, vmax, cmap)
+    cv2.rectangle(canvas, (x0, top), (x0 + bar_w - 1, top + h - 1), (0, 0, 0), 1)
+    for value, label in zip(values, labels):
+        frac = (float(vmax) - value) / (float(vmax) - float(vmin)) if vmax > vmin else 0.0
+        y = top + int(round(frac * (h - 1)))
+        cv2.line(canvas, (x0 + bar_w, y), (x0 + bar_w + 6, y), (0, 0, 0), thick)
+        cv2.putText(canvas, label, (x0 + bar_w + 10, min(max(y + text_h // 2, top + text_h), top + h)),
+                    font, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    if title:
+        text = _ascii(title)
+        while text and cv2.getTextSize(text, font, scale, thick)[0][0] > canvas.shape[1] - 2 * pad:
+            text = text[:-4] + "..." if len(text) > 4 else ""
+        cv2.putText(canvas, text, (pad, pad + text_h), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return canvas
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9.+=-]+")
+
+
+def text_tag(text: str) -> str:
+    """``text-<8 hex>``: names a typed caption in a file name (the same text, the same tag)."""
+    return "text-" + hashlib.sha1(str(text).strip().encode("utf-8")).hexdigest()[:8]
+
+
+def figure_name(*parts, ext: str = "png") -> str:
+    """A descriptive, safe file name from ``parts`` (checkpoint, image, caption, word, intervention, seed …):
+    each part reduced to ASCII letters, digits and ``.+=-`` (at most 40 characters), empty parts left
+    out, joined with ``_``; no path separators, no leading dot, at most 180 characters before ``.ext``."""
+    words = []
+    for part in parts:
+        if part is None:
+            continue
+        piece = _UNSAFE.sub("-", _ascii(str(part))).strip("-.")[:40].strip("-.")
+        if piece:
+            words.append(piece)
+    stem = "_".join(words)[:180].strip("-._") or "figure"
+    ext = _UNSAFE.sub("", str(ext)).strip(".") or "png"
+    return f"{stem}.{ext}"
