@@ -1,0 +1,143 @@
+"""The Failing pair page under AppTest: the failure row's numbers, walking the list, back, the word, links."""
+from __future__ import annotations
+
+import pytest
+
+from tests.app.apptest_helpers import metric, no_failure, shown
+
+PAGE = "failing_pair"
+
+
+def _word(at):
+    return at.selectbox(key="w_pword")
+
+
+def _subheaders(at) -> list[str]:
+    return [shown(s.value) for s in at.subheader]
+
+
+def _failure_rows(make_app, **query):
+    """The Failure cases list as the table shows it (its filters and sort)."""
+    at = make_app("failures", **query)
+    no_failure(at)
+    return at.dataframe[0].value
+
+
+@pytest.mark.parametrize("direction", ["t2i", "i2t"])
+def test_opens_a_failure_row_with_its_numbers(make_app, direction):
+    rows = _failure_rows(make_app, dir=direction)
+    row = rows.iloc[0]
+    field = "caption" if direction == "t2i" else "image"
+    at = make_app(PAGE, dir=direction, **{field: int(row["query"])})
+    no_failure(at)
+    item = "image" if direction == "t2i" else "caption"
+    true, wrong = int(row["true_item"]), int(row["best_wrong"])
+    assert _subheaders(at)[:2] == [f"True {item} {true}", f"Best wrong {item} {wrong}"]
+    assert metric(at, "Margin") == f"{row['margin']:+.4f}"
+    assert metric(at, f"True {item}'s rank") == str(int(row["rank"]))
+    scores = [m.value for m in at.metric if m.label == "Score S(α)"]
+    assert scores == [f"{row['score_true']:.4f}", f"{row['score_wrong']:.4f}"]
+    assert any("Fails" in m.value for m in at.markdown)
+    assert any(e.label == "How to read this" for e in at.expander)
+    assert "failure 1 of" in at.caption[0].value
+
+
+def test_next_previous_walk_the_list_and_reset_the_word(make_app):
+    rows = _failure_rows(make_app, sort="margin")
+    first, second = int(rows.iloc[0]["query"]), int(rows.iloc[1]["query"])
+    at = make_app(PAGE, sort="margin", caption=first)
+    no_failure(at)
+    assert at.button(key="fp_prev").disabled and not at.button(key="fp_next").disabled
+    _word(at).set_value(0).run()
+    assert at.query_params["pword"] == "0"
+    at.button(key="fp_next").click().run()
+    no_failure(at)
+    assert at.session_state["w_caption"] == second and "failure 2 of" in at.caption[0].value
+    assert _word(at).value == -1  # a word picked for another caption never carries over
+    assert "pword" not in at.query_params
+    at.button(key="fp_prev").click().run()
+    assert at.session_state["w_caption"] == first
+    assert at.query_params["sort"] == "margin"  # the list's sort stays in the link
+
+
+def test_back_to_the_table_keeps_its_filters(make_app):
+    rows = _failure_rows(make_app, sort="margin", sign="positive")
+    at = make_app(PAGE, sort="margin", sign="positive", caption=int(rows.iloc[0]["query"]))
+    no_failure(at)
+    at.button(key="fp_back").click().run()
+    no_failure(at)
+    assert at.title[0].value == "Failure cases"
+    assert at.selectbox(key="w_sign").value == "positive" and at.selectbox(key="w_sort").value == "margin"
+    assert at.dataframe[0].value["query"].tolist() == rows["query"].tolist()
+
+
+def test_most_informative_word_and_picking_another(make_app):
+    at = make_app(PAGE, caption=0)
+    no_failure(at)
+    box = _word(at)
+    assert box.value == -1
+    label = box.format_func(-1)
+    assert label.startswith("most informative: ")
+    best = int(label.split(": ")[1].split(" · ")[0])
+    table = at.dataframe[0].value  # the "why this word" table
+    assert table.loc[table["chosen"] == "most informative", "word"].tolist() == [f"{best} · {label.split(' · ')[1]}"]
+    assert float(table["difference"].max()) == pytest.approx(float(table["difference"].iloc[best]))
+    other = 0 if best else 1
+    box.set_value(other).run()
+    no_failure(at)
+    assert at.query_params["pword"] == str(other)
+    token = _word(at).format_func(other).split(" · ")[1]
+    caption = next(m.value for m in at.markdown if m.value.startswith("**Caption:**"))
+    assert caption.count("<mark") == 1 and f">{token}</mark>" in caption
+
+
+def test_i2t_compares_the_same_word_of_two_captions(make_app):
+    at = make_app(PAGE, dir="i2t", image=3)
+    no_failure(at)
+    heads = _subheaders(at)
+    assert heads[0].startswith("True caption ") and heads[1].startswith("Best wrong caption ")
+    marked = [m.value for m in at.markdown if "<mark" in m.value]
+    assert len(marked) >= 1  # each caption shows the word it compares (the wrong one when it has it)
+    for j in range(len(_word(at).options) - 1):
+        _word(at).set_value(j).run()
+        no_failure(at)
+
+
+def test_bad_link_values_warn_not_fail(make_app):
+    at = make_app(PAGE, caption=2, pword=99)
+    assert not at.exception
+    assert any("pword=99" in shown(w.value) for w in at.warning)
+    assert _word(at).value == -1
+    at = make_app(PAGE, caption=99999)
+    assert not at.exception
+    assert any("caption=99999" in shown(w.value) for w in at.warning)
+    at = make_app(PAGE, pword="abc", dir="sideways")
+    assert not at.exception
+    assert sum("link's" in shown(w.value) for w in at.warning) == 2
+
+
+def test_a_link_word_stays_with_its_failure_only(make_app):
+    at = make_app(PAGE, caption=4, pword=1)
+    no_failure(at)
+    assert _word(at).value == 1
+    at.switch_page("app_pages/retrieval.py").run()
+    at.number_input(key="w_caption").set_value(7).run()
+    at.switch_page(f"app_pages/{PAGE}.py").run()
+    no_failure(at)
+    assert _word(at).value == -1
+
+
+def test_retrieval_opens_the_failing_pair_of_its_query(make_app):
+    at = make_app("retrieval", caption=6)
+    no_failure(at)
+    at.button(key="rt_failing_pair").click().run()
+    no_failure(at)
+    assert at.title[0].value == "Failing pair"
+    assert any("caption 6 “" in shown(m.value) for m in at.markdown)
+
+
+def test_without_images_the_numbers_still_show(make_app, assets):
+    at = make_app(PAGE, data=str(assets.bare), caption=1)
+    no_failure(at)
+    assert any("No overlays" in i.value for i in at.info)
+    assert metric(at, "Margin")
