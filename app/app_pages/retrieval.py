@@ -8,7 +8,9 @@ import streamlit as st
 import results
 import state
 from causmatch.analysis import links
-from components import figures
+from causmatch.analysis.effects import sample_interventions
+from causmatch.interventions import resolve_intervention
+from components import figures, help
 from components.errors import plain, require_finite
 from components.images import framed, load_rgb
 from components.pickers import pick_direction
@@ -34,8 +36,32 @@ def pick_query(split, direction: str) -> int:
     return int(i)
 
 
+def draws(ctx: state.Context) -> int:
+    """How many draws of the counterfactual the scores under ᾱ average (1 for a deterministic kind)."""
+    return len(sample_interventions(resolve_intervention(ctx.intervention, ctx.seed), ctx.samples))
+
+
+def cf_name(n_draws: int) -> str:
+    """The counterfactual rank's name, with what it averages."""
+    return f"rank under ᾱ (mean of {n_draws} draws)" if n_draws > 1 else "rank under ᾱ"
+
+
+# The top-k table's columns: (name shown, help). The CSV keeps the library's names.
+TOP_COLUMNS = {
+    "position": ("position", "place in this top-k list (1 = best)"),
+    "item": ("item", "the image (caption query) or caption (image query) number"),
+    "score": ("S(α)", "the matcher's score with its learned attention"),
+    "cf_score": ("S(ᾱ)", "the score under the counterfactual attention, mean over its draws"),
+    "rank": ("rank under α", "1-based rank among the whole gallery, factual"),
+    "cf_rank": ("rank under ᾱ", "1-based rank under the counterfactual attention"),
+    "moved": ("moved", "rank under α − rank under ᾱ: positive when the item rose under ᾱ"),
+    "is_true": ("true", "the query's true item"),
+    "caption": ("caption", "the caption's text"),
+}
+
+
 def top_frame(rows: list[dict], split, direction: str) -> pd.DataFrame:
-    """A top-k list as a table with 1-based ranks and the items' text."""
+    """A top-k list as a table with 1-based ranks and the items' text (the library's column names)."""
     df = pd.DataFrame(rows)
     df.insert(0, "position", range(1, len(df) + 1))
     df["rank"] += 1
@@ -43,6 +69,22 @@ def top_frame(rows: list[dict], split, direction: str) -> pd.DataFrame:
     if direction == "i2t":
         df["caption"] = [split.captions[i] for i in df["item"]]
     return df
+
+
+def top_columns(df: pd.DataFrame, direction: str) -> dict:
+    """``st.column_config`` of the top-k table: human names, help, 4 decimals for scores."""
+    out = {}
+    for col in df.columns:
+        name, text = TOP_COLUMNS.get(col, (col, ""))
+        if col == "item":
+            name = "image" if direction == "t2i" else "caption #"
+        if col in ("score", "cf_score"):
+            out[col] = st.column_config.NumberColumn(name, help=text, format="%.4f")
+        elif col == "caption":
+            out[col] = st.column_config.TextColumn(name, help=text, width="large")
+        else:
+            out[col] = st.column_config.Column(name, help=text)
+    return out
 
 
 def _grid(rows: list[dict], split, direction: str, score_key: str, columns: int = 5) -> None:
@@ -75,11 +117,13 @@ def render(ctx: state.Context) -> None:
     res = results.rank(ctx, model, direction, query, k)
     require_finite(np.concatenate([np.ravel(res.scores), np.ravel(res.cf_scores)]),
                    f"the scores of {'caption' if direction == 't2i' else 'image'} query {query}")
+    n_draws = draws(ctx)
     cols = st.columns(3)
-    cols[0].metric("True item's rank, factual", res.rank + 1)
-    cols[1].metric("… counterfactual", res.cf_rank + 1, delta=res.rank - res.cf_rank, delta_color="normal",
+    cols[0].metric("True item's rank, factual", res.rank + 1, help="rank under α, 1-based (1 = best)")
+    cols[1].metric(f"… {cf_name(n_draws)}", res.cf_rank + 1, delta=res.rank - res.cf_rank, delta_color="normal",
                    help="positive: the true item rose under the counterfactual attention")
     cols[2].metric("Intervention", ctx.intervention or "none")
+    help.how_to_read("ranks", "scores")
     if direction == "t2i" and not ctx.split.image_paths:
         st.info("This dataset has no image files, so the top images are listed by number.")
     left, right = st.columns(2)
@@ -93,14 +137,22 @@ def render(ctx: state.Context) -> None:
     with right:
         st.subheader("Counterfactual top-k")
         _grid(res.cf_top, ctx.split, direction, "cf_score")
-    st.caption("The true item is framed in green (TRUE); ranks are 1-based.")
+    if direction == "i2t":
+        st.caption("The query image's own captions are marked **true caption**; positions are 1-based.")
+    elif ctx.split.image_paths:
+        st.caption("The true image is framed in green (TRUE); positions are 1-based.")
+    else:
+        st.caption("The true image is marked TRUE; positions are 1-based.")
     st.subheader("How the top items moved")
     items = {r["item"]: r for r in res.top + res.cf_top}
     fig = figures.rank_moves([f"{'img' if direction == 't2i' else 'cap'} {i}" for i in items],
                              [r["rank"] + 1 for r in items.values()], [r["cf_rank"] + 1 for r in items.values()],
-                             title="rank under factual → counterfactual attention")
-    st.plotly_chart(fig, key="rt_moves", config={"displaylogo": False})
-    table(top_frame(res.top, ctx.split, direction), f"retrieval_{direction}_{query}.csv", key="rt_table")
+                             title="each item of either top-k: rank under α → rank under ᾱ",
+                             before_label="rank under α", after_label=cf_name(n_draws),
+                             true=[r["is_true"] for r in items.values()])
+    figures.show(fig, key="rt_moves")
+    df = top_frame(res.top, ctx.split, direction)
+    table(df, f"retrieval_{direction}_{query}.csv", key="rt_table", column_config=top_columns(df, direction))
 
 
 if __name__ == "__main__":
