@@ -112,23 +112,93 @@ def recall_metrics(sims: np.ndarray, caps_per_image: int) -> dict:
     return {key: out[key] for key in RECALL_KEYS}
 
 
+def _fold_size(n_img: int, folds: int) -> int:
+    if n_img % folds:
+        raise ConfigError(f"--fold5 needs a number of images divisible by {folds}, got {n_img}; "
+                          "evaluate without --fold5 or use a split like COCO's testall (5,000 images)")
+    return n_img // folds
+
+
 def fold_metrics(sims: np.ndarray, caps_per_image: int, folds: int = 5) -> dict:
     """COCO-style fold evaluation: ``folds`` blocks of images with their captions, averaged.
 
     Returns ``{"folds": [metrics per fold], "mean": averaged metrics, "full": all images}``.
     """
     sims = _check_sims(sims, caps_per_image)
-    n_img = sims.shape[0]
-    if n_img % folds:
-        raise ConfigError(f"--fold5 needs a number of images divisible by {folds}, got {n_img}; "
-                          "evaluate without --fold5 or use a split like COCO's testall (5,000 images)")
-    size = n_img // folds
+    size = _fold_size(sims.shape[0], folds)
     per_fold = []
     for f in range(folds):
         block = sims[f * size:(f + 1) * size, f * size * caps_per_image:(f + 1) * size * caps_per_image]
         per_fold.append(recall_metrics(block, caps_per_image))
     mean = {key: float(np.mean([m[key] for m in per_fold])) for key in RECALL_KEYS}
     return {"fold_size": size, "folds": per_fold, "mean": mean, "full": recall_metrics(sims, caps_per_image)}
+
+
+# ---------------------------------------------------------------------------- fit-aware recall
+# ``fits [I, C]`` bool (causmatch.data.scenes.fit): caption c is true of image i. A query is correct at K
+# when any item it fits ranks in the top K — the best-ranked fitting item's rank, under the same tie rule.
+
+def _check_fits(sims: np.ndarray, fits, caps_per_image: int) -> tuple[np.ndarray, np.ndarray]:
+    sims = _check_sims(sims, caps_per_image)
+    fits = np.asarray(fits)
+    if fits.shape != sims.shape or fits.dtype != bool:
+        raise DataError(f"fit matrix of shape {fits.shape} ({fits.dtype}) does not match the similarity matrix "
+                        f"{sims.shape} — both must be [images, captions] of the same split (a bool fit matrix)")
+    n_cap = sims.shape[1]
+    own = fits[np.arange(n_cap) // caps_per_image, np.arange(n_cap)]
+    if not own.all():
+        c = int(np.argmin(own))
+        raise DataError(f"the fit matrix says caption {c} is not true of its own image {c // caps_per_image} — "
+                        "it belongs to another split or order of images; recompute it for this split")
+    return sims, fits
+
+
+def _best_fitting_rank(scores: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """Rank of the best-ranked fitting item per row: scores/fit [N, M] -> [N]."""
+    best = np.where(fit, scores, -np.inf).argmax(axis=1)  # first max: the lowest index, as the tie rule
+    return stable_ranks(scores, best[:, None])[:, 0]
+
+
+def ranks_fit_t2i(sims: np.ndarray, fits, caps_per_image: int) -> np.ndarray:
+    """Text → image fit-aware ranks [C]: the rank of the best-ranked image the caption fits."""
+    sims, fits = _check_fits(sims, fits, caps_per_image)
+    n_cap = sims.shape[1]
+    out = np.empty(n_cap, dtype=np.int64)
+    for lo in range(0, n_cap, _ROW_CHUNK):
+        hi = min(lo + _ROW_CHUNK, n_cap)
+        out[lo:hi] = _best_fitting_rank(np.ascontiguousarray(sims[:, lo:hi].T), fits[:, lo:hi].T)
+    return out
+
+
+def ranks_fit_i2t(sims: np.ndarray, fits, caps_per_image: int) -> np.ndarray:
+    """Image → text fit-aware ranks [I]: the rank of the best-ranked caption that fits the image."""
+    sims, fits = _check_fits(sims, fits, caps_per_image)
+    n_img = sims.shape[0]
+    out = np.empty(n_img, dtype=np.int64)
+    for lo in range(0, n_img, _ROW_CHUNK):
+        hi = min(lo + _ROW_CHUNK, n_img)
+        out[lo:hi] = _best_fitting_rank(sims[lo:hi], fits[lo:hi])
+    return out
+
+
+def fit_aware_metrics(sims: np.ndarray, fits, caps_per_image: int) -> dict:
+    """:func:`recall_metrics`' keys, counting a query correct when any item it fits ranks there."""
+    out = {**_summary(ranks_fit_i2t(sims, fits, caps_per_image), "i2t"),
+           **_summary(ranks_fit_t2i(sims, fits, caps_per_image), "t2i")}
+    out["rsum"] = sum(out[f"{d}_r{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10))
+    return {key: out[key] for key in RECALL_KEYS}
+
+
+def fit_aware_fold_metrics(sims: np.ndarray, fits, caps_per_image: int, folds: int = 5) -> dict:
+    """:func:`fold_metrics` for fit-aware recall: within a fold only its images and captions compete."""
+    sims, fits = _check_fits(sims, fits, caps_per_image)
+    size = _fold_size(sims.shape[0], folds)
+    k = caps_per_image
+    per_fold = [fit_aware_metrics(sims[f * size:(f + 1) * size, f * size * k:(f + 1) * size * k],
+                                  fits[f * size:(f + 1) * size, f * size * k:(f + 1) * size * k], k)
+                for f in range(folds)]
+    mean = {key: float(np.mean([m[key] for m in per_fold])) for key in RECALL_KEYS}
+    return {"fold_size": size, "folds": per_fold, "mean": mean}
 
 
 # ---------------------------------------------------------------------------- encoding and scoring
@@ -263,6 +333,40 @@ def _word_region_maps(matcher: Matcher, img: ImageEmb, txt: TextEmb) -> torch.Te
 
 
 @torch.no_grad()
+def _aligned_maps(matcher: Matcher, split: SplitData, img: ImageEmb | None, txt: TextEmb | None,
+                  batch_size: int, what: str):
+    """The factual word → region maps of the split's matching pairs, a batch of captions at a time:
+    yields ``(caps, images, maps [n, W, R] float32 numpy, region_mask [n, R] bool numpy)``. NaN/inf in a
+    map is refused (one line naming the pair), as nothing ``what`` reports may come from it."""
+    with eval_mode(matcher):
+        for lo in range(0, split.n_captions, batch_size):
+            caps = list(range(lo, min(lo + batch_size, split.n_captions)))
+            images = [split.image_of(c) for c in caps]
+            maps = _word_region_maps(matcher, img[images].to(matcher.device), txt[caps].to(matcher.device))
+            finite = torch.isfinite(maps).flatten(1).all(1).cpu()                        # [n]
+            if not bool(finite.all()):
+                n = int(torch.argmin(finite.int()))
+                raise DataError(f"the attention map of image {images[n]}, caption {caps[n]} holds NaN or infinite "
+                                f"values — no {what} is reported; check the checkpoint")
+            yield caps, images, maps.float().cpu().numpy(), img.mask[images].cpu().numpy()
+
+
+def _matched_words(split: SplitData, txt: TextEmb, c: int) -> tuple[list[tuple[int, dict]], int]:
+    """Caption ``c``'s grounded words as ``(token position in the matcher's tokens, word entry)``, matched by
+    position (``<start>`` shifts them by one), and how many were skipped (the matcher's token differs)."""
+    tokens = txt.tokens[c]
+    offset = 1 if tokens and tokens[0] == "<start>" else 0
+    words, skipped = [], 0
+    for w in split.grounding[c]["words"]:
+        j = w["index"] + offset
+        if j >= len(tokens) or tokens[j] != w["word"]:
+            skipped += 1
+        else:
+            words.append((j, w))
+    return words, skipped
+
+
+@torch.no_grad()
 def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None = None,
                        txt: TextEmb | None = None, *, batch_size: int = 256) -> dict | None:
     """Share of grounded words whose most-attended valid region (TRUE pair's map; the pointing game of
@@ -279,35 +383,170 @@ def grounding_accuracy(matcher: Matcher, split: SplitData, img: ImageEmb | None 
         img, txt = encode_split(matcher, split)
     hits, counts, chance = defaultdict(int), defaultdict(int), []
     skipped = 0
-    with eval_mode(matcher):
-        for lo in range(0, split.n_captions, batch_size):
-            caps = list(range(lo, min(lo + batch_size, split.n_captions)))
-            images = [split.image_of(c) for c in caps]
-            maps = _word_region_maps(matcher, img[images].to(matcher.device), txt[caps].to(matcher.device))
-            finite = torch.isfinite(maps).flatten(1).all(1).cpu()                        # [n]
-            if not bool(finite.all()):
-                n = int(torch.argmin(finite.int()))
-                raise DataError(f"the attention map of image {images[n]}, caption {caps[n]} holds NaN or infinite "
-                                "values — no grounding accuracy is reported; check the checkpoint")
-            best = pointed_regions(maps.float().cpu().numpy(), img.mask[images].cpu().numpy())  # [n, W]
-            for n, c in enumerate(caps):
-                tokens = txt.tokens[c]
-                offset = 1 if tokens and tokens[0] == "<start>" else 0
-                valid = int(split.region_mask[images[n]].sum())
-                for w in split.grounding[c]["words"]:
-                    j = w["index"] + offset
-                    if j >= len(tokens) or tokens[j] != w["word"]:
-                        skipped += 1
-                        continue
-                    counts[w["type"]] += 1
-                    hits[w["type"]] += int(int(best[n, j]) in w["regions"])
-                    chance.append(len(set(w["regions"])) / max(valid, 1))
+    for caps, images, maps, mask in _aligned_maps(matcher, split, img, txt, batch_size, "grounding accuracy"):
+        best = pointed_regions(maps, mask)  # [n, W]
+        for n, c in enumerate(caps):
+            valid = int(split.region_mask[images[n]].sum())
+            words, missed = _matched_words(split, txt, c)
+            skipped += missed
+            for j, w in words:
+                counts[w["type"]] += 1
+                hits[w["type"]] += int(int(best[n, j]) in w["regions"])
+                chance.append(len(set(w["regions"])) / max(valid, 1))
     total = sum(counts.values())
     pct = lambda a, b: 100.0 * a / b if b else float("nan")  # noqa: E731
     return {"overall": pct(sum(hits.values()), total),
             "by_type": {t: pct(hits[t], counts[t]) for t in sorted(counts)},
             "n_words": total, "counts": dict(sorted(counts.items())),
             "chance": 100.0 * float(np.mean(chance)) if chance else float("nan"), "skipped": skipped}
+
+
+# The regions of the scenes' bias distractor (the unmentioned small white ring): detected regions whose box has
+# IoU >= 0.5 with the distractor's visible box — the generator's detector-recall criterion. For the mentioned
+# objects this rule gives the grounding file's (pixel-based) regions for 99.8 % of words, and never a region
+# outside them, on the bundled test split.
+DISTRACTOR_IOU = 0.5
+
+
+def _scenes_file(split: SplitData):
+    from pathlib import Path
+
+    return Path(split.folder) / f"{split.split}_scenes.jsonl" if split.folder else None
+
+
+def distractor_unavailable(split: SplitData) -> str | None:
+    """None when :func:`distractor_attention` can be computed on ``split``; else why not, in one line."""
+    scenes = _scenes_file(split)
+    if scenes is None or not scenes.is_file():
+        return (f"this split has no {split.split}_scenes.jsonl (scene descriptions), so where a bias distractor "
+                "lies is unknown; only the generated scenes data records it")
+    if split.grounding is None:
+        return f"this split has no {split.split}_grounding.jsonl, so its grounded words are unknown"
+    if split.boxes is None:
+        return (f"this split has no {split.split}_boxes.npy (region boxes), so no region can be matched to the "
+                "distractor")
+    return None
+
+
+def _box_iou(box, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one x1,y1,x2,y2 box with each of ``boxes [n, 4]``."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    iw = np.clip(np.minimum(box[2], b[:, 2]) - np.maximum(box[0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(box[3], b[:, 3]) - np.maximum(box[1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def distractor_regions(split: SplitData) -> np.ndarray:
+    """``[I, R]`` bool: the regions of each image that show its bias distractor (:data:`DISTRACTOR_IOU`; region
+    0, the whole image, never; padding never). An image without a (visible) distractor has none. DataError
+    when the scene file does not describe this split's images."""
+    import json
+
+    why = distractor_unavailable(split)
+    if why:
+        raise DataError(f"no distractor regions: {why}")
+    path = _scenes_file(split)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path} ({err}) — regenerate the split with `causmatch scenes`") from None
+    if len(lines) < split.n_images:
+        raise DataError(f"{path} describes {len(lines)} images but the split has {split.n_images} — the scene file "
+                        "does not belong to this split; regenerate it with `causmatch scenes`")
+    mask = np.asarray(split.region_mask, dtype=bool)
+    out = np.zeros(mask.shape, dtype=bool)
+    for i, line in enumerate(lines[:split.n_images]):
+        try:
+            entry = json.loads(line)
+            assert entry["image"] == i
+            boxes = [o["box"] for o in entry["objects"] if o["distractor"]]
+            boxes = [np.asarray(b, dtype=np.float64) for b in boxes if b is not None]
+            assert all(b.shape == (4,) and np.isfinite(b).all() for b in boxes)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise DataError(f"{path} line {i + 1} is not the scene of image {i} (objects with a distractor flag and a "
+                            "box) — regenerate the split with `causmatch scenes`") from None
+        for box in boxes:
+            iou = _box_iou(box, split.boxes[i])                                  # [R]
+            out[i] |= (iou >= DISTRACTOR_IOU) & mask[i]
+        out[i, 0] = False
+    return out
+
+
+def distractor_share(maps, region_mask, distractor, words) -> dict:
+    """The share of attention mass on distractor regions, for hand-checkable inputs.
+
+    ``maps [N, W, R]`` (non-negative word → region attention of N pairs), ``region_mask [N, R]`` (valid
+    regions), ``distractor [N, R]`` (distractor regions of each pair's image), ``words``: per pair the word
+    positions to count. Only pairs whose image has a valid distractor region count. Per word: mass on
+    valid distractor regions / mass on valid regions; ``chance``: distractor regions / valid regions (a
+    word attending uniformly). Returns percentages averaged over words: ``{"share", "chance", "n_words",
+    "n_pairs"}`` (``n_pairs``: pairs with a counted word; NaN shares when no word counts). A negative or
+    non-finite map value is refused (one line): a share of mass needs a non-negative map.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    valid = np.asarray(region_mask, dtype=bool)
+    dis = np.asarray(distractor, dtype=bool)
+    if maps.ndim != 3 or valid.shape != (maps.shape[0], maps.shape[2]) or dis.shape != valid.shape \
+            or len(words) != maps.shape[0]:
+        raise DataError(f"maps {maps.shape}, region mask {valid.shape}, distractor {dis.shape} and {len(words)} "
+                        "word lists do not fit [N, W, R] / [N, R] / N")
+    dis = dis & valid
+    shares, chances, pairs = [], [], 0
+    for n, positions in enumerate(words):
+        if not dis[n].any() or not len(positions):
+            continue
+        rows = maps[n, list(positions)][:, valid[n]]                             # [w, valid R]
+        if not np.isfinite(rows).all() or (rows < 0).any():
+            raise DataError(f"the attention map of pair {n} holds negative or non-finite values — a share of "
+                            "attention mass needs a non-negative map; check the checkpoint")
+        mass = rows.sum(axis=1)                                                  # [w]
+        keep = mass > 0
+        on = maps[n, list(positions)][:, dis[n]].sum(axis=1)                     # [w]
+        shares.extend((on[keep] / mass[keep]).tolist())
+        chances.extend([dis[n].sum() / valid[n].sum()] * int(keep.sum()))
+        pairs += int(keep.any())
+    mean = lambda v: 100.0 * float(np.mean(v)) if v else float("nan")  # noqa: E731
+    return {"share": mean(shares), "chance": mean(chances), "n_words": len(shares), "n_pairs": pairs}
+
+
+@torch.no_grad()
+def distractor_attention(matcher: Matcher, split: SplitData, img: ImageEmb | None = None,
+                         txt: TextEmb | None = None, *, batch_size: int = 256) -> dict | None:
+    """The share of grounded words' factual attention mass (matching pairs; the word → region map of
+    :func:`grounding_accuracy`) that lies on the bias distractor's regions (:func:`distractor_regions`), over
+    the pairs whose image shows the distractor: the spurious shortcut, measured directly.
+
+    Returns :func:`distractor_share`'s dict (percentages; ``chance`` is the uniform-attention share) plus
+    ``n_images`` (images counted), ``n_distractor_images`` (images with a distractor region) and ``skipped``
+    words, or None where :func:`distractor_unavailable` says why.
+    """
+    if distractor_unavailable(split):
+        return None
+    dis = distractor_regions(split)                                              # [I, R]
+    if img is None or txt is None:
+        img, txt = encode_split(matcher, split)
+    totals = {"on": 0.0, "chance": 0.0, "n_words": 0, "n_pairs": 0, "images": set()}
+    skipped = 0
+    for caps, images, maps, mask in _aligned_maps(matcher, split, img, txt, batch_size, "distractor attention"):
+        words = []
+        for c in caps:
+            matched, missed = _matched_words(split, txt, c)
+            skipped += missed
+            words.append([j for j, _ in matched])
+        part = distractor_share(maps, mask, dis[images][:, :maps.shape[2]], words)
+        if part["n_words"]:
+            totals["on"] += part["share"] * part["n_words"]
+            totals["chance"] += part["chance"] * part["n_words"]
+            totals["n_words"] += part["n_words"]
+            totals["n_pairs"] += part["n_pairs"]
+            totals["images"].update(i for i, w in zip(images, words) if w and dis[i].any())
+    n = totals["n_words"]
+    return {"share": totals["on"] / n if n else float("nan"), "chance": totals["chance"] / n if n else float("nan"),
+            "n_words": n, "n_pairs": totals["n_pairs"], "n_images": len(totals["images"]),
+            "n_distractor_images": int(dis.any(axis=1).sum()),
+            "skipped": skipped}
 
 
 def effect_summary(factual: np.ndarray, counterfactual: np.ndarray, caps_per_image: int) -> dict:
@@ -360,7 +599,12 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
     Returns a JSON-ready dict: ``metrics`` (all images; under ``intervention`` if given) with its
     ``label``; ``fold5`` (``{"label", "mean", "folds"}``) when asked; with an intervention also
     ``factual_metrics`` and ``effect`` (mean factual − counterfactual score, matching vs not);
-    ``grounding`` (factual attention) where the split has alignments and ``grounding`` is True.
+    ``grounding`` (factual attention) where the split has alignments and ``grounding`` is True;
+    ``distractor_attention`` (:func:`distractor_attention`) on scenes splits when ``grounding`` is True;
+    ``effect_auc`` (:func:`causmatch.effect_auc.effect_auc`) with an intervention; ``unavailable``: for each
+    of these two that could not be computed, why (one line);
+    ``fit_aware`` on scenes splits (:mod:`causmatch.data.scenes.fit`): :func:`fit_aware_metrics` of the same
+    scores as ``metrics`` plus :func:`~causmatch.data.scenes.fit.fit_distribution` (and ``fold5`` when asked).
     ``impl`` (:mod:`causmatch.models.impl`) scores the matrices; ``"compiled"`` scores learned maps only, so
     under an intervention the counterfactual matrix takes the default rule.
     """
@@ -373,6 +617,9 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
     if split.n_images == 0 or split.n_captions == 0:
         raise DataError(f"split '{split.split}' has {split.n_images} images and {split.n_captions} captions — "
                         "nothing to evaluate; use a split with at least one image and its captions")
+    from causmatch.data.scenes.fit import fit_distribution, split_fits
+
+    fits = split_fits(split)  # scenes splits only (None elsewhere); refused before any work when misaligned
     lim = split_limits(matcher, split)
     if intervention is not None:
         from causmatch.interventions import validate_intervention
@@ -402,4 +649,26 @@ def evaluate(matcher: Matcher, split: SplitData, *, fold5: bool = False, interve
         result["effect"] = effect_summary(factual, sims, k)
     if grounding and split.grounding is not None:
         result["grounding"] = grounding_accuracy(matcher, split, img, txt)
+    if grounding:  # the bias distractor's share of the attention: scenes splits only, else the reason
+        why = distractor_unavailable(split)
+        shortcut = None if why else distractor_attention(matcher, split, img, txt)
+        if shortcut is not None and shortcut["n_words"] == 0:
+            why = "no grounded word of this split lies in an image that shows the bias distractor"
+        if why:
+            result.setdefault("unavailable", {})["distractor_attention"] = why
+        else:
+            result["distractor_attention"] = shortcut
+    if intervention is not None:  # does the effect of the top pair flag a wrong top-1 image?
+        from causmatch.effect_auc import effect_auc
+
+        try:
+            result["effect_auc"] = effect_auc(factual, sims, k)
+        except DataError as err:  # one class only (or < 2 images): the retrieval results still stand
+            result.setdefault("unavailable", {})["effect_auc"] = str(err)
+    if fits is not None:  # the same scores as "metrics"
+        result["fit_aware"] = {**fit_aware_metrics(sims, fits, k), **fit_distribution(fits)}
+        if fold5:
+            folds = fit_aware_fold_metrics(sims, fits, k)
+            result["fit_aware"]["fold5"] = {"label": result["fold5"]["label"], "mean": folds["mean"],
+                                            "folds": folds["folds"]}
     return result

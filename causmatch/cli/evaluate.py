@@ -7,7 +7,8 @@ from pathlib import Path
 
 from causmatch.cli import add_model_data_args
 
-HELP = "R@1/5/10 both ways, rSum, medr/meanr, grounding accuracy; --fold5, --intervention, --json"
+HELP = ("R@1/5/10 both ways, rSum, medr/meanr, grounding accuracy, fit-aware R@K on scenes splits; --fold5, "
+        "--intervention, --json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def format_table(result: dict) -> str:
-    """A readable plain-text table of an :func:`causmatch.evaluation.evaluate` result."""
+def format_table(result: dict, fit_note: str | None = None) -> str:
+    """A readable plain-text table of an :func:`causmatch.evaluation.evaluate` result; ``fit_note``: why a
+    result without ``fit_aware`` has none (one line)."""
     head = (f"{'':<22}{'i2t R@1':>8}{'R@5':>7}{'R@10':>7}{'medr':>6}{'meanr':>8} |"
             f"{'t2i R@1':>8}{'R@5':>7}{'R@10':>7}{'medr':>6}{'meanr':>8} |{'rSum':>8}")
     rows = [(result["label"], result["metrics"])]
@@ -46,6 +48,11 @@ def format_table(result: dict) -> str:
         rows.append(("factual (no intervention)", result["factual_metrics"]))
     lines = [f"split {result['split']}: {result['n_images']} images, {result['n_captions']} captions; "
              f"intervention: {result['intervention']}", head, "-" * len(head)]
+    fa = result.get("fit_aware")
+    if fa:  # fit-aware rows: a query also counts as correct when an item it fits ranks there
+        if fa.get("fold5"):
+            rows.insert(1, ("fit-aware (fold mean)", fa["fold5"]["mean"]))
+        rows.insert(len(rows) - (1 if result.get("factual_metrics") else 0), ("fit-aware", fa))
     for label, m in rows:
         lines.append(f"{label[:21]:<22}{m['i2t_r1']:>8.2f}{m['i2t_r5']:>7.2f}{m['i2t_r10']:>7.2f}"
                      f"{m['i2t_medr']:>6.0f}{m['i2t_meanr']:>8.2f} |{m['t2i_r1']:>8.2f}{m['t2i_r5']:>7.2f}"
@@ -54,12 +61,41 @@ def format_table(result: dict) -> str:
         e = result["effect"]
         lines.append(f"mean effect (factual - counterfactual score): matching {e['matching']:.4f}, "
                      f"non-matching {e['non_matching']:.4f}")
+    if fa:
+        f = fa["fits_per_caption"]
+        lines.append(f"fit-aware: a query also counts as correct when an item it fits (a caption true of the image) "
+                     f"ranks there; captions fit {f['min']}-{f['max']} images (median {f['median']:g}, mean "
+                     f"{f['mean']:.2f}; {100 * f['only_own']:.1f}% only their own)")
+    elif fit_note:
+        lines.append(f"fit-aware recall: not computed — {fit_note}")
     g = result.get("grounding")
     if g:
         by_type = ", ".join(f"{t} {v:.2f}" for t, v in g["by_type"].items())
         lines.append(f"grounding accuracy: {g['overall']:.2f}% of {g['n_words']} words ({by_type}); "
                      f"chance {g['chance']:.2f}%")
+    lines.extend(_shortcut_lines(result))
     return "\n".join(lines)
+
+
+def _shortcut_lines(result: dict) -> list[str]:
+    """Distractor attention and the effect AUC (or why they are missing), one line each."""
+    lines, missing = [], result.get("unavailable", {})
+    d = result.get("distractor_attention")
+    if d:
+        lines.append(f"distractor attention: {d['share']:.2f}% of grounded words' attention mass lies on the bias "
+                     f"distractor ({d['n_words']} words in {d['n_images']} images that show it); chance "
+                     f"{d['chance']:.2f}%")
+    elif "distractor_attention" in missing:
+        lines.append(f"distractor attention: not computed — {missing['distractor_attention']}")
+    a = result.get("effect_auc")
+    if a:
+        parts = ", ".join(f"{name.replace('_', ' ')} {a[name]['auc']:.3f} [{a[name]['lo']:.3f}, {a[name]['hi']:.3f}]"
+                          for name in ("effect_top", "effect_margin", "score_margin"))
+        lines.append(f"does the effect flag a wrong top-1 image? ROC AUC (t2i, {a['n_correct']} of {a['n_queries']} "
+                     f"right; {100 * a['level']:.0f}% bootstrap interval): {parts}")
+    elif "effect_auc" in missing:
+        lines.append(f"effect AUC: not computed — {missing['effect_auc']}")
+    return lines
 
 
 def main(argv: list[str]) -> int:
@@ -98,7 +134,9 @@ def main(argv: list[str]) -> int:
     if not info.is_main:
         return 0
     result["checkpoint"] = str(args.checkpoint)
-    print(format_table(result))
+    from causmatch.data.scenes.fit import fit_unavailable
+
+    print(format_table(result, None if "fit_aware" in result else fit_unavailable(split)))
     if args.json_out:
         from causmatch.outputs import atomic_write_text, os_error
 

@@ -39,15 +39,49 @@ def _phrase(rng: np.random.Generator, objects: list[SceneObject], k: int, articl
     return [(det, None, None)] + words
 
 
+NEAR_MARGIN = 25.0   # px: "next to" needs centres closer than the two radii plus this
+NEAR_SHARE = 0.35    # how often a near pair is described as near rather than by its direction
+# The words of each relation; a caption's relation phrase is one of these.
+RELATION_WORDS = {
+    "near": (("next", "to"), ("beside",), ("near",)),
+    **{side: ((side, "of"), ("to", "the", side, "of"), ("on", "the", side, "of")) for side in ("left", "right")},
+    "above": (("above",),),
+    "below": (("below",), ("under",), ("beneath",)),
+}
+DIRECTIONS = ("left", "right", "above", "below")  # exactly one of these holds for any two centres
+# Every word the templates put around the noun phrases (besides relation words and NUMBERS).
+TEMPLATE_WORDS = frozenset({"a", "an", "the", "there", "is", "in", "picture", "on", "textured", "background",
+                            "image", "with", "and", "shapes", "objects", "including", "of", "among", "them",
+                            ",", "."})
+
+
+def relation_holds(kind: str, dx, dy, ra, rb):
+    """Whether relation ``kind`` describes ``a`` relative to ``b``, with ``dx, dy = b - a`` (centres, image y
+    downwards) and radii ``ra, rb``; numpy arrays broadcast. The one rule both the captions and
+    :mod:`causmatch.data.scenes.fit` use."""
+    dx, dy = np.asarray(dx), np.asarray(dy)
+    horizontal = np.abs(dx) >= np.abs(dy)
+    if kind == "near":
+        return np.hypot(dx, dy) < np.asarray(ra) + np.asarray(rb) + NEAR_MARGIN
+    if kind == "left":
+        return horizontal & (dx > 0)
+    if kind == "right":
+        return horizontal & ~(dx > 0)
+    if kind == "above":
+        return ~horizontal & (dy > 0)
+    if kind == "below":
+        return ~horizontal & ~(dy > 0)
+    raise ValueError(f"unknown relation {kind!r}")  # a programming error: kinds come from RELATION_WORDS
+
+
 def relation(a: SceneObject, b: SceneObject, rng: np.random.Generator) -> list[str]:
     """Words saying where ``a`` is relative to ``b`` (image y grows downwards)."""
     dx, dy = b.x - a.x, b.y - a.y
-    if np.hypot(dx, dy) < a.radius + b.radius + 25 and rng.random() < 0.35:
-        return _pick(rng, (["next", "to"], ["beside"], ["near"]))
-    if abs(dx) >= abs(dy):
-        side = "left" if dx > 0 else "right"
-        return _pick(rng, ([side, "of"], ["to", "the", side, "of"], ["on", "the", side, "of"]))
-    return ["above"] if dy > 0 else _pick(rng, (["below"], ["under"], ["beneath"]))
+    if relation_holds("near", dx, dy, a.radius, b.radius) and rng.random() < NEAR_SHARE:
+        return list(_pick(rng, RELATION_WORDS["near"]))
+    kind = next(k for k in DIRECTIONS if relation_holds(k, dx, dy, a.radius, b.radius))
+    options = RELATION_WORDS[kind]
+    return list(options[0]) if len(options) == 1 else list(_pick(rng, options))
 
 
 def _w(*words: str) -> list[Token]:
