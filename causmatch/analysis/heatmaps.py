@@ -410,7 +410,7 @@ def with_colorbar(rgb, vmin: float, vmax: float, cmap: str = "inferno", title: s
     x0 = w + pad
     ramp = np.linspace(float(vmax), float(vmin), h)[:, None].repeat(bar_w, axis=1)  # [h, bar_w]
     canvas[top:top + h, x0:x0 + bar_w] = colorize(ramp, vmin, vmax, cmap)
-    cv2.rectangle(canvas, (x0, top), (x0 + bar_w - 1, top + h - 1), (0, 0, 0), 1)
+    cv2.rectangle(canvas, (x0 - 1, top - 1), (x0 + bar_w, top + h), (0, 0, 0), 1)  # a frame around, not on, the bar
     for value, label in zip(values, labels):
         frac = (float(vmax) - value) / (float(vmax) - float(vmin)) if vmax > vmin else 0.0
         y = top + int(round(frac * (h - 1)))
