@@ -321,3 +321,116 @@ def test_eval_mode_restores_the_mode_even_when_the_block_raises():
             assert not m.training
             raise RuntimeError("boom")
         assert m.training is start
+
+
+# ---------------------------------------------------------------- fit-aware recall (captions true of several images)
+def naive_fit_ranks(sims, fits):
+    """Per query, the best position (stable descending sort) of any item it fits."""
+    i2t = [min(int(np.where(np.argsort(-sims[i], kind="stable") == c)[0][0]) for c in np.nonzero(fits[i])[0])
+           for i in range(sims.shape[0])]
+    t2i = [min(int(np.where(np.argsort(-sims[:, c], kind="stable") == i)[0][0]) for i in np.nonzero(fits[:, c])[0])
+           for c in range(sims.shape[1])]
+    return np.array(i2t), np.array(t2i)
+
+
+def _fits(rng, n_img, k, p=0.15):
+    f = rng.random((n_img, n_img * k)) < p
+    f[np.arange(n_img * k) // k, np.arange(n_img * k)] = True  # every caption fits its own image
+    return f
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fit_aware_ranks_match_naive_with_ties_and_chunks(seed, monkeypatch):
+    monkeypatch.setattr(ev, "_ROW_CHUNK", 7)
+    rng = np.random.default_rng(seed)
+    sims = rng.integers(0, 4, size=(23, 46)).astype(np.float32)  # ties everywhere
+    fits = _fits(rng, 23, 2)
+    i2t, t2i = naive_fit_ranks(sims, fits)
+    np.testing.assert_array_equal(ev.ranks_fit_i2t(sims, fits, 2), i2t)
+    np.testing.assert_array_equal(ev.ranks_fit_t2i(sims, fits, 2), t2i)
+    assert (i2t <= ranks_i2t(sims, 2)).all() and (t2i <= ranks_t2i(sims, 2)).all()
+    m = ev.fit_aware_metrics(sims, fits, 2)
+    assert set(m) == set(ev.RECALL_KEYS) and m["t2i_r5"] == pytest.approx(100 * np.mean(t2i < 5))
+    assert m["i2t_meanr"] == pytest.approx(i2t.mean() + 1)
+
+
+def test_fit_aware_with_only_own_fits_is_recall_and_a_hand_example():
+    rng = np.random.default_rng(5)
+    sims = rng.standard_normal((6, 18)).astype(np.float32)
+    own = np.zeros((6, 18), bool)
+    own[np.arange(18) // 3, np.arange(18)] = True
+    assert ev.fit_aware_metrics(sims, own, 3) == recall_metrics(sims, 3)
+    # caption 0 ranks image 1 first; it also fits image 1, so fit-aware counts it correct at 1
+    sims = np.array([[0.2, 0.0, 0.1, 0.0], [0.9, 0.0, 0.5, 0.0]], dtype=np.float32)
+    fits = np.array([[True, True, False, False], [True, False, True, True]])
+    assert ranks_t2i(sims, 2)[0] == 1 and ev.ranks_fit_t2i(sims, fits, 2)[0] == 0
+    assert ev.ranks_fit_t2i(sims, fits, 2).tolist() == [0, 0, 0, 1]  # caption 3: a tie, the lower index first
+    # image 1 ranks caption 0 (of image 0) first: it fits image 1, so it counts
+    assert ev.ranks_fit_i2t(sims, fits, 2).tolist() == [0, 0] and ranks_i2t(sims, 2).tolist() == [0, 1]
+    # image 0's best caption becomes caption 2, which does not fit it: a real failure either way
+    sims[0, 2] = 0.3
+    assert ranks_i2t(sims, 2)[0] == 1 and ev.ranks_fit_i2t(sims, fits, 2)[0] == 1
+
+
+def test_fit_aware_refuses_a_misaligned_fit_matrix():
+    sims = np.zeros((3, 6), np.float32)
+    good = np.zeros((3, 6), bool)
+    good[np.arange(6) // 2, np.arange(6)] = True
+    with pytest.raises(DataError, match="does not match"):
+        ev.fit_aware_metrics(sims, good[:, :4], 2)
+    with pytest.raises(DataError, match="does not match"):
+        ev.fit_aware_metrics(sims, good.astype(np.int8), 2)
+    with pytest.raises(DataError, match="caption 3 is not true of its own image 1"):
+        ev.fit_aware_metrics(sims, np.roll(good, 1, axis=0) | good & (np.arange(6) != 3), 2)
+    with pytest.raises(DataError, match="non-finite"):
+        ev.fit_aware_metrics(np.full((3, 6), np.nan), good, 2)
+
+
+def test_fit_aware_folds_are_block_averages():
+    rng = np.random.default_rng(6)
+    sims = rng.standard_normal((10, 20)).astype(np.float32)
+    fits = _fits(rng, 10, 2, p=0.3)
+    out = ev.fit_aware_fold_metrics(sims, fits, 2)
+    assert out["fold_size"] == 2 and out["folds"][3] == ev.fit_aware_metrics(sims[6:8, 12:16], fits[6:8, 12:16], 2)
+    assert out["mean"]["rsum"] == pytest.approx(np.mean([f["rsum"] for f in out["folds"]]))
+    with pytest.raises(ConfigError, match="divisible"):
+        ev.fit_aware_fold_metrics(sims[:9, :18], fits[:9, :18], 2)
+
+
+def test_evaluate_reports_fit_aware_recall_on_scenes_splits_only(scenes_sample, split):
+    from causmatch.data.scenes.fit import split_fits
+
+    scenes = load_split(scenes_sample, "test")
+    m = _matcher(scenes)
+    res = ev.evaluate(m, scenes, grounding=False)
+    fits = split_fits(scenes)
+    img, txt = ev.encode_split(m, scenes)
+    sims = ev.similarity_matrix(m, img, txt)
+    fa = res["fit_aware"]
+    assert {k: fa[k] for k in ev.RECALL_KEYS} == ev.fit_aware_metrics(sims, fits, 5)
+    assert fa["fits_per_caption"]["max"] == int(fits.sum(0).max()) and "histogram" in fa["fits_per_caption"]
+    small = ev.evaluate(m, scenes, grounding=False, limit_images=5, fold5=True)
+    assert small["fit_aware"]["fits_per_caption"]["mean"] == pytest.approx(fits[:5, :25].sum(0).mean())
+    assert len(small["fit_aware"]["fold5"]["folds"]) == 5 and small["fit_aware"]["fold5"]["label"] == "5-fold 1"
+    assert "fit_aware" not in ev.evaluate(_matcher(split), split, grounding=False)  # no scene descriptions
+
+
+def test_evaluate_cli_prints_fit_aware_rows_or_why_not(scenes_sample, tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from causmatch.cli import main
+
+    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "causmatch-scenes"
+    args = ["evaluate", "--checkpoint", str(ckpt), "--data", str(scenes_sample),
+            "--no-grounding", "--json", str(tmp_path / "r.json")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "fit-aware " in out and "captions fit " in out
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["fit_aware"]["rsum"] >= res["metrics"]["rsum"]
+    (scenes_sample / "test_scenes.jsonl").unlink()
+    assert main(args) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "fit-aware" in ln]
+    assert len(lines) == 1 and "not computed" in lines[0] and "test_scenes.jsonl" in lines[0]
+    assert "fit_aware" not in json.loads((tmp_path / "r.json").read_text())
