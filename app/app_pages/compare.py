@@ -1,4 +1,9 @@
-"""Compare checkpoints: the same pair and the same query under two checkpoints, side by side."""
+"""Compare checkpoints: the same pair and the same query under two checkpoints, side by side.
+
+What is compared is drawn on one scale for every checkpoint: the overlays and the word × region matrices
+share one colour scale (0 to the largest attention share of any word under any checkpoint), the per-word
+effect charts one axis range; scores and effects have 4 decimals everywhere, and the page says the scales.
+"""
 from __future__ import annotations
 
 import pandas as pd
@@ -6,35 +11,61 @@ import streamlit as st
 
 import results
 import state
-from components import figures, pair
+from components import figures, help, pair
 from components.errors import plain, require_finite
 from components.pickers import pick_index, pick_pair
 
+DIGITS = 4  # decimals of every score and effect on this page
 
-def _pair_column(model: state.Model, ex, word: int, zmax: float, missing: str | None = None) -> None:
+
+def shared_scales(explanations: list) -> dict:
+    """One scale for all checkpoints: ``share`` = (0, top) of the attention shares (factual and
+    counterfactual, every word, valid regions) and ``effects`` = the per-word effect axis range."""
+    tops = [pair.scales(ex)["share"][1] for ex in explanations if pair.word_region_map(ex)[0] is not None]
+    effects = [ex.word_effects for ex in explanations if ex.word_effects is not None]
+    return {"share": (0.0, max(tops or [1.0])),
+            "effects": figures.shared_range(*effects) if effects else None}
+
+
+def _pair_column(slot: int, model: state.Model, ex, word: int, scale: dict, missing: str | None = None) -> None:
     word = min(word, len(ex.tokens) - 1)  # another vocabulary may tokenise the caption differently
     st.subheader(plain(model.label))
-    pair.scores_row(ex, compact=True, missing=missing)
+    pair.scores_row(ex, missing=missing)
     fact, what = pair.word_region_map(ex)
+    vmin, vmax = scale["share"]
     if pair.overlays_available(ex) is None and fact is not None:
-        ov = pair.word_overlays(ex, word)
-        cols = st.columns([4, 4, 1.6])
-        cols[0].image(ov["factual"], caption=f"factual: “{ex.tokens[word]}”", width="stretch")
-        cols[1].image(ov["counterfactual"], caption="counterfactual", width="stretch")
-        cols[2].image(ov["bar"], caption="scale", width="stretch")
+        ov = pair.word_overlays(ex, word, scale=scale["share"])
+        tok = ex.tokens[word]
+        panels = [(ov["factual"], f"factual α: “{tok}”")]
+        if not missing:  # without a counterfactual there is no ᾱ to draw (never the factual twice)
+            panels.append((ov["counterfactual"], f"counterfactual ᾱ: “{tok}”"))
+        fig = figures.overlay_panels([p[0] for p in panels], [p[1] for p in panels], vmin=vmin, vmax=vmax,
+                                     bar_title="share of the word's attention", height=360)
+        figures.show(fig, key=f"cmp_ov_{slot}")
     if fact is not None:
         regions = pair.valid_regions(ex)
-        fig = figures.attention_matrix(fact[:, regions], ex.tokens, [f"r{r}" for r in regions],
-                                       title=f"{what}", zmin=0.0, zmax=zmax)
-        st.plotly_chart(fig, key=f"cmp_m_{model.label}", theme=None, config={"displaylogo": False})
-    if ex.word_effects is not None:
-        st.plotly_chart(figures.effect_bars(ex.tokens, ex.word_effects, title="Per-word effect", axis="word",
-                                            highlight=word), key=f"cmp_we_{model.label}",
-                        config={"displaylogo": False})
+        fig = pair.matrix_figure(ex, fact[:, regions], regions, title=what, zmin=vmin, zmax=vmax)
+        figures.show(fig, key=f"cmp_m_{slot}")
+    if ex.word_effects is not None and not missing:
+        fig = figures.effect_bars(ex.tokens, ex.word_effects, title="Per-word effect", axis="word",
+                                  highlight=word, xrange=scale["effects"], digits=DIGITS)
+        figures.show(fig, key=f"cmp_we_{slot}")
+
+
+def scales_note(scale: dict, n_models: int) -> str:
+    """What the shared scales are, said under the columns."""
+    who = "both checkpoints" if n_models == 2 else ("every checkpoint" if n_models > 2 else "the checkpoint")
+    text = (f"Shared scales: the overlays and word × region matrices of {who} use one colour scale, 0 to "
+            f"{scale['share'][1]:.{DIGITS}f} (the largest share of any word's attention, factual or counterfactual)")
+    if scale["effects"] is not None:
+        lo, hi = scale["effects"]
+        text += f"; the per-word effect charts one axis, {lo:+.{DIGITS}f} to {hi:+.{DIGITS}f}"
+    return text + ". Equal colours and equal bar lengths mean equal values across the columns."
 
 
 def _ranks(ctx: state.Context, caption: int, image: int) -> pd.DataFrame:
     """The pair's caption as a query and its image as a query, under every checkpoint (1-based ranks)."""
+    cf = help.cf_rank_label(help.draws(ctx.intervention, ctx.samples, ctx.seed))
     rows = []
     for model in ctx.models:
         for direction, query in (("t2i", caption), ("i2t", image)):
@@ -42,8 +73,8 @@ def _ranks(ctx: state.Context, caption: int, image: int) -> pd.DataFrame:
             require_finite(res.scores, f"{model.label}: the scores of {'caption' if direction == 't2i' else 'image'} "
                                        f"query {query}")
             rows.append({"checkpoint": model.label, "query": f"{'caption' if direction == 't2i' else 'image'} {query}",
-                         "rank": res.rank + 1, "rank_cf": res.cf_rank + 1,
-                         "score_true": round(float(res.scores[res.true_item]), 4)})
+                         "rank under α": res.rank + 1, cf: res.cf_rank + 1,
+                         "S(α) of the true item": round(float(res.scores[res.true_item]), DIGITS)})
     return pd.DataFrame(rows)
 
 
@@ -56,16 +87,19 @@ def render(ctx: state.Context) -> None:
     word = pick_index("Word for the overlays", "word", list(range(len(tokens))),
                       {j: f"{j} · {t}" for j, t in enumerate(tokens)})
     explanations = [results.explain(ctx, model, image, caption, text) for model in ctx.models]
-    # One colour scale for both matrices (row shares), so the two models' attention compares at a glance.
-    maps = [pair.word_region_map(ex)[0] for ex in explanations]
-    zmax = max([float(m.max()) for m in maps if m is not None and m.size] or [1.0])
+    scale = shared_scales(explanations)
+    missing = state.missing_counterfactual(ctx)
     cols = st.columns(len(ctx.models))
-    for col, model, ex in zip(cols, ctx.models, explanations):
+    for slot, (col, model, ex) in enumerate(zip(cols, ctx.models, explanations)):
         with col:
-            _pair_column(model, ex, word, zmax, state.missing_counterfactual(ctx))
+            _pair_column(slot, model, ex, word, scale, missing)
+    st.caption(scales_note(scale, len(ctx.models)))
+    help.how_to_read("scores", "effect", "interval", "attention", "word_effects", "ranks")
     if not text:
         st.subheader("Ranks of this pair's queries")
-        st.dataframe(_ranks(ctx, caption, image), hide_index=True)
+        ranks = _ranks(ctx, caption, image)
+        st.dataframe(ranks, hide_index=True, column_config={
+            "S(α) of the true item": st.column_config.NumberColumn(format=f"%.{DIGITS}f")})
 
 
 if __name__ == "__main__":

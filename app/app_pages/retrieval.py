@@ -8,8 +8,6 @@ import streamlit as st
 import results
 import state
 from causmatch.analysis import links
-from causmatch.analysis.effects import sample_interventions
-from causmatch.interventions import resolve_intervention
 from components import figures, help
 from components.errors import plain, require_finite
 from components.images import framed, load_rgb
@@ -34,16 +32,6 @@ def pick_query(split, direction: str) -> int:
     st.markdown(f"**Query:** image {i} (true captions {', '.join(map(str, own))})")
     state.fit("caption", own, own[0], warn=False)  # the pair is the query image with one of its captions
     return int(i)
-
-
-def draws(ctx: state.Context) -> int:
-    """How many draws of the counterfactual the scores under ᾱ average (1 for a deterministic kind)."""
-    return len(sample_interventions(resolve_intervention(ctx.intervention, ctx.seed), ctx.samples))
-
-
-def cf_name(n_draws: int) -> str:
-    """The counterfactual rank's name, with what it averages."""
-    return f"rank under ᾱ (mean of {n_draws} draws)" if n_draws > 1 else "rank under ᾱ"
 
 
 # The top-k table's columns: (name shown, help). The CSV keeps the library's names.
@@ -117,11 +105,11 @@ def render(ctx: state.Context) -> None:
     res = results.rank(ctx, model, direction, query, k)
     require_finite(np.concatenate([np.ravel(res.scores), np.ravel(res.cf_scores)]),
                    f"the scores of {'caption' if direction == 't2i' else 'image'} query {query}")
-    n_draws = draws(ctx)
+    n_draws = help.draws(ctx.intervention, ctx.samples, ctx.seed)
     cols = st.columns(3)
     cols[0].metric("True item's rank, factual", res.rank + 1, help="rank under α, 1-based (1 = best)")
-    cols[1].metric(f"… {cf_name(n_draws)}", res.cf_rank + 1, delta=res.rank - res.cf_rank, delta_color="normal",
-                   help="positive: the true item rose under the counterfactual attention")
+    cols[1].metric(f"… {help.cf_rank_label(n_draws)}", res.cf_rank + 1, delta=res.rank - res.cf_rank,
+                   delta_color="normal", help="positive: the true item rose under the counterfactual attention")
     cols[2].metric("Intervention", ctx.intervention or "none")
     help.how_to_read("ranks", "scores")
     if direction == "t2i" and not ctx.split.image_paths:
@@ -148,7 +136,7 @@ def render(ctx: state.Context) -> None:
     fig = figures.rank_moves([f"{'img' if direction == 't2i' else 'cap'} {i}" for i in items],
                              [r["rank"] + 1 for r in items.values()], [r["cf_rank"] + 1 for r in items.values()],
                              title="each item of either top-k: rank under α → rank under ᾱ",
-                             before_label="rank under α", after_label=cf_name(n_draws),
+                             before_label="rank under α", after_label=help.cf_rank_label(n_draws),
                              true=[r["is_true"] for r in items.values()])
     figures.show(fig, key="rt_moves")
     df = top_frame(res.top, ctx.split, direction)

@@ -7,7 +7,8 @@ Every page calls :func:`how_to_read` with the topics of the numbers it shows, ne
 
 Topics (:data:`TOPICS`): ``scores`` (S(α), S(ᾱ)), ``effect``, ``interval``, ``word_effects``,
 ``region_effects``, ``attention`` (the word × region matrices), ``pointing``, ``ranks``, ``margin``,
-``curves`` (deletion / insertion). An unknown topic is a programming error (``ValueError``), caught by
+``curves`` (deletion / insertion). :func:`cf_rank_label` names a rank under ᾱ with its number of draws
+(:func:`draws`). An unknown topic is a programming error (``ValueError``), caught by
 the tests, never a user's mistake. The texts follow the library's maths (``causmatch.analysis.effects``,
 ``causmatch.pointing``, ``causmatch.analysis.failures``, ``causmatch.analysis.grounding``).
 """
@@ -73,6 +74,19 @@ TOPICS: dict[str, tuple[str, str]] = {
         "score curve over the fraction of regions removed or added: a faithful attention gives a low deletion "
         "area and a high insertion area."),
 }
+
+
+def draws(spec: str | None, samples: int, seed: int = 0) -> int:
+    """How many draws of the counterfactual ``spec`` the numbers under ᾱ average: ``samples`` for a
+    stochastic kind, 1 for a deterministic one (``causmatch.analysis.effects.sample_interventions``)."""
+    from causmatch.analysis.effects import sample_interventions
+    from causmatch.interventions import resolve_intervention
+    return len(sample_interventions(resolve_intervention(spec, seed), samples))
+
+
+def cf_rank_label(n_draws: int) -> str:
+    """The name of a rank under the counterfactual attention, saying what it averages."""
+    return f"rank under ᾱ (mean of {n_draws} draws)" if n_draws > 1 else "rank under ᾱ"
 
 
 def _check(topics: tuple[str, ...]) -> None:

@@ -42,3 +42,8 @@ def test_how_to_read_draws_one_expander_per_call():
     labels = [e.label for e in at.expander]
     assert labels == [help.LABEL, help.LABEL]
     assert "Effect = S(α)" in at.expander[0].markdown[0].value and "Margin" in at.expander[1].markdown[0].value
+
+
+def test_draws_and_the_counterfactual_rank_name():
+    assert help.draws("random", 8) == 8 and help.draws("uniform", 8) == 1 and help.draws(None, 8) == 1
+    assert help.cf_rank_label(8) == "rank under ᾱ (mean of 8 draws)" and help.cf_rank_label(1) == "rank under ᾱ"
