@@ -19,6 +19,8 @@ Public API::
     .pair_limits(image, caption=None, *, text=None) -> {"n_words": W, "n_regions": R}   # this pair's targets
     .split_limits() -> {"n_words": max W, "n_regions": max R}                          # whole-split runs
     .check_intervention(intervention, image=None, caption=None, *, text=None, seed=0) -> Intervention
+    .fits() -> np.ndarray [I,C] bool | None   # caption c is true of image i (scenes splits; None elsewhere, and
+                                              # causmatch.data.scenes.fit.fit_unavailable(split) says why)
 
 Interventions are validated before any work (``check_intervention``): against the pair in
 ``explain``/``effects``/``rank_*``, against the split's maxima in ``similarity``/``recall``/``failure_table``
@@ -85,6 +87,7 @@ class AnalysisSession:
         self._fp: tuple[str, str] | None = None
         self._gallery: tuple[ImageEmb, TextEmb] | None = None
         self._sims: dict[str, np.ndarray] = {}
+        self._fits: tuple[np.ndarray | None] | None = None
 
     @classmethod
     def open(cls, checkpoint_dir, data_dir, split: str = "test", cache_dir=None, device="cpu") -> "AnalysisSession":
@@ -406,6 +409,16 @@ class AnalysisSession:
         factual = self.similarity()[i, :]  # [C]
         cf = self._query_scores(img[[i]], txt, iv, samples, seed, ids)  # [C]
         return compare_rankings(i, "i2t", factual, cf, list(self.split.captions_of(i)), k, iv.describe())
+
+    # ------------------------------------------------------------------ captions true of several images
+    def fits(self) -> np.ndarray | None:
+        """The split's fit matrix ``[I, C]`` (read-only bool; ``causmatch.data.scenes.fit.split_fits``), computed
+        once; None for a split without scene descriptions. DataError when the scene file is misaligned."""
+        if self._fits is None:
+            from causmatch.data.scenes.fit import split_fits
+
+            self._fits = (split_fits(self.split),)
+        return self._fits[0]
 
     # ------------------------------------------------------------------ failure cases
     def failure_table(self, direction: str = "t2i", intervention="random", other: "AnalysisSession | None" = None,

@@ -344,3 +344,22 @@ def test_best_wrong_fits_reads_the_matrix_the_right_way_round():
         best_wrong_fits(f, "t2i", np.array([0.5]), np.array([0]))
     with pytest.raises(ConfigError, match="direction 'x2y'"):
         best_wrong_fits(f, "x2y", np.array([0]), np.array([0]))
+
+
+def test_the_analysis_session_computes_the_fit_matrix_once(scenes_sample, monkeypatch):
+    from pathlib import Path
+
+    import causmatch.data.scenes.fit as fit_module
+    from causmatch.analysis import AnalysisSession
+
+    ckpt = Path(__file__).resolve().parents[2] / "checkpoints" / "causmatch-scenes"
+    session = AnalysisSession.open(ckpt, scenes_sample, "test")
+    calls = []
+    real = fit_module.split_fits
+    monkeypatch.setattr(fit_module, "split_fits", lambda split: calls.append(1) or real(split))
+    first = session.fits()
+    assert session.fits() is first and len(calls) == 1
+    np.testing.assert_array_equal(first, real(session.split))
+    (scenes_sample / "test_scenes.jsonl").unlink()
+    other = AnalysisSession.open(ckpt, scenes_sample, "test")
+    assert other.fits() is None and other.fits() is None and len(calls) == 2
