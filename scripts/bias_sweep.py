@@ -293,7 +293,7 @@ def figure(rows: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, label in ((axes[0], "rsum", "test rSum"),
-                           (axes[1], "distractor_attention", "distractor attention (share of mass)")):
+                           (axes[1], "distractor_attention", "distractor attention (% of attention mass)")):
         for model in MODELS:
             xs, means, stds, ns = [], [], [], []
             for bias in sorted({float(r["bias"]) for r in rows}):
@@ -305,7 +305,8 @@ def figure(rows: list[dict], path: Path) -> None:
                     stds.append(np.std(vals))
                     ns.append(len(vals))
             if xs:
-                ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=f"{model} (n={min(ns)}-{max(ns)})")
+                n = f"{min(ns)}" if min(ns) == max(ns) else f"{min(ns)}-{max(ns)}"
+                ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=f"{model} (n={n} seeds)")
         if key == "distractor_attention":
             chance = [float(r["distractor_chance"]) for r in rows if r["distractor_chance"] != ""]
             if chance:
