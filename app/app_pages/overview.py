@@ -9,7 +9,7 @@ import results
 import state
 from causmatch.analysis import links
 from causmatch.interventions import COUNTERFACTUAL_KINDS
-from components import figures
+from components import figures, help
 from components.errors import plain
 from components.images import load_rgb
 from components.tables import table
@@ -104,6 +104,7 @@ def render(ctx: state.Context) -> None:
     st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
                "*Explore a pair* and *Retrieval* average the sidebar's samples.")
     table(recall_frame(ctx, mode), "recall.csv", key="ov_recall")
+    help.how_to_read("recall", "effect", "pointing")
     _grounding(ctx)
     if mode != "off":
         _effects(ctx)

@@ -6,10 +6,10 @@ Every page calls :func:`how_to_read` with the topics of the numbers it shows, ne
     help.how_to_read("scores", "effect", "interval")
 
 Topics (:data:`TOPICS`): ``scores`` (S(α), S(ᾱ)), ``effect``, ``interval``, ``word_effects``,
-``region_effects``, ``attention`` (the word × region matrices), ``pointing``, ``ranks``, ``margin``,
-``curves`` (deletion / insertion). :func:`cf_rank_label` names a rank under ᾱ with its number of draws
-(:func:`draws`). An unknown topic is a programming error (``ValueError``), caught by
-the tests, never a user's mistake. The texts follow the library's maths (``causmatch.analysis.effects``,
+``region_effects``, ``attention`` (the word × region matrices), ``pointing``, ``ranks``, ``recall`` (R@K),
+``margin``, ``curves`` (deletion / insertion). :func:`cf_rank_label` names a rank under ᾱ with its number
+of draws (:func:`draws`). An unknown topic is a programming error (``ValueError``), caught by the tests,
+never a user's mistake. The texts follow the library's maths (``causmatch.analysis.effects``,
 ``causmatch.pointing``, ``causmatch.analysis.failures``, ``causmatch.analysis.grounding``).
 """
 from __future__ import annotations
@@ -63,6 +63,12 @@ TOPICS: dict[str, tuple[str, str]] = {
         "Ranks are **1-based** (1 = the best of the gallery; ties go to the lower index). The rank under ᾱ "
         "comes from the counterfactual scores averaged over the draws said beside it. **Moved** = rank under α "
         "− rank under ᾱ: positive when the item rose under the counterfactual attention."),
+    "recall": (
+        "R@K, rSum, medr",
+        "**R@K** (%) is the share of queries whose true item is among the K best-scored: **t2i**, each caption "
+        "over all images; **i2t**, each image over all captions (a hit when any of its own captions is in the "
+        "top K). **rSum** adds the six R@K; **medr** is the median 1-based rank of the true item (lower is "
+        "better). Under a counterfactual the same is computed from the scores under ᾱ."),
     "margin": (
         "Margin",
         "**Margin** = S(α) of the true item − S(α) of the best-scoring wrong item. Negative: a wrong item "
