@@ -154,3 +154,27 @@ def test_a_scene_file_of_other_images_is_refused(folder, tmp_path):
     (bad / "test_scenes.jsonl").write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
     with pytest.raises(DataError, match="line 1 is not the scene of image 0"):
         ev.distractor_regions(load_split(bad, "test"))
+
+
+def test_the_box_rule_reproduces_the_grounding_regions_on_the_sample():
+    """The distractor has no grounding entry (it is never mentioned); its regions come from the box rule. On the
+    committed sample split the same rule, applied to the mentioned objects, gives their pixel-based grounding
+    regions, and it finds every distractor."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "assets" / "sample" / "scenes"
+    split = load_split(folder, "test")
+    scenes = [json.loads(line)["objects"] for line in (folder / "test_scenes.jsonl").read_text().splitlines()]
+    same = total = 0
+    for entry in split.grounding:
+        i = entry["image"]
+        for w in entry["words"]:
+            got = set(np.flatnonzero(ev.regions_of_box(scenes[i][w["object"]]["box"], split.boxes[i],
+                                                       split.region_mask[i])).tolist())
+            assert got <= set(w["regions"])
+            same += got == set(w["regions"])
+            total += 1
+    assert total > 50 and same / total >= 0.95
+    dis = ev.distractor_regions(split)
+    shown = [i for i, objects in enumerate(scenes) if any(o["distractor"] and o["box"] for o in objects)]
+    assert shown and sorted(np.flatnonzero(dis.any(axis=1)).tolist()) == shown
