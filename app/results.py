@@ -107,6 +107,15 @@ def failure_filters(ctx: Context) -> dict:
                 disagreement=bool(state.value("disagree")) and len(ctx.models) > 1)
 
 
+def failure_slice(ctx: Context):
+    """The view's slice (``causmatch.analysis.slices.Slice``), or None for the whole split. A link's slice
+    that this split cannot cut by is replaced by the whole split, with the link warning."""
+    found = slices(ctx)
+    name = state.value("slice")
+    state.fit("slice", lambda v: v == "" or found.valid(v), "")
+    return found.get(name) if name and found.valid(name) else None
+
+
 def failure_list(ctx: Context):
     """The failure rows exactly as the Failure cases table shows them for the current view: its direction,
     rank range, effect sign, disagreement, slice, sort column and order. Columns keep their names of
@@ -114,8 +123,99 @@ def failure_list(ctx: Context):
     indices); ranks are 1-based as shown (1 = first); the index is the row's position in the table."""
     from causmatch.analysis.failures import as_shown, sort_failures
     filters = failure_filters(ctx)
-    df = filter_failures(failures(ctx, filters["direction"]), **filters)
+    cut = failure_slice(ctx)
+    rows = cut.rows(filters["direction"]) if cut is not None else None
+    df = filter_failures(failures(ctx, filters["direction"]), **filters, queries=rows)
     return as_shown(sort_failures(df, state.value("sort"), state.value("order")))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _slices(_split, key: str):
+    from causmatch.analysis.slices import SplitSlices
+    return SplitSlices(_split)
+
+
+def slices(ctx: Context):
+    """The split's slices (``causmatch.analysis.slices.SplitSlices``), built once per split and shared
+    (read-only)."""
+    session, _ = ctx.models[0].session
+    return _slices(ctx.split, session.fingerprints()[1])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _ranks(_model: Model, key: str, spec: str | None, samples: int, seed: int):
+    from causmatch.evaluation import ranks_i2t, ranks_t2i
+    session, lock = _model.session
+    with lock:
+        sims = session.similarity(spec, samples=samples, seed=seed)
+    k = session.split.caps_per_image
+    return ranks_t2i(sims, k), ranks_i2t(sims, k)
+
+
+def ranks(ctx: Context, model: Model, spec: str | None):
+    """0-based (caption → image [C], image → caption [I]) ranks of the split, factual (None) or under ``spec``."""
+    similarity(ctx, model, spec)
+    return _ranks(model, _key(model), spec, SPLIT_SAMPLES, ctx.seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _matching_effects(_model: Model, key: str, spec: str, samples: int, seed: int):
+    import numpy as np
+    session, lock = _model.session
+    with lock:
+        sims, cf = session.similarity(), session.similarity(spec, samples=samples, seed=seed)
+    caps = np.arange(sims.shape[1])
+    rows = caps // session.split.caps_per_image
+    return np.asarray(sims[rows, caps], np.float64) - np.asarray(cf[rows, caps], np.float64)
+
+
+def matching_effects(ctx: Context, model: Model):
+    """[C] effect S(α) − S(ᾱ) of every matching pair (caption c with image c // K) under the sidebar's
+    intervention, one draw per pair (:data:`SPLIT_SAMPLES`); None when the kind lacks its targets."""
+    if ctx.intervention is None:
+        return None
+    similarity(ctx, model, ctx.intervention)
+    return _matching_effects(model, _key(model), ctx.intervention, SPLIT_SAMPLES, ctx.seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _pointing_counts(_model: Model, key: str):
+    import numpy as np
+
+    from causmatch.analysis.grounding import grounding_table
+    session, lock = _model.session
+    if session.split.grounding is None:
+        return None
+    with lock:
+        df = grounding_table(session)
+    n, caps = session.split.n_captions, df["caption"].to_numpy(np.int64)
+    return (np.bincount(caps, weights=df["hit"].to_numpy(np.float64), minlength=n),
+            np.bincount(caps, minlength=n).astype(np.float64))
+
+
+def pointing_counts(ctx: Context, model: Model):
+    """(hits [C], grounded words [C]) of the pointing game on every matching pair; None without grounding."""
+    return _pointing_counts(model, _key(model))
+
+
+def slice_table(ctx: Context, keys: list[str], spec: str | None = None, effects: bool = True):
+    """One row per (checkpoint, slice) of ``keys``: sizes, R@K both directions where the slice cuts them,
+    and — when ``effects`` — mean matching-pair effect under the sidebar's intervention and pointing accuracy
+    (``causmatch.analysis.slices.slice_metrics``); ranks factual, or under ``spec``."""
+    import pandas as pd
+
+    from causmatch.analysis.slices import slice_metrics
+    found = slices(ctx)
+    chosen = [found.get(k) for k in keys]
+    parts = []
+    for model in ctx.models:
+        t2i, i2t = ranks(ctx, model, spec)
+        counts = pointing_counts(ctx, model) if effects else None
+        hits, words = counts if counts is not None else (None, None)
+        df = slice_metrics(chosen, t2i, i2t, effect=matching_effects(ctx, model) if effects else None,
+                           hits=hits, words=words)
+        parts.append(df.assign(checkpoint=model.label))
+    return pd.concat(parts, ignore_index=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -188,3 +288,30 @@ def curves(ctx: Context, model: Model, image: int, caption: int, baselines: dict
     (``causmatch.analysis.grounding.pair_curves``): ``{kind: {name: Curve}}``."""
     key = tuple((name, tuple(int(r) for r in order)) for name, order in baselines.items())
     return _curves(model, _key(model), int(image), int(caption), key)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _common_words(_model: Model, key: str) -> frozenset:
+    from causmatch.analysis.pair_view import common_words
+    session, lock = _model.session
+    with lock:
+        _, txt = session.gallery()
+    return common_words(txt.tokens)
+
+
+def common_words(ctx: Context, model: Model) -> frozenset:
+    """The words in more than half of the split's captions ("a"; ``causmatch.analysis.pair_view.common_words``)."""
+    return _common_words(model, _key(model))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _fit_rule(_split, key: str):
+    from causmatch.data.scenes.fit import fit_unavailable, split_fits
+    return split_fits(_split), fit_unavailable(_split)
+
+
+def fit_rule(ctx: Context):
+    """(fits [I, C] bool or None, why it is None): which captions are true of which images, from the scenes
+    generator's descriptions (``causmatch.data.scenes.fit``); a DataError when the split's files disagree."""
+    session, _ = ctx.models[0].session
+    return _fit_rule(ctx.split, session.fingerprints()[1])

@@ -1,6 +1,8 @@
-"""Failure cases: queries whose true item is not ranked first, filtered, sorted, opened in Explore."""
+"""Failure cases: queries whose true item is not ranked first — filtered, cut by a slice, sorted, each opened
+as its failing pair — and the split's slices side by side (R@K, mean effect, pointing accuracy)."""
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import pandas as pd
@@ -8,10 +10,15 @@ import streamlit as st
 
 import results
 import state
-from causmatch.analysis import failures, links
+from causmatch.analysis import failures, links, slices
+from components import figures, help
 from components.errors import plain, require_finite
 from components.pickers import pick_direction
-from components.tables import csv_button
+from components.tables import column_config, csv_button, thumbnail
+
+THUMBS = 250       # rows with a thumbnail of the query image (the first ones, in the table's order)
+SLICE_WORDS = 20   # word slices in the Slices section (most frequent first); the slice picker offers every word
+FAILING_PAIR = "app_pages/failing_pair.py"
 
 
 def _filters(ctx: state.Context) -> dict:
@@ -30,44 +37,183 @@ def _filters(ctx: state.Context) -> dict:
     return results.failure_filters(ctx)
 
 
+def _slice_picker(ctx: state.Context, found: slices.SplitSlices, container) -> None:
+    """The slice that cuts the table (view field ``slice``): every slice the split offers, and the link's own."""
+    key = state.fit("slice", lambda v: v == "" or found.valid(v), "")
+    current = state.value("slice")
+    options = ["", *found.keys()]
+    if current and current not in options:
+        options.append(current)  # a link's range that is not one of the bins (length:3-5)
+
+    def label(k: str) -> str:
+        if not k:
+            return "whole split"
+        sl = found.get(k)
+        n = int(sl.images.sum()) if sl.images is not None else int(sl.captions.sum())
+        return f"{sl.title} ({n:,} {'images' if sl.images is not None else 'captions'})"
+    container.selectbox("Slice", options, key=key, on_change=state.changed, format_func=label,
+                        help="cut the table to the queries of one slice of the split (see Slices below); "
+                             "type to search the words")
+
+
 def _row_selected(split, shown: pd.DataFrame) -> None:
-    """on_select of the table: the selected query's pair (query with its true item) becomes the view's,
-    to be opened in Explore."""
+    """on_select of the table: the selected failure becomes the view's and its failing pair is opened."""
     rows = st.session_state["fail_table"]["selection"]["rows"]
     if not rows:
         return
     row = shown.iloc[rows[0]]
-    if row["direction"] == "t2i":
-        caption = int(row["query"])
-        image = split.image_of(caption)
+    direction, query = str(row["direction"]), int(row["query"])
+    if direction == "t2i":
+        image, caption = split.image_of(query), query
     else:
-        image, caption = int(row["query"]), int(row["true_item"])
-    state.open_pair(image, caption, "explore")
+        image, caption = query, int(row["true_item"])
+    state.open_failure(direction, query, image, caption)
+
+
+def _numbered(split, caption: int) -> str:
+    return f"#{caption} · {split.captions[caption]}"
+
+
+def display(split, shown: pd.DataFrame, direction: str) -> tuple[pd.DataFrame, dict]:
+    """(rows, column settings) as drawn: readable names with help (``failures.COLUMNS``), the caption
+    texts, and thumbnails of the query images (image queries; the first :data:`THUMBS` rows). The settings
+    name the columns shown, in order; the rows keep every column (the selection reads them)."""
+    out = shown.copy()
+    if direction == "t2i":
+        out["query_text"] = [_numbered(split, int(q)) for q in out["query"]]
+    else:
+        paths = split.image_paths
+        if paths:
+            out["query_image"] = [thumbnail(paths[int(q)]) if n < THUMBS else None
+                                  for n, q in enumerate(out["query"])]
+        out["true_text"] = [_numbered(split, int(c)) for c in out["true_item"]]
+        out["wrong_text"] = [_numbered(split, int(c)) for c in out["best_wrong"]]
+    present = [n for n, c in failures.COLUMNS.items() if n in out.columns and c.in_table]
+    replaced = {failures.COLUMNS[n].replaces for n in present}
+    named = {n: (*failures.COLUMNS[n].named(direction, results.SPLIT_SAMPLES), failures.COLUMNS[n].kind)
+             for n in present if n not in replaced}
+    return out, column_config(named)
+
+
+def _file_name(direction: str, key: str) -> str:
+    cut = re.sub(r"[^A-Za-z0-9_-]+", "-", key.replace(":", "-")).strip("-")
+    return f"failures_{direction}{'_' + cut if cut else ''}.csv"
+
+
+def _table(ctx: state.Context, found: slices.SplitSlices, direction: str, full: pd.DataFrame) -> None:
+    shown = results.failure_list(ctx)
+    cut = results.failure_slice(ctx)
+    queries = "captions" if direction == "t2i" else "images"
+    if cut is not None and cut.rows(direction) is None:
+        st.info(f"The slice *{plain(cut.title)}* describes captions: it cuts caption queries, not image queries — "
+                "every image query is listed. Query by caption to cut the table, or pick an image slice "
+                "(valid regions, bias distractor).")
+    where = "" if cut is None or cut.rows(direction) is None else f" in the slice *{plain(cut.title)}*"
+    st.markdown(f"**{len(shown):,}** of {len(full):,} query {queries}{where} · select a row to open its "
+                "failing pair (the query beside its true and best wrong item)")
+    rows, config = display(ctx.split, shown, direction)
+    st.dataframe(rows, hide_index=True, column_config=config, column_order=list(config),
+                 on_select=partial(_row_selected, ctx.split, shown), selection_mode="single-row", key="fail_table",
+                 height=420,
+                 row_height=44 if "query_image" in config else None)
+    notes = ["ranks are 1-based (1 = first)", "ids are 0-based indices into the split"]
+    if "query_image" in config and len(rows) > THUMBS:
+        notes.append(f"thumbnails for the first {THUMBS} rows")
+    st.caption(" · ".join(notes) + " · scores S(true pair) and S(best wrong pair) are in the CSV export")
+    csv_button(shown, _file_name(direction, state.value("slice")), key="fail_csv", label="Export CSV")
+
+
+SLICE_COLUMNS = {  # slice table column -> (label, help, kind)
+    "checkpoint": ("Checkpoint", "the checkpoint these numbers are of", "name"),
+    "label": ("Slice", "the slice's value", "name"),
+    "captions": ("Captions", "captions (matching pairs) in the slice", "id"),
+    "images": ("Images", "images in the slice (image slices only)", "id"),
+    "t2i_r1": ("R@1 caption → image", "% of the slice's captions whose image is ranked first", "pct"),
+    "t2i_r5": ("R@5 c→i", "% of the slice's captions whose image is within the top 5", "pct"),
+    "t2i_r10": ("R@10 c→i", "% of the slice's captions whose image is within the top 10", "pct"),
+    "i2t_r1": ("R@1 image → caption", "% of the slice's images with one of their captions first (image slices)",
+               "pct"),
+    "i2t_r5": ("R@5 i→c", "% of the slice's images with a caption within the top 5 (image slices)", "pct"),
+    "i2t_r10": ("R@10 i→c", "% of the slice's images with a caption within the top 10 (image slices)", "pct"),
+    "effect": ("Mean effect ({draws})", "mean S(α) − S(ᾱ) of the slice's matching pairs", "score"),
+    "pointing": ("Pointing accuracy", "% of the grounded words of the slice's captions whose most-attended "
+                 "region is one of theirs", "pct"),
+}
+
+
+def _slice_config(df: pd.DataFrame) -> dict:
+    """Column settings of a slice table: the columns that hold a value, named with their help."""
+    draws = f"{results.SPLIT_SAMPLES} draw{'s' if results.SPLIT_SAMPLES != 1 else ''}"
+    return column_config({name: (label.format(draws=draws), text, kind)
+                          for name, (label, text, kind) in SLICE_COLUMNS.items()
+                          if name in df.columns and not df[name].isna().all()})
+
+
+def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
+    st.subheader("Slices")
+    st.caption("R@K, mean effect and pointing accuracy of the whole split cut into slices: by a word, the caption's "
+               "length and the image's valid regions for every dataset, and by the generator's labels for scenes. "
+               "A caption slice cuts caption queries; an image slice cuts image queries and the captions of its "
+               f"images. Effects under {plain(ctx.intervention or 'no counterfactual')}, "
+               f"{results.SPLIT_SAMPLES} draw per pair.")
+    help.how_to_read("ranks", "effect", "pointing")
+    if found.missing:
+        why = dict.fromkeys(found.missing.values())
+        st.caption("Not offered here: " + " · ".join(plain(w) for w in why))
+    keys = found.keys(words=SLICE_WORDS)
+    table = results.slice_table(ctx, ["", *keys], effects=ctx.intervention is not None)
+    families = [f for f in slices.FAMILIES if f in found.families]
+    tabs = st.tabs([slices.TITLES[f].capitalize() for f in families])
+    whole = table[table["slice"] == ""]
+    for tab, family in zip(tabs, families):
+        part = table[table["family"] == family]
+        with tab:
+            image = family in slices.IMAGE_FAMILIES
+            series = {}
+            for label in part["checkpoint"].unique():
+                rows = part[part["checkpoint"] == label]
+                series[f"{label} · caption → image"] = rows["t2i_r1"].to_numpy()
+                if image:
+                    series[f"{label} · image → caption"] = rows["i2t_r1"].to_numpy()
+            cats = figures.unique_labels(list(part[part["checkpoint"] == part["checkpoint"].iloc[0]]["label"]))
+            ref = float(whole["t2i_r1"].iloc[0])
+            fig = figures.grouped_bars(cats, series, title=f"R@1 by {slices.TITLES[family]}", axis="R@1 (%)",
+                                       reference=(f"whole split, {ctx.models[0].label}, caption → image", ref))
+            st.plotly_chart(fig, key=f"slice_chart_{family}", config={"displaylogo": False})
+            if family == "word":
+                st.caption(f"The {SLICE_WORDS} most frequent words in at most half of the captions; the slice "
+                           "picker above offers every word.")
+            shown = pd.concat([whole, part], ignore_index=True)
+            config = _slice_config(shown)
+            st.dataframe(shown, hide_index=True, column_config=config, column_order=list(config),
+                         key=f"slice_table_{family}")
 
 
 def render(ctx: state.Context) -> None:
     st.title("Failure cases")
-    st.caption(f"{' vs '.join(plain(m.label) for m in ctx.models)} · counterfactual: {ctx.intervention or 'none'} · "
-               f"{results.SPLIT_SAMPLES} draw per pair · ranks are 1-based; "
-               "margin = score of the true item − score of the best wrong item")
+    draws = f"{results.SPLIT_SAMPLES} draw per pair"
+    st.caption(f"{' vs '.join(plain(m.label) for m in ctx.models)} · counterfactual: "
+               f"{plain(ctx.intervention or 'none')} ({draws}) · ranks are 1-based; "
+               "margin = S(true pair) − S(best wrong pair)")
+    help.how_to_read("ranks", "margin", "effect", "pointing")
     filters = _filters(ctx)
-    full = results.failures(ctx, filters["direction"])
+    direction = filters["direction"]
+    full = results.failures(ctx, direction)
     require_finite(full[[c for c in ("margin", "effect_true") if c in full.columns]].to_numpy(),
-                   f"the failure table ({filters['direction']})")
-    sort_col, order = st.columns([2, 1])
+                   f"the failure table ({direction})")
+    found = results.slices(ctx)
+    cut_col, sort_col, order = st.columns([2, 2, 1.4])
+    _slice_picker(ctx, found, cut_col)
     by = sort_col.selectbox("Sort by", failures.SORTABLE, key=state.key("sort"), on_change=state.changed,
-                            format_func=lambda c: failures.COLUMNS[c].named(filters["direction"])[0])
-    natural = "ascending ↑" if failures.COLUMNS[by].ascending else "descending ↓"
+                            format_func=lambda c: failures.COLUMNS[c].named(direction, results.SPLIT_SAMPLES)[0])
+    natural = "↑" if failures.COLUMNS[by].ascending else "↓"
     order.segmented_control("Order", failures.ORDERS, required=True, key=state.key("order"), on_change=state.changed,
-                            format_func={"": f"default ({natural})", "asc": "↑", "desc": "↓"}.get,
-                            help="default: the column's own order, worst cases first")
-    shown = results.failure_list(ctx)
-    st.markdown(f"**{len(shown):,}** of {len(full):,} queries · select a row to open it in *Explore a pair*")
-    st.dataframe(shown, hide_index=True, on_select=partial(_row_selected, ctx.split, shown),
-                 selection_mode="single-row", key="fail_table", height=420)
-    csv_button(shown, f"failures_{filters['direction']}.csv", key="fail_csv", label="Export CSV")
-    if state.take_open() == "explore":
-        st.switch_page("app_pages/explore.py", query_params=state.link())
+                            format_func={"": f"worst first {natural}", "asc": "↑", "desc": "↓"}.get,
+                            help="worst first: the column's own order (lowest margin or effect, highest rank)")
+    _table(ctx, found, direction, full)
+    _slices_section(ctx, found)
+    if state.take_open() == "failing_pair":
+        st.switch_page(FAILING_PAIR, query_params=state.link())
 
 
 if __name__ == "__main__":

@@ -21,3 +21,52 @@ def table(df: pd.DataFrame, file_name: str, key: str, **kwargs) -> object:
     shown = st.dataframe(df, hide_index=True, key=key, **kwargs)
     csv_button(df, file_name, key=f"{key}_csv")
     return shown
+
+
+# How a column of each kind (causmatch.analysis.failures.Column.kind) is drawn: width and number format.
+# "pct": a number already in percent; "name": a short text (a label).
+KIND_WIDTH = {"id": 64, "rank": 72, "score": 88, "share": 80, "pct": 80, "flag": 72, "image": 56,
+              "text": "large", "name": "medium"}
+KIND_FORMAT = {"id": "%d", "rank": "%d", "score": "%+.4f", "share": "percent", "pct": "%.1f"}
+
+
+def column_config(named: dict[str, tuple[str, str, str]]) -> dict:
+    """``st.dataframe`` column settings from ``{column: (label, help, kind)}``: readable names with help
+    text, compact widths, 4 signed decimals for scores, percentages for shares, images for thumbnails."""
+    out = {}
+    for name, (label, text, kind) in named.items():
+        width = KIND_WIDTH.get(kind, "small")
+        if kind == "image":
+            out[name] = st.column_config.ImageColumn(label, help=text, width=width)
+        elif kind in ("text", "name"):
+            out[name] = st.column_config.TextColumn(label, help=text, width=width)
+        elif kind == "flag":
+            out[name] = st.column_config.CheckboxColumn(label, help=text, width=width)
+        else:
+            out[name] = st.column_config.NumberColumn(label, help=text, width=width, format=KIND_FORMAT.get(kind))
+    return out
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _thumbnail(path: str, mtime: float, size: int) -> str | None:
+    import base64
+
+    import cv2
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    h, w = bgr.shape[:2]
+    scale = size / max(h, w)
+    small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
+
+
+def thumbnail(path, size: int = 64) -> str | None:
+    """A small JPEG of the image at ``path`` as a data URL (for an ``ImageColumn``); None when it cannot be
+    read. Cached per file and size."""
+    from pathlib import Path
+    p = Path(path)
+    if not p.is_file():
+        return None
+    return _thumbnail(str(p), p.stat().st_mtime, int(size))

@@ -6,7 +6,7 @@ Public API::
     build_failure_table(sims [I,C], cf_sims [I,C], caps_per_image, direction="t2i", *,
                         other_sims=None, pointing=None, captions=None) -> pandas.DataFrame
     filter_failures(df, *, direction=None, rank_min=None, rank_max=None, effect_sign=None,
-                    disagreement=False, failures_only=False) -> pandas.DataFrame
+                    disagreement=False, failures_only=False, queries=None) -> pandas.DataFrame
     export_csv(df, path) -> Path                       # atomic write
     COLUMNS                                            # name -> Column: label, help, unit, natural order
     SORTABLE                                           # the columns a table may be sorted by
@@ -46,8 +46,10 @@ class Column:
 
     label: str
     help: str
-    kind: str                      # "id" | "text" | "rank" | "score" | "share" | "flag"
+    kind: str                      # "id" | "text" | "image" | "rank" | "score" | "share" | "flag"
     ascending: bool | None = None
+    replaces: str | None = None    # a text column shown in place of this id column (it says the id too)
+    in_table: bool = True          # False: in the CSV export only (the table fits the page without it)
 
     def named(self, direction: str, samples: int | None = None) -> tuple[str, str]:
         """(label, help) for ``direction``; ``samples``: the counterfactual draws per pair, said in
@@ -62,9 +64,12 @@ class Column:
 # factual − counterfactual scores (the counterfactual averaged over the stated draws per pair).
 COLUMNS: dict[str, Column] = {
     "query": Column("Query {q}", "index of the query {q} in the split (0-based)", "id", True),
-    "query_text": Column("Caption", "the query caption's text", "text"),
-    "true_item": Column("True {item}", "index of the {item} that matches the query (0-based); for an image "
-                        "query, its best-scoring own caption", "id", True),
+    "query_text": Column("Query caption", "the query caption: #index · text", "text", replaces="query"),
+    "query_image": Column("Image", "the query image", "image"),
+    "true_item": Column("True {item}", "index of the {item} that matches the query (0-based; for an image "
+                        "query, its best-scoring own caption)", "id", True),
+    "true_text": Column("True caption", "the image's best-scoring own caption: #index · text", "text",
+                        replaces="true_item"),
     "rank": Column("Rank (true {item})", "where the true {item} is ranked, 1 = first (retrieved correctly)",
                    "rank", False),
     "rank_cf": Column("Rank under ᾱ ({draws})", "rank of the true {item} when every pair's attention is "
@@ -73,6 +78,8 @@ COLUMNS: dict[str, Column] = {
                          "(1 = first)", "rank", False),
     "best_wrong": Column("Best wrong {item}", "index of the highest-scoring {item} that does not match the "
                          "query (0-based)", "id", True),
+    "wrong_text": Column("Best wrong caption", "the highest-scoring caption of another image: #index · text",
+                         "text", replaces="best_wrong"),
     "margin": Column("Margin S(true) − S(best wrong)", "score of the true pair minus the score of the best "
                      "wrong pair; below 0 the query fails", "score", True),
     "effect_true": Column("Effect on true pair ({draws})", "S(α) − S(ᾱ) of the true pair: how much the learned "
@@ -83,9 +90,10 @@ COLUMNS: dict[str, Column] = {
                        "is one of its true regions (empty: no grounded word)", "share", True),
     "disagree": Column("Checkpoints disagree", "exactly one of the two checkpoints ranks the true {item} first",
                        "flag"),
-    "score_true": Column("S(true pair)", "score S(α) of the query with its true {item}", "score", True),
+    "score_true": Column("S(true pair)", "score S(α) of the query with its true {item}", "score", True,
+                         in_table=False),
     "score_wrong": Column("S(best wrong pair)", "score S(α) of the query with its best wrong {item}", "score",
-                          False),
+                          False, in_table=False),
 }
 SORTABLE = tuple(name for name, col in COLUMNS.items() if col.ascending is not None)
 ORDERS = ("", "asc", "desc")  # "": the sort column's natural order (worst cases first)
@@ -157,13 +165,21 @@ def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2
 
 
 def filter_failures(df: pd.DataFrame, *, direction=None, rank_min=None, rank_max=None, effect_sign=None,
-                    disagreement: bool = False, failures_only: bool = False) -> pd.DataFrame:
+                    disagreement: bool = False, failures_only: bool = False, queries=None) -> pd.DataFrame:
     """Rows matching every given filter. Ranks 0-based, bounds inclusive.
 
     effect_sign: "positive" | "negative" (of ``effect_true``); disagreement: only queries where
-    exactly one of the two checkpoints has the true item at rank 0; failures_only: rank > 0.
+    exactly one of the two checkpoints has the true item at rank 0; failures_only: rank > 0;
+    queries: a boolean mask over the direction's queries (a slice's rows, ``analysis.slices``).
     """
     keep = np.ones(len(df), bool)
+    if queries is not None:
+        mask = np.asarray(queries, bool)
+        q = df["query"].to_numpy(np.int64)
+        if len(q) and (q.max() >= len(mask)):
+            raise DataError(f"the slice covers {len(mask)} queries but the table has query {int(q.max())} — "
+                            "cut a table with a slice of the same split and direction")
+        keep &= mask[q]
     if direction is not None:
         keep &= (df["direction"] == direction).to_numpy()
     if rank_min is not None:

@@ -24,3 +24,74 @@ def test_an_unknown_sort_column_is_replaced_with_a_warning(make_app):
     assert any("sort=bogus" in w.value for w in at.warning), [w.value for w in at.warning]
     ranks = at.dataframe[0].value["rank"].to_numpy()
     assert (ranks[:-1] >= ranks[1:]).all()  # the default: worst rank first
+
+
+def _config(el) -> dict:
+    """The column settings the table was drawn with: column -> {label, help, ...}."""
+    import json
+    return {k: v for k, v in json.loads(el.proto.columns).items() if k != "_index"}
+
+
+def test_columns_are_named_with_help_and_counterfactual_draws(make_app):
+    at = make_app("failures", rank_lo=1)
+    no_failure(at)
+    config = _config(at.dataframe[0])
+    labels = {name: c.get("label") for name, c in config.items()}
+    assert labels["rank"] == "Rank (true image)" and labels["best_wrong"] == "Best wrong image"
+    assert labels["margin"] == "Margin S(true) − S(best wrong)"
+    assert labels["rank_cf"] == "Rank under ᾱ (1 draw)" and labels["effect_true"] == "Effect on true pair (1 draw)"
+    assert all(c.get("help") for c in config.values())
+    assert "query_text" in config and "query" not in config  # the caption says its index
+    at.segmented_control(key="w_dir").set_value("i2t").run()
+    no_failure(at)
+    config = _config(at.dataframe[0])
+    assert {"query", "query_image", "true_text", "wrong_text"} <= set(config)
+    assert config["true_text"]["label"] == "True caption"
+    df = at.dataframe[0].value
+    assert df["query_image"].iloc[0].startswith("data:image/jpeg;base64,")
+    assert df["true_text"].iloc[0].startswith(f"#{df['true_item'].iloc[0]} · ")
+
+
+def test_a_slice_cuts_the_rows_and_is_kept_in_the_link(make_app):
+    at = make_app("failures", rank_lo=1)
+    everything = at.dataframe[0].value
+    at.selectbox(key="w_slice").set_value("word:red").run()
+    no_failure(at)
+    cut = at.dataframe[0].value
+    assert 0 < len(cut) < len(everything)
+    assert all(" red " in f" {text.split(' · ', 1)[1]} " for text in cut["query_text"])
+    assert at.query_params["slice"] == "word:red"
+    again = make_app("failures", rank_lo=1, slice="word:red")
+    no_failure(again)
+    assert list(again.dataframe[0].value["query"]) == list(cut["query"])
+    regions = make_app("failures", rank_lo=1, slice="regions:5", dir="i2t")
+    no_failure(regions)
+    assert sorted(regions.dataframe[0].value["query"]) == [1, 3, 5, 7, 9, 11]  # odd images: 5 valid regions
+
+
+def test_a_slice_the_split_cannot_cut_by_is_replaced_with_a_warning(make_app):
+    at = make_app("failures", rank_lo=1, slice="relation:above")
+    no_failure(at)
+    assert any("slice=relation:above" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert len(at.dataframe[0].value) == 60 and "slice" not in at.query_params
+
+
+def test_a_caption_slice_in_image_queries_says_it_does_not_cut(make_app):
+    at = make_app("failures", rank_lo=1, slice="word:red", dir="i2t")
+    no_failure(at)
+    assert len(at.dataframe[0].value) == 12
+    assert any("describes captions" in i.value for i in at.info)
+
+
+def test_the_slices_section_shows_each_family(make_app):
+    at = make_app("failures")
+    no_failure(at)
+    assert any(s.value == "Slices" for s in at.subheader)
+    tables = [el.value for el in at.dataframe if "family" in el.value.columns]
+    families = [set(t["family"]) - {"all"} for t in tables]
+    assert families == [{"word"}, {"length"}, {"regions"}]
+    regions = tables[2]
+    assert list(regions["label"]) == ["whole split", "whole split", "5 regions", "6 regions", "5 regions", "6 regions"]
+    assert set(regions["checkpoint"]) == {"A: ckpt_a", "B: ckpt_b"}
+    assert regions["i2t_r1"].notna().all() and tables[0]["i2t_r1"].iloc[2:].isna().all()
+    assert any("scenes generator" in c.value for c in at.caption)
