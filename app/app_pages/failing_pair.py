@@ -1,6 +1,8 @@
 """Failing pair: one query beside its true item and its best wrong item, the same word over both."""
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -9,9 +11,10 @@ import results
 import state
 from causmatch.analysis import heatmaps as hm
 from causmatch.analysis import pair_view
-from components import help, pair
-from components.errors import plain
-from components.images import image_panel
+from causmatch.errors import CausMatchError
+from components import figures, help, pair
+from components.errors import plain, require_finite
+from components.images import png_bytes
 
 FAILURES_PAGE = "app_pages/failures.py"
 THIS_PAGE = "app_pages/failing_pair.py"
@@ -80,76 +83,143 @@ def _pick_word(ex_true, choice: pair_view.WordChoice) -> int:
     return choice.index if int(picked) < 0 else int(picked)
 
 
-def _why_word(ex_true, ex_wrong, choice: pair_view.WordChoice, word: int) -> None:
+def _why_word(ex_true, ex_wrong, choice: pair_view.WordChoice, word: int, common: frozenset) -> None:
     """The measure behind the most informative word, per word of the caption."""
-    what = {"relevance": "|relevance in the true pair − relevance in the wrong pair|",
+    what = {"relevance": "relevance in the true pair − relevance in the wrong pair",
             "attention": "total-variation distance of its attention over the image's regions",
             "none": "no per-word measure"}[choice.measure]
-    with st.expander(f"Why “{ex_true.tokens[choice.index]}”: each word's {what}"):
+    two = list(ex_true.tokens) != list(ex_wrong.tokens)  # an image query: two captions
+    with st.expander(f"Why “{plain(ex_true.tokens[choice.index])}”: each word's {what}"):
         rows = []
         for j, tok in enumerate(ex_true.tokens):
             k = choice.wrong_index(j)
-            row = {"word": f"{j} · {tok}", "in the wrong caption": "—" if k < 0 else f"{k} · {ex_wrong.tokens[k]}"}
+            row = {"word": f"{j} · {tok}"}
+            if two:
+                row["in the wrong caption"] = "—" if k < 0 else f"{k} · {ex_wrong.tokens[k]}"
             if choice.measure == "relevance":
                 row["relevance, true"] = float(ex_true.word_relevance[j])
                 row["relevance, wrong"] = None if k < 0 else float(ex_wrong.word_relevance[k])
-            row["difference"] = None if np.isnan(choice.values[j]) else float(choice.values[j])
-            row["chosen"] = "most informative" if j == choice.index else ("shown" if j == word else "")
-            if not choice.usable[j]:
-                row["chosen"] = "not chosen (unknown or special)"
+            row["|difference|"] = None if np.isnan(choice.values[j]) else float(choice.values[j])
+            if j == choice.index:
+                row["chosen"] = "most informative"
+            elif not choice.usable[j]:
+                row["chosen"] = "never (unknown or special)"
+            elif str(tok) in common:
+                row["chosen"] = "only if no other (in most captions)"
+            else:
+                row["chosen"] = "shown" if j == word else ""
             rows.append(row)
         st.dataframe(pd.DataFrame(rows).round(4), hide_index=True, key="fp_words")
         st.caption("A word's relevance is the cosine between the word and the image context it attends to — the "
-                   "per-word term the score pools. The word with the largest difference is where the two pairs' "
-                   "matches disagree most; ties go to the lower index; unknown words are never chosen.")
+                   "per-word term the score pools. The most informative word has the largest |difference|: there "
+                   "the two pairs' matches disagree most (ties: the lower index). Words the model does not know "
+                   "are never chosen; words in more than half of the split's captions only when no other word "
+                   "can be compared.")
 
 
-def _scale(exs_words) -> tuple[float, float]:
-    """One absolute scale, 0 up to the largest share, over the factual and counterfactual rows shown."""
-    top = 0.0
-    for ex, word in exs_words:
-        regions = pair.valid_regions(ex)
-        for cf in (False, True):
-            m, _ = pair.word_region_map(ex, counterfactual=cf)
-            if m is not None and regions:
-                top = max(top, float(np.max(m[word, regions])))
-    return 0.0, (top if top > 0 else 1.0)
+def _fit(ctx: state.Context):
+    """The dataset's rule of which captions fit which images, as ``fits(image, caption)``, or None (no rule);
+    files that disagree are said in a caption, never an error: the failing pair stands without the rule."""
+    try:
+        fits, _ = results.fit_rule(ctx)
+    except CausMatchError as exc:
+        st.caption(f"Whether the wrong item also fits the query is unknown: {plain(str(exc))}")
+        return None
+    return None if fits is None else (lambda image, caption: bool(fits[image, caption]))
 
 
-def _side(ctx: state.Context, fp: pair_view.FailingPair, ex, word: int, title: str, rank: int, cf_rank: int,
-          scale, key: str, absent: str = "") -> None:
-    """One pair of the failure: title, its caption with the word marked, scores, ranks and the overlays.
+def _numbers(ctx: state.Context, fp: pair_view.FailingPair, ex_true, ex_wrong, item: str) -> None:
+    """Both pairs' scores, effects with their interval, and ranks, one row each."""
+    missing = state.missing_counterfactual(ctx)
+    rows = []
+    for name, ex, rank, cf_rank in ((f"true {item} {fp.true_item}", ex_true, fp.rank, fp.cf_rank),
+                                    (f"best wrong {item} {fp.wrong_item}", ex_wrong, fp.wrong_rank, fp.wrong_cf_rank)):
+        require_finite([ex.score, ex.cf_score, ex.effect, ex.effect_low, ex.effect_high],
+                       f"the scores of image {ex.image} with caption {ex.caption}")
+        cf = not missing
+        rows.append({"pair": name, "S(α)": f"{ex.score:.4f}", "S(ᾱ)": f"{ex.cf_score:.4f}" if cf else "—",
+                     "effect": f"{ex.effect:+.4f}" if cf else "—",
+                     "95% interval": f"[{ex.effect_low:+.4f}, {ex.effect_high:+.4f}]" if cf else "—",
+                     "rank (α)": rank + 1, "rank (ᾱ)": cf_rank + 1 if cf else None})
+    col = st.column_config
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="fp_numbers", column_config={
+        "pair": col.TextColumn("pair", help="the query with this item"),
+        "S(α)": col.TextColumn("S(α)", help="the score with the model's own attention α"),
+        "S(ᾱ)": col.TextColumn("S(ᾱ)", help=f"the score with the counterfactual attention ᾱ ({ex_true.intervention}), "
+                                            f"mean of {ex_true.samples} draw(s)"),
+        "effect": col.TextColumn("effect", help="S(α) − mean S(ᾱ): what the learned attention adds to this match"),
+        "95% interval": col.TextColumn("95% interval", help="of the effect, over the draws of ᾱ"),
+        "rank (α)": col.NumberColumn("rank (α)", help=f"1-based, among {fp.gallery:,} {item}s, with α"),
+        "rank (ᾱ)": col.NumberColumn("rank (ᾱ)", help="1-based, with the counterfactual scores (the same draws)"),
+    })
+    if missing:
+        st.caption(f"No counterfactual: {missing}.")
 
-    ``word`` -1: the caption lacks the word ``absent`` shown in the other pair."""
-    st.subheader(title)
-    if fp.direction == "i2t":
-        st.markdown(_marked(ex.tokens, word), unsafe_allow_html=True)
-    pair.scores_row(ex, missing=state.missing_counterfactual(ctx))
-    st.caption(f"Rank {rank + 1} of {fp.gallery:,} with α · {cf_rank + 1} with ᾱ (the sidebar's "
-               f"{ctx.samples} draw(s))")
-    if word < 0:
-        st.info(f"“{plain(absent)}” does not occur in this caption: no overlay for it.")
-        return
-    note = pair.overlays_available(ex)
-    if note is not None:
-        st.info(f"No overlays: {note.format(split=ctx.split.split)}.")
-        return
-    if pair.word_region_map(ex)[0] is None:
-        st.info("This model returns no attention maps for this direction.")
-        return
-    ov = pair.word_overlays(ex, word, scale=scale)
-    tok = ex.tokens[word]
+
+def _captions(fp: pair_view.FailingPair, ex_true, ex_wrong, word: int, wrong_word: int) -> None:
+    """Image query: both captions, each with the word compared marked (the wrong one's when it has it)."""
     cols = st.columns(2)
-    with cols[0]:
-        image_panel(ov["factual"], f"factual α: “{tok}”", download=f"{key}_w{word}_factual.png", key=f"{key}_dlf")
-    with cols[1]:
-        image_panel(ov["counterfactual"], f"counterfactual ᾱ: “{tok}”", download=f"{key}_w{word}_cf.png",
-                    key=f"{key}_dlc")
+    cols[0].markdown(f"**True caption {fp.true_item}:** " + _marked(ex_true.tokens, word), unsafe_allow_html=True)
+    cols[1].markdown(f"**Best wrong caption {fp.wrong_item}:** " + _marked(ex_wrong.tokens, wrong_word),
+                     unsafe_allow_html=True)
+
+
+def _overlays(ctx: state.Context, model: state.Model, fp: pair_view.FailingPair, ex_true, ex_wrong, word: int,
+              wrong_word: int, item: str) -> None:
+    """The word's factual and counterfactual attention over the true and the wrong item, on ONE scale."""
+    for ex in (ex_true, ex_wrong):
+        note = pair.overlays_available(ex)
+        if note is not None:
+            st.info(f"No overlays: {note.format(split=ctx.split.split)}. The scores, ranks and the word still hold.")
+            return
+        if pair.word_region_map(ex)[0] is None:
+            st.info("This model returns no attention maps for this direction.")
+            return
+    tok = ex_true.tokens[word]
+    whole = sorted(set(pair.whole_regions(ex_true)) | set(pair.whole_regions(ex_wrong)))
+    if whole:
+        st.toggle("Paint the whole-image region", key=state.key("whole"), on_change=state.changed,
+                  help="a box covering the whole image: painted, it colours every pixel its share (with max) and "
+                       "hides the objects' contrast; its share is given below either way")
+    paint_whole = bool(state.value("whole")) and bool(whole)
+    shown = [(ex_true, word, f"true {item} {fp.true_item}")]
+    if wrong_word >= 0:
+        shown.append((ex_wrong, wrong_word, f"wrong {item} {fp.wrong_item}"))
+    top = max(pair.scales(ex)["share"][1] for ex, _, _ in shown)
+    scale = (0.0, top if top > 0 else 1.0)
+    panels, titles, whole_notes, files = [], [], [], []
+    for ex, j, name in shown:
+        ov = pair.word_overlays(ex, j, scale=scale, whole=paint_whole)
+        panels += [ov["factual"], ov["counterfactual"]]
+        titles += [f"{name} · α", f"{name} · ᾱ"]
+        whole_notes += [f"{name}: r{r} factual {a:.3f}, counterfactual {b:.3f}" for r, a, b in ov["whole"]]
+        what = f"cap{ex.caption}"
+        for panel, rgb, title in (("factual", ov["factual"], f"{name} - factual a: '{ex.tokens[j]}'"),
+                                  ("counterfactual", ov["counterfactual"], f"{name} - counterfactual a-bar: "
+                                                                           f"'{ex.tokens[j]}'")):
+            files.append((f"{name.split(' ')[0]} {panel}", rgb, title,
+                          hm.figure_name(model.label, f"img{ex.image}", what, f"w{j}-{ex.tokens[j]}", panel,
+                                         ctx.intervention or "none", f"seed{ctx.seed}")))
+    fig = figures.overlay_panels(panels, titles, vmin=scale[0], vmax=scale[1],
+                                 bar_title=f"share of “{tok}”'s attention", height=300)
+    figures.show(fig, key="fp_overlays")
+    if wrong_word < 0:
+        st.info(f"“{plain(tok)}” does not occur in the best wrong caption: only the true pair is drawn.")
+    st.caption(f"One colour scale for every panel: 0 to {scale[1]:.3f}, the largest share of any word of "
+               f"{'either caption' if fp.direction == 'i2t' else 'the caption over either image'} (factual or "
+               f"counterfactual). Each pixel shows the largest share of the painted boxes covering it; uncovered "
+               f"pixels keep the faded image.")
+    if whole_notes:
+        how = "painted too" if paint_whole else "not painted"
+        st.caption(f"Whole-image region — share of “{plain(tok)}”'s attention: {'; '.join(whole_notes)} — {how}.")
+    cols = st.columns(len(files))
+    for k, (col, (label, rgb, title, name)) in enumerate(zip(cols, files)):
+        col.download_button(f"PNG {label}", png_bytes(hm.with_colorbar(rgb, *scale, "inferno", title)),
+                            file_name=name, mime="image/png", key=f"fp_dl_{k}", icon=":material/download:")
 
 
 def _marked(tokens: list[str], word: int) -> str:
     """The caption as HTML with the shown word marked."""
-    import html
     return " ".join(f'<mark style="padding: 1px 4px; border-radius: 4px">{html.escape(t)}</mark>' if j == word
                     else html.escape(t) for j, t in enumerate(tokens))
 
@@ -166,27 +236,23 @@ def _status(fp: pair_view.FailingPair, item: str) -> None:
         st.warning(f"The true and the best wrong {item} score the same (to float32 precision): their order comes "
                    "from the tie rule (the lower index first), not from the model.", icon=":material/balance:")
     if fp.also_matches:
-        st.warning(f"The query also fits the best wrong {item} by the dataset's rule: ranking it first may be "
-                   "a correct retrieval, not a failure.", icon=":material/rule:")
+        st.warning(f"The best wrong {item} also matches the query — {fp.match_reason}: ranking it first may be a "
+                   "correct retrieval, not a failure.", icon=":material/rule:")
 
 
 def render(ctx: state.Context) -> None:
     st.title("Failing pair")
     model, split = ctx.models[0], ctx.split
     direction, query = _failure(split)
-    item, what = ("image", "caption") if direction == "t2i" else ("caption", "image")
+    item = "image" if direction == "t2i" else "caption"
     _walk(ctx, direction, query)
     res = results.rank(ctx, model, direction, query, state.value("k"))
-    fp = pair_view.failing_pair(res)
+    fp = pair_view.failing_pair(res, fits=_fit(ctx), captions=split.captions, caps_per_image=split.caps_per_image)
     ex_true = results.explain(ctx, model, *fp.true_pair)
     ex_wrong = results.explain(ctx, model, *fp.wrong_pair)
-    if direction == "t2i":
-        st.markdown(f"**Query:** caption {query} “{plain(split.captions[query])}” · true image {fp.true_item} · "
-                    f"best wrong image {fp.wrong_item} · {plain(model.label)} · counterfactual "
-                    f"{ctx.intervention or 'none'}")
-    else:
-        st.markdown(f"**Query:** image {query} · true caption {fp.true_item} · best wrong caption "
-                    f"{fp.wrong_item} · {plain(model.label)} · counterfactual {ctx.intervention or 'none'}")
+    what = f"caption {query} “{plain(split.captions[query])}”" if direction == "t2i" else f"image {query}"
+    st.markdown(f"**Query:** {what} · true {item} {fp.true_item} · best wrong {item} {fp.wrong_item} · "
+                f"{plain(model.label)} · counterfactual {ctx.intervention or 'none'}")
     _status(fp, item)
     cols = st.columns(4)
     cols[0].metric("Margin", f"{fp.margin:+.4f}", help="S(α) of the true item − S(α) of the best wrong item")
@@ -195,30 +261,21 @@ def render(ctx: state.Context) -> None:
     cols[2].metric(f"True {item}'s rank", fp.rank + 1, delta=fp.rank - fp.cf_rank, delta_color="normal",
                    help="under α; the arrow: how far it moves under ᾱ (positive: it rises)")
     cols[3].metric(f"Best wrong {item}'s rank", fp.wrong_rank + 1)
-    choice = pair_view.choose_word(ex_true, ex_wrong)
-    left, right = st.columns([2, 3])
+    _numbers(ctx, fp, ex_true, ex_wrong, item)
+    common = results.common_words(ctx, model)
+    choice = pair_view.choose_word(ex_true, ex_wrong, common)
+    left, right = st.columns([2, 3], vertical_alignment="bottom")
     with left:
         word = _pick_word(ex_true, choice)
     wrong_word = choice.wrong_index(word)
-    with right:
-        if direction == "t2i":
-            st.markdown("**Caption:** " + _marked(ex_true.tokens, word), unsafe_allow_html=True)
-        if choice.note:
-            st.caption(f"Word: {choice.note}.")
-    shown = [(ex_true, word)] + ([(ex_wrong, wrong_word)] if wrong_word >= 0 else [])
-    scale = _scale(shown)
-    sides = st.columns(2, border=True)
-    with sides[0]:
-        _side(ctx, fp, ex_true, word, f"True {item} {fp.true_item}", fp.rank, fp.cf_rank, scale, "fp_true")
-    with sides[1]:
-        _side(ctx, fp, ex_wrong, wrong_word, f"Best wrong {item} {fp.wrong_item}", fp.wrong_rank,
-              fp.wrong_cf_rank, scale, "fp_wrong", absent=ex_true.tokens[word])
-    bar, text = st.columns([1, 5])
-    bar.image(hm.colorbar(*scale, height=256, width=96), caption="one scale", width="stretch")
-    text.caption(f"All four overlays share one colour scale, [{scale[0]:.3f}, {scale[1]:.3f}]: the word's "
-                 "attention over each valid region as a share of its row (0 up to the largest share shown), "
-                 "accumulated over the regions' boxes with max.")
-    _why_word(ex_true, ex_wrong, choice, word)
+    if direction == "t2i":
+        right.markdown("**Caption:** " + _marked(ex_true.tokens, word), unsafe_allow_html=True)
+    else:
+        _captions(fp, ex_true, ex_wrong, word, wrong_word)
+    if choice.note:
+        st.caption(f"Word: {plain(choice.note)}.")
+    _overlays(ctx, model, fp, ex_true, ex_wrong, word, wrong_word, item)
+    _why_word(ex_true, ex_wrong, choice, word, common)
     help.how_to_read("margin", "scores", "effect", "interval", "ranks")
 
 

@@ -3,14 +3,15 @@
 Public API::
 
     FailingPair                                   # dataclass, fields below
-    failing_pair(ranking, *, fits=None) -> FailingPair
+    failing_pair(ranking, *, fits=None, captions=None, caps_per_image=None) -> FailingPair
     counterparts(true_tokens, wrong_tokens) -> [W] int64           # the same word in the other pair, -1: none
     relevance_gap(true_rel [W], wrong_rel [W'], counterpart [W]) -> [W] float   # NaN: no counterpart
     attention_distance(true_map [W,R], wrong_map [W',R], counterpart [W], region_mask [R]) -> [W] float
     usable_words(tokens, unknown_words=()) -> [W] bool
+    common_words(captions_tokens, share=COMMON_SHARE) -> frozenset[str]   # words in most captions ("a")
     most_informative_word(values [W], usable [W] | None = None) -> int
     WordChoice                                    # dataclass: index, values [W], counterpart [W], measure, note
-    choose_word(true_ex, wrong_ex) -> WordChoice  # from two PairExplanations
+    choose_word(true_ex, wrong_ex, common=frozenset()) -> WordChoice      # from two PairExplanations
     neighbours(keys, current) -> (previous, next, position)        # walking a list of failures
 
 A failing pair is made from one query's ranking (:class:`causmatch.analysis.ranking.RankResult`): for a
@@ -23,6 +24,9 @@ scores of the ranking. When the two scores are equal to float32 precision the pa
 comes from the tie rule, not from the model. ``fits(image, caption) -> bool`` is an optional hook: a
 dataset rule saying whether a caption also describes an image (e.g. a generator that knows the scenes);
 when it says the wrong pair fits, ``also_matches`` is True and the "failure" may be a correct retrieval.
+Given the split's ``captions`` (and ``caps_per_image``), a wrong item whose caption is word for word one of
+the true ones (a caption query that is also one of the wrong image's captions; an image query whose best
+wrong caption repeats one of its own) also matches, whatever the rule; ``match_reason`` says why.
 
 The *most informative word* is the word whose match differs most between the two pairs: the absolute
 difference of its relevance (the cosine between the word and the image context it attends to — the
@@ -33,7 +37,9 @@ compared with the same word of the other caption (its k-th occurrence with the o
 (one that only attends from regions to words) is compared by the total-variation distance between the
 word's attention over the regions (:func:`attention_distance`) — only when both pairs share the image, as
 regions of two images are not the same regions. Ties go to the lowest index; padding, special tokens and
-words the vocabulary does not know are never chosen unless no other word is left.
+words the vocabulary does not know are never chosen unless no other word is left. A *common* word — one
+that occurs in more than half of the split's captions ("a", "the": :func:`common_words`) — says little about
+which item fits the query, so it is chosen only when no other usable word can be compared.
 """
 from __future__ import annotations
 
@@ -45,6 +51,8 @@ import numpy as np
 from causmatch.data.vocab import SPECIALS
 from causmatch.errors import DataError
 from causmatch.ranks import rank_positions
+
+COMMON_SHARE = 0.5  # a word in more than this share of the split's captions is a common word
 
 # Two scores closer than this (relative to their size) are a tie: float32 carries about 7 digits, and a
 # score matrix is float32, so a smaller difference says nothing about the model.
@@ -68,8 +76,9 @@ class FailingPair:
     cf_score_true: float           # the ranking's counterfactual score (mean of its draws)
     cf_score_wrong: float
     tie: bool                      # the two factual scores are equal to float32 precision
-    also_matches: bool | None      # the ``fits`` rule's word on the wrong pair; None without a rule
+    also_matches: bool | None      # the wrong item also matches the query; None: no rule and no equal text
     gallery: int                   # number of items ranked
+    match_reason: str = ""         # why the wrong item also matches ("" when it does not, or nobody knows)
 
     @property
     def margin(self) -> float:
@@ -96,7 +105,12 @@ class FailingPair:
         return (self.wrong_item, self.query) if self.direction == "t2i" else (self.query, self.wrong_item)
 
 
-def failing_pair(ranking, *, fits: Callable[[int, int], Any] | None = None) -> FailingPair:
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(str(a).lower().split()) == " ".join(str(b).lower().split())
+
+
+def failing_pair(ranking, *, fits: Callable[[int, int], Any] | None = None, captions: Sequence[str] | None = None,
+                 caps_per_image: int | None = None) -> FailingPair:
     """The failing pair of one query's ranking (a RankResult; module docstring).
 
     A gallery with no wrong item, or scores that are not finite, are refused with a DataError.
@@ -123,11 +137,23 @@ def failing_pair(ranking, *, fits: Callable[[int, int], Any] | None = None) -> F
     cf_true_pos = min(int(cf_pos[m]) for m in true)
     tie = bool(np.isclose(scores[t], scores[w], rtol=TIE_RTOL, atol=TIE_ATOL))
     image, caption = (w, ranking.query) if ranking.direction == "t2i" else (ranking.query, w)
-    also = None if fits is None else bool(fits(int(image), int(caption)))
+    also, reason = (None, "") if fits is None else (bool(fits(int(image), int(caption))), "")
+    if also:
+        reason = "the dataset's rule says the caption is true of the wrong image"
+    if captions is not None and caps_per_image:
+        k = int(caps_per_image)
+        if ranking.direction == "t2i":  # the query caption is one of the wrong image's captions, word for word
+            same = any(_same_text(captions[c], captions[ranking.query]) for c in range(w * k, w * k + k))
+        else:                           # the wrong caption repeats one of the query image's own captions
+            same = any(_same_text(captions[w], captions[c]) for c in sorted(true))
+        if same:
+            also, reason = True, ("the wrong image has a caption identical to the query" if ranking.direction == "t2i"
+                                  else "the wrong caption is word for word one of the image's own captions")
     return FailingPair(direction=ranking.direction, query=int(ranking.query), true_item=t, wrong_item=int(w),
                        rank=true_pos, cf_rank=cf_true_pos, wrong_rank=int(pos[w]), wrong_cf_rank=int(cf_pos[w]),
                        score_true=float(scores[t]), score_wrong=float(scores[w]), cf_score_true=float(cf[t]),
-                       cf_score_wrong=float(cf[w]), tie=tie, also_matches=also, gallery=len(scores))
+                       cf_score_wrong=float(cf[w]), tie=tie, also_matches=also, gallery=len(scores),
+                       match_reason=reason)
 
 
 # ------------------------------------------------------------------------------------------------ words
@@ -214,6 +240,17 @@ def usable_words(tokens: Sequence[str], unknown_words: Sequence[str] = ()) -> np
                     dtype=bool)
 
 
+def common_words(captions_tokens, share: float = COMMON_SHARE) -> frozenset:
+    """The words that occur in more than ``share`` of the captions (each caption's tokens counted once)."""
+    counts: dict[str, int] = {}
+    n = 0
+    for tokens in captions_tokens:
+        n += 1
+        for tok in set(map(str, tokens)):
+            counts[tok] = counts.get(tok, 0) + 1
+    return frozenset(t for t, k in counts.items() if k > share * n) if n else frozenset()
+
+
 def most_informative_word(values, usable=None) -> int:
     """The index of the largest value among the usable words (the lowest index on a tie).
 
@@ -257,8 +294,9 @@ def _word_map(ex) -> np.ndarray | None:
     return word_region_map(ex.t2i, None if ex.i2t is None else np.asarray(ex.i2t))
 
 
-def choose_word(true_ex, wrong_ex) -> WordChoice:
-    """The most informative word of two PairExplanations of one query (module docstring)."""
+def choose_word(true_ex, wrong_ex, common=frozenset()) -> WordChoice:
+    """The most informative word of two PairExplanations of one query (module docstring); ``common``: the
+    split's common words (:func:`common_words`), chosen only when no other usable word can be compared."""
     tokens = list(true_ex.tokens)
     cp = counterparts(tokens, list(wrong_ex.tokens))
     usable = usable_words(tokens, true_ex.unknown_words)
@@ -275,8 +313,14 @@ def choose_word(true_ex, wrong_ex) -> WordChoice:
         note = "this model reports no per-word relevance, so the first usable word is shown"
     elif np.isnan(values[usable] if usable.any() else values).all():
         note = "the two captions share no word, so the first usable word is shown"
-    return WordChoice(index=most_informative_word(values, usable), values=values, counterpart=cp, usable=usable,
-                      measure=measure, note=note)
+    rare = usable & np.array([str(t) not in common for t in tokens], dtype=bool)
+    valued = ~np.isnan(values)
+    # rare words with a value, else any usable word with one, else the first rare word, else the first usable
+    pool = next((m for m in (rare & valued, usable & valued, rare) if m.any()), usable)
+    index = most_informative_word(values, pool)
+    if usable.any() and not rare[index] and str(tokens[index]) in common and not note:
+        note = f"“{tokens[index]}” occurs in most captions of the split, but no other word can be compared"
+    return WordChoice(index=index, values=values, counterpart=cp, usable=usable, measure=measure, note=note)
 
 
 # ------------------------------------------------------------------------------------------------ walking

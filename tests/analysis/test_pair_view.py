@@ -186,3 +186,34 @@ def test_neighbours():
     assert pv.neighbours([5, 2, 9], 9) == (2, None, 2)
     assert pv.neighbours([5, 2, 9], 4) == (None, 5, None)
     assert pv.neighbours([], 4) == (None, None, None)
+
+
+def test_common_words_and_their_place_in_the_choice():
+    caps = [["a", "red", "box"], ["a", "blue", "ring", "a"], ["the", "red", "star"], ["a", "box"]]
+    assert pv.common_words(caps) == {"a"}                 # "a": 3 of 4 captions; "red", "box": 2 of 4 (not more)
+    assert pv.common_words(caps, share=0.25) == {"a", "red", "box"}
+    assert pv.common_words([]) == frozenset()
+    true = _ex(0, ["a", "red", "box"], rel=[0.9, 0.5, 0.45])
+    wrong = _ex(5, ["a", "red", "box"], rel=[0.1, 0.4, 0.4])
+    assert pv.choose_word(true, wrong).index == 0                      # without the split's counts: "a" (0.8)
+    choice = pv.choose_word(true, wrong, common={"a"})
+    assert choice.index == 1 and not choice.note                       # "red" (0.1) beats "box" (0.05)
+    only = pv.choose_word(_ex(0, ["a", "zorb"], rel=[0.9, 0.1], unknown=["zorb"]),
+                          _ex(5, ["a", "zorb"], rel=[0.1, 0.9]), common={"a"})
+    assert only.index == 0 and "most captions" in only.note            # nothing else can be compared
+    none = pv.choose_word(_ex(2, ["a", "box"], t2i=[[1, 0], [0, 1]]), _ex(3, ["a", "box"], t2i=[[1, 0], [0, 1]]),
+                          common={"a"})
+    assert none.measure == "none" and none.index == 1                  # no measure: the first rare word
+
+
+def test_a_wrong_item_with_the_same_words_also_matches():
+    caps = ["a red box", "a blue ring", "A  red box", "a green star"]   # image 1's caption 2 repeats caption 0
+    sims = np.array([[0.2, 0.1, 0.5, 0.0], [0.9, 0.3, 0.5, 0.0]])
+    t2i = pv.failing_pair(_ranking(sims, "t2i", 0), captions=caps, caps_per_image=K)
+    assert t2i.also_matches is True and "identical to the query" in t2i.match_reason
+    other = pv.failing_pair(_ranking(sims, "t2i", 1), captions=caps, caps_per_image=K)
+    assert other.also_matches is None and other.match_reason == ""
+    i2t = pv.failing_pair(_ranking(sims, "i2t", 0), captions=caps, caps_per_image=K)
+    assert i2t.wrong_item == 2 and i2t.also_matches is True and "own captions" in i2t.match_reason
+    ruled = pv.failing_pair(_ranking(sims, "t2i", 1), fits=lambda i, c: False, captions=caps, caps_per_image=K)
+    assert ruled.also_matches is False
