@@ -10,8 +10,10 @@ one entry per field under :func:`key` — the same key the field's widget is giv
   (:func:`causmatch.analysis.links.read_link`), targets are given to the kind they were picked for, and
   places are written relative to a root (``-- --root DIR``; by default the repository's ``checkpoints/``
   and ``assets/``, plus the folders named by ``--data``/``--checkpoint``/``--checkpoint2``), so a link
-  opens the same place in another checkout. A place outside the roots is kept as typed: loading it is
-  refused with a "not allowed" error panel.
+  opens the same place in another checkout. An older link's absolute place from another checkout
+  (``/home/alice/CausMatch/checkpoints/x``) opens the one place inside the roots it names
+  (``checkpoints/x``; :meth:`~causmatch.analysis.places.Roots.relocate`), with a warning. Any other place
+  outside the roots is kept as typed: loading it is refused with a "not allowed" error panel.
 * :func:`keep`, at the start of every run, re-assigns the view's entries: Streamlit forgets the state of
   a widget that the page being drawn does not draw, and a re-assigned entry is kept instead (Streamlit's
   own idiom for widget state that outlives a page switch).
@@ -47,6 +49,11 @@ TARGETS_KEY = "w_targets_list"  # the target picker's widget: the view's targets
 
 _STARTED, _FROM_LINK, _LINK_WARNINGS = "_started", "_from_link", "_link_warnings"
 _LINK_NOTICE, _NOTICES, _CLEARED, _OPEN = "_link_notice", "_notices", "_targets_cleared", "_open_page"
+_PICKED_FOR = "_picked_for"
+# A view field whose value only means something for the values of other fields: a word index belongs to its
+# caption, a region index to its image (and both to the dataset). When those change, the value goes back to its
+# default (:func:`changed`) — word 3 of one caption never silently becomes word 3 of another.
+BELONGS_TO = {"word": ("data", "split", "image", "caption", "text"), "region": ("data", "split", "image")}
 _PAIR_WORD_OF = "_pair_word_of"  # the failure (direction, query) the Failing pair's word was picked for
 
 
@@ -141,12 +148,17 @@ def start(args: AppArgs, query: dict[str, str]) -> None:
     allowed = app_roots(args)
     for name, kind in PLACES.items():
         view[name] = _as_link(view[name], kind, allowed)
+        moved = allowed.relocate(view[name]) if name in query and not allowed.allowed(view[name], kind) else None
+        if moved is not None:  # an older link's absolute place from another checkout: the same place here
+            warnings.append(links.moved_warning(name, view[name], moved))
+            view[name] = moved
     for name in links.FIELDS:
         state[key(name)] = view[name]
     state[_LINK_WARNINGS] = warnings
     state[_FROM_LINK] = {name for name in links.FIELDS if name in query}
     state[_PAIR_WORD_OF] = failure_of(view)  # a link's word belongs to the link's failure
     state[_STARTED] = True
+    _picked_here(*BELONGS_TO)  # the link's word and region are its pair's
     write_link()
 
 
@@ -183,9 +195,31 @@ def write_link() -> None:
         st.query_params.from_dict(wanted)
 
 
+def _owners(name: str) -> tuple:
+    return tuple(value(owner) for owner in BELONGS_TO[name])
+
+
+def _picked_here(*names: str) -> None:
+    """The values of ``names`` now belong to the current values of the fields they belong to."""
+    picked = st.session_state.setdefault(_PICKED_FOR, {})
+    for name in names:
+        picked[name] = _owners(name)
+
+
+def _drop_strays() -> None:
+    """A word or region picked for another pair (or image, or dataset) than the view's goes back to its default."""
+    picked = st.session_state.setdefault(_PICKED_FOR, {})
+    for name in BELONGS_TO:
+        if name in picked and picked[name] != _owners(name):
+            st.session_state[key(name)] = links.FIELDS[name].default
+        picked[name] = _owners(name)
+
+
 def changed() -> None:
-    """``on_change`` of a widget bound to the view: the view is the link's no longer, so its warnings go."""
+    """``on_change`` of a widget bound to the view: the view is the link's no longer, so its warnings go; a word
+    or region index that belonged to the pair before this change goes back to its default (:data:`BELONGS_TO`)."""
     st.session_state[_LINK_WARNINGS] = []
+    _drop_strays()
     write_link()
 
 
@@ -204,6 +238,8 @@ def fit(name: str, offered: Container | Callable[[Any], bool], instead: Any, war
             add_link_warning(links.misfit_warning(name, current, instead))
         st.session_state[key(name)] = instead
     from_link.discard(name)
+    if name in BELONGS_TO:  # drawn for the view's pair: its value is that pair's from now on
+        _picked_here(name)
     return key(name)
 
 
@@ -236,11 +272,10 @@ def targets_picked(kind: str) -> None:
 
 
 def pair_changed() -> None:
-    """``on_change`` of the pair pickers (image, caption, typed text): the word and the region were picked
-    for the old pair — word 2 of one caption is another word of the next — so they go back to their
-    defaults instead of carrying over."""
-    for name in ("word", "region"):
-        st.session_state[key(name)] = links.FIELDS[name].default
+    """``on_change`` of the pair pickers (image, caption, typed text): :func:`changed`, whose check sends the
+    word and the region picked for the old pair back to their defaults — word 2 of one caption is another
+    word of the next — instead of carrying them over (:data:`BELONGS_TO`; a region is its image's, so it
+    stays when only the caption changes)."""
     changed()
 
 
@@ -248,6 +283,7 @@ def open_pair(image: int, caption: int, page: str = "explore") -> None:
     """Make (image, caption) the view's pair and ask for ``page`` (:func:`take_open`)."""
     for name, new in (("image", image), ("caption", caption), ("text", ""), ("word", 0)):
         st.session_state[key(name)] = new
+    _picked_here(*BELONGS_TO)
     st.session_state[_OPEN] = page
     changed()
 

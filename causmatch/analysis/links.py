@@ -81,6 +81,11 @@ FIELDS: dict[str, Field] = {
     "slice": Field(str, ""),          # a slice of the split ("word:red", "length:6-8"; analysis.slices), "" = all
 }
 ALWAYS_IN_LINK = ("data", "ckpt")  # written even at their default, so a link names what it shows
+# A field whose start value is the server's (its command line) but whose link value belongs to another field:
+# a link that names the owner means the field's own default when it leaves the field out (a link naming its
+# dataset without a split is the test split; naming its checkpoint without a second one has none), so a link
+# opens the same view on a server started with other arguments.
+FOLLOWS = {"split": "data", "ckpt2": "ckpt"}
 
 
 def default_view() -> dict[str, Any]:
@@ -109,14 +114,26 @@ def misfit_warning(name: str, value: Any, shown_instead: Any) -> str:
             f"{name} {shown_value(shown_instead)} is shown instead.")
 
 
+def moved_warning(name: str, value: Any, moved: str) -> str:
+    """The warning for a link's place outside the app's roots that names a place inside them (an older link's
+    absolute path from another checkout; :meth:`causmatch.analysis.places.Roots.relocate`)."""
+    return (f"The link's {name}={shown_value(value)} is outside this app's roots — {moved}, "
+            "the same place relative to its root, is opened instead.")
+
+
 def read_link(query: Mapping[str, Any], start: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """(view, warnings): ``start`` (default: every field's default) overridden by the link's parameters.
 
-    Unknown parameters are ignored. A value that is not of its field's type or not allowed by its
-    field is replaced by the ``start`` value, with a warning naming it. Targets are then given to the
-    kind they belong to (:func:`own_targets` — its error is the caller's to show).
+    A field the link leaves out keeps its ``start`` value — its default, as :func:`link_params` leaves
+    out exactly the fields at their default — except a field that :data:`FOLLOWS` another one the link
+    names, which gets its own default. Unknown parameters are ignored. A value that is not of its field's
+    type or not allowed by its field is replaced by the ``start`` value, with a warning naming it. Targets
+    are then given to the kind they belong to (:func:`own_targets` — its error is the caller's to show).
     """
     view = {**default_view(), **(start or {})}
+    for name, owner in FOLLOWS.items():
+        if owner in query and name not in query:
+            view[name] = FIELDS[name].default
     warnings = []
     for name, field in FIELDS.items():
         if name not in query:

@@ -11,7 +11,9 @@ folder name, made unique with ``-2``, ``-3`` … in the order the roots are give
 same place in another checkout or on another server that has a root with that label. On input, a
 relative name is also looked up as a path inside each root without its label (the first that exists,
 in the order of the roots), and an absolute path inside a root is accepted; :meth:`Roots.link` always
-writes the labelled form.
+writes the labelled form. An absolute path outside the roots that an older link carried (another
+checkout's ``/…/checkpoints/causmatch-scenes``) is refused, but :meth:`Roots.relocate` names the one place
+inside the roots that it means, if there is exactly one, for the app to open instead with a warning.
 
 A dataset's split is a file-name prefix inside the folder, so it is accepted only when it is one of the
 folder's splits (:func:`check_split`): ``split=../../x`` never reaches the file system.
@@ -157,6 +159,30 @@ class Roots:
             return None
         rel = real.relative_to(root.path).as_posix()
         return root.label if rel in ("", ".") else f"{root.label}/{rel}"
+
+    def relocate(self, value: str) -> str | None:
+        """For a place outside every root, as an old link from another checkout or server names it
+        (``/home/alice/CausMatch/checkpoints/causmatch-scenes``): the same place inside this app's roots,
+        as links write it — the path from a part equal to a root's label on (``checkpoints/causmatch-scenes``)
+        — when exactly one such place exists; None otherwise (nothing found, or several different places:
+        ambiguous, never guessed). Only absolute paths are relocated, and only places inside the roots
+        are ever looked at."""
+        path = Path(os.path.expanduser(str(value).strip()))
+        if not path.is_absolute() or "\x00" in str(path):
+            return None
+        parts = path.parts
+        found = set()
+        for i, part in enumerate(parts):
+            for root in self.roots:
+                if part != root.label:
+                    continue
+                try:
+                    real = _real(root.path.joinpath(*parts[i + 1:]))
+                    if real.is_relative_to(root.path) and real.exists():
+                        found.add(self.link(real))
+                except (OSError, ValueError, RuntimeError):
+                    continue
+        return found.pop() if len(found) == 1 else None
 
     def redact(self, message: str) -> str:
         """``message`` with each root's server path replaced by its label (longest paths first)."""
