@@ -13,7 +13,7 @@ import state
 from causmatch.analysis import failures, links, slices
 from components import figures, help
 from components.errors import plain, require_finite
-from components.pickers import pick_direction
+from components.pickers import pick_direction, pick_slice
 from components.tables import column_config, csv_button, thumbnail
 
 THUMBS = 250       # rows with a thumbnail of the query image (the first ones, in the table's order)
@@ -35,25 +35,6 @@ def _filters(ctx: state.Context) -> dict:
     top[4].checkbox("Disagree", key=state.key("disagree"), on_change=state.changed,
                     disabled=not two, help="exactly one checkpoint ranks the true item first")
     return results.failure_filters(ctx)
-
-
-def _slice_picker(ctx: state.Context, found: slices.SplitSlices, container) -> None:
-    """The slice that cuts the table (view field ``slice``): every slice the split offers, and the link's own."""
-    key = state.fit("slice", lambda v: v == "" or found.valid(v), "")
-    current = state.value("slice")
-    options = ["", *found.keys()]
-    if current and current not in options:
-        options.append(current)  # a link's range that is not one of the bins (length:3-5)
-
-    def label(k: str) -> str:
-        if not k:
-            return "whole split"
-        sl = found.get(k)
-        n = int(sl.images.sum()) if sl.images is not None else int(sl.captions.sum())
-        return f"{sl.title} ({n:,} {'images' if sl.images is not None else 'captions'})"
-    container.selectbox("Slice", options, key=key, on_change=state.changed, format_func=label,
-                        help="cut the table to the queries of one slice of the split (see Slices below); "
-                             "type to search the words")
 
 
 def _row_selected(split, shown: pd.DataFrame) -> None:
@@ -203,7 +184,7 @@ def render(ctx: state.Context) -> None:
                    f"the failure table ({direction})")
     found = results.slices(ctx)
     cut_col, sort_col, order = st.columns([2, 2, 1.4])
-    _slice_picker(ctx, found, cut_col)
+    pick_slice(found, cut_col)
     by = sort_col.selectbox("Sort by", failures.SORTABLE, key=state.key("sort"), on_change=state.changed,
                             format_func=lambda c: failures.COLUMNS[c].named(direction, results.SPLIT_SAMPLES)[0])
     natural = "↑" if failures.COLUMNS[by].ascending else "↓"

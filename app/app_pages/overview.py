@@ -1,6 +1,7 @@
 """Overview: R@K of the loaded checkpoints (factual and counterfactual), effects, grounding."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -12,18 +13,48 @@ from causmatch.interventions import COUNTERFACTUAL_KINDS
 from components import figures, help
 from components.errors import plain
 from components.images import load_rgb
+from components.pickers import pick_slice
 from components.tables import table
 
 METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum", "i2t_medr", "t2i_medr")
 
 
+def spread(values: np.ndarray) -> tuple[str, str]:
+    """(``min–max``, ``min a · median b · max c``) of integer counts; one number when they are all equal."""
+    lo, mid, hi = int(values.min()), float(np.median(values)), int(values.max())
+    if lo == hi:
+        return f"{lo}", f"all {lo}"
+    return f"{lo}–{hi}", f"min {lo} · median {mid:g} · max {hi}"
+
+
+def _counts_chart(values: np.ndarray, axis: str, unit: str, container) -> None:
+    """How many items have each count (every count from the smallest to the largest, zeros included)."""
+    lo, hi = int(values.min()), int(values.max())
+    frame = pd.DataFrame({axis: np.arange(lo, hi + 1), unit: np.bincount(values - lo, minlength=hi - lo + 1)})
+    container.bar_chart(frame, x=axis, y=unit, height=170)
+
+
 def dataset_summary(ctx: state.Context) -> None:
+    """The split at a glance: sizes, and the real distributions of valid regions per image and words per
+    caption (not the padded region axis)."""
     split = ctx.split
-    cols = st.columns(4)
+    found = results.slices(ctx)  # valid regions per image and tokens per caption, counted once per split
+    regions, words = found.regions, found.length
+    (region_range, region_text), (word_range, word_text) = spread(regions), spread(words)
+    padded = split.features.shape[1]
+    cols = st.columns(5)
     cols[0].metric("Images", f"{split.n_images:,}")
-    cols[1].metric("Captions", f"{split.n_captions:,}")
-    cols[2].metric("Regions per image", f"{split.features.shape[1]}")
-    cols[3].metric("Checkpoints", f"{len(ctx.models)}")
+    cols[1].metric("Captions", f"{split.n_captions:,}", help=f"{split.caps_per_image} captions per image")
+    cols[2].metric("Regions per image", region_range,
+                   help=f"valid regions of an image ({region_text}): the region mask's count, padding not counted "
+                        f"(the features are padded to {padded} regions)")
+    cols[3].metric("Words per caption", word_range, help=f"tokens of a caption ({word_text})")
+    cols[4].metric("Checkpoints", f"{len(ctx.models)}")
+    charts = st.columns(2)
+    _counts_chart(regions, "valid regions", "images", charts[0])
+    _counts_chart(words, "words", "captions", charts[1])
+    charts[0].caption(f"Valid regions per image: {region_text} (features padded to {padded}).")
+    charts[1].caption(f"Words per caption: {word_text}; {split.caps_per_image} captions per image.")
     st.caption(f"Dataset {plain(loaders.shown_place(ctx.data_dir))} · split {plain(split.split)} · "
                + " · ".join(f"{plain(m.label)} ({plain(loaders.shown_place(m.path))})" for m in ctx.models))
 
@@ -43,11 +74,16 @@ def preview(ctx: state.Context, n: int = 6) -> None:
 CF_NAMES = {"off": "factual only", "sidebar": "+ the sidebar's intervention", "all": "+ every counterfactual kind"}
 
 
-def recall_frame(ctx: state.Context, mode: str) -> pd.DataFrame:
-    """One row per (checkpoint, attention): factual, plus the sidebar's intervention or every kind."""
+def attention_specs(ctx: state.Context, mode: str) -> list[str | None]:
+    """The attentions compared: factual (None), plus the sidebar's intervention or every kind."""
     extra = {"off": [], "sidebar": [ctx.intervention] if ctx.intervention else [],
              "all": list(COUNTERFACTUAL_KINDS)}[mode]
-    specs = [None] + extra
+    return list(dict.fromkeys([None] + extra))
+
+
+def recall_frame(ctx: state.Context, mode: str) -> pd.DataFrame:
+    """One row per (checkpoint, attention): factual, plus the sidebar's intervention or every kind."""
+    specs = attention_specs(ctx, mode)
     rows = []
     for model in ctx.models:
         for spec in dict.fromkeys(specs):
@@ -55,6 +91,33 @@ def recall_frame(ctx: state.Context, mode: str) -> pd.DataFrame:
             rows.append({"checkpoint": model.label, "attention": spec or "factual",
                          **{m: round(float(metrics[m]), 2) for m in METRICS}})
     return pd.DataFrame(rows)
+
+
+def slice_recall_frame(ctx: state.Context, mode: str, key: str) -> pd.DataFrame:
+    """R@K of one slice, one row per (checkpoint, attention); image → caption columns empty for a caption
+    slice (it does not cut image queries), rsum only when both directions are cut."""
+    rows = []
+    for spec in attention_specs(ctx, mode):
+        for r in results.slice_table(ctx, [key], spec, effects=False).to_dict("records"):
+            six = [r[m] for m in METRICS if m.endswith(("_r1", "_r5", "_r10"))]
+            r["rsum"] = sum(six) if all(v == v for v in six) else float("nan")
+            rows.append({"checkpoint": r["checkpoint"], "attention": spec or "factual",
+                         **{m: round(float(r[m]), 2) for m in METRICS}})
+    return pd.DataFrame(rows)
+
+
+def _slice_recall(ctx: state.Context, mode: str) -> None:
+    """The R@K above cut to one slice of the split (the view's slice, shared with Failure cases)."""
+    found = results.slices(ctx)
+    key = pick_slice(found)
+    if not key:
+        st.caption("Cut by a slice (a word, caption length, valid regions, the generator's labels) to see its R@K.")
+        return
+    sl = found.get(key)
+    n = f"{int(sl.captions.sum()):,} captions" + (f" of {int(sl.images.sum()):,} images" if sl.images is not None
+                                                 else " (a caption slice: no image → caption recall)")
+    st.caption(f"R@K of the slice *{plain(sl.title)}* — {n}; ranks among the whole split's items.")
+    table(slice_recall_frame(ctx, mode, key), "recall_slice.csv", key="ov_slice_recall")
 
 
 def _effects(ctx: state.Context) -> None:
@@ -104,6 +167,7 @@ def render(ctx: state.Context) -> None:
     st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
                "*Explore a pair* and *Retrieval* average the sidebar's samples.")
     table(recall_frame(ctx, mode), "recall.csv", key="ov_recall")
+    _slice_recall(ctx, mode)
     help.how_to_read("recall", "effect", "pointing")
     _grounding(ctx)
     if mode != "off":

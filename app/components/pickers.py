@@ -41,3 +41,23 @@ DIRECTION_NAMES = {"t2i": "caption → images", "i2t": "image → captions"}
 def pick_direction(container=st) -> str:
     return container.segmented_control("Query", links.DIRECTIONS, format_func=DIRECTION_NAMES.get, required=True,
                                        key=state.key("dir"), on_change=state.changed)
+
+
+def pick_slice(found, container=st) -> str:
+    """The slice picker (view field ``slice``, "" = the whole split) over every slice ``found``
+    (``causmatch.analysis.slices.SplitSlices``) offers, plus the link's own range when it is not a bin."""
+    key = state.fit("slice", lambda v: v == "" or found.valid(v), "")
+    current = state.value("slice")
+    options = ["", *found.keys()]
+    if current and current not in options:
+        options.append(current)  # a link's range that is not one of the bins (length:3-5)
+
+    def label(k: str) -> str:
+        if not k:
+            return "whole split"
+        sl = found.get(k)
+        n = int(sl.images.sum()) if sl.images is not None else int(sl.captions.sum())
+        return f"{sl.title} ({n:,} {'images' if sl.images is not None else 'captions'})"
+    return container.selectbox("Slice", options, key=key, on_change=state.changed, format_func=label,
+                               help="cut to the queries of one slice of the split (Failure cases › Slices); "
+                                    "type to search the words")

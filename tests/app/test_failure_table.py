@@ -1,6 +1,8 @@
 """The Failure cases table: named columns, sorting and slices kept in the link (AppTest)."""
 from __future__ import annotations
 
+import pytest
+
 from tests.app.apptest_helpers import no_failure
 
 
@@ -95,3 +97,19 @@ def test_the_slices_section_shows_each_family(make_app):
     assert set(regions["checkpoint"]) == {"A: ckpt_a", "B: ckpt_b"}
     assert regions["i2t_r1"].notna().all() and tables[0]["i2t_r1"].iloc[2:].isna().all()
     assert any("scenes generator" in c.value for c in at.caption)
+
+
+def test_overview_recall_cut_by_a_slice(make_app):
+    at = make_app("overview", slice="regions:5")
+    no_failure(at)
+    whole, five = at.dataframe[0].value, at.dataframe[1].value
+    assert list(five["checkpoint"]) == list(whole["checkpoint"]) and at.query_params["slice"] == "regions:5"
+    at.selectbox(key="w_slice").set_value("regions:6").run()
+    no_failure(at)
+    six = at.dataframe[1].value
+    for m in ("t2i_r1", "t2i_r5", "i2t_r1", "i2t_r5"):  # the two halves (6 images each) average to the whole
+        assert ((five[m] + six[m]) / 2).round(2).tolist() == pytest.approx(whole[m].tolist(), abs=0.011), m
+    at.selectbox(key="w_slice").set_value("word:red").run()
+    no_failure(at)
+    words = at.dataframe[1].value
+    assert words["i2t_r1"].isna().all() and words["t2i_r1"].notna().all()
