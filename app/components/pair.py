@@ -160,8 +160,8 @@ def word_overlays(ex, word: int, mode: str = ACCUMULATION, scale: tuple[float, f
     where = hm.coverage(ex.boxes, size, paint)  # [H,W]
     sc = scales(ex)
     vmin, vmax = sc["share"] if scale is None else (float(scale[0]), float(scale[1]))
-    if scale is None:
-        vmax = max(vmax, float(heat_f.max()), float(heat_c.max()))  # "sum" may add overlapping shares past it
+    if scale is None and mode == "sum":
+        vmax = max(vmax, float(heat_f.max()), float(heat_c.max()))  # "sum" adds overlapping shares past it
     limit = max(sc["limit"], float(np.abs(heat_f - heat_c).max()))
     diff_rgb, limit = hm.signed_difference(heat_f, heat_c, limit=limit)
     return {
