@@ -363,3 +363,33 @@ def test_the_analysis_session_computes_the_fit_matrix_once(scenes_sample, monkey
     (scenes_sample / "test_scenes.jsonl").unlink()
     other = AnalysisSession.open(ckpt, scenes_sample, "test")
     assert other.fits() is None and other.fits() is None and len(calls) == 2
+
+
+def test_why_not_fit_names_the_first_broken_condition():
+    from causmatch.data.scenes.fit import MISFIT, why_not_fit
+
+    two = [obj("star", "red", x=200), obj("circle", "blue", x=40)]
+    spec = lambda text: parse_caption(entry(text))  # noqa: E731
+    assert why_not_fit(two, spec("a red star right of a blue circle")) is None
+    assert why_not_fit(two, spec("a green star right of a blue circle")) == "missing"
+    assert why_not_fit(two, spec("a red star and a star")) == "distinct"
+    assert why_not_fit(two, spec("a red star left of a blue circle")) == "relation"
+    assert why_not_fit(two, spec("three shapes, including a red star")) == "count"
+    assert set(MISFIT) == {"missing", "distinct", "relation", "count"}
+
+
+def test_the_fit_aware_report_script_on_the_sample(scenes_sample, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "fit_aware_report.py"
+    spec = importlib.util.spec_from_file_location("fit_aware_report", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--data", str(scenes_sample), "--cache-dir", str(tmp_path / "cache"), "--bootstrap", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "| CausMatch | t2i |" in out and "| SCAN | i2t |" in out and "CausMatch − SCAN" in out
+    assert "names an object the image lacks" in out and "20 paired bootstrap draws of the 8 images" in out
+    (scenes_sample / "test_scenes.jsonl").unlink()
+    with pytest.raises(DataError, match="no fit-aware recall"):
+        module.main(["--data", str(scenes_sample), "--cache-dir", str(tmp_path / "cache")])

@@ -20,6 +20,7 @@ Public API::
     split_fits(split) -> np.ndarray [I, C] bool | None   # a loaded split (None: no scene descriptions)
     fit_unavailable(split) -> str | None                 # why split_fits is None, in one line
     fit_distribution(fits) -> dict                       # images per caption, captions per image
+    why_not_fit(objects, spec) -> str | None             # the first MISFIT reason, None when the caption fits
     best_wrong_fits(fits, direction, query, best_wrong) -> np.ndarray [N] bool
 """
 from __future__ import annotations
@@ -274,6 +275,27 @@ def fit_matrix(scenes: list[list[dict]], specs: list[CaptionSpec]) -> np.ndarray
     stated = count >= 0
     fits[:, stated] &= a["n_objects"][:, None] == count[None, stated]
     return fits
+
+
+MISFIT = {  # why a caption is not true of an image, in the order they are checked
+    "missing": "names an object the image lacks",
+    "distinct": "names two objects where the image has one",
+    "relation": "states a relation that does not hold",
+    "count": "states the wrong number of objects",
+}
+
+
+def why_not_fit(objects: list[dict], spec: CaptionSpec) -> str | None:
+    """The first :data:`MISFIT` key that makes ``spec`` untrue of the scene ``objects``; None when it fits."""
+    none = (None,) * len(spec.relations)
+    checks = [("missing", [CaptionSpec((m,), ()) for m in spec.mentions]),
+              ("distinct", [CaptionSpec(spec.mentions, none)]),
+              ("relation", [CaptionSpec(spec.mentions, spec.relations)]),
+              ("count", [spec])]
+    for reason, specs in checks:
+        if not fit_matrix([objects], specs).all():
+            return reason
+    return None
 
 
 # ------------------------------------------------------------------------------------- a loaded split
