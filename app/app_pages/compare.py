@@ -27,21 +27,35 @@ def shared_scales(explanations: list) -> dict:
             "effects": figures.shared_range(*effects) if effects else None}
 
 
-def _pair_column(slot: int, model: state.Model, ex, word: int, scale: dict, missing: str | None = None) -> None:
-    word = min(word, len(ex.tokens) - 1)  # another vocabulary may tokenise the caption differently
+def _scores_column(model: state.Model, ex, missing: str | None) -> None:
     st.subheader(plain(model.label))
     pair.scores_row(ex, missing=missing)
+
+
+def _overlays(models: list, explanations: list, word: int, scale: dict, missing: str | None) -> None:
+    """The word's factual overlays of every checkpoint side by side, then the counterfactual ones: one row
+    per kind of attention, one colour scale for all of them (the page's width goes to the images)."""
+    drawable = [(m, ex) for m, ex in zip(models, explanations)
+                if pair.overlays_available(ex) is None and pair.word_region_map(ex)[0] is not None]
+    if not drawable:
+        return
+    vmin, vmax = scale["share"]
+    rows = {"factual": "factual α", "counterfactual": "counterfactual ᾱ"}
+    if missing:  # without a counterfactual there is no ᾱ to draw (never the factual twice)
+        rows.pop("counterfactual")
+    done = [(m, ex, pair.word_overlays(ex, min(word, len(ex.tokens) - 1), scale=scale["share"]))
+            for m, ex in drawable]
+    for kind, name in rows.items():
+        titles = [f"{plain(m.label)} · {name}: “{ex.tokens[min(word, len(ex.tokens) - 1)]}”" for m, ex, _ in done]
+        fig = figures.overlay_panels([ov[kind] for _, _, ov in done], titles, vmin=vmin, vmax=vmax,
+                                     bar_title="share of the word's attention", height=380)
+        figures.show(fig, key=f"cmp_ov_{kind}")
+
+
+def _maps_column(slot: int, ex, word: int, scale: dict, missing: str | None = None) -> None:
+    word = min(word, len(ex.tokens) - 1)  # another vocabulary may tokenise the caption differently
     fact, what = pair.word_region_map(ex)
     vmin, vmax = scale["share"]
-    if pair.overlays_available(ex) is None and fact is not None:
-        ov = pair.word_overlays(ex, word, scale=scale["share"])
-        tok = ex.tokens[word]
-        panels = [(ov["factual"], f"factual α: “{tok}”")]
-        if not missing:  # without a counterfactual there is no ᾱ to draw (never the factual twice)
-            panels.append((ov["counterfactual"], f"counterfactual ᾱ: “{tok}”"))
-        fig = figures.overlay_panels([p[0] for p in panels], [p[1] for p in panels], vmin=vmin, vmax=vmax,
-                                     bar_title="share of the word's attention", height=360)
-        figures.show(fig, key=f"cmp_ov_{slot}")
     if fact is not None:
         regions = pair.valid_regions(ex)
         fig = pair.matrix_figure(ex, fact[:, regions], regions, title=what, zmin=vmin, zmax=vmax)
@@ -89,10 +103,13 @@ def render(ctx: state.Context) -> None:
     explanations = [results.explain(ctx, model, image, caption, text) for model in ctx.models]
     scale = shared_scales(explanations)
     missing = state.missing_counterfactual(ctx)
-    cols = st.columns(len(ctx.models))
-    for slot, (col, model, ex) in enumerate(zip(cols, ctx.models, explanations)):
+    for col, model, ex in zip(st.columns(len(ctx.models)), ctx.models, explanations):
         with col:
-            _pair_column(slot, model, ex, word, scale, missing)
+            _scores_column(model, ex, missing)
+    _overlays(ctx.models, explanations, word, scale, missing)
+    for slot, (col, ex) in enumerate(zip(st.columns(len(ctx.models)), explanations)):
+        with col:
+            _maps_column(slot, ex, word, scale, missing)
     st.caption(scales_note(scale, len(ctx.models)))
     help.how_to_read("scores", "effect", "interval", "attention", "word_effects", "ranks")
     if not text:

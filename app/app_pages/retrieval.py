@@ -59,13 +59,15 @@ def top_frame(rows: list[dict], split, direction: str) -> pd.DataFrame:
     return df
 
 
-def top_columns(df: pd.DataFrame, direction: str) -> dict:
+def top_columns(df: pd.DataFrame, direction: str, n_draws: int = 1) -> dict:
     """``st.column_config`` of the top-k table: human names, help, 4 decimals for scores."""
     out = {}
     for col in df.columns:
         name, text = TOP_COLUMNS.get(col, (col, ""))
         if col == "item":
             name = "image" if direction == "t2i" else "caption #"
+        if col == "cf_rank":
+            name = help.cf_rank_label(n_draws)
         if col in ("score", "cf_score"):
             out[col] = st.column_config.NumberColumn(name, help=text, format="%.4f")
         elif col == "caption":
@@ -140,7 +142,7 @@ def render(ctx: state.Context) -> None:
                              true=[r["is_true"] for r in items.values()])
     figures.show(fig, key="rt_moves")
     df = top_frame(res.top, ctx.split, direction)
-    table(df, f"retrieval_{direction}_{query}.csv", key="rt_table", column_config=top_columns(df, direction))
+    table(df, f"retrieval_{direction}_{query}.csv", key="rt_table", column_config=top_columns(df, direction, n_draws))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ def attention_matrix(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str
         colorscale=colorscale(cmap), colorbar=dict(thickness=12),
         hovertemplate=f"{row_axis} %{{y}}<br>{col_axis} %{{x}}<br>value %{{z:.4f}}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category", title=row_axis, automargin=True)
-    fig.update_xaxes(type="category", title=col_axis, automargin=True, tickangle=-45 if len(cols) > 12 else 0)
+    # Slanted column labels when they would touch side by side (many columns, or long labels like "r0 (whole)").
+    slant = len(cols) > 12 or max([len(str(c)) for c in cols] or [0]) * len(cols) > 48
+    fig.update_xaxes(type="category", title=col_axis, automargin=True, tickangle=-45 if slant else 0)
     return _layout(fig, title, height or max(260, 60 + 24 * len(rows)))
 
 
@@ -150,11 +152,14 @@ def _spread(ys: list[float], gap: float) -> list[float]:
     return placed
 
 
-def _rank_ticks(top: float) -> list[int]:
-    """1, 2, 3, 5, 10, 20, 50, … up to ``top``."""
+def _rank_ticks(top: float, min_gap: float = 0.0) -> list[int]:
+    """1, 2, 3, 5, 10, 20, 50, … up to ``top``, leaving out a tick closer than ``min_gap`` (log10 units)
+    to the one above it, so the tick labels never touch."""
     ticks, base = [], 1
     while base <= top:
-        ticks += [t * base for t in ((1, 2, 3, 5) if base == 1 else (1, 2, 5)) if t * base <= top]
+        for t in ((1, 2, 3, 5) if base == 1 else (1, 2, 5)):
+            if t * base <= top and (not ticks or math.log10(t * base) - math.log10(ticks[-1]) >= min_gap):
+                ticks.append(t * base)
         base *= 10
     return ticks
 
@@ -177,7 +182,7 @@ def rank_moves(labels: Sequence[str], before: Sequence[int], after: Sequence[int
     b = np.asarray(after, dtype=np.float64).reshape(-1)   # [N]
     is_true = [bool(t) for t in true] if true is not None else [False] * len(labels)
     n = len(labels)
-    height = height or int(max(360, 110 + 17 * n))
+    height = height or int(max(420, 120 + 20 * n))
     plot_px = height - 110                                 # top margin + legend, bottom margin
     top = max(float(np.max(a)) if n else 1.0, float(np.max(b)) if n else 1.0, 1.0)
     lo = math.log10(0.7)                                   # head-room above rank 1
@@ -229,7 +234,7 @@ def rank_moves(labels: Sequence[str], before: Sequence[int], after: Sequence[int
                                      showlegend=False, hoverinfo="skip"))
     fig.update_xaxes(range=[-0.75, 1.75], tickvals=[0, 1], ticktext=[before_label, after_label],
                      showgrid=False, zeroline=False)
-    fig.update_yaxes(type="log", range=[hi, lo], tickvals=_rank_ticks(top), title="rank (1 = best, log scale)",
+    fig.update_yaxes(type="log", range=[hi, lo], tickvals=_rank_ticks(top, gap), title="rank (1 = best, log scale)",
                      zeroline=False)
     _layout(fig, title, height)
     fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, xanchor="left"),

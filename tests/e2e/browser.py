@@ -104,7 +104,7 @@ DEMO_VIEWS = [("overview", "/", "Overview", 0, 2000),
               ("explore", "/explore?image=7&caption=35&word=2&iv=random", "Explore a pair", 5, 2300),
               ("retrieval", "/retrieval?caption=35&k=5", "Retrieval", 10, 1500),
               ("failures", "/failures", "Failure cases", 0, 1100),
-              ("compare", "/compare", "Compare checkpoints", 4, 1600)]
+              ("compare", "/compare", "Compare checkpoints", 0, 2400)]  # overlays are plotly images
 
 
 def check_demo_view(page, url: str, view: tuple, shot: str, timeout: float = 300_000) -> Path:

@@ -89,9 +89,11 @@ def test_failure_case_opens_in_explore(page, app_server):
 
 def test_compare(page, app_server):
     page.goto(app_server + "/compare")
-    wait_ready(page, images=4)
+    wait_ready(page)
     assert page.get_by_role("heading", name="Compare checkpoints").is_visible()
     assert page.locator('[data-testid="stMetric"]').filter(has_text="Score S(α)").count() == 2
+    # Overlays (factual row, counterfactual row), two matrices and two per-word effect charts, all plotly.
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 6
     _checked(page, "compare")
 
 
