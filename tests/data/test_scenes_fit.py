@@ -393,3 +393,37 @@ def test_the_fit_aware_report_script_on_the_sample(scenes_sample, tmp_path, caps
     (scenes_sample / "test_scenes.jsonl").unlink()
     with pytest.raises(DataError, match="no fit-aware recall"):
         module.main(["--data", str(scenes_sample), "--cache-dir", str(tmp_path / "cache")])
+
+
+def _naive_fit(objects, spec) -> bool:
+    """The rule written out: some distinct objects match the named ones, relations hold, the count matches."""
+    from itertools import permutations
+
+    from causmatch.data.scenes.captions import relation_holds
+
+    if spec.count is not None and spec.count != len(objects):
+        return False
+    for combo in permutations(range(len(objects)), len(spec.mentions)):
+        chosen = [objects[o] for o in combo]
+        if not all(o[a] == v for o, m in zip(chosen, spec.mentions) for a, v in m.items()):
+            continue
+        if all(r is None or relation_holds(r, b["x"] - a["x"], b["y"] - a["y"], a["radius"], b["radius"])
+               for r, a, b in zip(spec.relations, chosen, chosen[1:])):
+            return True
+    return False
+
+
+def test_the_vectorised_rule_equals_the_rule_written_out():
+    scenes, entries, _ = _generated(9, "train", 30)
+    specs = [parse_caption(e) for e in entries]
+    f = fit_matrix(scenes, specs)
+    want = np.array([[_naive_fit(objects, spec) for spec in specs] for objects in scenes])
+    np.testing.assert_array_equal(f, want)
+    assert 150 < f.sum() < f.size  # some captions fit other images, most do not
+
+
+def test_a_grounding_entry_for_another_image_is_refused(scenes_sample):
+    path = scenes_sample / "test_grounding.jsonl"
+    _rewrite(path, lambda lines: lines.__setitem__(7, lines[7].replace('"image":1', '"image":2', 1)))
+    with pytest.raises(DataError, match="caption 7"):
+        split_fits(load_split(scenes_sample, "test"))

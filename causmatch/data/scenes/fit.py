@@ -242,36 +242,41 @@ def fit_matrix(scenes: list[list[dict]], specs: list[CaptionSpec]) -> np.ndarray
                 m &= a[attr] == VALUES[attr].index(value)
         table[j] = m
     rel = _relation_masks(a)                          # [K + 1, I, O, O]
-    none = len(RELATIONS)
     count = np.array([-1 if s.count is None else s.count for s in specs])  # [C]
-    n_mentions = np.array([len(s.mentions) for s in specs])
-    for n in np.unique(n_mentions):
-        n = int(n)
-        cols = np.nonzero(n_mentions == n)[0]
-        ment = np.array([[key_index[tuple(specs[c].mentions[j].get(k) for k in ATTRIBUTES)] for j in range(n)]
-                         for c in cols])             # [P, n]
-        rels = np.array([[none if r is None else RELATIONS.index(r) for r in specs[c].relations] for c in cols],
-                        dtype=np.int64).reshape(len(cols), n - 1)
-        ar = np.arange(n_obj)
-        distinct = np.ones((n_obj,) * n, bool)       # the named objects are different objects
+    # Captions that name the same objects with the same relations are one test (the count is applied after);
+    # tests are grouped by (number of objects, relations), whose distinct-and-related mask is built once.
+    groups: dict[tuple, dict[tuple, list[int]]] = {}
+    for c, spec in enumerate(specs):
+        named = tuple(key_index[tuple(m.get(k) for k in ATTRIBUTES)] for m in spec.mentions)
+        groups.setdefault((len(named), spec.relations), {}).setdefault(named, []).append(c)
+    ar = np.arange(n_obj)
+    for (n, relations), tests in groups.items():
+        block = np.ones((n_img,) + (n_obj,) * n, bool)  # [I, O^n]: distinct objects, relations that hold
         for p in range(n):
             for q in range(p + 1, n):
-                shape_p, shape_q = [1] * n, [1] * n
-                shape_p[p], shape_q[q] = n_obj, n_obj
-                distinct &= ar.reshape(shape_p) != ar.reshape(shape_q)
+                shape_p, shape_q = [1] * (n + 1), [1] * (n + 1)
+                shape_p[1 + p], shape_q[1 + q] = n_obj, n_obj
+                block &= ar.reshape(shape_p) != ar.reshape(shape_q)
+        for j, r in enumerate(relations):
+            if r is not None:
+                shape = [n_img] + [1] * n
+                shape[1 + j], shape[2 + j] = n_obj, n_obj
+                block &= rel[RELATIONS.index(r)].reshape(shape)
+        named = np.array(list(tests), dtype=np.int64).reshape(len(tests), n)  # [G, n]
+        cols = list(tests.values())
         step = max(1, _CHUNK_CELLS // max(1, n_img * n_obj ** n))
-        for lo in range(0, len(cols), step):
-            hi = min(lo + step, len(cols))
-            joint = np.broadcast_to(distinct, (hi - lo, n_img) + (n_obj,) * n).copy()   # [P, I, O^n]
-            for j in range(n):
+        for lo in range(0, len(named), step):
+            hi = min(lo + step, len(named))
+            shape = [hi - lo, n_img] + [1] * n
+            shape[2] = n_obj
+            joint = block[None] & table[named[lo:hi, 0]].reshape(shape)          # [G, I, O^n]
+            for j in range(1, n):
                 shape = [hi - lo, n_img] + [1] * n
                 shape[2 + j] = n_obj
-                joint &= table[ment[lo:hi, j]].reshape(shape)
-            for j in range(n - 1):
-                shape = [hi - lo, n_img] + [1] * n
-                shape[2 + j], shape[3 + j] = n_obj, n_obj
-                joint &= rel[rels[lo:hi, j], :].reshape(shape)
-            fits[:, cols[lo:hi]] = joint.reshape(hi - lo, n_img, -1).any(axis=2).T
+                joint &= table[named[lo:hi, j]].reshape(shape)
+            found = joint.reshape(hi - lo, n_img, -1).any(axis=2)              # [G, I]
+            for g in range(hi - lo):
+                fits[:, cols[lo + g]] = found[g][:, None]
     stated = count >= 0
     fits[:, stated] &= a["n_objects"][:, None] == count[None, stated]
     return fits
@@ -330,9 +335,9 @@ def split_fits(split) -> np.ndarray | None:
     specs = []
     for c, (entry, text) in enumerate(zip(split.grounding, split.captions)):
         where = f"{split.split}_grounding.jsonl caption {c}"
-        if entry.get("caption") != c or entry.get("tokens") != tokenize(text):
-            raise DataError(f"{where} does not hold the tokens of caption {c} ({text!r}) — the grounding and "
-                            "captions disagree; regenerate the split with `causmatch scenes`")
+        if entry.get("caption") != c or entry.get("image", c // k) != c // k or entry.get("tokens") != tokenize(text):
+            raise DataError(f"{where} is not the grounding of caption {c} of image {c // k} ({text!r}) — the "
+                            "grounding and captions disagree; regenerate the split with `causmatch scenes`")
         specs.append(parse_caption(entry, where))
     fits = fit_matrix(scenes, specs)
     own = fits[np.arange(split.n_captions) // k, np.arange(split.n_captions)]
