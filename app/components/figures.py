@@ -119,9 +119,10 @@ def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
     """
     fig = go.Figure([go.Bar(x=list(categories), y=list(vals), name=name, text=[f"{v:.1f}" for v in vals],
                             textposition="outside") for name, vals in series.items()])
-    if reference is not None:
-        fig.add_hline(y=reference[1], line_dash="dash", line_color=NEUTRAL,
-                      annotation_text=f"{reference[0]} {reference[1]:.1f}", annotation_position="top left")
+    if reference is not None:  # named in the legend: a label on the line would sit under the bars
+        fig.add_hline(y=reference[1], line_dash="dash", line_color=NEUTRAL)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{reference[0]} {reference[1]:.1f}",
+                                 line=dict(dash="dash", color=NEUTRAL), hoverinfo="skip"))
     # Legend above the plot area and 15 % head-room, so the value labels above the bars are never cut.
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     top = max([float(v) for vals in series.values() for v in vals if v == v] or [1.0])
@@ -252,7 +253,7 @@ def _image_source(rgb: np.ndarray) -> str:
 
 def overlay_panels(images: Sequence[np.ndarray], titles: Sequence[str], *, vmin: float, vmax: float,
                    cmap: str = "inferno", bar_title: str = "", hover: Sequence[Sequence[tuple]] | None = None,
-                   height: int = 330) -> go.Figure:
+                   height: int = 300) -> go.Figure:
     """Image overlays side by side with ONE colour bar drawn as a chart axis (round ticks, readable labels).
 
     ``images``: RGB ``[H, W, 3]`` arrays already coloured on the scale ``[vmin, vmax]`` with ``cmap``
@@ -303,19 +304,21 @@ def mark_rows(fig: go.Figure, rows: Sequence[int], *, note: str = "unknown word"
 
 
 def score_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, str]], *, title: str, axis: str,
-                 reference: float | None = None, height: int = 320) -> go.Figure:
+                 reference: float | None = None, yrange: tuple[float, float] | None = None,
+                 height: int = 340) -> go.Figure:
     """Score curves on one pair of axes: ``{name: (fraction [S], scores [S], hover note)}``; the first
-    is drawn solid, the others (baselines) dashed; ``reference`` draws the full pair's score as a line."""
+    is drawn solid, the others (baselines) dashed; ``reference`` (the pair's score with every region) is a
+    dotted line named in the legend; ``yrange``: one score axis for several charts."""
     fig = go.Figure()
     for k, (name, (x, y, note)) in enumerate(curves.items()):
         fig.add_trace(go.Scatter(x=np.asarray(x, np.float64), y=np.asarray(y, np.float64), name=name,
                                  mode="lines+markers", line=dict(dash="solid" if k == 0 else "dash"),
-                                 hovertemplate=f"{name}<br>{axis} %{{x:.2f}}<br>score %{{y:.4f}}<br>{note}"
+                                 hovertemplate=f"{name}<br>{axis} %{{x:.0%}}<br>score %{{y:.4f}}<br>{note}"
                                                "<extra></extra>"))
     if reference is not None:
-        fig.add_hline(y=reference, line_dash="dot", line_color=NEUTRAL,
-                      annotation_text=f"all regions S(α) {reference:.4f}", annotation_position="bottom left")
-    fig.update_xaxes(title=axis, range=[0, 1], tickformat=".0%")
-    fig.update_yaxes(title="pair score")
-    fig.update_layout(legend=dict(orientation="h", y=-0.25, x=0))
+        fig.add_trace(go.Scatter(x=[0, 1], y=[reference, reference], mode="lines", name=f"every region: S(α) "
+                                 f"{reference:.4f}", line=dict(dash="dot", color=NEUTRAL), hoverinfo="skip"))
+    fig.update_xaxes(title=axis, range=[-0.02, 1.02], tickformat=".0%", dtick=0.25)
+    fig.update_yaxes(title="pair score", range=list(yrange) if yrange is not None else None)
+    fig.update_layout(legend=dict(orientation="h", y=-0.28, x=0))
     return _layout(fig, title, height)

@@ -95,3 +95,13 @@ def test_shared_range_holds_every_value_and_zero():
     assert lo < 0 < 0.4 < hi  # zero always inside: a bar's length is its value
     fig = figures.effect_bars(["a"], np.array([0.1]), title="t", axis="w", xrange=(lo, hi), digits=4)
     assert tuple(fig.layout.xaxis.range) == (lo, hi) and ".4f" in fig.data[0].hovertemplate
+
+
+def test_grouped_bars_name_the_reference_in_the_legend():
+    fig = figures.grouped_bars(["colour"], {"A": [90.0]}, title="t", axis="%", reference=("chance", 20.8))
+    assert "chance 20.8" in [tr.name for tr in fig.data] and not fig.layout.annotations
+
+
+def test_rank_ticks_never_touch():
+    assert figures._rank_ticks(300) == [1, 2, 3, 5, 10, 20, 50, 100, 200]
+    assert figures._rank_ticks(300, min_gap=0.25) == [1, 2, 5, 10, 20, 50, 100, 200]
