@@ -6,6 +6,8 @@ the list of all captions sorted by score; *text → image*: a caption's rank is 
 its image among all images. Ranks are 0-based internally; ``medr``/``meanr`` are reported
 1-based like SCAN. Ties are broken deterministically: the lower index comes first (the
 order a stable descending sort gives, :mod:`causmatch.ranks`), so results never depend on the hardware.
+*Fit-aware* recall (scenes splits, :func:`fit_aware_metrics`): a query's rank is the best rank of any item
+it fits (a caption true of the image, :mod:`causmatch.data.scenes.fit`), under the same tie rule.
 
 Non-finite scores are refused, never ranked: a similarity matrix holding NaN/inf (a broken checkpoint,
 overflowing weights) raises a one-line :class:`DataError` naming the first (image, caption) pair and the
