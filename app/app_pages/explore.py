@@ -68,7 +68,9 @@ def _region_section(ex) -> None:
     st.subheader("One region → the words")
     regions = pair.valid_regions(ex)
     cols = st.columns([1, 3])
-    region = pick_index("Region", "region", regions, {r: f"r{r}" for r in regions}, container=cols[0])
+    whole = pair.whole_regions(ex)
+    region = pick_index("Region", "region", regions, {r: pair.region_label(ex, r, whole) for r in regions},
+                        container=cols[0])
     fact, _ = pair.word_region_map(ex)
     if ex.i2t is not None:
         weights, how = np.asarray(ex.i2t)[region], "region → word attention (i2t)"
@@ -108,6 +110,7 @@ def _curves_section(ctx: state.Context, model: state.Model, ex) -> None:
         baselines["counterfactual order"] = grounding.attention_order(ex.cf_t2i_mean, mask)
     baselines["random order"] = grounding.random_order(mask, ctx.seed)
     found = results.curves(ctx, model, ex.image, ex.caption, baselines)
+    yrange = figures.shared_range(ex.score, *(c.scores for kind in found.values() for c in kind.values()))
     cols = st.columns(2)
     rows = []
     for col, kind in zip(cols, ("deletion", "insertion")):
@@ -115,11 +118,17 @@ def _curves_section(ctx: state.Context, model: state.Model, ex) -> None:
         lines = {f"{name} · area {c.mean_score:.4f}": (c.fraction, c.scores, "order: " + _order(c.removed))
                  for name, c in named.items()}
         axis = "regions removed" if kind == "deletion" else "regions kept (added)"
-        fig = figures.score_curves(lines, title=kind.capitalize(), axis=axis, reference=ex.score)
+        fig = figures.score_curves(lines, title=kind.capitalize(), axis=axis, reference=ex.score, yrange=yrange)
         figures.show(fig, key=f"ex_curve_{kind}", container=col)
         rows += [{"curve": kind, "order": name, "normalised area": c.mean_score, "area": c.area,
                   "true image's rank at the end": int(c.ranks[-1]) + 1} for name, c in named.items()]
-    st.dataframe(pd.DataFrame(rows).round(4), hide_index=True, key="ex_curves")
+    st.dataframe(pd.DataFrame(rows).round(4), hide_index=True, key="ex_curves", column_config={
+        "normalised area": st.column_config.NumberColumn(
+            help="Area under the score curve ÷ the range of fractions: the curve's mean score"),
+        "area": st.column_config.NumberColumn(help="Trapezoid area under the score over the fraction of regions"),
+        "true image's rank at the end": st.column_config.NumberColumn(
+            help="1-based rank of the true image for this caption with the last step's regions (the rest of the "
+                 "gallery unchanged)")})
     cf_note = (" The counterfactual order ranks the regions by the mean counterfactual attention "
                f"({ex.intervention}); ties keep the index order." if "counterfactual order" in baselines else "")
     st.caption("Regions are removed (deletion) or added (insertion) one at a time in the order of the factual "

@@ -277,7 +277,7 @@ def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tup
         parts = "; ".join(f"{region_label(ex, r, [r])}: factual {a:.3f}, counterfactual {b:.3f}"
                           for r, a, b in ov["whole"])
         how = "painted too" if whole else "not painted (switch *Paint the whole-image region* to paint it)"
-        st.caption(f"Whole-image region — share of “{plain(tok)}”'s attention: {parts} — {how}.")
+        st.caption(f"Whole-image region — its share of the attention of “{plain(tok)}”: {parts} — {how}.")
     st.caption(f"Each pixel shows the largest share of the painted boxes covering it (`{ACCUMULATION}`); "
                f"uncovered pixels keep the faded image. Scale: 0 to {vmax:.3f}, the largest share of any word "
                f"of this caption (factual or counterfactual), the same for every word — a flat row looks flat.")

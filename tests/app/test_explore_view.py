@@ -77,7 +77,7 @@ def test_deletion_and_insertion_curves_with_baselines(make_app):
     assert set(table["order"]) == {"attention order", "counterfactual order", "random order"}
     assert table["normalised area"].map(math.isfinite).all() and len(table) == 6
     curves = [f for f in _figures(at) if f["layout"].get("title", {}).get("text") in ("Deletion", "Insertion")]
-    assert len(curves) == 2 and all(len(f["data"]) == 3 for f in curves)  # one pair of axes: order + 2 baselines
+    assert len(curves) == 2 and all(len(f["data"]) == 4 for f in curves)  # one pair of axes: order, 2 baselines, S(α)
     assert any("Normalised area" in c for c in _captions(at))
     at.text_input(key="w_text").set_value("a red bar").run()
     no_failure(at)
