@@ -13,7 +13,8 @@ What it runs, two processes at a time (``--jobs``), one CPU thread each (``OMP_N
 - training: ``causmatch train --config configs/scenes.json`` with ``--model scan`` (hardest negatives),
   ``scan-warmup`` (the same plus ``max_violation_warmup_epochs=1``: summed violations in the first epoch) and
   ``--model causmatch``; ``--set epochs=E --set captions_per_epoch=N --set seed=S``. The queue goes seed by
-  seed (seed 0 over every bias and model first), so a sweep stopped early has balanced results;
+  seed (seed 0 over every bias and model first), so a sweep stopped early has balanced results; ``--later scan``
+  puts a seed's ``scan`` runs after its other runs at every bias;
 - evaluation: ``causmatch evaluate --intervention random --json`` of each run's best (dev rSum) checkpoint on
   the shared test split: retrieval, grounding, distractor attention, the effect and its AUC.
 
@@ -117,8 +118,9 @@ def eval_done(path: Path) -> bool:
 
 
 def plan(out: Path, *, biases=BIASES, seeds=SEEDS, models=MODELS, epochs: int = 3, captions: int = 10_000,
-         sizes=(5000, 1000, 1000), evaluate: bool = True) -> list[Task]:
-    """Every task of the sweep, in queue order, with the ones already done left out."""
+         sizes=(5000, 1000, 1000), evaluate: bool = True, later: tuple[str, ...] = ()) -> list[Task]:
+    """Every task of the sweep, in queue order, with the ones already done left out: seed by seed; within a
+    seed bias by bias, except that the ``later`` models go after the others' runs of that seed at every bias."""
     tasks: list[Task] = []
     data, runs, evals, logs = out / "data", out / "runs", out / "eval", out / "logs"
     test = data / "test"
@@ -126,26 +128,29 @@ def plan(out: Path, *, biases=BIASES, seeds=SEEDS, models=MODELS, epochs: int = 
         tasks.append(Task("data-test", "data", ["scenes", "--out", rel(test), "--splits", "test",
                                                 "--test", str(sizes[2]), "--quiet", "--workers", "1"],
                           logs / "data-test.log"))
-    for seed in seeds:
-        for bias in biases:
-            folder = data / f"bias-{bias_name(bias)}"
-            if seed == seeds[0] and not data_done(folder, ("train", "dev"), bias):  # just before its first runs
-                tasks.append(Task(f"data-{bias_name(bias)}", "data",
-                                  ["scenes", "--out", rel(folder), "--bias", bias_name(bias), "--splits",
-                                   "train,dev", "--train", str(sizes[0]), "--dev", str(sizes[1]), "--quiet",
-                                   "--workers", "1"], logs / f"data-{bias_name(bias)}.log"))
-            for model in models:
-                name = run_name(model, bias, seed)
-                ckpt = runs / name
-                train = Task(f"train-{name}", "train", train_argv(out, name, bias, seed, model, epochs, captions),
-                             logs / f"train-{name}.log", deps=[f"data-{bias_name(bias)}"])
-                state = train_state(ckpt, epochs)
-                if state != "done":
-                    train.extra = {"resume": ["--resume"], "overwrite": ["--overwrite"]}.get(state, [])
-                    tasks.append(train)
-                if evaluate and not eval_done(evals / f"{name}.json"):
-                    tasks.append(Task(f"eval-{name}", "eval", eval_argv(ckpt, test, evals / f"{name}.json"),
-                                      logs / f"eval-{name}.log", deps=["data-test", train.name]))
+    first = [m for m in models if m not in later]
+    groups = [g for g in (first, [m for m in models if m in later]) if g]
+    built = set()
+    for seed, group, bias in ((s, g, b) for s in seeds for g in groups for b in biases):
+        folder = data / f"bias-{bias_name(bias)}"
+        if bias not in built and not data_done(folder, ("train", "dev"), bias):  # just before its first runs
+            tasks.append(Task(f"data-{bias_name(bias)}", "data",
+                              ["scenes", "--out", rel(folder), "--bias", bias_name(bias), "--splits",
+                               "train,dev", "--train", str(sizes[0]), "--dev", str(sizes[1]), "--quiet",
+                               "--workers", "1"], logs / f"data-{bias_name(bias)}.log"))
+        built.add(bias)
+        for model in group:
+            name = run_name(model, bias, seed)
+            ckpt = runs / name
+            train = Task(f"train-{name}", "train", train_argv(out, name, bias, seed, model, epochs, captions),
+                         logs / f"train-{name}.log", deps=[f"data-{bias_name(bias)}"])
+            state = train_state(ckpt, epochs)
+            if state != "done":
+                train.extra = {"resume": ["--resume"], "overwrite": ["--overwrite"]}.get(state, [])
+                tasks.append(train)
+            if evaluate and not eval_done(evals / f"{name}.json"):
+                tasks.append(Task(f"eval-{name}", "eval", eval_argv(ckpt, test, evals / f"{name}.json"),
+                                  logs / f"eval-{name}.log", deps=["data-test", train.name]))
     return tasks
 
 
@@ -353,11 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--captions", type=int, default=10_000, help="captions per epoch")
     p.add_argument("--sizes", type=_ints, default=(5000, 1000, 1000), help="train,dev,test images")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--later", type=lambda s: tuple(x for x in s.split(",") if x), default=(),
+                   help="models whose runs of a seed go after the other models' runs of that seed at every bias "
+                        "(e.g. scan: the fair comparison covers every bias first)")
     p.add_argument("--no-eval", action="store_true", help="train only")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--tables-only", action="store_true", help="write the CSVs and the figure and exit")
     args = p.parse_args(argv)
-    bad = [m for m in args.models if m not in MODELS]
+    bad = [m for m in (*args.models, *args.later) if m not in MODELS]
     if bad or len(args.sizes) != 3 or args.jobs < 1 or args.epochs < 1:
         p.error(f"--models from {','.join(MODELS)}; --sizes is train,dev,test; --jobs, --epochs >= 1")
     out = (ROOT / args.out) if not os.path.isabs(args.out) else Path(args.out)
@@ -368,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         n, _ = write_tables(out, results, **kw)
         print(f"{n} evaluated runs -> {rel(results)}/bias_sweep.csv, effect_auc.csv, bias_sweep.png")
         return 0
-    tasks = plan(out, evaluate=not args.no_eval, **kw)
+    tasks = plan(out, evaluate=not args.no_eval, later=args.later, **kw)
     if args.dry_run:
         for t in tasks:
             print(f"{t.kind:<5} {t.name:<34} {t.command}{' ' + shlex.join(t.extra) if t.extra else ''}")

@@ -55,6 +55,16 @@ def test_plan_goes_seed_by_seed_with_data_before_its_runs(sweep, tmp_path):
     assert "--intervention random --json" in warm[-1].command and "--split test" in warm[-1].command
 
 
+def test_later_models_go_after_the_others_within_each_seed(sweep, tmp_path):
+    tasks = sweep.plan(tmp_path, biases=(0.5, 0.9), seeds=(0, 1), later=("scan",))
+    names = [t.name for t in tasks if t.kind != "eval"]
+    assert names == ["data-test", "data-0.5", "train-scan-warmup-b0.5-s0", "train-causmatch-b0.5-s0", "data-0.9",
+                     "train-scan-warmup-b0.9-s0", "train-causmatch-b0.9-s0", "train-scan-b0.5-s0",
+                     "train-scan-b0.9-s0", "train-scan-warmup-b0.5-s1", "train-causmatch-b0.5-s1",
+                     "train-scan-warmup-b0.9-s1", "train-causmatch-b0.9-s1", "train-scan-b0.5-s1",
+                     "train-scan-b0.9-s1"]
+
+
 def test_resume_skips_what_is_done_and_continues_what_is_not(sweep, tmp_path):
     kw = dict(biases=(0.5,), seeds=(0,), models=("scan", "scan-warmup", "causmatch"), epochs=3)
     _write(tmp_path / "data" / "test" / "meta.json", {"splits": {"test": {}}, "generator": {"bias": 0.9}})
