@@ -3,7 +3,7 @@ of the planted star / white-ring correlation, all evaluated on ONE shared test s
 
     nohup nice -n 10 .venv/bin/python scripts/bias_sweep.py > runs/bias_sweep/sweep.log 2>&1 &
     .venv/bin/python scripts/bias_sweep.py --dry-run      # the plan: every command, and which are done
-    .venv/bin/python scripts/bias_sweep.py --tables-only  # the CSVs and the figure from the evaluations there
+    .venv/bin/python scripts/bias_sweep.py --tables-only  # the CSVs, the figure and summary tables (markdown)
 
 What it runs, two processes at a time (``--jobs``), one CPU thread each (``OMP_NUM_THREADS=1``):
 
@@ -328,6 +328,39 @@ def figure(rows: list[dict], path: Path) -> None:
     atomic_write(path, lambda fh: fh.write(buf.getvalue()), label="figure")
 
 
+def _mean_sd(values: list[float], digits: int) -> str:
+    import statistics
+
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (n=1)"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f} (n={len(values)})"
+
+
+def summary_markdown(sweep: list[dict], auc: list[dict]) -> str:
+    """Markdown tables: per bias and model, mean ± sample standard deviation over the seeds evaluated."""
+    keys = sorted({(float(r["bias"]), r["model"]) for r in sweep}, key=lambda k: (k[0], MODELS.index(k[1])))
+    lines = ["| bias | model | test rSum | t2i R@1 | grounding % | distractor attention % (chance) | "
+             "effect matching / non-matching |", "|---|---|---:|---:|---:|---:|---:|"]
+    for bias, model in keys:
+        rows = [r for r in sweep if float(r["bias"]) == bias and r["model"] == model]
+        col = lambda k, rows=rows: [float(r[k]) for r in rows if r[k] != ""]  # noqa: E731
+        chance = col("distractor_chance")
+        lines.append(f"| {bias:g} | {model} | {_mean_sd(col('rsum'), 1)} | {_mean_sd(col('t2i_r1'), 1)} | "
+                     f"{_mean_sd(col('grounding'), 1)} | {_mean_sd(col('distractor_attention'), 2)} "
+                     f"({sum(chance) / len(chance):.2f}) | {_mean_sd(col('effect_matching'), 3)} / "
+                     f"{_mean_sd(col('effect_non_matching'), 3)} |")
+    lines += ["", "| bias | model | seed | top-1 right | AUC effect of top pair | AUC effect margin | "
+              "AUC score margin |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in sorted(auc, key=lambda r: (float(r["bias"]), MODELS.index(r["model"]), r["seed"])):
+        cell = lambda p, r=r: (f"{float(r[p + '_auc']):.3f} [{float(r[p + '_lo']):.3f}, "  # noqa: E731
+                               f"{float(r[p + '_hi']):.3f}]")
+        lines.append(f"| {r['bias']} | {r['model']} | {r['seed']} | {r['top1_correct']} / {r['n_queries']} | "
+                     f"{cell('effect_top')} | {cell('effect_margin')} | {cell('score_margin')} |")
+    return "\n".join(lines)
+
+
 def write_tables(out: Path, results: Path, **kw) -> tuple[int, int]:
     from causmatch.outputs import atomic_write_text
 
@@ -374,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
               captions=args.captions, sizes=args.sizes)
     if args.tables_only:
         n, _ = write_tables(out, results, **kw)
-        print(f"{n} evaluated runs -> {rel(results)}/bias_sweep.csv, effect_auc.csv, bias_sweep.png")
+        print(f"{n} evaluated runs -> {rel(results)}/bias_sweep.csv, effect_auc.csv, bias_sweep.png\n")
+        print(summary_markdown(*collect(out, **kw)))
         return 0
     tasks = plan(out, evaluate=not args.no_eval, later=args.later, **kw)
     if args.dry_run:
