@@ -427,3 +427,9 @@ def test_a_grounding_entry_for_another_image_is_refused(scenes_sample):
     _rewrite(path, lambda lines: lines.__setitem__(7, lines[7].replace('"image":1', '"image":2', 1)))
     with pytest.raises(DataError, match="caption 7"):
         split_fits(load_split(scenes_sample, "test"))
+
+
+@pytest.mark.parametrize("bad", [{"colour": "crimson"}, {"x": float("nan")}, {"radius": "big"}, {"shape": None}])
+def test_hand_built_objects_outside_the_vocabulary_are_refused(bad):
+    with pytest.raises(DataError, match="object 1 of image 0 is not a scenes object"):
+        fit_matrix([[obj("star", "red"), {**obj("circle", "blue"), **bad}]], [parse_caption(entry("a red star"))])

@@ -201,10 +201,17 @@ def _scene_arrays(scenes: list[list[dict]]) -> dict[str, np.ndarray]:
     a["valid"] = np.zeros((n_img, n_obj), bool)
     for i, objects in enumerate(scenes):
         for o, obj in enumerate(objects):
-            for k in ATTRIBUTES:
-                a[k][i, o] = VALUES[k].index(obj[k])
-            for k in ("x", "y", "radius"):
-                a[k][i, o] = float(obj[k])
+            try:
+                for k in ATTRIBUTES:
+                    a[k][i, o] = VALUES[k].index(obj[k])
+                for k in ("x", "y", "radius"):
+                    a[k][i, o] = float(obj[k])
+                ok = bool(np.isfinite([a[k][i, o] for k in ("x", "y", "radius")]).all())
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise DataError(f"object {o} of image {i} is not a scenes object (a known shape, colour and size, "
+                                "finite x, y and radius)")
             a["valid"][i, o] = True
     a["n_objects"] = a["valid"].sum(axis=1)
     return a
