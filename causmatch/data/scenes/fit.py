@@ -291,7 +291,7 @@ def fit_matrix(scenes: list[list[dict]], specs: list[CaptionSpec]) -> np.ndarray
 
 MISFIT = {  # why a caption is not true of an image, in the order they are checked
     "missing": "names an object the image lacks",
-    "distinct": "names two objects where the image has one",
+    "distinct": "needs more matching objects than the image has",
     "relation": "states a relation that does not hold",
     "count": "states the wrong number of objects",
 }
