@@ -197,11 +197,11 @@ def _overlays(ctx: state.Context, model: state.Model, fp: pair_view.FailingPair,
         for panel, rgb, title in (("factual", ov["factual"], f"{name} - factual a: '{ex.tokens[j]}'"),
                                   ("counterfactual", ov["counterfactual"], f"{name} - counterfactual a-bar: "
                                                                            f"'{ex.tokens[j]}'")):
-            files.append((f"{name.split(' ')[0]} {panel}", rgb, title,
+            files.append((f"{name.split(' ')[0]} {'α' if panel == 'factual' else 'ᾱ'}", rgb, title,
                           hm.figure_name(model.label, f"img{ex.image}", what, f"w{j}-{ex.tokens[j]}", panel,
                                          ctx.intervention or "none", f"seed{ctx.seed}")))
     fig = figures.overlay_panels(panels, titles, vmin=scale[0], vmax=scale[1],
-                                 bar_title=f"share of “{tok}”'s attention", height=300)
+                                 bar_title=f"share of “{tok}”'s attention", height=330)
     figures.show(fig, key="fp_overlays")
     if wrong_word < 0:
         st.info(f"“{plain(tok)}” does not occur in the best wrong caption: only the true pair is drawn.")
