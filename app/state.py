@@ -53,7 +53,8 @@ _PICKED_FOR = "_picked_for"
 # A view field whose value only means something for the values of other fields: a word index belongs to its
 # caption, a region index to its image (and both to the dataset). When those change, the value goes back to its
 # default (:func:`changed`) — word 3 of one caption never silently becomes word 3 of another.
-BELONGS_TO = {"word": ("data", "split", "image", "caption", "text"), "region": ("data", "split", "image")}
+BELONGS_TO = {"word": ("data", "split", "image", "caption", "text"), "region": ("data", "split", "image"),
+              "cword": ("data", "split", "image", "caption", "text")}
 _PAIR_WORD_OF = "_pair_word_of"  # the failure (direction, query) the Failing pair's word was picked for
 
 

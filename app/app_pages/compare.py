@@ -6,11 +6,13 @@ effect charts one axis range; scores and effects have 4 decimals everywhere, and
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import results
 import state
+from causmatch.analysis import pair_view
 from components import figures, help, pair
 from components.errors import plain, require_finite
 from components.pickers import pick_index, pick_pair
@@ -25,6 +27,31 @@ def shared_scales(explanations: list) -> dict:
     effects = [ex.word_effects for ex in explanations if ex.word_effects is not None]
     return {"share": (0.0, max(tops or [1.0])),
             "effects": figures.shared_range(*effects) if effects else None}
+
+
+def telling_word(ctx: state.Context, explanations: list) -> tuple[int, str]:
+    """The word shown first, and what it was chosen by: with two checkpoints the word whose relevance
+    differs most between them (``pair_view.choose_word``, A's pair against B's: same image, same caption),
+    with one the word with the largest per-word effect; never a common word ("a") while another is left."""
+    first = explanations[0]
+    common = results.common_words(ctx, ctx.models[0])
+    if len(explanations) > 1:
+        choice = pair_view.choose_word(first, explanations[1], common)
+        return choice.index, choice.note or "where the two checkpoints' relevance differs most"
+    usable = pair_view.usable_words(first.tokens, first.unknown_words)
+    rare = usable & np.array([str(t) not in common for t in first.tokens], dtype=bool)
+    values = np.abs(np.asarray(first.word_effects, dtype=np.float64)) if first.word_effects is not None \
+        else np.full(len(first.tokens), np.nan)
+    return pair_view.most_informative_word(values, rare if rare.any() else usable), "largest per-word effect"
+
+
+def pick_word(ctx: state.Context, explanations: list) -> int:
+    """The word of the overlays: the view's, or (-1, the default) the most telling one (:func:`telling_word`)."""
+    tokens = explanations[0].tokens
+    auto, why = telling_word(ctx, explanations)
+    labels = {-1: f"{auto} · {tokens[auto]} — {why}", **{j: f"{j} · {t}" for j, t in enumerate(tokens)}}
+    word = pick_index("Word for the overlays", "cword", [-1, *range(len(tokens))], labels)
+    return auto if word < 0 else word
 
 
 def _scores_column(model: state.Model, ex, missing: str | None) -> None:
@@ -97,10 +124,8 @@ def render(ctx: state.Context) -> None:
     if len(ctx.models) < 2:
         st.info("Load a second checkpoint in the sidebar to compare two models on the same pair.")
     image, caption, text = pick_pair(ctx.split)
-    tokens = ctx.models[0].matcher.tokens(text or ctx.split.captions[caption])
-    word = pick_index("Word for the overlays", "word", list(range(len(tokens))),
-                      {j: f"{j} · {t}" for j, t in enumerate(tokens)})
     explanations = [results.explain(ctx, model, image, caption, text) for model in ctx.models]
+    word = pick_word(ctx, explanations)
     scale = shared_scales(explanations)
     missing = state.missing_counterfactual(ctx)
     for col, model, ex in zip(st.columns(len(ctx.models)), ctx.models, explanations):

@@ -62,6 +62,7 @@ FIELDS: dict[str, Field] = {
     "text": Field(str, ""),           # a typed caption replaces the dataset caption when not empty
     "word": Field(int, 0, low=0),     # token index in the caption
     "pword": Field(int, -1, low=-1),  # Failing pair: the word shown (token index), -1 = the most informative
+    "cword": Field(int, -1, low=-1),  # Compare: the word shown (token index), -1 = where the checkpoints differ most
     "region": Field(int, 0, low=0),
     "iv": Field(str, "random", choices=pickable_kinds()),  # intervention kind
     "targets": Field(str, ""),        # comma-separated word/region indices for targeted kinds

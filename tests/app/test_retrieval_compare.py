@@ -81,3 +81,21 @@ def test_compare_shares_scales_and_decimals(make_app):
     ranks = at.dataframe[0].value
     assert list(ranks.columns) == ["checkpoint", "query", "rank under α", "rank under ᾱ (mean of 8 draws)",
                                    "S(α) of the true item"]
+
+
+def test_compare_opens_on_the_word_where_the_checkpoints_differ(make_app):
+    at = make_app("compare", image=4)
+    no_failure(at)
+    picker = at.selectbox(key="w_cword")
+    assert picker.value == -1
+    label = picker.format_func(-1)
+    word = int(label.split(" · ")[0])
+    assert "differs most" in label and label.split(" · ")[1].split(" — ")[0] != "a"
+    assert f"“{picker.format_func(word).split(' · ')[1]}”" in json.dumps(
+        [json.loads(el.proto.spec)["layout"].get("annotations", []) for el in at.get("plotly_chart")],
+        ensure_ascii=False)  # the overlays show that word
+    picker.set_value(0).run()
+    assert at.query_params["cword"] in ("0", ["0"])
+    at.number_input(key="w_image").set_value(5).run()  # another pair: the word goes back to the telling one
+    no_failure(at)
+    assert at.selectbox(key="w_cword").value == -1
