@@ -289,11 +289,11 @@ def open_pair(image: int, caption: int, page: str = "explore") -> None:
     changed()
 
 
-def failure_of(view: dict[str, Any]) -> tuple[str, int]:
-    """The failure a view shows on the Failing pair page: (direction, query) — the query is the caption
-    for caption → images (``t2i``), the image for image → captions (``i2t``)."""
+def failure_of(view: dict[str, Any]) -> tuple:
+    """The failure a view shows on the Failing pair page: (dataset, split, direction, query) — the query is
+    the caption for caption → images (``t2i``), the image for image → captions (``i2t``)."""
     direction = str(view["dir"])
-    return direction, int(view["caption"] if direction == "t2i" else view["image"])
+    return str(view["data"]), str(view["split"]), direction, int(view["caption" if direction == "t2i" else "image"])
 
 
 def open_failure(direction: str, query: int, image: int, caption: int, page: str | None = "failing_pair") -> None:
@@ -304,7 +304,7 @@ def open_failure(direction: str, query: int, image: int, caption: int, page: str
     for name, new in (("dir", direction), ("image", int(image)), ("caption", int(caption)), ("text", ""),
                       ("word", 0), ("pword", -1)):
         st.session_state[key(name)] = new
-    st.session_state[_PAIR_WORD_OF] = (direction, int(query))
+    st.session_state[_PAIR_WORD_OF] = failure_of(view())
     if page:
         st.session_state[_OPEN] = page
     changed()

@@ -47,13 +47,13 @@ def _walk(ctx: state.Context, direction: str, query: int) -> None:
     rows = results.failure_list(ctx)
     rows = rows[rows["direction"] == direction] if "direction" in rows.columns else rows
     keys = [int(q) for q in rows["query"]]
-    by_query = {int(r["query"]): r for _, r in rows.iterrows()}
     prev, nxt, pos = pair_view.neighbours(keys, query)
     cols = st.columns([1, 1, 1.4, 3])
     for col, target, label, icon, key in ((cols[0], prev, "Previous", ":material/arrow_back:", "fp_prev"),
-                                          (cols[1], nxt, "Next" if pos is not None else "First in the list",
+                                          (cols[1], nxt, "Next" if pos is not None else "First",
                                            ":material/arrow_forward:", "fp_next")):
-        args = None if target is None else (direction, *_row_pair(ctx.split, direction, by_query[target]))
+        args = None if target is None else (direction, *_row_pair(ctx.split, direction,
+                                                                  rows.iloc[keys.index(target)]))
         col.button(label, icon=icon, key=key, disabled=args is None, width="stretch",
                    on_click=None if args is None else state.open_failure, args=(*args, None) if args else None)
     if cols[2].button("Back to the table", icon=":material/table_rows:", key="fp_back", width="stretch"):

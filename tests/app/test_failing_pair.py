@@ -125,6 +125,14 @@ def test_a_link_word_stays_with_its_failure_only(make_app):
     assert _word(at).value == -1
 
 
+def test_a_word_stays_with_its_dataset(make_app, assets):
+    at = make_app(PAGE, caption=4, pword=1)
+    assert _word(at).value == 1
+    at.text_input(key="w_data").set_value(str(assets.bare)).run()  # the same caption number, another dataset
+    no_failure(at)
+    assert _word(at).value == -1
+
+
 def test_retrieval_opens_the_failing_pair_of_its_query(make_app):
     at = make_app("retrieval", caption=6)
     no_failure(at)
