@@ -115,7 +115,7 @@ def _curves_section(ctx: state.Context, model: state.Model, ex) -> None:
     rows = []
     for col, kind in zip(cols, ("deletion", "insertion")):
         named = {"attention order" if name == "attention" else name: c for name, c in found[kind].items()}
-        lines = {f"{name} · area {c.mean_score:.4f}": (c.fraction, c.scores, "order: " + _order(c.removed))
+        lines = {f"{name} · normalised area {c.mean_score:.4f}": (c.fraction, c.scores, "order: " + _order(c.removed))
                  for name, c in named.items()}
         axis = "regions removed" if kind == "deletion" else "regions kept (added)"
         fig = figures.score_curves(lines, title=kind.capitalize(), axis=axis, reference=ex.score, yrange=yrange)

@@ -281,10 +281,11 @@ def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tup
     st.caption(f"Each pixel shows the largest share of the painted boxes covering it (`{ACCUMULATION}`); "
                f"uncovered pixels keep the faded image. Scale: 0 to {vmax:.3f}, the largest share of any word "
                f"of this caption (factual or counterfactual), the same for every word — a flat row looks flat.")
-    names = dict(factual=(ov["factual"], vmin, vmax, "inferno", f"factual a: '{tok}' - share of attention"),
+    names = dict(factual=(ov["factual"], vmin, vmax, "inferno", f"factual: '{tok}', share of its attention"),
                  counterfactual=(ov["counterfactual"], vmin, vmax, "inferno",
-                                 f"counterfactual a-bar: '{tok}' - share of attention"),
-                 difference=(ov["difference"], -lim, lim, "coolwarm", f"a - a-bar: '{tok}' (red: factual higher)"))
+                                 f"counterfactual: '{tok}', share of its attention"),
+                 difference=(ov["difference"], -lim, lim, "coolwarm",
+                             f"factual - counterfactual: '{tok}' (red: factual higher)"))
     cols = st.columns(len(names))
     for col, (panel, (rgb, lo, hi, cmap, title)) in zip(cols, names.items()):
         col.download_button(f"PNG {panel}", png_bytes(hm.with_colorbar(rgb, lo, hi, cmap, title)),

@@ -101,7 +101,7 @@ def screenshot(page, name: str, height: int = 2000) -> Path:
 # every counterfactual matrix of both checkpoints (the cold-start cost); the other pages reuse them.
 # The paths fit any scenes split of at least 8 images (the committed sample has exactly 8).
 DEMO_VIEWS = [("overview", "/", "Overview", 0, 2000),
-              ("explore", "/explore?image=7&caption=35&word=2&iv=random", "Explore a pair", 5, 2300),
+              ("explore", "/explore?image=7&caption=35&word=2&iv=random", "Explore a pair", 2, 4200),  # boxes, region
               ("retrieval", "/retrieval?caption=35&k=5", "Retrieval", 10, 1500),
               ("failures", "/failures", "Failure cases", 0, 1100),
               ("compare", "/compare", "Compare checkpoints", 0, 2400)]  # overlays are plotly images
