@@ -30,11 +30,13 @@ TOPICS: dict[str, tuple[str, str]] = {
         "Effect",
         "**Effect = S(α) − mean S(ᾱ)**: how much the learned attention adds to the score compared with the "
         "counterfactual attention. Positive: the learned attention helps this match; about 0: the score does "
-        "not depend on where the model looks; negative: the counterfactual attention scores higher."),
+        "not depend on where the model looks (as far as this counterfactual tells); negative: the "
+        "counterfactual attention scores higher."),
     "interval": (
         "95% interval",
         "The effect's **95% interval** is Student's t over the K seeded draws of ᾱ (seeds seed … seed+K−1): "
-        "effect ± t·sd/√K. It says how much the effect depends on which draws were taken, not how it would "
+        "effect ± t·sd/√K, sd the spread of the K counterfactual scores (t of K−1 degrees of freedom; 1.96 "
+        "past 31 draws). It says how much the effect depends on which draws were taken, not how it would "
         "vary over other data or another training run. A deterministic counterfactual (e.g. uniform) has one "
         "draw and zero width."),
     "word_effects": (
@@ -45,9 +47,10 @@ TOPICS: dict[str, tuple[str, str]] = {
         "word whose attention does not matter."),
     "region_effects": (
         "Per-region effect",
-        "The **per-region effect** of a region is S(α) minus the score with that region removed (its features "
-        "kept, only the mask narrowed); no counterfactual attention is drawn. Positive: the match needs the "
-        "region. Blank for padding, and for every region when an image has only one."),
+        "The **per-region effect** of a region is S(α) minus the score when the attention on that region is set "
+        "to 0 (no word attends to it; for a model attending from regions, the region attends to no word); the "
+        "features are unchanged and no counterfactual draw is involved. Positive: the match needs the region. "
+        "Blank for padding, and for every region when an image has only one."),
     "attention": (
         "Attention matrices",
         "Each row is one word's attention over the regions, shown as **shares of the row** (they sum to 1), so "
