@@ -294,13 +294,17 @@ def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tup
 
 
 def effect_charts(ex, word: int | None, key: str) -> None:
+    """Per-word effects (the picked word highlighted, unknown words marked) and per-region effects (the
+    whole-image region named)."""
     cols = st.columns(2)
     if ex.word_effects is not None:
-        fig = figures.effect_bars(ex.tokens, ex.word_effects, title="Per-word effect", axis="word",
+        fig = figures.effect_bars(word_labels(ex), ex.word_effects, title="Per-word effect", axis="word",
                                   highlight=word)
-        cols[0].plotly_chart(fig, key=f"{key}_we", config={"displaylogo": False})
+        figures.show(fig, key=f"{key}_we", container=cols[0])
     if ex.region_effects is not None:
         regions = valid_regions(ex)
-        fig = figures.effect_bars([f"r{r}" for r in regions], np.asarray(ex.region_effects)[regions],
+        whole = whole_regions(ex)
+        fig = figures.effect_bars([region_label(ex, r, whole) for r in regions],
+                                  np.asarray(ex.region_effects)[regions],
                                   title="Per-region effect (score drop without the region)", axis="region")
-        cols[1].plotly_chart(fig, key=f"{key}_re", config={"displaylogo": False})
+        figures.show(fig, key=f"{key}_re", container=cols[1])

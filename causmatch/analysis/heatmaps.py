@@ -395,6 +395,7 @@ def with_colorbar(rgb, vmin: float, vmax: float, cmap: str = "inferno", title: s
         raise DataError(f"image must be RGB [H, W, 3], got shape {tuple(img.shape)}")
     _size(img.shape[:2])
     factor = max(1, int(np.ceil(320 / img.shape[0])))
+    factor = max(1, min(factor, int(np.sqrt(MAX_PIXELS / 4 / (img.shape[0] * img.shape[1])))))  # a thin strip
     if factor > 1:
         img = cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     h, w = img.shape[:2]

@@ -94,6 +94,10 @@ def test_a_png_carries_its_colour_bar_and_title():
     assert (out[:top] < 128).any()                                               # the title's ink above
     small = hm.with_colorbar(np.zeros((20, 30, 3), np.uint8), -1.0, 1.0, "coolwarm")
     assert small.shape[0] >= 320                                                 # enlarged so labels stay legible
+    strip = hm.with_colorbar(np.zeros((4, 20000, 3), np.uint8), 0.0, 1.0)      # enlarged only within MAX_PIXELS
+    assert strip.shape[0] * strip.shape[1] <= hm.MAX_PIXELS
+    flat = hm.with_colorbar(np.zeros((50, 50, 3), np.uint8), 0.5, 0.5)         # an empty range still draws
+    assert flat.shape[0] >= 320
     with pytest.raises(DataError, match="RGB"):
         hm.with_colorbar(np.zeros((20, 30), np.uint8), 0, 1)
     with pytest.raises(DataError, match="NaN"):
