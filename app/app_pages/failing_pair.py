@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,8 @@ import results
 import state
 from causmatch.analysis import heatmaps as hm
 from causmatch.analysis import pair_view
-from causmatch.errors import CausMatchError
+from causmatch.errors import CausMatchError, ConfigError
+from causmatch.interventions import target_rule
 from components import figures, help, pair
 from components.errors import plain, require_finite
 from components.images import png_bytes
@@ -128,12 +130,27 @@ def _fit(ctx: state.Context):
     return None if fits is None else (lambda image, caption: bool(fits[image, caption]))
 
 
-def _numbers(ctx: state.Context, fp: pair_view.FailingPair, ex_true, ex_wrong, item: str) -> None:
-    """Both pairs' scores, effects with their interval, and ranks, one row each."""
-    missing = state.missing_counterfactual(ctx)
+def _explain(ctx: state.Context, model: state.Model, pair_of: tuple[int, int], apart: str | None):
+    """(PairExplanation, why it has no counterfactual or None). Targets that do not fit this pair — picked on
+    another item (``apart``), or refused by the pair's check — are never applied: the pair is explained
+    factual only, and the reason is said beside its numbers."""
+    if apart is None:
+        try:
+            return results.explain(ctx, model, *pair_of), None
+        except ConfigError as exc:
+            if target_rule(state.value("iv")) is None:
+                raise
+            apart = f"the targets do not fit this pair ({exc})"
+    return results.explain(replace(ctx, intervention=None), model, *pair_of), apart
+
+
+def _numbers(ctx: state.Context, fp: pair_view.FailingPair, ex_true, ex_wrong, item: str, nocf: tuple) -> None:
+    """Both pairs' scores, effects with their interval, and ranks, one row each; ``nocf``: per pair, why it
+    has no counterfactual (then "—", never an effect that no intervention produced)."""
     rows = []
-    for name, ex, rank, cf_rank in ((f"true {item} {fp.true_item}", ex_true, fp.rank, fp.cf_rank),
-                                    (f"best wrong {item} {fp.wrong_item}", ex_wrong, fp.wrong_rank, fp.wrong_cf_rank)):
+    for name, ex, rank, cf_rank, missing in (
+            (f"true {item} {fp.true_item}", ex_true, fp.rank, fp.cf_rank, nocf[0]),
+            (f"best wrong {item} {fp.wrong_item}", ex_wrong, fp.wrong_rank, fp.wrong_cf_rank, nocf[1])):
         require_finite([ex.score, ex.cf_score, ex.effect, ex.effect_low, ex.effect_high],
                        f"the scores of image {ex.image} with caption {ex.caption}")
         cf = not missing
@@ -152,8 +169,9 @@ def _numbers(ctx: state.Context, fp: pair_view.FailingPair, ex_true, ex_wrong, i
         "rank (α)": col.NumberColumn("rank (α)", help=f"1-based, among {fp.gallery:,} {item}s, with α"),
         "rank (ᾱ)": col.NumberColumn("rank (ᾱ)", help="1-based, with the counterfactual scores (the same draws)"),
     })
-    if missing:
-        st.caption(f"No counterfactual: {missing}.")
+    for name, missing in zip(("true", "best wrong"), nocf):
+        if missing:
+            st.caption(f"No counterfactual for the {name} pair: {plain(missing)}.")
 
 
 def _captions(fp: pair_view.FailingPair, ex_true, ex_wrong, word: int, wrong_word: int) -> None:
@@ -165,7 +183,7 @@ def _captions(fp: pair_view.FailingPair, ex_true, ex_wrong, word: int, wrong_wor
 
 
 def _overlays(ctx: state.Context, model: state.Model, fp: pair_view.FailingPair, ex_true, ex_wrong, word: int,
-              wrong_word: int, item: str) -> None:
+              wrong_word: int, item: str, nocf: tuple) -> None:
     """The word's factual and counterfactual attention over the true and the wrong item, on ONE scale."""
     for ex in (ex_true, ex_wrong):
         note = pair.overlays_available(ex)
@@ -182,21 +200,23 @@ def _overlays(ctx: state.Context, model: state.Model, fp: pair_view.FailingPair,
                   help="a box covering the whole image: painted, it colours every pixel its share (with max) and "
                        "hides the objects' contrast; its share is given below either way")
     paint_whole = bool(state.value("whole")) and bool(whole)
-    shown = [(ex_true, word, f"true {item} {fp.true_item}")]
+    shown = [(ex_true, word, f"true {item} {fp.true_item}", not nocf[0])]
     if wrong_word >= 0:
-        shown.append((ex_wrong, wrong_word, f"wrong {item} {fp.wrong_item}"))
-    top = max(pair.scales(ex)["share"][1] for ex, _, _ in shown)
+        shown.append((ex_wrong, wrong_word, f"wrong {item} {fp.wrong_item}", not nocf[1]))
+    top = max(pair.scales(ex)["share"][1] for ex, _, _, _ in shown)
     scale = (0.0, top if top > 0 else 1.0)
     panels, titles, whole_notes, files = [], [], [], []
-    for ex, j, name in shown:
+    for ex, j, name, cf in shown:
         ov = pair.word_overlays(ex, j, scale=scale, whole=paint_whole)
-        panels += [ov["factual"], ov["counterfactual"]]
-        titles += [f"{name} · α", f"{name} · ᾱ"]
-        whole_notes += [f"{name}: r{r} factual {a:.3f}, counterfactual {b:.3f}" for r, a, b in ov["whole"]]
+        drawn = [("factual", ov["factual"], f"{name} - factual a: '{ex.tokens[j]}'")]
+        if cf:  # a pair without a counterfactual shows no ᾱ panel
+            drawn.append(("counterfactual", ov["counterfactual"], f"{name} - counterfactual a-bar: '{ex.tokens[j]}'"))
+        panels += [rgb for _, rgb, _ in drawn]
+        titles += [f"{name} · {'α' if panel == 'factual' else 'ᾱ'}" for panel, _, _ in drawn]
+        whole_notes += [f"{name}: r{r} factual {a:.3f}" + (f", counterfactual {b:.3f}" if cf else "")
+                        for r, a, b in ov["whole"]]
         what = f"cap{ex.caption}"
-        for panel, rgb, title in (("factual", ov["factual"], f"{name} - factual a: '{ex.tokens[j]}'"),
-                                  ("counterfactual", ov["counterfactual"], f"{name} - counterfactual a-bar: "
-                                                                           f"'{ex.tokens[j]}'")):
+        for panel, rgb, title in drawn:
             files.append((f"{name.split(' ')[0]} {'α' if panel == 'factual' else 'ᾱ'}", rgb, title,
                           hm.figure_name(model.label, f"img{ex.image}", what, f"w{j}-{ex.tokens[j]}", panel,
                                          ctx.intervention or "none", f"seed{ctx.seed}")))
@@ -248,20 +268,25 @@ def render(ctx: state.Context) -> None:
     _walk(ctx, direction, query)
     res = results.rank(ctx, model, direction, query, state.value("k"))
     fp = pair_view.failing_pair(res, fits=_fit(ctx), captions=split.captions, caps_per_image=split.caps_per_image)
-    ex_true = results.explain(ctx, model, *fp.true_pair)
-    ex_wrong = results.explain(ctx, model, *fp.wrong_pair)
+    missing = state.missing_counterfactual(ctx)
+    ex_true, true_nocf = _explain(ctx, model, fp.true_pair, None)
+    ex_wrong, wrong_nocf = _explain(ctx, model, fp.wrong_pair, pair_view.targets_apart(direction, state.value("iv")))
+    nocf = (missing or true_nocf, missing or wrong_nocf)
     what = f"caption {query} “{plain(split.captions[query])}”" if direction == "t2i" else f"image {query}"
     st.markdown(f"**Query:** {what} · true {item} {fp.true_item} · best wrong {item} {fp.wrong_item} · "
                 f"{plain(model.label)} · counterfactual {ctx.intervention or 'none'}")
+    if state.value("text"):
+        st.caption("The caption typed in *Explore a pair* is not used here: a failing pair is a query of the dataset.")
     _status(fp, item)
     cols = st.columns(4)
     cols[0].metric("Margin", f"{fp.margin:+.4f}", help="S(α) of the true item − S(α) of the best wrong item")
-    cols[1].metric("Margin under ᾱ", f"{fp.cf_margin:+.4f}",
+    cols[1].metric("Margin under ᾱ", "—" if any(nocf) else f"{fp.cf_margin:+.4f}",
                    help=f"the same with the counterfactual scores ({ctx.samples} draw(s))")
-    cols[2].metric(f"True {item}'s rank", fp.rank + 1, delta=fp.rank - fp.cf_rank, delta_color="normal",
+    cols[2].metric(f"True {item}'s rank", fp.rank + 1, delta=None if nocf[0] else fp.rank - fp.cf_rank,
+                   delta_color="normal",
                    help="under α; the arrow: how far it moves under ᾱ (positive: it rises)")
     cols[3].metric(f"Best wrong {item}'s rank", fp.wrong_rank + 1)
-    _numbers(ctx, fp, ex_true, ex_wrong, item)
+    _numbers(ctx, fp, ex_true, ex_wrong, item, nocf)
     common = results.common_words(ctx, model)
     choice = pair_view.choose_word(ex_true, ex_wrong, common)
     left, right = st.columns([2, 3], vertical_alignment="bottom")
@@ -274,7 +299,7 @@ def render(ctx: state.Context) -> None:
         _captions(fp, ex_true, ex_wrong, word, wrong_word)
     if choice.note:
         st.caption(f"Word: {plain(choice.note)}.")
-    _overlays(ctx, model, fp, ex_true, ex_wrong, word, wrong_word, item)
+    _overlays(ctx, model, fp, ex_true, ex_wrong, word, wrong_word, item, nocf)
     _why_word(ex_true, ex_wrong, choice, word, common)
     help.how_to_read("margin", "scores", "effect", "interval", "ranks")
 

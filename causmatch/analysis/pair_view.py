@@ -13,6 +13,7 @@ Public API::
     WordChoice                                    # dataclass: index, values [W], counterpart [W], measure, note
     choose_word(true_ex, wrong_ex, common=frozenset()) -> WordChoice      # from two PairExplanations
     neighbours(keys, current) -> (previous, next, position)        # walking a list of failures
+    targets_apart(direction, kind) -> str | None  # why a targeted kind's ᾱ is not drawn for the wrong pair
 
 A failing pair is made from one query's ranking (:class:`causmatch.analysis.ranking.RankResult`): for a
 caption query (``t2i``) the caption with its true image and with the best-scoring wrong image; for an image
@@ -337,3 +338,22 @@ def neighbours(keys: Sequence[Hashable], current: Hashable) -> tuple[Any, Any, i
     except ValueError:
         return None, (keys[0] if keys else None), None
     return (keys[pos - 1] if pos > 0 else None), (keys[pos + 1] if pos + 1 < len(keys) else None), pos
+
+
+def targets_apart(direction: str, kind: str) -> str | None:
+    """Why the counterfactual of a targeted intervention ``kind`` is not shown for the best wrong pair, or None.
+
+    Targets are picked on the true pair: regions of its image, words of its caption. For a caption query the
+    wrong pair holds another image, so region targets would name other objects there; for an image query it
+    holds another caption, so word targets would name other words. Such targets are not carried over.
+    """
+    from causmatch.interventions import target_rule
+    rule = target_rule(kind)
+    if rule is None:
+        return None
+    other = {"t2i": "regions", "i2t": "words"}.get(direction)
+    if rule.axis != other:
+        return None
+    item = "image" if direction == "t2i" else "caption"
+    return (f"{kind}'s targets are {rule.axis} of the true pair's {item}; the best wrong {item}'s {rule.axis} are "
+            "others, so its counterfactual is not computed")

@@ -217,3 +217,11 @@ def test_a_wrong_item_with_the_same_words_also_matches():
     assert i2t.wrong_item == 2 and i2t.also_matches is True and "own captions" in i2t.match_reason
     ruled = pv.failing_pair(_ranking(sims, "t2i", 1), fits=lambda i, c: False, captions=caps, caps_per_image=K)
     assert ruled.also_matches is False
+
+
+def test_targets_are_not_carried_to_another_item():
+    assert "regions of the true pair's image" in pv.targets_apart("t2i", "mask-regions")
+    assert "words of the true pair's caption" in pv.targets_apart("i2t", "keep-words")
+    assert pv.targets_apart("t2i", "mask-words") is None      # the same caption in both pairs
+    assert pv.targets_apart("i2t", "mask-regions") is None    # the same image in both pairs
+    assert pv.targets_apart("t2i", "random") is None

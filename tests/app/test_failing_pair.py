@@ -147,3 +147,21 @@ def test_without_images_the_numbers_still_show(make_app, assets):
     no_failure(at)
     assert any("No overlays" in i.value for i in at.info)
     assert metric(at, "Margin")
+
+
+@pytest.mark.parametrize("query", [dict(iv="mask-regions", targets="1", tkind="mask-regions", caption=0),
+                                   dict(iv="keep-words", targets="1", tkind="keep-words", dir="i2t", image=3)])
+def test_targets_of_the_true_pair_are_not_applied_to_the_wrong_one(make_app, query):
+    at = make_app(PAGE, **query)
+    no_failure(at)
+    numbers = at.dataframe[0].value
+    assert numbers["S(ᾱ)"].iloc[0] != "—" and numbers["S(ᾱ)"].iloc[1] == "—"
+    assert numbers["effect"].iloc[1] == "—" and metric(at, "Margin under ᾱ") == "—"
+    assert any(c.value.startswith("No counterfactual for the best wrong pair") for c in at.caption)
+
+
+def test_a_targeted_kind_without_targets_shows_no_counterfactual(make_app):
+    at = make_app(PAGE, iv="mask-regions", caption=0)
+    no_failure(at)
+    numbers = at.dataframe[0].value
+    assert (numbers["S(ᾱ)"] == "—").all() and (numbers["95% interval"] == "—").all()
