@@ -288,7 +288,9 @@ def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tup
                              f"factual - counterfactual: '{tok}' (red: factual higher)"))
     cols = st.columns(len(names))
     for col, (panel, (rgb, lo, hi, cmap, title)) in zip(cols, names.items()):
-        col.download_button(f"PNG {panel}", png_bytes(hm.with_colorbar(rgb, lo, hi, cmap, title)),
+        def png(rgb=rgb, lo=lo, hi=hi, cmap=cmap, title=title) -> bytes:  # drawn when the button is clicked
+            return png_bytes(hm.with_colorbar(rgb, lo, hi, cmap, title))
+        col.download_button(f"PNG {panel}", png,
                             file_name=hm.figure_name(*name_parts, f"w{word}-{tok}", panel), mime="image/png",
                             key=f"{key}_dl_{panel}", icon=":material/download:")
 
