@@ -200,20 +200,22 @@ def pointing_counts(ctx: Context, model: Model):
 
 def slice_table(ctx: Context, keys: list[str], spec: str | None = None, effects: bool = True):
     """One row per (checkpoint, slice) of ``keys``: sizes, R@K both directions where the slice cuts them,
-    and — when ``effects`` — mean matching-pair effect under the sidebar's intervention and pointing accuracy
-    (``causmatch.analysis.slices.slice_metrics``); ranks factual, or under ``spec``."""
+    and — when ``effects`` — pointing accuracy and, for the first checkpoint (as in the failure table: a
+    counterfactual matrix of every checkpoint would cost minutes more on first use), the mean matching-pair
+    effect under the sidebar's intervention (``causmatch.analysis.slices.slice_metrics``); ranks factual,
+    or under ``spec``."""
     import pandas as pd
 
     from causmatch.analysis.slices import slice_metrics
     found = slices(ctx)
     chosen = [found.get(k) for k in keys]
     parts = []
-    for model in ctx.models:
+    for n, model in enumerate(ctx.models):
         t2i, i2t = ranks(ctx, model, spec)
         counts = pointing_counts(ctx, model) if effects else None
         hits, words = counts if counts is not None else (None, None)
-        df = slice_metrics(chosen, t2i, i2t, effect=matching_effects(ctx, model) if effects else None,
-                           hits=hits, words=words)
+        effect = matching_effects(ctx, model) if effects and n == 0 else None
+        df = slice_metrics(chosen, t2i, i2t, effect=effect, hits=hits, words=words)
         parts.append(df.assign(checkpoint=model.label))
     return pd.concat(parts, ignore_index=True)
 
@@ -304,14 +306,10 @@ def common_words(ctx: Context, model: Model) -> frozenset:
     return _common_words(model, _key(model))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _fit_rule(_split, key: str):
-    from causmatch.data.scenes.fit import fit_unavailable, split_fits
-    return split_fits(_split), fit_unavailable(_split)
-
-
 def fit_rule(ctx: Context):
-    """(fits [I, C] bool or None, why it is None): which captions are true of which images, from the scenes
-    generator's descriptions (``causmatch.data.scenes.fit``); a DataError when the split's files disagree."""
-    session, _ = ctx.models[0].session
-    return _fit_rule(ctx.split, session.fingerprints()[1])
+    """fits ``[I, C]`` bool — which captions are true of which images, from the scenes generator's descriptions
+    (``AnalysisSession.fits``, computed once) — or None for a split without them; a DataError when the
+    split's files disagree."""
+    session, lock = ctx.models[0].session
+    with lock:
+        return session.fits()

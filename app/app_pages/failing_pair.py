@@ -46,9 +46,13 @@ def _row_pair(split, direction: str, row) -> tuple[int, int, int]:
 
 def _walk(ctx: state.Context, direction: str, query: int) -> None:
     """Previous / next failure of the Failure cases list (its filters, slice and sort) and back to it."""
-    rows = results.failure_list(ctx)
-    rows = rows[rows["direction"] == direction] if "direction" in rows.columns else rows
-    keys = [int(q) for q in rows["query"]]
+    try:
+        rows = results.failure_list(ctx)
+    except CausMatchError as exc:  # e.g. a filter the list refuses: the pair is still shown, the walk is not
+        rows, problem = None, str(exc)
+    if rows is not None:
+        rows = rows[rows["direction"] == direction] if "direction" in rows.columns else rows
+    keys = [] if rows is None else [int(q) for q in rows["query"]]
     prev, nxt, pos = pair_view.neighbours(keys, query)
     cols = st.columns([1, 1, 1.4, 3])
     for col, target, label, icon, key in ((cols[0], prev, "Previous", ":material/arrow_back:", "fp_prev"),
@@ -60,7 +64,8 @@ def _walk(ctx: state.Context, direction: str, query: int) -> None:
                    on_click=None if args is None else state.open_failure, args=(*args, None) if args else None)
     if cols[2].button("Back to the table", icon=":material/table_rows:", key="fp_back", width="stretch"):
         st.switch_page(FAILURES_PAGE, query_params=state.link())
-    where = (f"failure {pos + 1} of {len(keys):,} in the Failure cases list (its filters, slice and sort)"
+    where = (f"the Failure cases list is unavailable: {plain(problem)}" if rows is None else
+             f"failure {pos + 1} of {len(keys):,} in the Failure cases list (its filters, slice and sort)"
              if pos is not None else
              f"this query is not in the Failure cases list ({len(keys):,} rows with its filters, slice and sort)")
     cols[3].caption(where)
@@ -123,7 +128,7 @@ def _fit(ctx: state.Context):
     """The dataset's rule of which captions fit which images, as ``fits(image, caption)``, or None (no rule);
     files that disagree are said in a caption, never an error: the failing pair stands without the rule."""
     try:
-        fits, _ = results.fit_rule(ctx)
+        fits = results.fit_rule(ctx)
     except CausMatchError as exc:
         st.caption(f"Whether the wrong item also fits the query is unknown: {plain(str(exc))}")
         return None
