@@ -14,9 +14,27 @@ from components import figures, help
 from components.errors import plain
 from components.images import load_rgb
 from components.pickers import pick_slice
-from components.tables import table
+from components.tables import column_config, table
 
 METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum", "i2t_medr", "t2i_medr")
+_WAYS = {"i2t": ("i→c", "image → captions: an image queries the captions"),
+         "t2i": ("c→i", "caption → images: a caption queries the images")}
+
+
+def recall_columns() -> dict:
+    """The R@K tables' readable column names, with help (the CSV keeps the short names)."""
+    named = {"checkpoint": ("Checkpoint", "A: the first checkpoint, B: the second", "name"),
+             "attention": ("Attention", "factual: the learned attention α; otherwise the counterfactual kind ᾱ",
+                           "name")}
+    for way, (short, what) in _WAYS.items():
+        for k in (1, 5, 10):
+            named[f"{way}_r{k}"] = (f"R@{k} {short}", f"{what}; % of queries with a matching item in the top {k}",
+                                    "pct")
+    named["rsum"] = ("rSum", "the sum of the six R@K (at most 600)", "pct")
+    for way, (short, what) in _WAYS.items():
+        named[f"{way}_medr"] = (f"medr {short}", f"{what}; median rank of the first matching item (1 = first)",
+                                "pct")
+    return column_config(named)
 
 
 def spread(values: np.ndarray) -> tuple[str, str]:
@@ -117,7 +135,7 @@ def _slice_recall(ctx: state.Context, mode: str) -> None:
     n = f"{int(sl.captions.sum()):,} captions" + (f" of {int(sl.images.sum()):,} images" if sl.images is not None
                                                  else " (a caption slice: no image → caption recall)")
     st.caption(f"R@K of the slice *{plain(sl.title)}* — {n}; ranks among the whole split's items.")
-    table(slice_recall_frame(ctx, mode, key), "recall_slice.csv", key="ov_slice_recall")
+    table(slice_recall_frame(ctx, mode, key), "recall_slice.csv", key="ov_slice_recall", column_config=recall_columns())
 
 
 def _effects(ctx: state.Context) -> None:
@@ -166,7 +184,7 @@ def render(ctx: state.Context) -> None:
              "minutes the first time on a small CPU, then read from the disk cache")
     st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
                "*Explore a pair* and *Retrieval* average the sidebar's samples.")
-    table(recall_frame(ctx, mode), "recall.csv", key="ov_recall")
+    table(recall_frame(ctx, mode), "recall.csv", key="ov_recall", column_config=recall_columns())
     _slice_recall(ctx, mode)
     help.how_to_read("recall", "effect", "pointing")
     _grounding(ctx)
