@@ -242,6 +242,19 @@ LIB = [
      lambda n: n == 2),
     ("draw: highlight past the regions", lambda env: heatmaps.draw_boxes(
         np.zeros((16, 16, 3), np.uint8), _boxes(1)[0], highlight=[7]), (DataError, "out of range")),
+    ("whole-image regions from NaN boxes", lambda env: heatmaps.whole_image_regions(
+        [[0, 0, np.nan, 16]], (16, 16)), (DataError, "box coordinates")),
+    ("overlay mask of another size", lambda env: heatmaps.overlay(
+        np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16, 3), np.uint8), where=np.ones((4, 4), bool)),
+     (DataError, "overlay mask")),
+    ("colour-bar PNG on an infinite scale", lambda env: heatmaps.with_colorbar(
+        np.zeros((16, 16, 3), np.uint8), 0.0, np.inf), (DataError, "colour scale bounds")),
+    ("colour-bar PNG of a grey image", lambda env: heatmaps.with_colorbar(np.zeros((16, 16), np.uint8), 0, 1),
+     (DataError, "RGB")),
+    ("file name from a path and a NUL", lambda env: heatmaps.figure_name("../../etc/passwd", "a\x00b/c"),
+     lambda name: name == "etc-passwd_a-b-c.png"),
+    ("region order from a NaN map", lambda env: grounding.attention_order(np.array([[np.nan, 1.0]]), [True, True]),
+     (DataError, "NaN")),
     # datasets validated on open
     ("split with zero images", _load_after(lambda p: (_save("ims", np.zeros((0, R, F), np.float32))(p),
                                                       (p / "test_caps.txt").write_text(""))),
