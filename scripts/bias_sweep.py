@@ -1,7 +1,8 @@
 """The bias sweep: SCAN, SCAN with VSE++'s warm-up and CausMatch trained on the scenes data at several strengths
 of the planted star / white-ring correlation, all evaluated on ONE shared test split (which never has it).
 
-    nohup nice -n 10 .venv/bin/python scripts/bias_sweep.py > runs/bias_sweep/sweep.log 2>&1 &
+    nohup nice -n 10 .venv/bin/python scripts/bias_sweep.py --later scan > runs/bias_sweep/sweep.log 2>&1 &
+    .venv/bin/python scripts/bias_sweep.py --device cuda --jobs 1   # on a GPU
     .venv/bin/python scripts/bias_sweep.py --dry-run      # the plan: every command, and which are done
     .venv/bin/python scripts/bias_sweep.py --tables-only  # the CSVs, the figure and summary tables (markdown)
 
@@ -118,7 +119,8 @@ def eval_done(path: Path) -> bool:
 
 
 def plan(out: Path, *, biases=BIASES, seeds=SEEDS, models=MODELS, epochs: int = 3, captions: int = 10_000,
-         sizes=(5000, 1000, 1000), evaluate: bool = True, later: tuple[str, ...] = ()) -> list[Task]:
+         sizes=(5000, 1000, 1000), evaluate: bool = True, later: tuple[str, ...] = (),
+         device: str = "cpu") -> list[Task]:
     """Every task of the sweep, in queue order, with the ones already done left out: seed by seed; within a
     seed bias by bias, except that the ``later`` models go after the others' runs of that seed at every bias."""
     tasks: list[Task] = []
@@ -142,27 +144,49 @@ def plan(out: Path, *, biases=BIASES, seeds=SEEDS, models=MODELS, epochs: int = 
         for model in group:
             name = run_name(model, bias, seed)
             ckpt = runs / name
-            train = Task(f"train-{name}", "train", train_argv(out, name, bias, seed, model, epochs, captions),
+            train = Task(f"train-{name}", "train",
+                         train_argv(out, name, bias, seed, model, epochs, captions, device),
                          logs / f"train-{name}.log", deps=[f"data-{bias_name(bias)}"])
             state = train_state(ckpt, epochs)
             if state != "done":
                 train.extra = {"resume": ["--resume"], "overwrite": ["--overwrite"]}.get(state, [])
                 tasks.append(train)
             if evaluate and not eval_done(evals / f"{name}.json"):
-                tasks.append(Task(f"eval-{name}", "eval", eval_argv(ckpt, test, evals / f"{name}.json"),
+                tasks.append(Task(f"eval-{name}", "eval", eval_argv(ckpt, test, evals / f"{name}.json", device),
                                   logs / f"eval-{name}.log", deps=["data-test", train.name]))
     return tasks
 
 
-def eval_argv(ckpt: Path, test: Path, json_path: Path) -> list[str]:
+def _device(device: str) -> list[str]:
+    return [] if device == "cpu" else ["--device", device]
+
+
+def eval_argv(ckpt: Path, test: Path, json_path: Path, device: str = "cpu") -> list[str]:
     return ["evaluate", "--checkpoint", rel(ckpt), "--data", rel(test), "--split", "test",
-            "--intervention", "random", "--json", rel(json_path)]
+            "--intervention", "random", "--json", rel(json_path), *_device(device)]
 
 
-def train_argv(out: Path, name: str, bias: float, seed: int, model: str, epochs: int, captions: int) -> list[str]:
+def train_argv(out: Path, name: str, bias: float, seed: int, model: str, epochs: int, captions: int,
+               device: str = "cpu") -> list[str]:
     return ["train", "--data", rel(out / "data" / f"bias-{bias_name(bias)}"), "--out", rel(out / "runs" / name),
             "--config", "configs/scenes.json", *MODEL_ARGS[model], "--set", f"epochs={epochs}",
-            "--set", f"captions_per_epoch={captions}", "--set", f"seed={seed}", "--no-progress"]
+            "--set", f"captions_per_epoch={captions}", "--set", f"seed={seed}", "--no-progress", *_device(device)]
+
+
+def logged_command(log: Path) -> str | None:
+    """The command a task's log says it ran (its first ``$ `` line; ``--resume``/``--overwrite``, which only
+    say how an interrupted run continued, left out), or None without a log."""
+    try:
+        with open(log, encoding="utf-8") as fh:
+            first = next((line[2:].strip() for line in fh if line.startswith("$ ")), None)
+    except OSError:
+        return None
+    if first is None:
+        return None
+    words = shlex.split(first)
+    while words and words[-1] in ("--resume", "--overwrite"):
+        words.pop()
+    return shlex.join(words) if words else None
 
 
 # ---------------------------------------------------------------- running
@@ -253,10 +277,10 @@ def collect(out: Path, *, biases=BIASES, seeds=SEEDS, models=MODELS, epochs: int
                          str(sizes[1])]),
                     "OMP_NUM_THREADS=1 python -m causmatch " + shlex.join(
                         ["scenes", "--out", rel(test), "--splits", "test", "--test", str(sizes[2])]),
-                    "OMP_NUM_THREADS=1 python -m causmatch " + shlex.join(
-                        train_argv(out, name, bias, seed, model, epochs, captions)),
-                    "OMP_NUM_THREADS=1 python -m causmatch " + shlex.join(
-                        eval_argv(out / "runs" / name, test, out / "eval" / f"{name}.json")),
+                    logged_command(out / "logs" / f"train-{name}.log") or "OMP_NUM_THREADS=1 python -m causmatch "
+                    + shlex.join(train_argv(out, name, bias, seed, model, epochs, captions)),
+                    logged_command(out / "logs" / f"eval-{name}.log") or "OMP_NUM_THREADS=1 python -m causmatch "
+                    + shlex.join(eval_argv(out / "runs" / name, test, out / "eval" / f"{name}.json")),
                 ]
                 m, eff, da = result["factual_metrics"], result["effect"], result["distractor_attention"]
                 ckpt = _json(out / "runs" / name / "config.json") or {}
@@ -395,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="models whose runs of a seed go after the other models' runs of that seed at every bias "
                         "(e.g. scan: the fair comparison covers every bias first)")
     p.add_argument("--no-eval", action="store_true", help="train only")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: train and evaluate on the GPU (one process per GPU is plenty: --jobs 1)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--tables-only", action="store_true", help="write the CSVs and the figure and exit")
     args = p.parse_args(argv)
@@ -410,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n} evaluated runs -> {rel(results)}/bias_sweep.csv, effect_auc.csv, bias_sweep.png\n")
         print(summary_markdown(*collect(out, **kw)))
         return 0
-    tasks = plan(out, evaluate=not args.no_eval, later=args.later, **kw)
+    tasks = plan(out, evaluate=not args.no_eval, later=args.later, device=args.device, **kw)
     if args.dry_run:
         for t in tasks:
             print(f"{t.kind:<5} {t.name:<34} {t.command}{' ' + shlex.join(t.extra) if t.extra else ''}")

@@ -113,6 +113,20 @@ def test_tables_carry_every_command_and_only_evaluated_runs(sweep, tmp_path):
     assert auc_rows[0]["effect_top_auc"] == "0.6000" and auc_rows[0]["top1_correct"] == 2000
 
 
+def test_rows_carry_the_command_the_log_says_ran(sweep, tmp_path):
+    _write(tmp_path / "eval" / "causmatch-b0.9-s0.json", _eval_result())
+    log = tmp_path / "logs" / "train-causmatch-b0.9-s0.log"
+    log.parent.mkdir(parents=True)
+    ran = "OMP_NUM_THREADS=1 python -m causmatch train --data d --out o --device cuda"
+    log.write_text(f"$ {ran} --overwrite\nepoch 1/3 ...\n$ {ran} --resume\n")
+    assert sweep.logged_command(log) == ran
+    row = sweep.collect(tmp_path, biases=(0.9,), seeds=(0,), models=("causmatch",))[0][0]
+    steps = row["command"].split(" && ")
+    assert steps[2] == ran and steps[3].startswith("OMP_NUM_THREADS=1 python -m causmatch evaluate")
+    cuda = sweep.plan(tmp_path / "new", biases=(0.9,), seeds=(0,), models=("scan",), device="cuda")
+    assert all(t.command.endswith("--device cuda") for t in cuda if t.kind != "data")
+
+
 def test_dry_run_lists_the_plan_and_runs_nothing(sweep, tmp_path, capsys):
     assert sweep.main(["--out", str(tmp_path / "out"), "--dry-run", "--biases", "0.5", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
