@@ -52,5 +52,6 @@ def test_entry_script_does_nothing_when_imported_by_a_spawned_worker():
     from unittest import mock
     with mock.patch("streamlit.navigation") as navigation, mock.patch("streamlit.set_page_config") as config:
         ns = runpy.run_path(str(REPO / "app" / "streamlit_app.py"), run_name="__mp_main__")
-    assert callable(ns["main"]) and set(ns["PAGES"]) == {"overview", "explore", "retrieval", "failures", "compare"}
+    assert callable(ns["main"]) and set(ns["PAGES"]) == {"overview", "explore", "retrieval", "failures",
+                                                          "failing-pair", "compare"}
     assert not navigation.called and not config.called
