@@ -190,8 +190,10 @@ def test_neighbours():
 
 def test_common_words_and_their_place_in_the_choice():
     caps = [["a", "red", "box"], ["a", "blue", "ring", "a"], ["the", "red", "star"], ["a", "box"]]
-    assert pv.common_words(caps) == {"a"}                 # "a": 3 of 4 captions; "red", "box": 2 of 4 (not more)
+    assert pv.common_words(caps, share=0.5) == {"a"}      # "a": 3 of 4 captions; "red", "box": 2 of 4 (not more)
     assert pv.common_words(caps, share=0.25) == {"a", "red", "box"}
+    many = [["a", "red", "box"]] * 3 + [["the", "ring"]] * 3 + [["a", "star"]] * 3 + [["a", "cross"]]  # 10
+    assert pv.common_words(many) == {"a"}   # default 30%: "a" 7/10; "the", "red", "star" 3/10 (not more)
     assert pv.common_words([]) == frozenset()
     true = _ex(0, ["a", "red", "box"], rel=[0.9, 0.5, 0.45])
     wrong = _ex(5, ["a", "red", "box"], rel=[0.1, 0.4, 0.4])
@@ -200,7 +202,7 @@ def test_common_words_and_their_place_in_the_choice():
     assert choice.index == 1 and not choice.note                       # "red" (0.1) beats "box" (0.05)
     only = pv.choose_word(_ex(0, ["a", "zorb"], rel=[0.9, 0.1], unknown=["zorb"]),
                           _ex(5, ["a", "zorb"], rel=[0.1, 0.9]), common={"a"})
-    assert only.index == 0 and "most captions" in only.note            # nothing else can be compared
+    assert only.index == 0 and "many captions" in only.note            # nothing else can be compared
     none = pv.choose_word(_ex(2, ["a", "box"], t2i=[[1, 0], [0, 1]]), _ex(3, ["a", "box"], t2i=[[1, 0], [0, 1]]),
                           common={"a"})
     assert none.measure == "none" and none.index == 1                  # no measure: the first rare word
