@@ -302,7 +302,7 @@ def _common_words(_model: Model, key: str) -> frozenset:
 
 
 def common_words(ctx: Context, model: Model) -> frozenset:
-    """The words in more than 30% of the split's captions ("a"; ``causmatch.analysis.pair_view.common_words``)."""
+    """The words in more than half of the split's captions ("a"; ``causmatch.analysis.pair_view.common_words``)."""
     return _common_words(model, _key(model))
 
 

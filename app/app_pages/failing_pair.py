@@ -112,7 +112,7 @@ def _why_word(ex_true, ex_wrong, choice: pair_view.WordChoice, word: int, common
             elif not choice.usable[j]:
                 row["chosen"] = "never (unknown or special)"
             elif str(tok) in common:
-                row["chosen"] = "only if no other (in > 30% of captions)"
+                row["chosen"] = "only if no other (in most captions)"
             else:
                 row["chosen"] = "shown" if j == word else ""
             rows.append(row)
@@ -120,7 +120,7 @@ def _why_word(ex_true, ex_wrong, choice: pair_view.WordChoice, word: int, common
         st.caption("A word's relevance is the cosine between the word and the image context it attends to — the "
                    "per-word term the score pools. The most informative word has the largest |difference|: there "
                    "the two pairs' matches disagree most (ties: the lower index). Words the model does not know "
-                   "are never chosen; words in more than 30% of the split's captions only when no other word "
+                   "are never chosen; words in more than half of the split's captions only when no other word "
                    "can be compared.")
 
 

@@ -193,7 +193,7 @@ def test_common_words_and_their_place_in_the_choice():
     assert pv.common_words(caps, share=0.5) == {"a"}      # "a": 3 of 4 captions; "red", "box": 2 of 4 (not more)
     assert pv.common_words(caps, share=0.25) == {"a", "red", "box"}
     many = [["a", "red", "box"]] * 3 + [["the", "ring"]] * 3 + [["a", "star"]] * 3 + [["a", "cross"]]  # 10
-    assert pv.common_words(many) == {"a"}   # default 30%: "a" 7/10; "the", "red", "star" 3/10 (not more)
+    assert pv.common_words(many) == {"a"}   # default: more than half — "a" 7/10; "the", "red", "star" 3/10
     assert pv.common_words([]) == frozenset()
     true = _ex(0, ["a", "red", "box"], rel=[0.9, 0.5, 0.45])
     wrong = _ex(5, ["a", "red", "box"], rel=[0.1, 0.4, 0.4])
