@@ -14,8 +14,9 @@ from causmatch.analysis import failures, links, slices
 from components import figures, help
 from components.errors import plain, require_finite
 from components.pickers import pick_direction, pick_slice
-from components.tables import column_config, csv_button, thumbnail
+from components.tables import SELECT_WIDTH, column_config, csv_button, thumbnail
 
+TABLE_WIDTH = 800  # pixels: the main column at 1280 px with the sidebar open (measured in the browser)
 THUMBS = 250       # rows with a thumbnail of the query image (the first ones, in the table's order)
 SLICE_WORDS = 20   # word slices in the Slices section (most frequent first); the slice picker offers every word
 FAILING_PAIR = "app_pages/failing_pair.py"
@@ -57,7 +58,8 @@ def _numbered(split, caption: int) -> str:
 
 def display(split, shown: pd.DataFrame, direction: str) -> tuple[pd.DataFrame, dict]:
     """(rows, column settings) as drawn: readable names with help (``failures.COLUMNS``), the caption
-    texts, and thumbnails of the query images (image queries; the first :data:`THUMBS` rows). The settings
+    texts (the query caption; for image queries the best wrong caption, the image beside it being the
+    truth), and thumbnails of the query images (the first :data:`THUMBS` rows). The settings
     name the columns shown, in order; the rows keep every column (the selection reads them)."""
     out = shown.copy()
     if direction == "t2i":
@@ -67,13 +69,12 @@ def display(split, shown: pd.DataFrame, direction: str) -> tuple[pd.DataFrame, d
         if paths:
             out["query_image"] = [thumbnail(paths[int(q)]) if n < THUMBS else None
                                   for n, q in enumerate(out["query"])]
-        out["true_text"] = [_numbered(split, int(c)) for c in out["true_item"]]
         out["wrong_text"] = [_numbered(split, int(c)) for c in out["best_wrong"]]
     present = [n for n, c in failures.COLUMNS.items() if n in out.columns and c.in_table]
     replaced = {failures.COLUMNS[n].replaces for n in present}
-    named = {n: (*failures.COLUMNS[n].named(direction, results.SPLIT_SAMPLES), failures.COLUMNS[n].kind)
+    named = {n: (*failures.COLUMNS[n].named(direction, results.SPLIT_SAMPLES, short=True), failures.COLUMNS[n].kind)
              for n in present if n not in replaced}
-    return out, column_config(named)
+    return out, column_config(named, fit=TABLE_WIDTH - SELECT_WIDTH)
 
 
 def _file_name(direction: str, key: str) -> str:
@@ -104,21 +105,21 @@ def _table(ctx: state.Context, found: slices.SplitSlices, direction: str, full: 
     csv_button(shown, _file_name(direction, state.value("slice")), key="fail_csv", label="Export CSV")
 
 
-SLICE_COLUMNS = {  # slice table column -> (label, help, kind)
+SLICE_COLUMNS = {  # slice table column -> (label, help, kind); R@10 and medr are in its CSV export
     "checkpoint": ("Checkpoint", "the checkpoint these numbers are of", "name"),
     "label": ("Slice", "the slice's value", "name"),
     "captions": ("Captions", "captions (matching pairs) in the slice", "id"),
     "images": ("Images", "images in the slice (image slices only)", "id"),
-    "t2i_r1": ("R@1 caption → image", "% of the slice's captions whose image is ranked first", "pct"),
-    "t2i_r5": ("R@5 c→i", "% of the slice's captions whose image is within the top 5", "pct"),
-    "t2i_r10": ("R@10 c→i", "% of the slice's captions whose image is within the top 10", "pct"),
-    "i2t_r1": ("R@1 image → caption", "% of the slice's images with one of their captions first (image slices)",
-               "pct"),
-    "i2t_r5": ("R@5 i→c", "% of the slice's images with a caption within the top 5 (image slices)", "pct"),
-    "i2t_r10": ("R@10 i→c", "% of the slice's images with a caption within the top 10 (image slices)", "pct"),
-    "effect": ("Mean effect ({draws})", "mean S(α) − S(ᾱ) of the slice's matching pairs", "score"),
-    "pointing": ("Pointing accuracy", "% of the grounded words of the slice's captions whose most-attended "
-                 "region is one of theirs", "pct"),
+    "t2i_r1": ("R@1 c→i", "caption → image R@1: % of the slice's captions whose image is ranked first", "pct"),
+    "t2i_r5": ("R@5 c→i", "caption → image R@5: % of the slice's captions whose image is in the top 5", "pct"),
+    "i2t_r1": ("R@1 i→c", "image → caption R@1: % of the slice's images with one of their captions first "
+               "(image slices only)", "pct"),
+    "i2t_r5": ("R@5 i→c", "image → caption R@5: % of the slice's images with a caption in the top 5 (image "
+               "slices only)", "pct"),
+    "effect": ("Effect", "mean effect S(α) − S(ᾱ) of the slice's matching pairs ({draws} of ᾱ per pair; the "
+               "first checkpoint's, as the failure table)", "score"),
+    "pointing": ("Pointing", "pointing accuracy: % of the grounded words of the slice's captions whose "
+                 "most-attended region is one of theirs", "pct"),
 }
 
 
@@ -135,8 +136,8 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
     st.caption("R@K, mean effect and pointing accuracy of the whole split cut into slices: by a word, the caption's "
                "length and the image's valid regions for every dataset, and by the generator's labels for scenes. "
                "A caption slice cuts caption queries; an image slice cuts image queries and the captions of its "
-               f"images. Effects under {plain(ctx.intervention or 'no counterfactual')}, "
-               f"{results.SPLIT_SAMPLES} draw per pair.")
+               f"images. Mean effects: the first checkpoint's, under "
+               f"{plain(ctx.intervention or 'no counterfactual')}, {results.SPLIT_SAMPLES} draw per pair.")
     help.how_to_read("ranks", "effect", "pointing")
     if found.missing:
         why = dict.fromkeys(found.missing.values())
@@ -168,6 +169,8 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
             config = _slice_config(shown)
             st.dataframe(shown, hide_index=True, column_config=config, column_order=list(config),
                          key=f"slice_table_{family}")
+            csv_button(shown.drop(columns=["family"]), f"slices_{family}.csv", key=f"slice_csv_{family}",
+                       label="Export CSV (with R@10 and median ranks)")
 
 
 def render(ctx: state.Context) -> None:

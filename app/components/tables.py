@@ -25,20 +25,37 @@ def table(df: pd.DataFrame, file_name: str, key: str, **kwargs) -> object:
 
 # How a column of each kind (causmatch.analysis.failures.Column.kind) is drawn: width and number format.
 # "pct": a number already in percent; "name": a short text (a label).
-KIND_WIDTH = {"id": 64, "rank": 72, "score": 88, "share": 80, "pct": 80, "flag": 72, "image": 56,
-              "text": "large", "name": "medium"}
+KIND_WIDTH = {"id": 56, "rank": 56, "score": 76, "share": 66, "pct": 56, "flag": 66, "image": 56,
+              "text": "medium", "name": 120}
 KIND_FORMAT = {"id": "%d", "rank": "%d", "score": "%+.4f", "share": "percent", "pct": "%.1f"}
 
 
-def column_config(named: dict[str, tuple[str, str, str]]) -> dict:
+SELECT_WIDTH = 34  # the selection column of a selectable table
+
+
+def header_width(label: str, kind: str) -> int:
+    """A column's width in pixels: its kind's, or its header's (about 6.3 px a character plus margins)."""
+    return max(int(KIND_WIDTH.get(kind, 56)), round(6.3 * len(label)) + 20)
+
+
+def column_config(named: dict[str, tuple[str, str, str]], fit: int | None = None) -> dict:
     """``st.dataframe`` column settings from ``{column: (label, help, kind)}``: readable names with help
-    text, compact widths, 4 signed decimals for scores, percentages for shares, images for thumbnails."""
+    text, compact widths, 4 signed decimals for scores, percentages for shares, images for thumbnails.
+    ``fit``: the table's width in pixels — the text columns share what the others leave (at least 150
+    each), so the table fits without scrolling sideways."""
+    fixed = sum(header_width(label, kind) for label, _, kind in named.values() if kind not in ("text", "name"))
+    texts = sum(1 for _, _, kind in named.values() if kind == "text")
+    text_width = max(150, (fit - fixed) // texts) if fit and texts else None
     out = {}
     for name, (label, text, kind) in named.items():
         width = KIND_WIDTH.get(kind, "small")
+        if isinstance(width, int):
+            width = header_width(label, kind)
+        elif kind == "text" and text_width:
+            width = text_width
         if kind == "image":
             out[name] = st.column_config.ImageColumn(label, help=text, width=width)
-        elif kind in ("text", "name"):
+        elif kind in ("text", "name"):  # a name: a short text in a fixed width
             out[name] = st.column_config.TextColumn(label, help=text, width=width)
         elif kind == "flag":
             out[name] = st.column_config.CheckboxColumn(label, help=text, width=width)

@@ -50,46 +50,52 @@ class Column:
     ascending: bool | None = None
     replaces: str | None = None    # a text column shown in place of this id column (it says the id too)
     in_table: bool = True          # False: in the CSV export only (the table fits the page without it)
+    short: str = ""                # the table's header when ``label`` is too wide for it (label + help on hover)
 
-    def named(self, direction: str, samples: int | None = None) -> tuple[str, str]:
-        """(label, help) for ``direction``; ``samples``: the counterfactual draws per pair, said in
-        every counterfactual label."""
+    def named(self, direction: str, samples: int | None = None, short: bool = False) -> tuple[str, str]:
+        """(label, help) for ``direction``; ``samples``: the counterfactual draws per pair, said in every
+        counterfactual label. ``short``: the table's header, with the full label leading the help."""
         q, item = ("caption", "image") if direction == "t2i" else ("image", "caption")
         draws = "" if samples is None else f"{samples} draw{'s' if samples != 1 else ''}"
-        return (self.label.format(q=q, item=item, draws=draws), self.help.format(q=q, item=item, draws=draws))
+        label, text = (self.label.format(q=q, item=item, draws=draws).replace(" ()", ""),
+                       self.help.format(q=q, item=item, draws=draws))
+        if short and self.short:
+            return self.short, f"{label}: {text}"
+        return label, text
 
 
 # Every column a failure table may show, in the order it shows them: adding a column is one line here
 # (and its values in build_failure_table). Scores are S(image, caption) of the checkpoint; effects are
 # factual − counterfactual scores (the counterfactual averaged over the stated draws per pair).
 COLUMNS: dict[str, Column] = {
-    "query": Column("Query {q}", "index of the query {q} in the split (0-based)", "id", True),
+    "query": Column("Query {q}", "index of the query {q} in the split (0-based)", "id", True, short="Query"),
     "query_text": Column("Query caption", "the query caption: #index · text", "text", replaces="query"),
-    "query_image": Column("Image", "the query image", "image"),
+    "query_image": Column("Query image", "the query image", "image", short="Image"),
     "true_item": Column("True {item}", "index of the {item} that matches the query (0-based; for an image "
-                        "query, its best-scoring own caption)", "id", True),
-    "true_text": Column("True caption", "the image's best-scoring own caption: #index · text", "text",
-                        replaces="true_item"),
-    "rank": Column("Rank (true {item})", "where the true {item} is ranked, 1 = first (retrieved correctly)",
-                   "rank", False),
+                        "query, its best-scoring own caption)", "id", True, in_table=False),
+    "rank": Column("Rank (true {item})", "where the true {item} is ranked under the learned attention α, "
+                   "1 = first (retrieved correctly)", "rank", False, short="Rank"),
     "rank_cf": Column("Rank under ᾱ ({draws})", "rank of the true {item} when every pair's attention is "
-                      "replaced by the counterfactual ᾱ (1 = first)", "rank", False),
+                      "replaced by the counterfactual ᾱ ({draws} per pair; 1 = first)", "rank", False,
+                      short="Rank ᾱ"),
     "rank_other": Column("Rank (checkpoint B)", "rank of the true {item} under the second checkpoint "
-                         "(1 = first)", "rank", False),
+                         "(1 = first)", "rank", False, short="Rank B"),
     "best_wrong": Column("Best wrong {item}", "index of the highest-scoring {item} that does not match the "
-                         "query (0-based)", "id", True),
+                         "query (0-based)", "id", True, short="Best wrong"),
     "wrong_text": Column("Best wrong caption", "the highest-scoring caption of another image: #index · text",
                          "text", replaces="best_wrong"),
     "margin": Column("Margin S(true) − S(best wrong)", "score of the true pair minus the score of the best "
-                     "wrong pair; below 0 the query fails", "score", True),
-    "effect_true": Column("Effect on true pair ({draws})", "S(α) − S(ᾱ) of the true pair: how much the learned "
-                          "attention raises its score over the counterfactual", "score", True),
-    "effect_wrong": Column("Effect on best wrong pair ({draws})", "S(α) − S(ᾱ) of the best wrong pair: above 0 "
-                           "the learned attention helps the wrong {item}", "score", False),
+                     "wrong pair; below 0 the query fails", "score", True, short="Margin"),
+    "effect_true": Column("Effect on true pair ({draws})", "S(α) − S(ᾱ) of the true pair ({draws} of ᾱ per "
+                          "pair): how much the learned attention raises its score over the counterfactual",
+                          "score", True, short="Effect true"),
+    "effect_wrong": Column("Effect on best wrong pair ({draws})", "S(α) − S(ᾱ) of the best wrong pair ({draws} "
+                           "of ᾱ per pair): above 0 the learned attention helps the wrong {item}", "score", False,
+                           short="Effect wrong"),
     "pointing": Column("Pointing accuracy", "share of the caption's grounded words whose most-attended region "
-                       "is one of its true regions (empty: no grounded word)", "share", True),
-    "disagree": Column("Checkpoints disagree", "exactly one of the two checkpoints ranks the true {item} first",
-                       "flag"),
+                       "is one of its true regions (empty: no grounded word)", "share", True, short="Pointing"),
+    "disagree": Column("Checkpoints disagree", "exactly one of the two checkpoints ranks the true {item} first "
+                       "(the Disagree filter)", "flag", in_table=False),
     "score_true": Column("S(true pair)", "score S(α) of the query with its true {item}", "score", True,
                          in_table=False),
     "score_wrong": Column("S(best wrong pair)", "score S(α) of the query with its best wrong {item}", "score",

@@ -39,19 +39,32 @@ def test_columns_are_named_with_help_and_counterfactual_draws(make_app):
     no_failure(at)
     config = _config(at.dataframe[0])
     labels = {name: c.get("label") for name, c in config.items()}
-    assert labels["rank"] == "Rank (true image)" and labels["best_wrong"] == "Best wrong image"
-    assert labels["margin"] == "Margin S(true) − S(best wrong)"
-    assert labels["rank_cf"] == "Rank under ᾱ (1 draw)" and labels["effect_true"] == "Effect on true pair (1 draw)"
-    assert all(c.get("help") for c in config.values())
+    helps = {name: c.get("help") for name, c in config.items()}
+    assert labels["rank"] == "Rank" and helps["rank"].startswith("Rank (true image): ")
+    assert labels["best_wrong"] == "Best wrong" and helps["best_wrong"].startswith("Best wrong image: ")
+    assert helps["margin"].startswith("Margin S(true) − S(best wrong): ")
+    assert helps["rank_cf"].startswith("Rank under ᾱ (1 draw): ")
+    assert helps["effect_true"].startswith("Effect on true pair (1 draw): ")
+    assert helps["effect_wrong"].startswith("Effect on best wrong pair (1 draw): ")
+    assert all(helps.values())
     assert "query_text" in config and "query" not in config  # the caption says its index
     at.segmented_control(key="w_dir").set_value("i2t").run()
     no_failure(at)
     config = _config(at.dataframe[0])
-    assert {"query", "query_image", "true_text", "wrong_text"} <= set(config)
-    assert config["true_text"]["label"] == "True caption"
+    assert {"query", "query_image", "wrong_text"} <= set(config)
+    assert config["wrong_text"]["label"] == "Best wrong caption"
     df = at.dataframe[0].value
     assert df["query_image"].iloc[0].startswith("data:image/jpeg;base64,")
-    assert df["true_text"].iloc[0].startswith(f"#{df['true_item'].iloc[0]} · ")
+    assert df["wrong_text"].iloc[0].startswith(f"#{df['best_wrong'].iloc[0]} · ")
+
+
+def test_the_table_fits_the_page_at_1280_px(make_app):
+    """The columns' widths add up to at most the main column's width at 1280 px (measured: 818 px)."""
+    for direction in ("t2i", "i2t"):
+        at = make_app("failures", rank_lo=1, dir=direction)
+        widths = [c["width"] for c in _config(at.dataframe[0]).values()]
+        assert all(isinstance(w, int) for w in widths), widths
+        assert sum(widths) + 34 <= 818, (direction, sum(widths))
 
 
 def test_a_slice_cuts_the_rows_and_is_kept_in_the_link(make_app):
