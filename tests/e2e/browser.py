@@ -104,6 +104,7 @@ DEMO_VIEWS = [("overview", "/", "Overview", 0, 2000),
               ("explore", "/explore?image=7&caption=35&word=2&iv=random", "Explore a pair", 2, 4200),  # boxes, region
               ("retrieval", "/retrieval?caption=35&k=5", "Retrieval", 10, 1500),
               ("failures", "/failures", "Failure cases", 0, 1100),
+              ("failing-pair", "/failing-pair?caption=35", "Failing pair", 0, 1800),  # overlays are plotly images
               ("compare", "/compare", "Compare checkpoints", 0, 2400)]  # overlays are plotly images
 
 
