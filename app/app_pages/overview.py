@@ -1,6 +1,7 @@
 """Overview: R@K of the loaded checkpoints (factual and counterfactual), effects, grounding."""
 from __future__ import annotations
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -49,7 +50,10 @@ def _counts_chart(values: np.ndarray, axis: str, unit: str, container) -> None:
     """How many items have each count (every count from the smallest to the largest, zeros included)."""
     lo, hi = int(values.min()), int(values.max())
     frame = pd.DataFrame({axis: np.arange(lo, hi + 1), unit: np.bincount(values - lo, minlength=hi - lo + 1)})
-    container.bar_chart(frame, x=axis, y=unit, height=170)
+    chart = alt.Chart(frame, height=170).mark_bar().encode(
+        x=alt.X(f"{axis}:O", axis=alt.Axis(labelAngle=0, labelOverlap="parity")),
+        y=alt.Y(f"{unit}:Q"), tooltip=[alt.Tooltip(f"{axis}:O"), alt.Tooltip(f"{unit}:Q", format=",")])
+    container.altair_chart(chart, width="stretch")  # the app's theme, light or dark
 
 
 def dataset_summary(ctx: state.Context) -> None:
