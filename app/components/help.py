@@ -79,9 +79,10 @@ TOPICS: dict[str, tuple[str, str]] = {
     "curves": (
         "Deletion and insertion",
         "**Deletion** removes regions one by one, most-attended first, and records the pair's score; "
-        "**insertion** starts from the most-attended region alone and adds the others. The area is under the "
-        "score curve over the fraction of regions removed or added: a faithful attention gives a low deletion "
-        "area and a high insertion area."),
+        "**insertion** starts from the most-attended region alone and adds the others. The **normalised area** "
+        "is the area under the score curve divided by the range of fractions covered (the curve's mean score), so "
+        "images with different numbers of regions compare. A faithful attention gives a lower deletion area and a "
+        "higher insertion area than its baselines (the counterfactual attention's order, a random order)."),
 }
 
 
