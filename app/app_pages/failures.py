@@ -96,7 +96,7 @@ def _table(ctx: state.Context, found: slices.SplitSlices, direction: str, full: 
     rows, config = display(ctx.split, shown, direction)
     st.dataframe(rows, hide_index=True, column_config=config, column_order=list(config),
                  on_select=partial(_row_selected, ctx.split, shown), selection_mode="single-row", key="fail_table",
-                 height=420,
+                 height=420, placeholder="—",
                  row_height=44 if "query_image" in config else None)
     notes = ["ranks are 1-based (1 = first)", "ids are 0-based indices into the split"]
     if "query_image" in config and len(rows) > THUMBS:
@@ -168,7 +168,7 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
             shown = pd.concat([whole, part], ignore_index=True)
             config = _slice_config(shown)
             st.dataframe(shown, hide_index=True, column_config=config, column_order=list(config),
-                         key=f"slice_table_{family}")
+                         key=f"slice_table_{family}", placeholder="—")
             csv_button(shown.drop(columns=["family"]), f"slices_{family}.csv", key=f"slice_csv_{family}",
                        label="Export CSV (with R@10 and median ranks)")
 
