@@ -72,7 +72,7 @@ def test_retrieval(page, app_server):
     _checked(page, "retrieval")
 
 
-def test_failure_case_opens_in_explore(page, app_server):
+def test_failure_case_opens_its_failing_pair(page, app_server):
     page.goto(app_server + "/failures")
     wait_ready(page)
     grid = page.locator('[data-testid="stDataFrame"]').first
@@ -81,9 +81,11 @@ def test_failure_case_opens_in_explore(page, app_server):
     screenshot(page, "failures")
     bb = grid.bounding_box()
     page.mouse.click(bb["x"] + 12, bb["y"] + 35 + 17)  # the first row's selection cell
-    page.wait_for_url(re.compile(r"/explore"), timeout=120_000)
-    wait_ready(page, images=2)
-    assert page.get_by_role("heading", name="Explore a pair").is_visible()
+    page.wait_for_url(re.compile(r"/failing-pair"), timeout=120_000)  # a row opens its failing pair
+    wait_ready(page)
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.get_by_role("heading", name="Failing pair").is_visible()
+    assert "failure 1 of" in page.inner_text("body")  # the row opened is the list's first
     _no_exception(page)
 
 

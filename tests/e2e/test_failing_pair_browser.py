@@ -45,16 +45,3 @@ def test_failing_pair_image_query_in_dark_width(page, app_server):
     text = page.inner_text("body")
     assert "True caption" in text and "Best wrong caption" in text
     screenshot(page, "failing_pair_i2t", height=1800)
-
-
-def test_a_failure_row_opens_its_failing_pair(page, app_server):
-    page.goto(app_server + "/failures?sort=margin")
-    wait_ready(page)
-    grid = page.locator('[data-testid="stDataFrame"]').first
-    grid.wait_for()
-    bb = grid.bounding_box()
-    page.mouse.click(bb["x"] + 12, bb["y"] + 35 + 17)  # the first row's selection cell
-    page.wait_for_url(re.compile(r"/failing-pair"), timeout=120_000)
-    _ready(page)
-    assert page.get_by_role("heading", name="Failing pair").is_visible()
-    assert "failure 1 of" in page.inner_text("body")  # the row opened is the list's first
