@@ -244,9 +244,9 @@ def _overlays(ctx: state.Context, model: state.Model, fp: pair_view.FailingPair,
 
 
 def _marked(tokens: list[str], word: int) -> str:
-    """The caption as HTML with the shown word marked."""
-    return " ".join(f'<mark style="padding: 1px 4px; border-radius: 4px">{html.escape(t)}</mark>' if j == word
-                    else html.escape(t) for j, t in enumerate(tokens))
+    """The caption as HTML with the shown word marked (each word shown as typed: HTML and Markdown escaped)."""
+    return " ".join(f'<mark style="padding: 1px 4px; border-radius: 4px">{plain(html.escape(t))}</mark>'
+                    if j == word else plain(html.escape(t)) for j, t in enumerate(tokens))
 
 
 def _status(fp: pair_view.FailingPair, item: str) -> None:

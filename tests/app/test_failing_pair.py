@@ -165,3 +165,18 @@ def test_a_targeted_kind_without_targets_shows_no_counterfactual(make_app):
     no_failure(at)
     numbers = at.dataframe[0].value
     assert (numbers["S(ᾱ)"] == "—").all() and (numbers["95% interval"] == "—").all()
+
+
+def test_caption_words_are_shown_as_written(make_app, assets, tmp_path):
+    """Dataset text is never Markdown or HTML: a word like ``_y_`` or ``$`` is shown as it is written."""
+    import numpy as np
+
+    from causmatch.data import load_split, write_split
+    split = load_split(assets.data, "test")
+    captions = [f"a red _square_ next to {i} $ <b>" for i in range(split.n_captions)]
+    write_split(tmp_path, "test", features=np.asarray(split.features), captions=captions,
+                caps_per_image=split.caps_per_image, regions=np.asarray(split.region_mask))
+    at = make_app(PAGE, data=str(tmp_path), caption=3, pword=2)
+    no_failure(at)
+    caption = next(m.value for m in at.markdown if m.value.startswith("**Caption:**"))
+    assert r">\_square\_</mark>" in caption and "&lt;" in caption and r"\$" in caption and "<b>" not in caption
