@@ -144,7 +144,7 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
         st.caption("Not offered here: " + " · ".join(plain(w) for w in why))
     keys = found.keys(words=SLICE_WORDS)
     table = results.slice_table(ctx, ["", *keys], effects=ctx.intervention is not None)
-    families = [f for f in slices.FAMILIES if f in found.families]
+    families = [f for f in slices.FAMILIES if f in found.families and f != "word"] + ["word"]  # words: many rows
     tabs = st.tabs([slices.TITLES[f].capitalize() for f in families])
     whole = table[table["slice"] == ""]
     for tab, family in zip(tabs, families):

@@ -104,11 +104,11 @@ def test_the_slices_section_shows_each_family(make_app):
     assert any(s.value == "Slices" for s in at.subheader)
     tables = [el.value for el in at.dataframe if "family" in el.value.columns]
     families = [set(t["family"]) - {"all"} for t in tables]
-    assert families == [{"word"}, {"length"}, {"regions"}]
-    regions = tables[2]
+    assert families == [{"length"}, {"regions"}, {"word"}]
+    regions = tables[1]
     assert list(regions["label"]) == ["whole split", "whole split", "5 regions", "6 regions", "5 regions", "6 regions"]
     assert set(regions["checkpoint"]) == {"A: ckpt_a", "B: ckpt_b"}
-    assert regions["i2t_r1"].notna().all() and tables[0]["i2t_r1"].iloc[2:].isna().all()
+    assert regions["i2t_r1"].notna().all() and tables[2]["i2t_r1"].iloc[2:].isna().all()
     assert any("scenes generator" in c.value for c in at.caption)
 
 
