@@ -110,9 +110,9 @@ def coerce(name: str, raw: Any) -> Any:
 
 
 def misfit_warning(name: str, value: Any, shown_instead: Any) -> str:
-    """The warning for a link's value that its picker does not offer."""
-    return (f"The link's {name}={shown_value(value)} does not fit this view — "
-            f"{name} {shown_value(shown_instead)} is shown instead.")
+    """The warning for a link's value that its picker does not offer (an empty ``shown_instead``: none)."""
+    instead = f"{name} {shown_value(shown_instead)}" if str(shown_instead) != "" else f"no {name}"
+    return f"The link's {name}={shown_value(value)} does not fit this view — {instead} is shown instead."
 
 
 def moved_warning(name: str, value: Any, moved: str) -> str:

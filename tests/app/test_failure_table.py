@@ -126,3 +126,12 @@ def test_overview_recall_cut_by_a_slice(make_app):
     no_failure(at)
     words = at.dataframe[1].value
     assert words["i2t_r1"].isna().all() and words["t2i_r1"].notna().all()
+
+
+@pytest.mark.parametrize("raw", ["word:", "length:9-3", "bogus", "word:" + "x" * 300, "regions:abc", "word:<b>a</b>"])
+def test_a_malformed_slice_in_the_link_is_refused_with_one_warning(make_app, raw):
+    at = make_app("failures", rank_lo=1, slice=raw)
+    no_failure(at)
+    found = [w.value for w in at.warning if "slice=" in w.value]
+    assert len(found) == 1 and "no slice is shown instead" in found[0] and len(found[0]) < 160, found
+    assert len(at.dataframe[0].value) == 60
