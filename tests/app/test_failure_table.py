@@ -135,3 +135,12 @@ def test_a_malformed_slice_in_the_link_is_refused_with_one_warning(make_app, raw
     found = [w.value for w in at.warning if "slice=" in w.value]
     assert len(found) == 1 and "no slice is shown instead" in found[0] and len(found[0]) < 160, found
     assert len(at.dataframe[0].value) == 60
+
+
+def test_a_dataset_without_images_or_grounding_still_has_its_table_and_slices(make_app, assets):
+    at = make_app("failures", data=str(assets.bare), dir="i2t", rank_lo=1)
+    no_failure(at)
+    config = _config(at.dataframe[0])
+    assert "query_image" not in config and "wrong_text" in config and "pointing" not in config
+    slice_tables = [el.value for el in at.dataframe if "family" in el.value.columns]
+    assert slice_tables and all("pointing" not in t.columns or t["pointing"].isna().all() for t in slice_tables)
