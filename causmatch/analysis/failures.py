@@ -4,7 +4,9 @@ Public API::
 
     FAILURE_COLUMNS                                    # column order of the table
     build_failure_table(sims [I,C], cf_sims [I,C], caps_per_image, direction="t2i", *,
-                        other_sims=None, pointing=None, captions=None) -> pandas.DataFrame
+                        other_sims=None, pointing=None, captions=None, fits=None) -> pandas.DataFrame
+    OUTCOMES                                           # "first", "ambiguous", "real"
+    fit_outcome(sims [I,C], fits [I,C], caps_per_image, direction) -> np.ndarray [N] of OUTCOMES
     filter_failures(df, *, direction=None, rank_min=None, rank_max=None, effect_sign=None,
                     disagreement=False, failures_only=False, queries=None) -> pandas.DataFrame
     export_csv(df, path) -> Path                       # atomic write
@@ -20,6 +22,11 @@ query fails). ``effect_true`` / ``effect_wrong`` = factual − counterfactual sc
 Non-finite scores in any matrix are refused (DataError naming the first image, caption pair).
 ``pointing`` (t2i only, when the split has grounding) = fraction of the caption's grounded words whose
 most-attended region is one of its true regions (pointing game), NaN when nothing is grounded.
+``fits`` ([I,C] bool, ``causmatch.data.scenes.fit.split_fits``: caption c is true of image i; scenes splits
+only) adds the column ``wrong_fits``: the best wrong item is also true of the query, so ranking it above the
+true item is no model error. Without ``fits`` the column is absent (the fit is unknown, not False).
+:func:`fit_outcome` sorts every query into ranked first / a failure whose best wrong item fits (ambiguous) /
+a real failure (its best wrong item does not fit) — the rows of ``rank > 0`` split by ``wrong_fits``.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from causmatch.data.scenes.fit import best_wrong_fits
 from causmatch.errors import ConfigError, DataError
 from causmatch.evaluation import check_finite_scores, ranks_i2t, ranks_t2i
 from causmatch.outputs import atomic_write, os_error
@@ -84,6 +92,9 @@ COLUMNS: dict[str, Column] = {
                          "query (0-based)", "id", True, short="Best wrong"),
     "wrong_text": Column("Best wrong caption", "the highest-scoring caption of another image: #index · text",
                          "text", replaces="best_wrong"),
+    "wrong_fits": Column("Best wrong also fits", "the best wrong {item} is also true of the query by the scene "
+                         "descriptions (every object, relation and count the caption names is in the image): "
+                         "ranking it above the true {item} is no model error", "flag", short="Also fits"),
     "margin": Column("Margin S(true) − S(best wrong)", "score of the true pair minus the score of the best "
                      "wrong pair; below 0 the query fails", "score", True, short="Margin"),
     "effect_true": Column("Effect on true pair ({draws})", "S(α) − S(ᾱ) of the true pair ({draws} of ᾱ per "
@@ -126,11 +137,51 @@ def _best_wrong_i2t(sims: np.ndarray, k: int, ranks_cap: np.ndarray) -> tuple[np
     return masked.argmax(axis=1), best_true
 
 
-def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2i", *, other_sims=None,
-                        pointing=None, captions=None) -> pd.DataFrame:
-    """The failure table (module docstring) for one direction from [I,C] score matrices."""
+def _check_direction(direction: str) -> None:
     if direction not in ("t2i", "i2t"):
         raise ConfigError(f"direction '{direction}' is not valid — use 't2i' (caption queries) or 'i2t'")
+
+
+def _check_fit_shape(fits, sims: np.ndarray) -> np.ndarray:
+    fits = np.asarray(fits)
+    if fits.shape != sims.shape or fits.dtype != bool:
+        raise DataError(f"the fit matrix ({fits.dtype} {fits.shape}) is not the [images, captions] bool matrix of "
+                        f"the scores {sims.shape} — compute both from the same split")
+    return fits
+
+
+def _ranks_and_wrong(sims: np.ndarray, k: int, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(0-based rank of the true item [N], best wrong item [N], true item [N]) of every query of ``direction``."""
+    if direction == "t2i":
+        wrong, true = _best_wrong_t2i(sims, k)
+        return ranks_t2i(sims, k), wrong, true
+    rank = ranks_i2t(sims, k)
+    wrong, true = _best_wrong_i2t(sims, k, rank)
+    return rank, wrong, true
+
+
+OUTCOMES = ("first", "ambiguous", "real")  # ranked first; a failure whose best wrong item fits; a real failure
+
+
+def fit_outcome(sims, fits, caps_per_image: int, direction: str) -> np.ndarray:
+    """Per query of ``direction`` (every caption for t2i, every image for i2t), one of :data:`OUTCOMES`:
+    "first" when the true item is ranked first (rank 0, as the failure table's ``rank``); otherwise
+    "ambiguous" when the best wrong item — the one ranked first — is also true of the query by ``fits``
+    (the table's ``wrong_fits``), "real" when it is not. ``[N]`` object array."""
+    _check_direction(direction)
+    sims = np.asarray(sims)
+    check_finite_scores(sims, "factual similarity matrix")
+    fits = _check_fit_shape(fits, sims)
+    rank, wrong, _ = _ranks_and_wrong(sims, caps_per_image, direction)
+    also = best_wrong_fits(fits, direction, np.arange(len(rank)), wrong)
+    return np.where(rank == 0, OUTCOMES[0], np.where(also, OUTCOMES[1], OUTCOMES[2])).astype(object)
+
+
+def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2i", *, other_sims=None,
+                        pointing=None, captions=None, fits=None) -> pd.DataFrame:
+    """The failure table (module docstring) for one direction from [I,C] score matrices; ``fits`` [I,C]
+    bool (scenes splits) adds ``wrong_fits``."""
+    _check_direction(direction)
     sims, cf_sims = np.asarray(sims), np.asarray(cf_sims)
     check_finite_scores(sims, "factual similarity matrix")
     check_finite_scores(cf_sims, "counterfactual similarity matrix")
@@ -139,19 +190,20 @@ def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2
     if cf_sims.shape != sims.shape or (other_sims is not None and np.shape(other_sims) != sims.shape):
         raise DataError("the similarity matrices of the two checkpoints/interventions differ in shape — "
                         "compare checkpoints on the same dataset split")
+    if fits is not None:
+        fits = _check_fit_shape(fits, sims)
     k = caps_per_image
     rank_fn = ranks_t2i if direction == "t2i" else ranks_i2t
-    rank, rank_cf = rank_fn(sims, k), rank_fn(cf_sims, k)
+    rank, wrong, true = _ranks_and_wrong(sims, k, direction)
+    rank_cf = rank_fn(cf_sims, k)
     rank_other = rank_fn(np.asarray(other_sims), k) if other_sims is not None else None
     if direction == "t2i":
-        wrong, true = _best_wrong_t2i(sims, k)
         query = np.arange(sims.shape[1])
         s_true, s_wrong = sims[true, query], sims[wrong, query]
         e_true = s_true - cf_sims[true, query]
         e_wrong = s_wrong - cf_sims[wrong, query]
         text = list(captions) if captions is not None else [""] * len(query)
     else:
-        wrong, true = _best_wrong_i2t(sims, k, rank)
         query = np.arange(sims.shape[0])
         s_true, s_wrong = sims[query, true], sims[query, wrong]
         e_true = s_true - cf_sims[query, true]
@@ -167,7 +219,10 @@ def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2
         "effect_wrong": e_wrong.astype(float), "pointing": point,
         "disagree": ((rank == 0) != (rank_other == 0)) if rank_other is not None else False,
     })
-    return df[list(FAILURE_COLUMNS)]
+    df = df[list(FAILURE_COLUMNS)]
+    if fits is not None:
+        df.insert(df.columns.get_loc("best_wrong") + 1, "wrong_fits", best_wrong_fits(fits, direction, query, wrong))
+    return df
 
 
 def filter_failures(df: pd.DataFrame, *, direction=None, rank_min=None, rank_max=None, effect_sign=None,

@@ -15,7 +15,7 @@ Public API::
     .rank_caption_query(c, intervention="random", *, samples=8, seed=0, k=10) -> RankResult
     .rank_image_query(i, intervention="random", *, samples=8, seed=0, k=10) -> RankResult
     .rank_text_query(text, image, intervention="random", *, samples=8, seed=0, k=10) -> RankResult
-    .failure_table(direction="t2i", intervention="random", other=None, *, samples=1, seed=0) -> DataFrame
+    .failure_table(direction="t2i", intervention="random", other=None, *, samples=1, seed=0, fits=None) -> DataFrame
     .pair_limits(image, caption=None, *, text=None) -> {"n_words": W, "n_regions": R}   # this pair's targets
     .split_limits() -> {"n_words": max W, "n_regions": max R}                          # whole-split runs
     .check_intervention(intervention, image=None, caption=None, *, text=None, seed=0) -> Intervention
@@ -422,8 +422,9 @@ class AnalysisSession:
 
     # ------------------------------------------------------------------ failure cases
     def failure_table(self, direction: str = "t2i", intervention="random", other: "AnalysisSession | None" = None,
-                      *, samples: int = 1, seed: int = 0, progress=None):
-        """One row per query of ``direction`` (see ``failures.build_failure_table``)."""
+                      *, samples: int = 1, seed: int = 0, progress=None, fits=None):
+        """One row per query of ``direction`` (see ``failures.build_failure_table``); ``fits``: the split's fit
+        matrix (:meth:`fits`) to add the column ``wrong_fits``, None to leave it out."""
         if direction not in ("t2i", "i2t"):
             raise ConfigError(f"direction '{direction}' is not valid — use 't2i' (caption queries) or 'i2t'")
         self.check_intervention(intervention, seed=seed)
@@ -440,7 +441,7 @@ class AnalysisSession:
             from causmatch.analysis.grounding import split_pointing
             pointing = split_pointing(self, progress=progress)["pointing"]
         return F.build_failure_table(sims, cf, self.split.caps_per_image, direction, other_sims=other_sims,
-                                     pointing=pointing, captions=self.split.captions)
+                                     pointing=pointing, captions=self.split.captions, fits=fits)
 
 
 def _gallery_to_arrays(img: ImageEmb, txt: TextEmb) -> dict:

@@ -8,6 +8,8 @@ Public API::
       .keys(words=None) -> list[str]       # slice keys; words: at most this many word slices (most frequent)
       .get(key) -> Slice                   # ConfigError for a key this split cannot cut by; "" = whole split
       .valid(key) -> bool
+      .with_outcomes(t2i [C], i2t [I]) -> SplitSlices   # + the outcome family (a checkpoint's ranks, scenes)
+      .without_outcomes(why) -> SplitSlices             # the outcome family not offered, and why
     Slice.key / .family / .label / .title / .captions [C] bool / .images [I] bool or None
     Slice.rows(direction) -> [C] or [I] bool, or None when the slice does not cut that direction
     slice_metrics(slices, rank_t2i [C], rank_i2t [I], *, effect=None [C], hits=None [C], words=None [C],
@@ -23,7 +25,13 @@ A slice key is ``family:value`` — what a link carries (``slice=word:red``, ``s
   ``relation:left_of|right_of|above|below|near|none`` (the caption's spatial relation), ``attribute:colour|
   size|colour_size|shape_only`` (which attribute words besides the shape the caption uses), ``template:single|
   pair|triple|count`` (how many objects it names; ``count`` for "six objects with …"), ``distractor:present|
-  absent`` (the image holds the bias distractor, which captions never mention; an image slice).
+  absent`` (the image holds the bias distractor, which captions never mention; an image slice);
+* scenes only, for one checkpoint — ``outcome:first|ambiguous|real``: the queries whose true item that
+  checkpoint ranks first; its failures whose best wrong item also fits the query (the caption is true of that
+  image, ``causmatch.data.scenes.fit``: no model error); its real failures (the best wrong item does not fit).
+  Each direction's queries by their own outcome (``causmatch.analysis.failures.fit_outcome``): the slice's
+  captions are the caption queries, its images the image queries (:data:`QUERY_FAMILIES`) — not an image
+  slice's images and their captions. :meth:`SplitSlices.with_outcomes` adds the family from the outcomes.
 
 A caption slice cuts caption queries (t2i) and matching pairs; an image slice cuts image queries (i2t) and,
 through them, their captions. A caption slice does not cut image queries: :meth:`Slice.rows` is None there.
@@ -36,6 +44,7 @@ most-attended region is one of theirs (pooled over words, as the split's groundi
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +52,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from causmatch.analysis.failures import OUTCOMES
 from causmatch.data.scenes.captions import NUMBERS
+from causmatch.data.scenes.fit import fit_unavailable
 from causmatch.data.vocab import tokenize
 from causmatch.errors import ConfigError, DataError
 
@@ -55,9 +66,11 @@ FAMILIES = {
     "attribute": "attribute words besides the shape (scenes generator)",
     "template": "objects named by the caption (scenes generator)",
     "distractor": "the bias distractor in the image (scenes generator, never mentioned)",
+    "outcome": "a checkpoint's outcome: ranked first, a failure whose best wrong item fits, a real failure",
 }
 SCENE_FAMILIES = ("relation", "attribute", "template", "distractor")
 IMAGE_FAMILIES = ("regions", "distractor")
+QUERY_FAMILIES = ("outcome",)  # captions: caption queries, images: image queries, each by its own label
 MAX_BINS = 5
 
 # The scenes generator's relation phrases (causmatch.data.scenes.captions.relation), by the relation they say.
@@ -68,14 +81,17 @@ VALUES = {
     "attribute": ("colour", "size", "colour_size", "shape_only"),
     "template": ("single", "pair", "triple", "count"),
     "distractor": ("present", "absent"),
+    "outcome": OUTCOMES,
 }
 TITLES = {"word": "word", "length": "caption length", "regions": "valid regions", "relation": "relation",
-          "attribute": "attribute words", "template": "objects named", "distractor": "bias distractor"}
+          "attribute": "attribute words", "template": "objects named", "distractor": "bias distractor",
+          "outcome": "outcome"}
 VALUE_NAMES = {"left_of": "left of", "right_of": "right of", "above": "above", "below": "below",
                "near": "next to / beside / near", "none": "no relation", "colour_size": "colour and size",
                "shape_only": "shape only", "colour": "colour only", "size": "size only", "single": "one object",
                "pair": "two objects", "triple": "three objects", "count": "counts the objects",
-               "present": "distractor present", "absent": "no distractor"}
+               "present": "distractor present", "absent": "no distractor", "first": "ranked first",
+               "ambiguous": "best wrong also fits", "real": "real failures only"}
 COUNT_NOUNS = ("objects", "shapes")
 
 
@@ -188,6 +204,36 @@ class SplitSlices:
         self.missing: dict[str, str] = {}
         self._labels: dict[str, np.ndarray] = {}
         self._scene_labels(split, tokens)
+        self._outcomes: tuple[np.ndarray, np.ndarray] | None = None
+        why = fit_unavailable(split)
+        self.missing["outcome"] = (f"the real-failure slices need the scene descriptions: {why}" if why else
+                                   "the real-failure slices need a checkpoint's ranks")
+
+    # -- a checkpoint's outcomes ------------------------------------------------------------------------
+    def with_outcomes(self, t2i, i2t) -> "SplitSlices":
+        """A copy that also offers the ``outcome`` family: ``t2i`` [C] and ``i2t`` [I] are every caption and
+        image query's :data:`causmatch.analysis.failures.OUTCOMES` label (``failures.fit_outcome``). The
+        arrays of this object are shared, not copied (both are read-only)."""
+        t2i, i2t = np.asarray(t2i, dtype=object), np.asarray(i2t, dtype=object)
+        if t2i.shape != (self.n_captions,) or i2t.shape != (self.n_images,):
+            raise DataError(f"outcomes for {t2i.shape} caption and {i2t.shape} image queries do not fit a split "
+                            f"of {self.n_captions} captions and {self.n_images} images — compute them on this split")
+        bad = sorted({str(v) for v in (*t2i, *i2t)} - set(OUTCOMES))
+        if bad:
+            raise DataError(f"outcome '{bad[0][:40]}' is not one of {', '.join(OUTCOMES)}")
+        out = copy.copy(self)
+        out.families = {**self.families, "outcome": FAMILIES["outcome"]}
+        out.missing = {f: w for f, w in self.missing.items() if f != "outcome"}
+        out._outcomes = (t2i, i2t)
+        return out
+
+    def without_outcomes(self, why: str) -> "SplitSlices":
+        """A copy that does not offer the ``outcome`` family, saying ``why`` (one line)."""
+        out = copy.copy(self)
+        out.families = {f: d for f, d in self.families.items() if f != "outcome"}
+        out.missing = {**self.missing, "outcome": f"the real-failure slices are not offered: {why}"}
+        out._outcomes = None
+        return out
 
     # -- the scenes generator's labels ----------------------------------------------------------------
     def _scene_labels(self, split, tokens: list[list[str]]) -> None:
@@ -235,6 +281,9 @@ class SplitSlices:
             if family in self._labels:
                 seen = set(self._labels[family])
                 out += [f"{family}:{v}" for v in VALUES[family] if v in seen]
+        if self._outcomes is not None:
+            seen = {*self._outcomes[0], *self._outcomes[1]}
+            out += [f"outcome:{v}" for v in VALUES["outcome"] if v in seen]
         half = self.n_captions / 2
         telling = {w for w, n in self.word_counts.items() if n <= half and any(ch.isalnum() for ch in w)}
         ranked = [w for w in self.word_counts if w in telling] + [w for w in self.word_counts if w not in telling]
@@ -279,6 +328,9 @@ class SplitSlices:
             raise ConfigError(f"{family} slice '{value[:40]}' does not exist — use one of "
                               f"{', '.join(VALUES[family])}")
         label = VALUE_NAMES.get(value, value)
+        if family == "outcome":
+            t2i, i2t = self._outcomes
+            return Slice(key, family, label, t2i == value, i2t == value)
         hit = self._labels[family] == value
         if family in IMAGE_FAMILIES:
             return Slice(key, family, label, hit[self.image_of], hit)
