@@ -77,20 +77,22 @@ def rank(ctx: Context, model: Model, direction: str, query: int, k: int):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _failures(_models: list[Model], key: str, direction: str, spec: str, samples: int, seed: int):
+def _failures(_models: list[Model], key: str, direction: str, spec: str, samples: int, seed: int, _fits=None):
     session, lock = _models[0].session
     other = _models[1].session[0] if len(_models) > 1 else None
     with lock:
-        return session.failure_table(direction, spec, other, samples=samples, seed=seed)
+        return session.failure_table(direction, spec, other, samples=samples, seed=seed, fits=_fits)
 
 
 def failures(ctx: Context, direction: str):
-    """The failure table of the first checkpoint (ranks of the second in ``rank_other``)."""
+    """The failure table of the first checkpoint (ranks of the second in ``rank_other``); on a split with
+    scene descriptions, with the column ``wrong_fits`` (:func:`fits`)."""
     for m in ctx.models:
         similarity(ctx, m)
     similarity(ctx, ctx.models[0], _spec(ctx))
     key = "+".join(_key(m) for m in ctx.models)
-    return _failures(ctx.models, key, direction, _spec(ctx), SPLIT_SAMPLES, ctx.seed)
+    found, _ = fits(ctx)
+    return _failures(ctx.models, key, direction, _spec(ctx), SPLIT_SAMPLES, ctx.seed, found)
 
 
 def filter_failures(df, **filters):
@@ -135,11 +137,30 @@ def _slices(_split, key: str):
     return SplitSlices(_split)
 
 
-def slices(ctx: Context):
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _outcome_slices(_found, _model: Model, _fits, key: str):
+    from causmatch.analysis.failures import fit_outcome
+    session, lock = _model.session
+    with lock:
+        sims = session.similarity()
+    k = session.split.caps_per_image
+    return _found.with_outcomes(fit_outcome(sims, _fits, k, "t2i"), fit_outcome(sims, _fits, k, "i2t"))
+
+
+def slices(ctx: Context, outcomes: bool = True):
     """The split's slices (``causmatch.analysis.slices.SplitSlices``), built once per split and shared
-    (read-only)."""
+    (read-only). ``outcomes``: with the first checkpoint's ``outcome`` slices (ranked first / best wrong also
+    fits / real failures) where the split has scene descriptions — they need its factual score matrix;
+    False for the split's own slices alone (no model run)."""
     session, _ = ctx.models[0].session
-    return _slices(ctx.split, session.fingerprints()[1])
+    found = _slices(ctx.split, session.fingerprints()[1])
+    if not outcomes:
+        return found
+    matrix, why = fits(ctx)
+    if matrix is None:
+        return found.without_outcomes(why)
+    similarity(ctx, ctx.models[0])
+    return _outcome_slices(found, ctx.models[0], matrix, _key(ctx.models[0]))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -306,10 +327,69 @@ def common_words(ctx: Context, model: Model) -> frozenset:
     return _common_words(model, _key(model))
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _fits(_split, key: str) -> tuple:
+    from causmatch.data.scenes.fit import fit_unavailable, split_fits
+    from causmatch.errors import DataError
+    why = fit_unavailable(_split)
+    if why is not None:
+        return None, why, False
+    try:
+        return split_fits(_split), None, False
+    except DataError as err:  # kept, so that a broken scene file is read once, not on every rerun
+        return None, str(err), True
+
+
+def fits(ctx: Context) -> tuple:
+    """``(fits, None)`` — fits ``[I, C]`` read-only bool, which captions are true of which images by the scenes
+    generator's descriptions (``causmatch.data.scenes.fit.split_fits``), computed once per split and shared —
+    or ``(None, why)`` for a split without them, or whose scene file does not match its captions (one line)."""
+    session, _ = ctx.models[0].session
+    found, why, _ = _fits(ctx.split, session.fingerprints()[1])
+    return found, why
+
+
 def fit_rule(ctx: Context):
-    """fits ``[I, C]`` bool — which captions are true of which images, from the scenes generator's descriptions
-    (``AnalysisSession.fits``, computed once) — or None for a split without them; a DataError when the
-    split's files disagree."""
-    session, lock = ctx.models[0].session
+    """:func:`fits`' matrix, or None for a split without scene descriptions; a DataError when the split's
+    files disagree."""
+    from causmatch.errors import DataError
+    session, _ = ctx.models[0].session
+    found, why, broken = _fits(ctx.split, session.fingerprints()[1])
+    if broken:
+        raise DataError(why)
+    return found
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _fit_recall(_model: Model, _fits, key: str, spec: str | None, samples: int, seed: int) -> dict:
+    from causmatch.evaluation import fit_aware_metrics
+    session, lock = _model.session
     with lock:
-        return session.fits()
+        sims = session.similarity(spec, samples=samples, seed=seed)
+    return fit_aware_metrics(sims, _fits, session.split.caps_per_image)
+
+
+def fit_recall(ctx: Context, model: Model, spec: str | None) -> dict | None:
+    """Fit-aware R@K of the split (``causmatch.evaluation.fit_aware_metrics``: a query is a hit at K when any
+    item it fits ranks there), factual (None) or under ``spec``; None without a fit matrix (:func:`fits`)."""
+    matrix, _ = fits(ctx)
+    if matrix is None:
+        return None
+    similarity(ctx, model, spec)
+    return _fit_recall(model, matrix, _key(model), spec, SPLIT_SAMPLES, ctx.seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _fit_spread(_fits, key: str) -> dict:
+    from causmatch.data.scenes.fit import fit_distribution
+    return fit_distribution(_fits)
+
+
+def fit_spread(ctx: Context) -> dict | None:
+    """How many images each caption fits and how many captions fit each image
+    (``causmatch.data.scenes.fit.fit_distribution``); None without a fit matrix."""
+    matrix, _ = fits(ctx)
+    if matrix is None:
+        return None
+    session, _ = ctx.models[0].session
+    return _fit_spread(matrix, session.fingerprints()[1])

@@ -93,6 +93,7 @@ def _table(ctx: state.Context, found: slices.SplitSlices, direction: str, full: 
     where = "" if cut is None or cut.rows(direction) is None else f" in the slice *{plain(cut.title)}*"
     st.markdown(f"**{len(shown):,}** of {len(full):,} query {queries}{where} · select a row to open its "
                 "failing pair (the query beside its true and best wrong item)")
+    _fit_line(ctx, direction, full)
     rows, config = display(ctx.split, shown, direction)
     st.dataframe(rows, hide_index=True, column_config=config, column_order=list(config),
                  on_select=partial(_row_selected, ctx.split, shown), selection_mode="single-row", key="fail_table",
@@ -103,6 +104,23 @@ def _table(ctx: state.Context, found: slices.SplitSlices, direction: str, full: 
         notes.append(f"thumbnails for the first {THUMBS} rows")
     st.caption(" · ".join(notes) + " · scores S(true pair) and S(best wrong pair) are in the CSV export")
     csv_button(shown, _file_name(direction, state.value("slice")), key="fail_csv", label="Export CSV")
+
+
+def _fit_line(ctx: state.Context, direction: str, full: pd.DataFrame) -> None:
+    """One line on captions that fit several images: how many of the direction's failures rank first an item
+    that also fits the query (the column *Best wrong also fits*), or why the column is absent."""
+    if "wrong_fits" not in full.columns:
+        _, why = results.fits(ctx)
+        st.caption(f"No *Best wrong also fits* column: {plain(why or 'the split has no fit matrix')}")
+        return
+    failed = full["rank"].to_numpy() > 0
+    also = failed & full["wrong_fits"].to_numpy(bool)
+    queries = "caption" if direction == "t2i" else "image"
+    item = "an image the caption" if direction == "t2i" else "a caption the image"
+    share = f" ({100 * also.sum() / failed.sum():.1f} %)" if failed.any() else ""
+    st.caption(f"Of the {int(failed.sum()):,} failing {queries} queries, {int(also.sum()):,}{share} rank first "
+               f"{item} is true of as well (*Best wrong also fits*: no model error); the slice *outcome: real "
+               "failures only* hides them.")
 
 
 SLICE_COLUMNS = {  # slice table column -> (label, help, kind); R@10 and medr are in its CSV export
@@ -131,14 +149,25 @@ def _slice_config(df: pd.DataFrame) -> dict:
                           if name in df.columns and not df[name].isna().all()})
 
 
+def _outcome_note(ctx: state.Context) -> None:
+    """What the outcome slices are, and what their R@1 cannot say (it is fixed by how they are cut)."""
+    first = plain(ctx.models[0].label)
+    other = (f"; {plain(ctx.models[1].label)}'s R@K on them says whether it gets {first}'s failures right"
+             if len(ctx.models) > 1 else "")
+    st.caption(f"{first}'s queries by outcome, each direction by its own: ranked first, a failure whose best wrong "
+               f"item also fits the query (no model error), a real failure. {first}'s R@1 is 100 % and 0 % on them "
+               f"by construction: compare their effect and pointing accuracy{other}.")
+
+
 def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
     st.subheader("Slices")
     st.caption("R@K, mean effect and pointing accuracy of the whole split cut into slices: by a word, the caption's "
-               "length and the image's valid regions for every dataset, and by the generator's labels for scenes. "
+               "length and the image's valid regions for every dataset; for scenes, by the generator's labels and "
+               "by the first checkpoint's outcome (real failures: the best wrong item does not fit the query). "
                "A caption slice cuts caption queries; an image slice cuts image queries and the captions of its "
                f"images. Mean effects: the first checkpoint's, under "
                f"{plain(ctx.intervention or 'no counterfactual')}, {results.SPLIT_SAMPLES} draw per pair.")
-    help.how_to_read("ranks", "effect", "pointing")
+    help.how_to_read("ranks", "effect", "pointing", *(("fit",) if "outcome" in found.families else ()))
     if found.missing:
         why = dict.fromkeys(found.missing.values())
         st.caption("Not offered here: " + " · ".join(plain(w) for w in why))
@@ -150,17 +179,27 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
     for tab, family in zip(tabs, families):
         part = table[table["family"] == family]
         with tab:
-            image = family in slices.IMAGE_FAMILIES
-            series = {}
-            for label in part["checkpoint"].unique():
-                rows = part[part["checkpoint"] == label]
-                series[f"{label} · caption → image"] = rows["t2i_r1"].to_numpy()
-                if image:
-                    series[f"{label} · image → caption"] = rows["i2t_r1"].to_numpy()
+            image = family in slices.IMAGE_FAMILIES or family in slices.QUERY_FAMILIES
             cats = figures.unique_labels(list(part[part["checkpoint"] == part["checkpoint"].iloc[0]]["label"]))
-            ref = float(whole["t2i_r1"].iloc[0])
-            fig = figures.grouped_bars(cats, series, title=f"R@1 by {slices.TITLES[family]}", axis="R@1 (%)",
-                                       reference=(f"whole split, {ctx.models[0].label}, caption → image", ref))
+            if family in slices.QUERY_FAMILIES:
+                _outcome_note(ctx)
+            if family in slices.QUERY_FAMILIES and "pointing" in part and part["pointing"].notna().any():
+                series = {label: part[part["checkpoint"] == label]["pointing"].to_numpy()
+                          for label in part["checkpoint"].unique()}
+                ref = float(whole["pointing"].iloc[0])
+                fig = figures.grouped_bars(cats, series, title=f"Pointing accuracy by {slices.TITLES[family]}",
+                                           axis="pointing accuracy (%)",
+                                           reference=(f"whole split, {ctx.models[0].label}", ref))
+            else:
+                series = {}
+                for label in part["checkpoint"].unique():
+                    rows = part[part["checkpoint"] == label]
+                    series[f"{label} · caption → image"] = rows["t2i_r1"].to_numpy()
+                    if image:
+                        series[f"{label} · image → caption"] = rows["i2t_r1"].to_numpy()
+                ref = float(whole["t2i_r1"].iloc[0])
+                fig = figures.grouped_bars(cats, series, title=f"R@1 by {slices.TITLES[family]}", axis="R@1 (%)",
+                                           reference=(f"whole split, {ctx.models[0].label}, caption → image", ref))
             st.plotly_chart(fig, key=f"slice_chart_{family}", config={"displaylogo": False})
             if family == "word":
                 st.caption(f"The {SLICE_WORDS} most frequent words in at most half of the captions; the slice "
@@ -179,7 +218,8 @@ def render(ctx: state.Context) -> None:
     st.caption(f"{' vs '.join(plain(m.label) for m in ctx.models)} · counterfactual: "
                f"{plain(ctx.intervention or 'none')} ({draws}) · ranks are 1-based; "
                "margin = S(true pair) − S(best wrong pair)")
-    help.how_to_read("ranks", "margin", "effect", "pointing")
+    fit = ("fit",) if results.fits(ctx)[0] is not None else ()
+    help.how_to_read("ranks", "margin", "effect", "pointing", *fit)
     filters = _filters(ctx)
     direction = filters["direction"]
     full = results.failures(ctx, direction)

@@ -9,7 +9,7 @@ import streamlit as st
 import loaders
 import results
 import state
-from causmatch.analysis import links
+from causmatch.analysis import links, slices
 from causmatch.interventions import COUNTERFACTUAL_KINDS
 from components import figures, help
 from components.errors import plain
@@ -64,7 +64,7 @@ def dataset_summary(ctx: state.Context) -> None:
     """The split at a glance: sizes, and the real distributions of valid regions per image and words per
     caption (not the padded region axis)."""
     split = ctx.split
-    found = results.slices(ctx)  # valid regions per image and tokens per caption, counted once per split
+    found = results.slices(ctx, outcomes=False)  # valid regions per image and tokens per caption, once per split
     regions, words = found.regions, found.length
     (region_range, region_text), (word_range, word_text) = spread(regions), spread(words)
     padded = split.features.shape[1]
@@ -107,13 +107,15 @@ def attention_specs(ctx: state.Context, mode: str) -> list[str | None]:
     return list(dict.fromkeys([None] + extra))
 
 
-def recall_frame(ctx: state.Context, mode: str) -> pd.DataFrame:
-    """One row per (checkpoint, attention): factual, plus the sidebar's intervention or every kind."""
+def recall_frame(ctx: state.Context, mode: str, fit_aware: bool = False) -> pd.DataFrame:
+    """One row per (checkpoint, attention): factual, plus the sidebar's intervention or every kind.
+    ``fit_aware``: fit-aware R@K (a hit when any item the query fits ranks there) instead of R@K."""
     specs = attention_specs(ctx, mode)
+    get = results.fit_recall if fit_aware else results.recall
     rows = []
     for model in ctx.models:
         for spec in dict.fromkeys(specs):
-            metrics = results.recall(ctx, model, spec)
+            metrics = get(ctx, model, spec)
             rows.append({"checkpoint": model.label, "attention": spec or "factual",
                          **{m: round(float(metrics[m]), 2) for m in METRICS}})
     return pd.DataFrame(rows)
@@ -142,8 +144,32 @@ def _slice_recall(ctx: state.Context, mode: str) -> None:
     sl = found.get(key)
     n = f"{int(sl.captions.sum()):,} captions" + (f" of {int(sl.images.sum()):,} images" if sl.images is not None
                                                  else " (a caption slice: no image → caption recall)")
+    if sl.family in slices.QUERY_FAMILIES:
+        n = (f"{int(sl.captions.sum()):,} caption and {int(sl.images.sum()):,} image queries, each by its own "
+             f"outcome under {plain(ctx.models[0].label)}")
     st.caption(f"R@K of the slice *{plain(sl.title)}* — {n}; ranks among the whole split's items.")
     table(slice_recall_frame(ctx, mode, key), "recall_slice.csv", key="ov_slice_recall", column_config=recall_columns())
+
+
+def _fit_aware(ctx: state.Context, mode: str) -> None:
+    """Fit-aware R@K beside the R@K above (the same rows) and how many images each caption fits — scenes
+    splits only (their scene descriptions say which captions are true of which images); elsewhere, why not."""
+    matrix, why = results.fits(ctx)
+    if matrix is None:
+        st.caption(f"No fit-aware R@K: {plain(why)}")
+        return
+    st.markdown("**Fit-aware R@K (%)** — a query is a hit at K when any item it fits is in the top K "
+                "(rows as above)")
+    table(recall_frame(ctx, mode, fit_aware=True), "recall_fit_aware.csv", key="ov_fit_recall",
+          column_config=recall_columns())
+    spread = results.fit_spread(ctx)
+    per_cap, per_img = spread["fits_per_caption"], spread["fitting_captions_per_image"]
+
+    def line(d: dict) -> str:
+        return f"min {d['min']:,} · median {d['median']:g} · max {d['max']:,}"
+    st.caption(f"Images each caption fits: {line(per_cap)} ({100 * per_cap['only_own']:.1f} % of the captions fit "
+               f"only their own image) · captions that fit each image: {line(per_img)} (its own "
+               f"{ctx.split.caps_per_image} included).")
 
 
 def _effects(ctx: state.Context) -> None:
@@ -193,8 +219,9 @@ def render(ctx: state.Context) -> None:
     st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
                "*Explore a pair* and *Retrieval* average the sidebar's samples.")
     table(recall_frame(ctx, mode), "recall.csv", key="ov_recall", column_config=recall_columns())
+    _fit_aware(ctx, mode)
     _slice_recall(ctx, mode)
-    help.how_to_read("recall", "effect", "pointing")
+    help.how_to_read("recall", "effect", "pointing", *(("fit",) if results.fits(ctx)[0] is not None else ()))
     _grounding(ctx)
     if mode != "off":
         _effects(ctx)

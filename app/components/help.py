@@ -7,10 +7,11 @@ Every page calls :func:`how_to_read` with the topics of the numbers it shows, ne
 
 Topics (:data:`TOPICS`): ``scores`` (S(α), S(ᾱ)), ``effect``, ``interval``, ``word_effects``,
 ``region_effects``, ``attention`` (the word × region matrices), ``pointing``, ``ranks``, ``recall`` (R@K),
-``margin``, ``curves`` (deletion / insertion). :func:`cf_rank_label` names a rank under ᾱ with its number
-of draws (:func:`draws`). An unknown topic is a programming error (``ValueError``), caught by the tests,
-never a user's mistake. The texts follow the library's maths (``causmatch.analysis.effects``,
-``causmatch.pointing``, ``causmatch.analysis.failures``, ``causmatch.analysis.grounding``).
+``margin``, ``curves`` (deletion / insertion), ``fit`` (captions true of several images, fit-aware R@K).
+:func:`cf_rank_label` names a rank under ᾱ with its number of draws (:func:`draws`). An unknown topic is a
+programming error (``ValueError``), caught by the tests, never a user's mistake. The texts follow the
+library's maths (``causmatch.analysis.effects``, ``causmatch.pointing``, ``causmatch.analysis.failures``,
+``causmatch.analysis.grounding``, ``causmatch.data.scenes.fit``, ``causmatch.evaluation``).
 """
 from __future__ import annotations
 
@@ -83,6 +84,15 @@ TOPICS: dict[str, tuple[str, str]] = {
         "is the area under the score curve divided by the range of fractions covered (the curve's mean score), so "
         "images with different numbers of regions compare. A faithful attention gives a lower deletion area and a "
         "higher insertion area than its baselines (the counterfactual attention's order, a random order)."),
+    "fit": (
+        "Captions that fit several images",
+        "On scenes data a caption **fits** an image when every object it names is there with the named shape, "
+        "colour and size, each stated relation holds and a stated count matches (from the generator's scene "
+        "descriptions), so one caption can be true of many images. **Fit-aware R@K** counts a query as a hit "
+        "when any item it fits is in the top K: c→i, any image the caption is true of; i→c, any caption true of "
+        "the image. Standard R@K counts only the annotated item; the difference is the captions' ambiguity, not "
+        "model error. **Best wrong also fits**: the wrong item ranked above the truth is true of the query as "
+        "well; a **real failure** is a query not ranked first whose best wrong item does not fit."),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 import state
-from causmatch.analysis import links
+from causmatch.analysis import links, slices
 
 
 def pick_pair(split, key_prefix: str = "") -> tuple[int, int, str]:
@@ -56,6 +56,8 @@ def pick_slice(found, container=st) -> str:
         if not k:
             return "whole split"
         sl = found.get(k)
+        if sl.family in slices.QUERY_FAMILIES:  # each direction's queries by their own label
+            return f"{sl.title} ({int(sl.captions.sum()):,} caption, {int(sl.images.sum()):,} image queries)"
         n = int(sl.images.sum()) if sl.images is not None else int(sl.captions.sum())
         return f"{sl.title} ({n:,} {'images' if sl.images is not None else 'captions'})"
     return container.selectbox("Slice", options, key=key, on_change=state.changed, format_func=label,

@@ -9,7 +9,7 @@ Public API::
       .get(key) -> Slice                   # ConfigError for a key this split cannot cut by; "" = whole split
       .valid(key) -> bool
       .with_outcomes(t2i [C], i2t [I]) -> SplitSlices   # + the outcome family (a checkpoint's ranks, scenes)
-      .without_outcomes(why) -> SplitSlices             # the outcome family not offered, and why
+      .without_outcomes(why) -> SplitSlices             # the outcome family not offered, and why (in .missing)
     Slice.key / .family / .label / .title / .captions [C] bool / .images [I] bool or None
     Slice.rows(direction) -> [C] or [I] bool, or None when the slice does not cut that direction
     slice_metrics(slices, rank_t2i [C], rank_i2t [I], *, effect=None [C], hits=None [C], words=None [C],
@@ -54,7 +54,6 @@ import pandas as pd
 
 from causmatch.analysis.failures import OUTCOMES
 from causmatch.data.scenes.captions import NUMBERS
-from causmatch.data.scenes.fit import fit_unavailable
 from causmatch.data.vocab import tokenize
 from causmatch.errors import ConfigError, DataError
 
@@ -204,10 +203,7 @@ class SplitSlices:
         self.missing: dict[str, str] = {}
         self._labels: dict[str, np.ndarray] = {}
         self._scene_labels(split, tokens)
-        self._outcomes: tuple[np.ndarray, np.ndarray] | None = None
-        why = fit_unavailable(split)
-        self.missing["outcome"] = (f"the real-failure slices need the scene descriptions: {why}" if why else
-                                   "the real-failure slices need a checkpoint's ranks")
+        self._outcomes: tuple[np.ndarray, np.ndarray] | None = None  # with_outcomes: a checkpoint's
 
     # -- a checkpoint's outcomes ------------------------------------------------------------------------
     def with_outcomes(self, t2i, i2t) -> "SplitSlices":

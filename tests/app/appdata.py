@@ -83,14 +83,14 @@ def build_dataset(folder: Path, with_images: bool = True, seed: int = 0) -> None
     write_meta(folder, {"name": "app-test", "caps_per_image": K})
 
 
-def build_checkpoint(path: Path, captions: list[str], seed: int) -> None:
+def build_checkpoint(path: Path, captions: list[str], seed: int, img_dim: int = F) -> None:
     import torch
 
     from causmatch.checkpoint import save_matcher
     from causmatch.data import Vocabulary
     from causmatch.models import AttentionConfig, Matcher, MatcherConfig, TextConfig
     torch.manual_seed(seed)
-    config = MatcherConfig(img_dim=F, embed_size=32, text=TextConfig(word_dim=16),
+    config = MatcherConfig(img_dim=img_dim, embed_size=32, text=TextConfig(word_dim=16),
                            attention=AttentionConfig(direction="t2i"))
     save_matcher(Matcher(config, Vocabulary.from_captions(captions)), path)
 
@@ -104,4 +104,23 @@ def build_assets(root: Path) -> Assets:
     caps = load_split(data, "test").captions
     build_checkpoint(root / "ckpt_a", caps, seed=1)
     build_checkpoint(root / "ckpt_b", caps, seed=2)
+    return Assets(data=data, ckpt=root / "ckpt_a", ckpt2=root / "ckpt_b", cache=root / "cache", bare=bare)
+
+
+def build_scenes_assets(root: Path, n_images: int = 24) -> Assets:
+    """A small split of the scenes generator (``{split}_scenes.jsonl`` included: which captions fit which
+    images is known) and two random-weight checkpoints for it; ``bare`` is the same split without its
+    scene descriptions."""
+    import shutil
+
+    from causmatch.data import load_split
+    from causmatch.data.scenes import build_scenes
+    root = Path(root)
+    data, bare = root / "scenes", root / "scenes_bare"
+    build_scenes(data, sizes={"test": n_images}, splits=("test",), workers=1, progress=False)
+    shutil.copytree(data, bare)
+    (bare / "test_scenes.jsonl").unlink()
+    split = load_split(data, "test")
+    build_checkpoint(root / "ckpt_a", split.captions, seed=1, img_dim=split.features.shape[2])
+    build_checkpoint(root / "ckpt_b", split.captions, seed=2, img_dim=split.features.shape[2])
     return Assets(data=data, ckpt=root / "ckpt_a", ckpt2=root / "ckpt_b", cache=root / "cache", bare=bare)
