@@ -25,7 +25,7 @@ def table(df: pd.DataFrame, file_name: str, key: str, **kwargs) -> object:
 
 # How a column of each kind (causmatch.analysis.failures.Column.kind) is drawn: width and number format.
 # "pct": a number already in percent; "name": a short text (a label).
-KIND_WIDTH = {"id": 56, "rank": 56, "score": 76, "share": 66, "pct": 56, "flag": 66, "image": 56,
+KIND_WIDTH = {"id": 56, "rank": 56, "score": 76, "share": 66, "pct": 56, "flag": 48, "image": 56,
               "text": "medium", "name": 110}
 KIND_FORMAT = {"id": "%d", "rank": "%d", "score": "%+.4f", "share": "percent", "pct": "%.1f"}
 

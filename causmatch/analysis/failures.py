@@ -94,7 +94,7 @@ COLUMNS: dict[str, Column] = {
                          "text", replaces="best_wrong"),
     "wrong_fits": Column("Best wrong also fits", "the best wrong {item} is also true of the query by the scene "
                          "descriptions (every object, relation and count the caption names is in the image): "
-                         "ranking it above the true {item} is no model error", "flag", short="Also fits"),
+                         "ranking it above the true {item} is no model error", "flag", short="Fits"),
     "margin": Column("Margin S(true) − S(best wrong)", "score of the true pair minus the score of the best "
                      "wrong pair; below 0 the query fails", "score", True, short="Margin"),
     "effect_true": Column("Effect on true pair ({draws})", "S(α) − S(ᾱ) of the true pair ({draws} of ᾱ per "

@@ -72,8 +72,10 @@ def test_the_best_wrong_item_fits_column_follows_the_fit_matrix(open_app, ambigu
     no_failure(at)
     df = at.dataframe[0].value
     config = _config(at.dataframe[0])
-    assert config["wrong_fits"]["label"] == "Also fits"
+    assert config["wrong_fits"]["label"] == "Fits"
     assert config["wrong_fits"]["help"].startswith("Best wrong also fits: ")
+    widths = [c["width"] for c in config.values()]  # still fits the main column at 1280 px (818 px)
+    assert all(isinstance(w, int) for w in widths) and sum(widths) + 34 <= 818, sum(widths)
     want = best_wrong_fits(fits, direction, df["query"].to_numpy(), df["best_wrong"].to_numpy())
     assert (df["wrong_fits"].to_numpy(bool) == want).all() and want.any() and not want.all()
     n_queries = fits.shape[1] if direction == "t2i" else fits.shape[0]
