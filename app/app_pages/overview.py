@@ -139,7 +139,8 @@ def _slice_recall(ctx: state.Context, mode: str) -> None:
     found = results.slices(ctx)
     key = pick_slice(found)
     if not key:
-        st.caption("Cut by a slice (a word, caption length, valid regions, the generator's labels) to see its R@K.")
+        st.caption("Cut by a slice (a word, caption length, valid regions, the generator's labels, the first "
+                   "checkpoint's outcome) to see its R@K.")
         return
     sl = found.get(key)
     n = f"{int(sl.captions.sum()):,} captions" + (f" of {int(sl.images.sum()):,} images" if sl.images is not None
