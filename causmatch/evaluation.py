@@ -161,26 +161,27 @@ def _best_fitting_rank(scores: np.ndarray, fit: np.ndarray) -> np.ndarray:
     return stable_ranks(scores, best[:, None])[:, 0]
 
 
+def _fit_ranks(sims: np.ndarray, fits, caps_per_image: int, queries_are_captions: bool) -> np.ndarray:
+    """Fit-aware ranks of every query (captions: columns of [I, C]; images: rows), in chunks of rows."""
+    sims, fits = _check_fits(sims, fits, caps_per_image)
+    if queries_are_captions:
+        sims, fits = sims.T, fits.T  # [C, I]: one caption query per row
+    n = sims.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    for lo in range(0, n, _ROW_CHUNK):
+        hi = min(lo + _ROW_CHUNK, n)
+        out[lo:hi] = _best_fitting_rank(np.ascontiguousarray(sims[lo:hi]), fits[lo:hi])
+    return out
+
+
 def ranks_fit_t2i(sims: np.ndarray, fits, caps_per_image: int) -> np.ndarray:
     """Text → image fit-aware ranks [C]: the rank of the best-ranked image the caption fits."""
-    sims, fits = _check_fits(sims, fits, caps_per_image)
-    n_cap = sims.shape[1]
-    out = np.empty(n_cap, dtype=np.int64)
-    for lo in range(0, n_cap, _ROW_CHUNK):
-        hi = min(lo + _ROW_CHUNK, n_cap)
-        out[lo:hi] = _best_fitting_rank(np.ascontiguousarray(sims[:, lo:hi].T), fits[:, lo:hi].T)
-    return out
+    return _fit_ranks(sims, fits, caps_per_image, queries_are_captions=True)
 
 
 def ranks_fit_i2t(sims: np.ndarray, fits, caps_per_image: int) -> np.ndarray:
     """Image → text fit-aware ranks [I]: the rank of the best-ranked caption that fits the image."""
-    sims, fits = _check_fits(sims, fits, caps_per_image)
-    n_img = sims.shape[0]
-    out = np.empty(n_img, dtype=np.int64)
-    for lo in range(0, n_img, _ROW_CHUNK):
-        hi = min(lo + _ROW_CHUNK, n_img)
-        out[lo:hi] = _best_fitting_rank(sims[lo:hi], fits[lo:hi])
-    return out
+    return _fit_ranks(sims, fits, caps_per_image, queries_are_captions=False)
 
 
 def fit_aware_metrics(sims: np.ndarray, fits, caps_per_image: int) -> dict:
