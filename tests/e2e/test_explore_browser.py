@@ -14,6 +14,22 @@ from tests.e2e.browser import screenshot, wait_ready
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
+def _download(page, button: str):
+    """Click a download button and return the download. On a loaded box a click that lands while the page is
+    still settling can be lost: wait for the app to be idle and click once more (the file is checked the same)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(2):
+        try:
+            with page.expect_download(timeout=90_000) as info:
+                page.get_by_role("button", name=button).click()
+            return info.value
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+            wait_ready(page, images=2)
+
+
 def test_overlay_png_has_its_colour_bar_and_a_descriptive_name(page, app_server, tmp_path):
     page.goto(app_server + "/explore?image=3&caption=15&word=2&iv=uniform&seed=4")
     wait_ready(page, images=2)
@@ -23,9 +39,7 @@ def test_overlay_png_has_its_colour_bar_and_a_descriptive_name(page, app_server,
     assert bars.count() >= 2
     ticks = [t.strip() for t in page.eval_on_selector_all(".colorbar text", "els => els.map(e => e.textContent)")]
     assert "0" in ticks and not any(re.fullmatch(r"[−-]0(\.0*)?", t) for t in ticks), ticks
-    with page.expect_download() as info:
-        page.get_by_role("button", name="PNG factual").click()
-    download = info.value
+    download = _download(page, "PNG factual")
     name = download.suggested_filename
     assert re.fullmatch(r"A-ckpt-a_img3_cap15_uniform_seed4_w2-[a-z]+_factual\.png", name), name
     path = tmp_path / name
