@@ -404,6 +404,23 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
 
 
+def plan_problem(args) -> str | None:
+    """What is wrong with the sweep's settings, checked before any work starts (None: nothing)."""
+    if not args.biases or not args.seeds or not args.models:
+        return "--biases, --seeds and --models each need at least one value"
+    for name, values in (("--biases", args.biases), ("--seeds", args.seeds), ("--models", args.models)):
+        if len(set(values)) != len(values):
+            return f"{name} lists a value twice ({','.join(map(str, values))}): give each once"
+    wrong = [b for b in args.biases if not (math.isfinite(b) and 0.0 <= b <= 1.0)]
+    if wrong:
+        return f"--biases must lie in [0, 1] (the scenes generator's bias), got {wrong[0]}"
+    if any(s < 0 for s in args.seeds):
+        return f"--seeds must be >= 0, got {min(args.seeds)}"
+    if any(n < 1 for n in args.sizes) or args.captions < 1:
+        return "--sizes (train,dev,test images) and --captions must be >= 1"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/bias_sweep", help="data, checkpoints, logs and evaluations")
@@ -427,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in (*args.models, *args.later) if m not in MODELS]
     if bad or len(args.sizes) != 3 or args.jobs < 1 or args.epochs < 1:
         p.error(f"--models from {','.join(MODELS)}; --sizes is train,dev,test; --jobs, --epochs >= 1")
+    problem = plan_problem(args)
+    if problem:
+        p.error(problem)
     out = (ROOT / args.out) if not os.path.isabs(args.out) else Path(args.out)
     results = (ROOT / args.results) if not os.path.isabs(args.results) else Path(args.results)
     kw = dict(biases=args.biases, seeds=args.seeds, models=args.models, epochs=args.epochs,

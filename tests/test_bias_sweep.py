@@ -132,3 +132,23 @@ def test_dry_run_lists_the_plan_and_runs_nothing(sweep, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "8 task(s) to run" in out and "train-scan-warmup-b0.5-s0" in out
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--biases", "1.5"], "--biases must lie in [0, 1]"),
+    (["--biases", "nan"], "--biases must lie in [0, 1]"),
+    (["--biases", "-0.1"], "--biases must lie in [0, 1]"),
+    (["--seeds", "-1"], "--seeds must be >= 0"),
+    (["--biases", "0.5,0.5"], "lists a value twice"),
+    (["--sizes", "0,10,10"], "must be >= 1"),
+    (["--captions", "0"], "must be >= 1"),
+    (["--biases", ","], "at least one value"),
+])
+def test_bad_settings_are_refused_before_any_work(sweep, tmp_path, capsys, argv, says):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--out", str(out), "--dry-run", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert says in err[-1]
+    assert not out.exists()
