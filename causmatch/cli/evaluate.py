@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-grounding", action="store_true", help="skip grounding accuracy")
     p.add_argument("--impl", default=None, metavar="NAME",
                    help="the scoring implementation: reference, eager, fast or compiled (default: fast where it "
-                        "applies, else eager); compiled: kernels "
+                        "applies, else eager; sgraf for a SGRAF head, the only one that scores it); compiled: kernels "
                         "built by torch.compile (about 10-20 s to compile once; faster on whole splits; needs a C++ "
                         "compiler and Python headers on CPU, Triton on CUDA)")
     p.add_argument("--fused", dest="impl", action="store_const", const="compiled", help="the same as --impl compiled")
@@ -98,6 +98,19 @@ def _shortcut_lines(result: dict) -> list[str]:
     return lines
 
 
+EVALUATE_JSON_KEYS = ("metrics", "split", "n_images", "n_captions", "intervention")
+
+
+def is_evaluate_json(path) -> bool:
+    """Whether ``path`` holds a result ``causmatch evaluate --json`` wrote (so it may be replaced)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in EVALUATE_JSON_KEYS)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from causmatch.checkpoint import load_matcher
@@ -115,6 +128,11 @@ def main(argv: list[str]) -> int:
     if args.impl is not None and args.impl not in IMPLS:
         raise ConfigError(f"--impl must be one of {', '.join(IMPLS)}, got {args.impl!r}")
     intervention = parse_intervention(args.intervention, seed=args.seed) if args.intervention else None
+    if args.json_out:  # refused now, not after the whole evaluation
+        from causmatch.outputs import check_output_file
+
+        check_output_file(args.json_out, option="--json", recognise=is_evaluate_json,
+                          what="a previous `causmatch evaluate --json` result")
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():

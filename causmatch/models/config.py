@@ -23,6 +23,9 @@ DIRECTIONS = ("t2i", "i2t", "both")
 # queries before the softmax over keys. "clipped" = leaky ReLU(0.1) only; "clipped_*" = leaky ReLU, then the norm.
 NORMS = ("clipped_l2norm", "l2norm", "softmax", "no_norm", "clipped", "l1norm", "clipped_l1norm")
 AGGS = ("lse", "mean", "max", "sum")  # SCAN's agg_func LogSumExp, Mean, Max, Sum over the queries
+# The similarity head on top of the t2i attention: SCAN's pooled cosine relevance, or SGRAF's (Diao et al. 2021)
+# similarity vectors reasoned over by a graph (sgr) or weighted by attention filtration (saf); see sgraf.py.
+SIMILARITIES = ("scan", "saf", "sgr")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -113,15 +116,26 @@ class MatcherConfig(_Config):
     txt_norm: bool = True        # l2-normalise the word features (SCAN: not no_txtnorm)
     text: TextConfig = field(default_factory=TextConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
+    similarity: str = "scan"     # the head: "scan" (pooled relevance), "saf" or "sgr" (SGRAF; sgraf.py)
+    sim_dim: int = 256           # saf/sgr: size of the similarity vectors (SGRAF's sim_dim)
+    sgr_step: int = 3            # sgr: graph-reasoning steps (SGRAF's sgr_step)
+    num_region: int = 36         # saf/sgr: region slots of the visual self-attention's batch norm (SGRAF: 36)
 
     def __post_init__(self):
         self._check_img_dim()
         _check_positive("embed_size", self.embed_size, integer=True)
         _check_bool("img_norm", self.img_norm)
         _check_bool("txt_norm", self.txt_norm)
+        _check_choice("similarity", self.similarity, SIMILARITIES)
+        _check_positive("sim_dim", self.sim_dim, integer=True)
+        _check_positive("sgr_step", self.sgr_step, integer=True)
+        _check_positive("num_region", self.num_region, integer=True)
         # Accept nested dicts so MatcherConfig(**json) works; store the frozen dataclasses.
         object.__setattr__(self, "text", TextConfig.from_dict(self.text))
         object.__setattr__(self, "attention", AttentionConfig.from_dict(self.attention))
+        if self.similarity != "scan" and self.attention.direction != "t2i":
+            raise ConfigError(f"similarity={self.similarity} builds on the t2i attention only (SGRAF's), not "
+                              f"attention.direction={self.attention.direction} — set attention.direction=t2i")
 
     def _check_img_dim(self) -> None:
         _check_positive("img_dim", self.img_dim, integer=True)

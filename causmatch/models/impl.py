@@ -9,8 +9,12 @@
   maps or the whole-map counterfactuals (random, uniform, reversed, shuffle; by exact kind).
 * ``compiled`` — :mod:`causmatch.models.fused`: as ``fast``, learned maps only; compiled once per process and
   setting.
+* ``sgraf`` — :mod:`causmatch.models.sgraf`: the only one for a SGRAF head (``model.similarity`` ``saf`` or
+  ``sgr``; the four above compute SCAN's pooled relevance, so they never score one): the eager t2i maps, then
+  SGRAF's similarity vectors; everything (gradients, maps, every intervention).
 
-The default (``impl=None``) is ``fast`` where it serves the call, else ``eager``; ``compiled`` and
+The default (``impl=None``) is ``sgraf`` for a SGRAF head; for SCAN's it is ``fast`` where it serves the call,
+else ``eager``; ``compiled`` and
 ``reference`` are only used when asked for. An implementation asked for by name that cannot serve the call
 is refused with a one-line :class:`ConfigError` (never silently replaced by another).
 """
@@ -20,7 +24,7 @@ from causmatch.errors import ConfigError
 from causmatch.interventions import kind_of
 from causmatch.models.attention import FAST_NORMS, MAX_FAST_LAMBDA, fast_path_ok
 
-IMPLS = ("reference", "eager", "fast", "compiled")
+IMPLS = ("reference", "eager", "fast", "compiled", "sgraf")
 
 
 def fast_counterfactual(iv) -> bool:
@@ -41,7 +45,11 @@ def why_not(impl: str, config, *, grad: bool, autocast: bool, return_maps: bool,
     """
     if impl not in IMPLS:
         return f"it is not one of {', '.join(IMPLS)}"
-    if impl in ("reference", "eager"):
+    head = getattr(config, "similarity", "scan")
+    if (impl == "sgraf") != (head != "scan"):
+        return (f"this model's similarity head is {head}, scored by the "
+                f"{'sgraf implementation only' if head != 'scan' else 'reference, eager, fast and compiled ones'}")
+    if impl in ("reference", "eager", "sgraf"):
         return None
     a = config.attention
     if grad:
@@ -78,6 +86,8 @@ def choose_impl(config, requested: str | None = None, *, grad: bool, autocast: b
     """
     interventions = list(interventions)
     ctx = dict(grad=grad, autocast=autocast, return_maps=return_maps, interventions=interventions)
+    if requested is None and getattr(config, "similarity", "scan") != "scan":
+        return "sgraf"
     if requested is None:
         return "fast" if why_not("fast", config, **ctx) is None else "eager"
     reason = why_not(requested, config, **ctx)

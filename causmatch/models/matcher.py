@@ -16,6 +16,7 @@ import torch.nn as nn
 from causmatch.errors import ConfigError
 from causmatch.models import attention as A
 from causmatch.models import reference
+from causmatch.models import sgraf as G
 from causmatch.models.config import MatcherConfig
 from causmatch.models.encoders import GRUTextEncoder, HFTextEncoder, ImageEncoder
 from causmatch.models.fast_counterfactual import fast_cf_scores
@@ -26,31 +27,41 @@ from causmatch.runtime import warm_up_vml
 
 @dataclass
 class ImageEmb:
-    """Encoded images: regions ``[I, R, D]`` (unit vectors, 0 at padding), mask ``[I, R]``, gram ``[I, R, R]``."""
+    """Encoded images: regions ``[I, R, D]`` (unit vectors, 0 at padding), mask ``[I, R]``, gram ``[I, R, R]``.
+
+    ``glo [I, D]``: a SGRAF head's self-attended image vectors (None: SCAN's head, or not computed yet).
+    """
 
     regions: torch.Tensor
     mask: torch.Tensor
     gram: torch.Tensor
+    glo: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.regions.shape[0]
 
     def __getitem__(self, idx) -> "ImageEmb":
         idx = [idx] if isinstance(idx, int) else idx
-        return ImageEmb(self.regions[idx], self.mask[idx], self.gram[idx])
+        return ImageEmb(self.regions[idx], self.mask[idx], self.gram[idx],
+                        None if self.glo is None else self.glo[idx])
 
     def to(self, device) -> "ImageEmb":
-        return ImageEmb(self.regions.to(device), self.mask.to(device), self.gram.to(device))
+        return ImageEmb(self.regions.to(device), self.mask.to(device), self.gram.to(device),
+                        None if self.glo is None else self.glo.to(device))
 
 
 @dataclass
 class TextEmb:
-    """Encoded captions: words ``[C, W, D]``, mask ``[C, W]``, gram ``[C, W, W]``, tokens (the W axis)."""
+    """Encoded captions: words ``[C, W, D]``, mask ``[C, W]``, gram ``[C, W, W]``, tokens (the W axis).
+
+    ``glo [C, D]``: a SGRAF head's self-attended caption vectors (None: SCAN's head, or not computed yet).
+    """
 
     words: torch.Tensor
     mask: torch.Tensor
     gram: torch.Tensor
     tokens: list[list[str]]
+    glo: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.words.shape[0]
@@ -62,7 +73,8 @@ class TextEmb:
             toks = self.tokens[idx]
         else:
             toks = [self.tokens[int(i)] for i in (idx.tolist() if torch.is_tensor(idx) else idx)]
-        return TextEmb(self.words[idx], self.mask[idx], self.gram[idx], toks)
+        glo = None if self.glo is None else self.glo[idx]
+        return TextEmb(self.words[idx], self.mask[idx], self.gram[idx], toks, glo)
 
     def widths(self) -> torch.Tensor:
         """``[C]`` long: each caption's last valid word column + 1 (0 for a caption with no valid word)."""
@@ -74,10 +86,11 @@ class TextEmb:
 
     def first_words(self, W: int) -> "TextEmb":
         """The first ``W`` word columns (views, no copy)."""
-        return TextEmb(self.words[:, :W], self.mask[:, :W], self.gram[:, :W, :W], self.tokens)
+        return TextEmb(self.words[:, :W], self.mask[:, :W], self.gram[:, :W, :W], self.tokens, self.glo)
 
     def to(self, device) -> "TextEmb":
-        return TextEmb(self.words.to(device), self.mask.to(device), self.gram.to(device), self.tokens)
+        return TextEmb(self.words.to(device), self.mask.to(device), self.gram.to(device), self.tokens,
+                       None if self.glo is None else self.glo.to(device))
 
 
 @dataclass
@@ -89,6 +102,7 @@ class Scores:
     i2t: torch.Tensor | None = None               # [I, C, R, W] region -> word attention
     word_relevance: torch.Tensor | None = None    # [I, C, W] t2i relevance R_j
     region_relevance: torch.Tensor | None = None  # [I, C, R] i2t relevance
+    filtration: torch.Tensor | None = None        # [I, C, W+1] SAF's node weights (node 0: the global one)
 
 
 class Matcher(nn.Module):
@@ -108,6 +122,9 @@ class Matcher(nn.Module):
                                           t.bidirectional, t.start_end, t.tokenizer, config.txt_norm)
         else:
             self.txt_enc = HFTextEncoder(t.path, config.embed_size, t.freeze, t.tokenizer, config.txt_norm)
+        if config.similarity != "scan":  # SGRAF's head, named as the official code's sim_enc
+            self.sim_enc = G.EncoderSimilarity(config.embed_size, config.sim_dim, G.module_name(config.similarity),
+                                               config.sgr_step, config.num_region)
 
     @classmethod
     def from_config(cls, config: MatcherConfig | dict, vocab=None) -> "Matcher":
@@ -123,12 +140,14 @@ class Matcher(nn.Module):
     def encode_images(self, features, region_mask=None) -> ImageEmb:
         """features ``[I, R, F]`` (tensor, numpy or memmap), region_mask ``[I, R]`` bool → :class:`ImageEmb`."""
         v, mask = self.img_enc(features, region_mask)  # [I, R, D], [I, R]
-        return ImageEmb(v, mask, v @ v.transpose(1, 2))  # gram [I, R, R]
+        glo = self.sim_enc.global_images(v, mask) if self.config.similarity != "scan" else None  # [I, D]
+        return ImageEmb(v, mask, v @ v.transpose(1, 2), glo)  # gram [I, R, R]
 
     def encode_captions(self, captions: list[str]) -> TextEmb:
         """captions (C strings) → :class:`TextEmb` (W = longest caption in tokens)."""
         e, mask, toks = self.txt_enc(captions)  # [C, W, D], [C, W]
-        return TextEmb(e, mask, e @ e.transpose(1, 2), toks)  # gram [C, W, W]
+        glo = self.sim_enc.global_captions(e, mask) if self.config.similarity != "scan" else None  # [C, D]
+        return TextEmb(e, mask, e @ e.transpose(1, 2), toks, glo)  # gram [C, W, W]
 
     def tokens(self, caption: str) -> list[str]:
         """The W axis of this caption's maps (with <start>/<end> when the config says so)."""
@@ -220,6 +239,8 @@ class Matcher(nn.Module):
         """:meth:`similarity` under several interventions (None = learned) sharing one cosine and map pass."""
         interventions = list(interventions)
         impl = self.choose_impl(img, txt, interventions, return_maps=return_maps, impl=impl)
+        if impl == "sgraf":
+            return self._sgraf(img, txt, interventions, pair_ids, return_maps, aligned=False)
         if impl == "reference":
             return [self._reference(img, txt, iv, pair_ids, return_maps) for iv in interventions]
         if impl in ("fast", "compiled") and all(iv is None for iv in interventions):  # the learned scores
@@ -277,9 +298,47 @@ class Matcher(nn.Module):
     def pair_scores_many(self, img: ImageEmb, txt: TextEmb, interventions, *, pair_ids=None,
                          return_maps: bool = False) -> list[Scores]:
         """:meth:`pair_scores` under several interventions (None = learned), sharing the learned maps."""
+        if self.config.similarity != "scan":
+            return self._sgraf(img, txt, list(interventions), pair_ids, return_maps, aligned=True)
         s, layout = self._aligned_layout(img, txt, pair_ids)
         return self._directions(s, interventions=list(interventions), return_maps=return_maps, **layout)
 
+
+    # ------------------------------------------------------------------ SGRAF heads
+    def with_globals(self, img: ImageEmb, txt: TextEmb, chunk: int = 1024) -> tuple[ImageEmb, TextEmb]:
+        """``img``, ``txt`` with a SGRAF head's global vectors (computed in chunks where missing); as is for SCAN."""
+        if self.config.similarity == "scan":
+            return img, txt
+        if img.glo is None:
+            glo = [self.sim_enc.global_images(img.regions[a:b], img.mask[a:b]) for a, b in _shards(len(img), chunk)]
+            img = ImageEmb(img.regions, img.mask, img.gram, torch.cat(glo) if glo else img.regions[:, 0])
+        if txt.glo is None:
+            glo = [self.sim_enc.global_captions(txt.words[a:b], txt.mask[a:b]) for a, b in _shards(len(txt), chunk)]
+            txt = TextEmb(txt.words, txt.mask, txt.gram, txt.tokens, torch.cat(glo) if glo else txt.words[:, 0])
+        return img, txt
+
+    def _sgraf(self, img: ImageEmb, txt: TextEmb, interventions, pair_ids, return_maps: bool, *,
+               aligned: bool) -> list[Scores]:
+        """A SGRAF head (:mod:`causmatch.models.sgraf`) on the eager t2i maps, one :class:`Scores` per intervention.
+
+        An intervention edits the t2i maps as for SCAN's head; a word whose row it empties loses its node.
+        """
+        a = self.config.attention
+        img, txt = self.with_globals(img, txt)
+        if aligned:
+            s, lay = self._aligned_layout(img, txt, pair_ids)  # s [N, W, R]
+            qmask = txt.mask  # [N, W]
+        else:
+            s, lay = self._all_pairs_layout(img, txt, pair_ids)  # s [I, C, W, R]
+            qmask = txt.mask[None].expand(len(img), -1, -1)  # [I, C, W]
+        learned = A.attention_maps(s, lay["txt_mask_q"], lay["img_key"], a.norm, a.lambda_softmax)  # [..., W, R]
+        outs = []
+        for iv in interventions:
+            alpha = learned if iv is None else iv.apply(learned, lay["img_key"], query="words", pair_ids=lay["ids"])
+            nodes = qmask if iv is None else A.active_queries(alpha, qmask)
+            score, filtration = self.sim_enc.score(alpha, txt.words, img.regions, nodes, img.glo, txt.glo)
+            outs.append(Scores(score=score, t2i=alpha, filtration=filtration) if return_maps else Scores(score=score))
+        return outs
 
 
 def _shards(n: int, size: int):
@@ -302,6 +361,12 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
     if shard_images < 1 or shard_captions < 1:
         raise ConfigError("shard sizes must be at least 1")
     dev = matcher.device
+    if matcher.config.similarity != "scan":  # SGRAF: globals once, blocks cut to the memory budget
+        img, txt = matcher.with_globals(img.to(dev), txt.to(dev))
+        shard_images, shard_captions = G.block_shape(
+            len(img), len(txt), words=int(txt.widths().max()) if len(txt) else 1, regions=img.regions.shape[1],
+            embed_size=img.regions.shape[-1], sim_dim=matcher.config.sim_dim, budget_bytes=G.BLOCK_BUDGET_BYTES,
+            max_images=shard_images, max_captions=shard_captions)
     img_ids = torch.arange(len(img)) if image_ids is None else torch.as_tensor(image_ids)
     cap_ids = torch.arange(len(txt)) if caption_ids is None else torch.as_tensor(caption_ids)
     # Scores stay on the device until the end, and each caption shard's width (its longest caption) is

@@ -195,7 +195,7 @@ def test_evaluate_cli_names_the_implementation(tmp_path):
     base = ["--checkpoint", str(tmp_path / "nothing"), "--data", str(tmp_path / "nothing")]
     with pytest.raises(ConfigError) as err:
         main([*base, "--impl", "fastest"])
-    assert str(err.value) == "--impl must be one of reference, eager, fast, compiled, got 'fastest'"
+    assert str(err.value) == "--impl must be one of reference, eager, fast, compiled, sgraf, got 'fastest'"
     assert build_parser().parse_args([*base, "--fused"]).impl == "compiled"
     assert build_parser().parse_args([*base, "--impl", "eager"]).impl == "eager"
     assert build_parser().parse_args(base).impl is None
