@@ -132,7 +132,7 @@ def check_checkpoint_out(out, *, command: str, consent: bool, consent_hint: str 
             if origin == command or (origin is None and CONFIG not in names and WEIGHTS not in names):
                 return None
         train_shaped = all(n in (CONFIG, WEIGHTS, "last") for n in names)
-        for kind in ("train", "import-scan"):
+        for kind in ("train", "import-scan", "import-sgraf"):
             if origin == kind or kind in sub_origins:
                 return (f"a checkpoint written by causmatch {kind}" if train_shaped else
                         f"a causmatch {kind} checkpoint plus other files ({describe_folder(folder)})")
@@ -144,7 +144,7 @@ def check_checkpoint_out(out, *, command: str, consent: bool, consent_hint: str 
 
 
 def checkpoint_origin(path) -> str | None:
-    """"train", "import-scan" or "checkpoint" for a complete checkpoint directory, None otherwise."""
+    """"train", "import-scan", "import-sgraf" or "checkpoint" for a complete checkpoint directory, None otherwise."""
     path = Path(path)
     try:
         if not (path / WEIGHTS).is_file():
@@ -154,8 +154,9 @@ def checkpoint_origin(path) -> str | None:
         return None
     if cfg.get("train") is not None:
         return "train"
-    if (cfg.get("extra") or {}).get("imported_from"):
-        return "import-scan"
+    imported = (cfg.get("extra") or {}).get("imported_from")
+    if imported:
+        return "import-sgraf" if isinstance(imported, dict) and imported.get("format") == "SGRAF" else "import-scan"
     return "checkpoint"
 
 

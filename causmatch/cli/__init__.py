@@ -19,7 +19,9 @@ COMMANDS = {
     "explain": "causmatch.cli.explain",
     "convert-butd": "causmatch.cli.convert_butd",
     "import-scan": "causmatch.cli.import_scan",
+    "import-sgraf": "causmatch.cli.import_sgraf",
     "vocab": "causmatch.cli.vocab",
+    "cache": "causmatch.cli.cache",
 }
 
 

@@ -155,17 +155,16 @@ def scan_state_dict(img_state: dict, txt_state: dict) -> dict:
 PARTS = {"img_enc": "image encoder", "txt_enc": "text encoder", "sim_enc": "similarity encoder"}
 
 
-def load_weights(matcher: Matcher, state: dict, *, fmt: str = "SCAN", official: dict | None = None,
+def load_weights(matcher: Matcher, state: dict, *, fmt: str = "SCAN", official=None,
                  options: str = "num_layers, bi_gru", shapes: str = "img_dim/embed_size/word_dim") -> None:
     """Load ``state`` (our names) into ``matcher``, strictly: every key, every shape, finite values.
 
-    ``official`` maps our key → the file's own name (for messages); ``options``/``shapes`` name the
+    ``official(our key)`` is the file's own name of a weight (for messages; default: the key without its
+    ``img_enc.``/``txt_enc.``/``sim_enc.`` part); ``options``/``shapes`` name the
     options that decide which keys exist and their shapes. Each problem is one CheckpointError line.
     """
-    official = official or {}
-
     def name(key: str) -> str:
-        return official.get(key, key.split(".", 1)[1])
+        return official(key) if official is not None else key.split(".", 1)[1]
 
     def part(key: str) -> str:
         return PARTS.get(key.split(".", 1)[0], "model")
