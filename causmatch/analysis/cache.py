@@ -3,9 +3,10 @@
 Public API::
 
     cache_key(*parts) -> str                      # sha256 of the JSON of the parts
-    ArrayCache(root: str | Path | None)            # root None -> disabled (every load misses)
+    ArrayCache(root: str | Path | None, read_only=False)   # root None -> disabled (every load misses)
         .load(name, key) -> dict[str, np.ndarray] | None
-        .save(name, key, arrays: dict[str, np.ndarray]) -> Path | None
+        .has(name, key) -> bool                    # an entry built for key is there (reads only its key)
+        .save(name, key, arrays: dict[str, np.ndarray]) -> Path | None   # read_only: a no-op (None)
         .path(name) -> Path | None
         .entries() -> list[str]
 
@@ -46,9 +47,12 @@ def cache_key(*parts) -> str:
 class ArrayCache:
     """A folder of keyed ``.npz`` entries; ``root=None`` disables it (loads miss, saves are no-ops)."""
 
-    def __init__(self, root: str | Path | None):
+    def __init__(self, root: str | Path | None, read_only: bool = False):
         self.root = None if root is None else Path(root)
-        if self.root is not None:
+        self.read_only = bool(read_only)  # loads only: another process (rank 0 of ``causmatch cache``) writes
+        if self.root is not None and self.root.exists() and not self.root.is_dir():
+            raise DataError(f"the cache folder {self.root} is a file — give a folder (it is created if missing)")
+        if self.root is not None and not self.read_only:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as err:
@@ -78,10 +82,22 @@ class ArrayCache:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
             return None  # unreadable or torn (CRC mismatch): treat as a miss, the caller rebuilds
 
+    def has(self, name: str, key: str) -> bool:
+        """True when the entry ``name`` is there and was built for ``key`` (its other arrays are not read;
+        a torn file is a zip without its directory, so it is not there)."""
+        path = self.path(name)
+        if path is None or not path.is_file():
+            return False
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return _KEY_FIELD in npz.files and str(npz[_KEY_FIELD]) == key
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+            return False
+
     def save(self, name: str, key: str, arrays: dict[str, np.ndarray]) -> Path | None:
         """Atomically (temp file + fsync + os.replace; :func:`causmatch.outputs.atomic_write`) store ``arrays``."""
         path = self.path(name)
-        if path is None:
+        if path is None or self.read_only:
             return None
         self._remove_temps(name)
         try:

@@ -5,6 +5,10 @@ Public API::
     FAILURE_COLUMNS                                    # column order of the table
     build_failure_table(sims [I,C], cf_sims [I,C], caps_per_image, direction="t2i", *,
                         other_sims=None, pointing=None, captions=None, fits=None) -> pandas.DataFrame
+    factual_facts(sims [I,C], caps_per_image, direction) -> dict       # rank, true_item, best_wrong, scores [N]
+    counterfactual_facts(cf_sims [I,C], facts, caps_per_image, direction) -> dict   # rank_cf, cf_true, cf_wrong [N]
+    table_from_facts(facts, cf_facts, direction, *, rank_other=None, pointing=None, captions=None, fits=None)
+                                                       # the same table from those per-query arrays alone
     OUTCOMES                                           # "first", "ambiguous", "real"
     fit_outcome(sims [I,C], fits [I,C], caps_per_image, direction) -> np.ndarray [N] of OUTCOMES
     filter_failures(df, *, direction=None, rank_min=None, rank_max=None, effect_sign=None,
@@ -115,6 +119,7 @@ COLUMNS: dict[str, Column] = {
 SORTABLE = tuple(name for name, col in COLUMNS.items() if col.ascending is not None)
 ORDERS = ("", "asc", "desc")  # "": the sort column's natural order (worst cases first)
 RANK_COLUMNS = ("rank", "rank_cf", "rank_other")
+FACTS_FORMAT = 1  # bump when factual_facts / counterfactual_facts change meaning (cached per-query arrays)
 
 
 def _best_wrong_t2i(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +182,37 @@ def fit_outcome(sims, fits, caps_per_image: int, direction: str) -> np.ndarray:
     return np.where(rank == 0, OUTCOMES[0], np.where(also, OUTCOMES[1], OUTCOMES[2])).astype(object)
 
 
+def factual_facts(sims, caps_per_image: int, direction: str) -> dict:
+    """Per query of ``direction`` (``[N]`` arrays): ``rank`` (0-based, the evaluation's), ``true_item``,
+    ``best_wrong``, ``score_true``, ``score_wrong`` (float32 scores of those pairs). With
+    :func:`counterfactual_facts` they are all a failure table needs: cached, the table opens without its matrices."""
+    _check_direction(direction)
+    sims = np.asarray(sims)
+    check_finite_scores(sims, "factual similarity matrix")
+    rank, wrong, true = _ranks_and_wrong(sims, caps_per_image, direction)
+    query = np.arange(sims.shape[1] if direction == "t2i" else sims.shape[0])
+    pairs = (true, query, wrong, query) if direction == "t2i" else (query, true, query, wrong)
+    return {"rank": rank.astype(np.int64), "true_item": true.astype(np.int64), "best_wrong": wrong.astype(np.int64),
+            "score_true": np.asarray(sims[pairs[0], pairs[1]]), "score_wrong": np.asarray(sims[pairs[2], pairs[3]])}
+
+
+def counterfactual_facts(cf_sims, facts: dict, caps_per_image: int, direction: str) -> dict:
+    """Per query of ``direction``: ``rank_cf`` (the true item's rank under ``cf_sims``) and ``cf_true`` /
+    ``cf_wrong`` (its scores of the pairs ``facts`` names: the factual true and best wrong pairs)."""
+    _check_direction(direction)
+    cf_sims = np.asarray(cf_sims)
+    check_finite_scores(cf_sims, "counterfactual similarity matrix")
+    n = cf_sims.shape[1] if direction == "t2i" else cf_sims.shape[0]
+    if len(facts["rank"]) != n:
+        raise DataError("the similarity matrices of the two checkpoints/interventions differ in shape — "
+                        "compare checkpoints on the same dataset split")
+    rank_fn = ranks_t2i if direction == "t2i" else ranks_i2t
+    query, true, wrong = np.arange(n), facts["true_item"], facts["best_wrong"]
+    pairs = (true, query, wrong, query) if direction == "t2i" else (query, true, query, wrong)
+    return {"rank_cf": rank_fn(cf_sims, caps_per_image).astype(np.int64),
+            "cf_true": np.asarray(cf_sims[pairs[0], pairs[1]]), "cf_wrong": np.asarray(cf_sims[pairs[2], pairs[3]])}
+
+
 def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2i", *, other_sims=None,
                         pointing=None, captions=None, fits=None) -> pd.DataFrame:
     """The failure table (module docstring) for one direction from [I,C] score matrices; ``fits`` [I,C]
@@ -194,21 +230,32 @@ def build_failure_table(sims, cf_sims, caps_per_image: int, direction: str = "t2
         fits = _check_fit_shape(fits, sims)
     k = caps_per_image
     rank_fn = ranks_t2i if direction == "t2i" else ranks_i2t
-    rank, wrong, true = _ranks_and_wrong(sims, k, direction)
-    rank_cf = rank_fn(cf_sims, k)
+    facts = factual_facts(sims, k, direction)
     rank_other = rank_fn(np.asarray(other_sims), k) if other_sims is not None else None
-    if direction == "t2i":
-        query = np.arange(sims.shape[1])
-        s_true, s_wrong = sims[true, query], sims[wrong, query]
-        e_true = s_true - cf_sims[true, query]
-        e_wrong = s_wrong - cf_sims[wrong, query]
-        text = list(captions) if captions is not None else [""] * len(query)
-    else:
-        query = np.arange(sims.shape[0])
-        s_true, s_wrong = sims[query, true], sims[query, wrong]
-        e_true = s_true - cf_sims[query, true]
-        e_wrong = s_wrong - cf_sims[query, wrong]
-        text = [""] * len(query)
+    return table_from_facts(facts, counterfactual_facts(cf_sims, facts, k, direction), direction,
+                            rank_other=rank_other, pointing=pointing, captions=captions, fits=fits)
+
+
+def table_from_facts(facts: dict, cf_facts: dict, direction: str, *, rank_other=None, pointing=None,
+                     captions=None, fits=None) -> pd.DataFrame:
+    """The failure table from per-query arrays (:func:`factual_facts`, :func:`counterfactual_facts`);
+    ``rank_other``: the second checkpoint's ``rank`` [N]. Equals :func:`build_failure_table` of the matrices."""
+    _check_direction(direction)
+    rank, true, wrong, rank_cf = facts["rank"], facts["true_item"], facts["best_wrong"], cf_facts["rank_cf"]
+    n = len(rank)
+    if len(rank_cf) != n or (rank_other is not None and len(rank_other) != n):
+        raise DataError("the similarity matrices of the two checkpoints/interventions differ in shape — "
+                        "compare checkpoints on the same dataset split")
+    if fits is not None:
+        fits = np.asarray(fits)
+        if fits.ndim != 2 or fits.dtype != bool or fits.shape[1 if direction == "t2i" else 0] != n:
+            raise DataError(f"the fit matrix ({fits.dtype} {fits.shape}) is not the [images, captions] bool matrix "
+                            f"of the scores — compute both from the same split")
+    rank_other = None if rank_other is None else np.asarray(rank_other)
+    query = np.arange(n)
+    s_true, s_wrong = facts["score_true"], facts["score_wrong"]
+    e_true, e_wrong = s_true - cf_facts["cf_true"], s_wrong - cf_facts["cf_wrong"]
+    text = list(captions) if captions is not None and direction == "t2i" else [""] * n
     point = np.full(len(query), np.nan) if pointing is None or direction != "t2i" else np.asarray(pointing, float)
     df = pd.DataFrame({
         "direction": direction, "query": query, "query_text": text, "true_item": true,

@@ -21,6 +21,14 @@ Public API::
     .check_intervention(intervention, image=None, caption=None, *, text=None, seed=0) -> Intervention
     .fits() -> np.ndarray [I,C] bool | None   # caption c is true of image i (scenes splits; None elsewhere, and
                                               # causmatch.data.scenes.fit.fit_unavailable(split) says why)
+    .failure_facts(direction, intervention=None, *, samples=1, seed=0) -> dict   # the table's per-query arrays, cached
+    .cached_similarity(intervention=None, *, samples=1, seed=0) -> np.ndarray | None   # built already, or None
+    .put_similarity(intervention, sims, *, samples=1, seed=0)   # store a matrix built elsewhere (causmatch cache)
+
+``compute`` ("auto" | "always" | "never"): whether a whole-split matrix missing from the cache is computed.
+"auto" computes it unless the split is large (more than ``precompute.LARGE_SPLIT_PAIRS`` image-caption pairs);
+then, as always under "never", :class:`causmatch.analysis.precompute.CacheMissing` (a one-line DataError) names
+the ``causmatch cache ...`` command that builds it ahead of time.
 
 Interventions are validated before any work (``check_intervention``): against the pair in
 ``explain``/``effects``/``rank_*``, against the split's maxima in ``similarity``/``recall``/``failure_table``
@@ -31,6 +39,10 @@ with a DataError naming the first (image, caption) pair — the model, not the d
 ``progress`` callbacks are called as ``progress(done, total, message)``. Interventions are spec
 strings (``"random"``, ``"mask-regions=0,3"``…, see ``parse_intervention``) or objects. Matrices
 under a stochastic intervention average ``samples`` seeded draws (``seed … seed+samples−1``).
+A counterfactual rank has one definition: the rank (``causmatch.ranks``) of the true item under the
+mean of the K draws' scores, summed in float64 in draw order and stored as float32; ``rank_*_query``
+reads the query's scores from the whole-split matrix of the same (intervention, K, seed) when it is
+built (``cached_similarity``), so the failure table, R@K and single queries show the same rank.
 Disk cache entries (``cache_dir``; None = memory only) are keyed by the checkpoint fingerprint, the
 split's ``fingerprint()`` and the intervention; anything else found there is stale and rebuilt.
 """
@@ -64,12 +76,20 @@ def sims_tag(iv, samples: int, seed: int) -> str:
     return "sims-" + hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def facts_tag(direction: str, iv, samples: int, seed: int) -> str:
+    """Cache entry tag of the failure table's per-query arrays of one matrix (``failure_facts``)."""
+    return f"facts{F.FACTS_FORMAT}-{direction}-{sims_tag(iv, samples, seed)}"
+
+
 class AnalysisSession:
     """A matcher and a dataset split, with the gallery encoded and scored on demand (module docstring)."""
 
     def __init__(self, matcher, split, *, checkpoint_path=None, cache_dir=None, device="cpu",
-                 batch_size: int = 128, shard_images: int = 128, shard_captions: int = 512):
+                 batch_size: int = 128, shard_images: int = 128, shard_captions: int = 512, compute: str = "auto"):
+        from causmatch.analysis.precompute import check_compute
         from causmatch.evaluation import check_shards
+
+        self.compute = check_compute(compute)
 
         check_shards(shard_images, shard_captions)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= 4096:
@@ -88,6 +108,7 @@ class AnalysisSession:
         self._gallery: tuple[ImageEmb, TextEmb] | None = None
         self._sims: dict[str, np.ndarray] = {}
         self._fits: tuple[np.ndarray | None] | None = None
+        self._facts: dict[str, dict] = {}
 
     @classmethod
     def open(cls, checkpoint_dir, data_dir, split: str = "test", cache_dir=None, device="cpu") -> "AnalysisSession":
@@ -161,22 +182,57 @@ class AnalysisSession:
         if hit is not None:
             sims = check_finite_scores(hit["sims"], f"similarity matrix ({iv.name})")
         else:
+            from causmatch.analysis.precompute import require_computable
+
+            require_computable(self, iv, samples, seed)  # a large split's matrix comes from `causmatch cache`
             sims = self._compute_sims(iv, samples, seed, progress)
             self.cache.save(name, key, {"sims": sims})
         self._sims[tag] = sims
         return sims
 
-    def _compute_sims(self, iv, samples, seed, progress) -> np.ndarray:
+    def cached_similarity(self, intervention=None, *, samples: int = 1, seed: int = 0) -> np.ndarray | None:
+        """The matrix :meth:`similarity` would return when it is already built (memory or disk cache), else
+        None — never computes (a page asks this before queueing the work in the background)."""
+        iv = self.check_intervention(intervention, seed=seed)
+        check_samples(samples)
+        tag = sims_tag(iv, samples, seed)
+        if tag not in self._sims:
+            name, key = self._entry(tag)
+            hit = self.cache.load(name, key) if self.cache.root is not None else None
+            if hit is None:
+                return None
+            self._sims[tag] = check_finite_scores(hit["sims"], f"similarity matrix ({iv.name})")
+        return self._sims[tag]
+
+    def put_similarity(self, intervention, sims, *, samples: int = 1, seed: int = 0) -> None:
+        """Store ``sims`` [I, C] as :meth:`similarity` would have (memory and disk cache): the matrix of
+        ``intervention`` built elsewhere, e.g. row blocks gathered across processes by ``causmatch cache``."""
+        iv = self.check_intervention(intervention, seed=seed)
+        check_samples(samples)
+        sims = np.asarray(sims, dtype=np.float32)
+        if sims.shape != (self.split.n_images, self.split.n_captions):
+            raise DataError(f"a {sims.shape} matrix does not fit split '{self.split.split}' "
+                            f"({self.split.n_images} images × {self.split.n_captions} captions)")
+        check_finite_scores(sims, f"similarity matrix ({iv.name})")
+        tag = sims_tag(iv, samples, seed)
+        self.cache.save(*self._entry(tag), {"sims": sims})
+        self._sims[tag] = sims
+
+    def _compute_sims(self, iv, samples, seed, progress, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """The matrix of ``iv`` (mean of its draws); ``rows`` (lo, hi): only images lo..hi-1 (global ids
+        key the draws, so row blocks scored apart and stacked equal the whole matrix)."""
         from causmatch.evaluation import estimate_bytes
         from causmatch.runtime import check_memory
 
         lim = self.split_limits()
         n_i, n_c = self.split.n_images, self.split.n_captions
+        lo, hi = (0, n_i) if rows is None else (int(rows[0]), int(rows[1]))
         check_memory(estimate_bytes(n_i, n_c, self.split.features.shape[1], lim["n_words"],
                                     self.matcher.config.embed_size, shard_images=self.shard_images,
                                     shard_captions=self.shard_captions, matrices=1 + len(self._sims)),
                      f"the {n_i} × {n_c} similarity matrix", "open a smaller split or use a machine with more memory")
         img, txt = self.gallery(progress)
+        img = img if rows is None else img[slice(lo, hi)]
         draws = sample_interventions(iv, samples, seed) if iv.name != "none" else [None]
         n_cap, step = len(txt), self.shard_captions
         chunks = [(c0, min(c0 + step, n_cap)) for c0 in range(0, n_cap, step)]
@@ -186,11 +242,13 @@ class AnalysisSession:
             for c0, c1 in chunks:  # caption chunks keep global ids: same result as one call
                 out[:, c0:c1] += sharded_similarity(
                     self.matcher, img, txt[c0:c1], d, shard_images=self.shard_images,
-                    shard_captions=self.shard_captions, caption_ids=torch.arange(c0, c1))
+                    shard_captions=self.shard_captions, image_ids=torch.arange(lo, hi),
+                    caption_ids=torch.arange(c0, c1))
                 done += 1
                 if progress:
                     progress(done, total, f"similarity matrix ({iv.name})")
-        return check_finite_scores((out / len(draws)).astype(np.float32), f"similarity matrix ({iv.name})")
+        return check_finite_scores((out / len(draws)).astype(np.float32), f"similarity matrix ({iv.name})",
+                                   image_ids=np.arange(lo, hi))
 
     def recall(self, intervention=None, *, samples: int = 1, seed: int = 0) -> dict:
         """R@1/5/10, rSum, medr, meanr of the split (``causmatch.evaluation.recall_metrics``)."""
@@ -356,13 +414,31 @@ class AnalysisSession:
 
     # ------------------------------------------------------------------ ranks
     def _query_scores(self, img, txt, iv, samples, seed, ids) -> np.ndarray:
-        """Mean over the draws of ``similarity(img, txt)`` flattened to the gallery axis."""
+        """Mean over the draws of ``similarity(img, txt)`` flattened to the gallery axis: the draws summed in
+        float64 in draw order, divided by their number and stored as float32 — the matrix's arithmetic."""
         draws = sample_interventions(iv, samples, seed)
         with torch.no_grad():  # one pass: cosines and learned maps shared by the K draws
             many = self.matcher.similarity_many(img, txt, draws, pair_ids=ids)
-        total = torch.stack([s.score.float() for s in many]).sum(0).cpu().numpy()  # [I, C] summed in draw order
-        return check_finite_scores(total / len(draws), f"query scores ({iv.name})", image_ids=ids[0],
-                                   caption_ids=ids[1]).reshape(-1)
+        total = np.zeros(tuple(many[0].score.shape), dtype=np.float64)
+        for s in many:  # [I, C] summed in draw order
+            total += s.score.float().cpu().numpy()
+        return check_finite_scores((total / len(draws)).astype(np.float32), f"query scores ({iv.name})",
+                                   image_ids=ids[0], caption_ids=ids[1]).reshape(-1)
+
+    def _cf_query(self, iv, samples, seed, query, compute) -> np.ndarray:
+        """One query's counterfactual scores (the library's one definition of a counterfactual rank's
+        scores): its column (caption ``query``) or row (image ``query``) of the whole-split matrix of
+        (intervention, samples, seed) — the mean of the draws seed … seed+K−1 — read from that matrix when
+        it is built, so every view ranks from the same numbers; else ``compute()``, the same mean for this
+        query alone (equal to the matrix up to float32 rounding of another batch shape)."""
+        kind, q = query
+        try:
+            built = self.cached_similarity(iv, samples=samples, seed=seed)
+        except ConfigError:  # a target past the split-wide check cannot have a split-wide matrix
+            built = None
+        if built is not None:
+            return np.asarray(built[:, q] if kind == "caption" else built[q, :])
+        return compute()
 
     def rank_caption_query(self, c, intervention="random", *, samples: int = 8, seed: int = 0,
                            k: int = 10) -> RankResult:
@@ -375,7 +451,8 @@ class AnalysisSession:
         img, txt = self.gallery()
         ids = (torch.arange(len(img)), torch.tensor([c]))
         factual = self.similarity()[:, c]  # [I]
-        cf = self._query_scores(img, txt[[c]].trimmed(), iv, samples, seed, ids)  # [I]
+        cf = self._cf_query(iv, samples, seed, ("caption", c),
+                            lambda: self._query_scores(img, txt[[c]].trimmed(), iv, samples, seed, ids))  # [I]
         return compare_rankings(c, "t2i", factual, cf, [self.split.image_of(c)], k, iv.describe())
 
     def rank_text_query(self, text: str, image: int, intervention="random", *, samples: int = 8, seed: int = 0,
@@ -407,7 +484,8 @@ class AnalysisSession:
         img, txt = self.gallery()
         ids = (torch.tensor([i]), torch.arange(len(txt)))
         factual = self.similarity()[i, :]  # [C]
-        cf = self._query_scores(img[[i]], txt, iv, samples, seed, ids)  # [C]
+        cf = self._cf_query(iv, samples, seed, ("image", i),
+                            lambda: self._query_scores(img[[i]], txt, iv, samples, seed, ids))  # [C]
         return compare_rankings(i, "i2t", factual, cf, list(self.split.captions_of(i)), k, iv.describe())
 
     # ------------------------------------------------------------------ captions true of several images
@@ -427,21 +505,57 @@ class AnalysisSession:
         matrix (:meth:`fits`) to add the column ``wrong_fits``, None to leave it out."""
         if direction not in ("t2i", "i2t"):
             raise ConfigError(f"direction '{direction}' is not valid — use 't2i' (caption queries) or 'i2t'")
-        self.check_intervention(intervention, seed=seed)
+        iv = self.check_intervention(intervention, seed=seed)
         check_samples(samples)
-        sims = self.similarity(progress=progress)
-        cf = self.similarity(intervention, samples=samples, seed=seed, progress=progress)
-        other_sims = None
+        from causmatch.analysis.precompute import CacheMissing, missing_message
+
+        try:
+            facts = self.failure_facts(direction, progress=progress)
+            cf_facts = self.failure_facts(direction, iv, samples=samples, seed=seed, progress=progress)
+        except CacheMissing:  # name the command that builds every entry this table needs
+            raise CacheMissing(missing_message(self, f"the failure table ({direction}, '{iv.name}')", iv, samples,
+                                               seed)) from None
+        rank_other = None
         if other is not None:
             if other.split.n_captions != self.split.n_captions or other.split.n_images != self.split.n_images:
                 raise DataError("the second checkpoint's session uses another split — open both on the same data")
-            other_sims = other.similarity(progress=progress)
+            rank_other = other.failure_facts(direction, progress=progress)["rank"]
         pointing = None
         if direction == "t2i" and self.split.grounding is not None:
             from causmatch.analysis.grounding import split_pointing
             pointing = split_pointing(self, progress=progress)["pointing"]
-        return F.build_failure_table(sims, cf, self.split.caps_per_image, direction, other_sims=other_sims,
-                                     pointing=pointing, captions=self.split.captions, fits=fits)
+        if fits is not None:
+            fits = F._check_fit_shape(fits, np.broadcast_to(np.int8(0), (self.split.n_images, self.split.n_captions)))
+        return F.table_from_facts(facts, cf_facts, direction, rank_other=rank_other, pointing=pointing,
+                                  captions=self.split.captions, fits=fits)
+
+    def failure_facts(self, direction: str = "t2i", intervention=None, *, samples: int = 1, seed: int = 0,
+                      progress=None) -> dict:
+        """The failure table's per-query arrays of one matrix (memory, then disk cache, then the matrix):
+        factual (``intervention`` None: ``failures.factual_facts``) or counterfactual
+        (``failures.counterfactual_facts`` at the factual true and best wrong pairs). Cached, the failure
+        table of a large split opens without loading or scoring its ``[I, C]`` matrices."""
+        if direction not in ("t2i", "i2t"):
+            raise ConfigError(f"direction '{direction}' is not valid — use 't2i' (caption queries) or 'i2t'")
+        iv = self.check_intervention(intervention, seed=seed)
+        check_samples(samples)
+        factual = iv.name == "none"
+        tag = facts_tag(direction, iv, samples, seed)
+        if tag in self._facts:
+            return self._facts[tag]
+        name, key = self._entry(tag)
+        hit = self.cache.load(name, key) if self.cache.root is not None else None
+        if hit is None:
+            k = self.split.caps_per_image
+            if factual:
+                hit = F.factual_facts(self.similarity(progress=progress), k, direction)
+            else:
+                base = self.failure_facts(direction, progress=progress)
+                hit = F.counterfactual_facts(self.similarity(iv, samples=samples, seed=seed, progress=progress),
+                                             base, k, direction)
+            self.cache.save(name, key, hit)
+        self._facts[tag] = hit
+        return hit
 
 
 def _gallery_to_arrays(img: ImageEmb, txt: TextEmb) -> dict:
