@@ -4,7 +4,7 @@ Public API::
 
     cache_key(*parts) -> str                      # sha256 of the JSON of the parts
     ArrayCache(root: str | Path | None, read_only=False)   # root None -> disabled (every load misses)
-        .load(name, key) -> dict[str, np.ndarray] | None
+        .load(name, key, mmap=False) -> dict[str, np.ndarray] | None
         .has(name, key) -> bool                    # an entry built for key is there (reads only its key)
         .save(name, key, arrays: dict[str, np.ndarray]) -> Path | None   # read_only: a no-op (None)
         .path(name) -> Path | None
@@ -18,12 +18,18 @@ detected). ``save`` writes a temporary file in the same folder, fsyncs it and ``
 over the entry (:func:`causmatch.outputs.atomic_write`): a reader sees the old entry or the new one, never
 half of one, and a write that is interrupted leaves only a temporary file that ``load`` never opens (a
 later ``save`` removes it once its writer is gone).
+
+``load(..., mmap=True)`` maps the large arrays of the file copy-on-write instead of reading them (an entry of
+gigabytes opens at once and only the pages used are read; the arrays are writable, writes stay private). A
+stale key and a truncated file are still misses; the CRC of a mapped member is not checked (it would read it
+all) — only an entry whose file was damaged after its atomic write could go unnoticed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import struct
 import time
 import zipfile
 from pathlib import Path
@@ -69,11 +75,19 @@ class ArrayCache:
             return []
         return sorted(p.stem for p in self.root.glob("*.npz"))
 
-    def load(self, name: str, key: str) -> dict[str, np.ndarray] | None:
-        """The arrays stored under ``name`` if they were built for ``key``; None otherwise."""
+    def load(self, name: str, key: str, mmap: bool = False) -> dict[str, np.ndarray] | None:
+        """The arrays stored under ``name`` if they were built for ``key``; None otherwise. ``mmap``: map
+        the large members instead of reading them (module docstring)."""
         path = self.path(name)
         if path is None or not path.is_file():
             return None
+        if mmap:
+            try:
+                return _load_mapped(path, key)
+            except _NotMappable:
+                pass  # read it as usual below
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, struct.error):
+                return None
         try:
             with np.load(path, allow_pickle=False) as npz:
                 if _KEY_FIELD not in npz.files or str(npz[_KEY_FIELD]) != key:
@@ -120,3 +134,50 @@ class ArrayCache:
                     stale.unlink()
             except OSError:
                 pass
+
+
+_MAP_MIN_BYTES = 1 << 20  # members smaller than this are read (and CRC-checked) as usual
+
+
+class _NotMappable(Exception):
+    """A member stored in a way the mapping does not read (another .npy version, objects): load it whole."""
+
+
+def _load_mapped(path: Path, key: str) -> dict[str, np.ndarray] | None:
+    """``np.load`` of an uncompressed ``.npz`` with its large members memory-mapped copy-on-write."""
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        names = zf.namelist()
+        if f"{_KEY_FIELD}.npy" not in names:
+            return None
+        with zf.open(f"{_KEY_FIELD}.npy") as member:
+            if str(np.lib.format.read_array(member, allow_pickle=False)) != key:
+                return None
+        for info in zf.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if name == _KEY_FIELD:
+                continue
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size < _MAP_MIN_BYTES:
+                with zf.open(info) as member:
+                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            fh.seek(info.header_offset)
+            head = fh.read(30)
+            if head[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+            n_name, n_extra = struct.unpack("<HH", head[26:30])
+            start = info.header_offset + 30 + n_name + n_extra
+            fh.seek(start)
+            version = np.lib.format.read_magic(fh)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in reader:
+                raise _NotMappable(info.filename)
+            shape, fortran, dtype = reader[version](fh)
+            offset = fh.tell()
+            if dtype.hasobject:
+                raise _NotMappable(info.filename)
+            if offset - start + dtype.itemsize * int(np.prod(shape)) != info.file_size:
+                raise ValueError(f"member {info.filename} does not hold its header's array")
+            out[name] = np.memmap(path, dtype=dtype, mode="c", shape=shape, offset=offset,
+                                  order="F" if fortran else "C")
+    return out

@@ -132,6 +132,13 @@ class AnalysisSession:
             self._fp = (model_fp, self.split.fingerprint())
         return self._fp
 
+    def _mapped(self) -> bool:
+        """Large splits map their gallery and matrices from the cache instead of reading them
+        (``ArrayCache.load(mmap=True)``): gigabytes open at once, the pages a view uses are read."""
+        from causmatch.analysis.precompute import LARGE_SPLIT_PAIRS
+
+        return self.split.n_images * self.split.n_captions > LARGE_SPLIT_PAIRS
+
     def _entry(self, what: str) -> tuple[str, str]:
         """(file name, key) of a cache entry; the name is unique per model/data pair and split."""
         model_fp, data_fp = self.fingerprints()
@@ -143,7 +150,7 @@ class AnalysisSession:
         """The split's images and captions, encoded (memory, then disk cache, then the model)."""
         if self._gallery is None:
             name, key = self._entry("gallery")
-            hit = self.cache.load(name, key) if self.cache.root is not None else None
+            hit = self.cache.load(name, key, mmap=self._mapped()) if self.cache.root is not None else None
             if hit is not None:
                 self._gallery = _gallery_from_arrays(hit)
             else:
@@ -178,7 +185,7 @@ class AnalysisSession:
         if tag in self._sims:
             return self._sims[tag]
         name, key = self._entry(tag)
-        hit = self.cache.load(name, key) if self.cache.root is not None else None
+        hit = self.cache.load(name, key, mmap=self._mapped()) if self.cache.root is not None else None
         if hit is not None:
             sims = check_finite_scores(hit["sims"], f"similarity matrix ({iv.name})")
         else:
@@ -198,7 +205,7 @@ class AnalysisSession:
         tag = sims_tag(iv, samples, seed)
         if tag not in self._sims:
             name, key = self._entry(tag)
-            hit = self.cache.load(name, key) if self.cache.root is not None else None
+            hit = self.cache.load(name, key, mmap=self._mapped()) if self.cache.root is not None else None
             if hit is None:
                 return None
             self._sims[tag] = check_finite_scores(hit["sims"], f"similarity matrix ({iv.name})")

@@ -172,3 +172,37 @@ def test_array_cache_has_and_read_only(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="is a file"):
         ArrayCache(tmp_path / "file")
+
+
+def test_mapped_load_equals_the_read_and_never_writes_the_file(tmp_path):
+    c = ArrayCache(tmp_path / "c")
+    big = np.random.default_rng(0).random((700, 400)).astype(np.float32)  # > 1 MiB: mapped
+    small = np.arange(5)
+    c.save("x", "k", {"big": big, "small": small, "fortran": np.asfortranarray(big[:, :390].astype(np.float64)),
+                      "text": np.array('["a", "b"]')})
+    got = c.load("x", "k", mmap=True)
+    assert isinstance(got["big"], np.memmap) and not isinstance(got["small"], np.memmap)
+    for name, want in c.load("x", "k").items():
+        np.testing.assert_array_equal(got[name], want)
+    before = (tmp_path / "c" / "x.npz").read_bytes()
+    got["big"][0, 0] = -1.0  # copy-on-write: private to this process
+    del got
+    assert (tmp_path / "c" / "x.npz").read_bytes() == before
+    assert c.load("x", "other", mmap=True) is None
+    path = tmp_path / "c" / "x.npz"
+    path.write_bytes(before[: len(before) // 2])
+    assert c.load("x", "k", mmap=True) is None
+
+
+def test_large_split_session_maps_its_entries(ckpt, tiny_split, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    P.build_cache(_session(ckpt, tiny_split, cache, "always"), ["random"])
+    monkeypatch.setattr(P, "LARGE_SPLIT_PAIRS", 1)
+    monkeypatch.setattr("causmatch.analysis.cache._MAP_MIN_BYTES", 1)
+    reader = _session(ckpt, tiny_split, cache, "auto")
+    small = _session(ckpt, tiny_split, None, "always")
+    assert isinstance(reader.similarity("random"), np.memmap)
+    np.testing.assert_array_equal(reader.similarity("random"), small.similarity("random"))
+    a, b = reader.rank_caption_query(3, "random", samples=1), small.rank_caption_query(3, "random", samples=1)
+    assert (a.rank, a.cf_rank) == (b.rank, b.cf_rank)
+    pd.testing.assert_frame_equal(reader.failure_table("t2i", "random"), small.failure_table("t2i", "random"))
