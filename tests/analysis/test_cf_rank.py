@@ -1,0 +1,67 @@
+"""One definition of a counterfactual rank: the same query, kind, draws and seed give the same rank from the
+whole-split matrix (failure table, R@K) and from a single query (Retrieval, Failing pair, Compare)."""
+import numpy as np
+import pytest
+
+from causmatch.analysis import AnalysisSession
+from causmatch.evaluation import ranks_i2t, ranks_t2i
+from causmatch.interventions import COUNTERFACTUAL_KINDS
+from tests.analysis.analysis_helpers import tiny_matcher, write_tiny
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    return write_tiny(tmp_path_factory.mktemp("cfrank") / "data", n_images=12, k=3, regions=6, seed=4)
+
+
+def _query_ranks(session, kind, samples, seed):
+    t2i = [session.rank_caption_query(c, kind, samples=samples, seed=seed, k=1).cf_rank
+           for c in range(session.split.n_captions)]
+    i2t = [session.rank_image_query(i, kind, samples=samples, seed=seed, k=1).cf_rank
+           for i in range(session.split.n_images)]
+    return np.array(t2i), np.array(i2t)
+
+
+@pytest.mark.parametrize("attend", ["t2i", "i2t"])
+@pytest.mark.parametrize("kind", COUNTERFACTUAL_KINDS)
+def test_matrix_and_single_queries_rank_alike(split, tmp_path, attend, kind):
+    matcher = tiny_matcher(direction=attend, img_dim=6)
+    for n, (samples, seed) in enumerate(((1, 0), (3, 7), (5, 2))):
+        # small shards: the matrix is built in blocks unlike a single query's batch
+        alone = AnalysisSession(matcher, split, shard_images=5, shard_captions=7)
+        single_t2i, single_i2t = _query_ranks(alone, kind, samples, seed)  # no matrix built: per query
+        assert alone.cached_similarity(kind, samples=samples, seed=seed) is None
+        sims = alone.similarity(kind, samples=samples, seed=seed)
+        k = split.caps_per_image
+        matrix_t2i, matrix_i2t = ranks_t2i(sims, k), ranks_i2t(sims, k)
+        assert (single_t2i == matrix_t2i).all(), (kind, samples, seed)
+        assert (single_i2t == matrix_i2t).all(), (kind, samples, seed)
+        # with the matrix built, single queries read it: equal scores, not only equal ranks
+        res = alone.rank_caption_query(4, kind, samples=samples, seed=seed, k=3)
+        assert np.array_equal(res.cf_scores, sims[:, 4].astype(np.float64))
+        res = alone.rank_image_query(2, kind, samples=samples, seed=seed, k=3)
+        assert np.array_equal(res.cf_scores, sims[2, :].astype(np.float64)) and res.cf_rank == matrix_i2t[2]
+        for direction, expect in (("t2i", matrix_t2i), ("i2t", matrix_i2t))[n % 2:][:1]:
+            table = alone.failure_table(direction, kind, samples=samples, seed=seed).sort_values("query")
+            assert (table["rank_cf"].to_numpy() == expect).all()
+
+
+def test_draws_are_part_of_the_definition(split):
+    """Another number of draws or another seed is another rank definition's input: its own matrix."""
+    s = AnalysisSession(tiny_matcher(), split)
+    one = s.similarity("random", samples=1, seed=0)
+    assert s.cached_similarity("random", samples=3, seed=0) is None
+    three = s.similarity("random", samples=3, seed=0)
+    assert not np.array_equal(one, three)
+    assert s.cached_similarity("random", samples=3, seed=0) is three
+    assert s.cached_similarity("uniform", samples=5, seed=3) is None
+    assert s.similarity("uniform", samples=5, seed=3) is s.cached_similarity("uniform", samples=1, seed=0)
+
+
+def test_cached_similarity_reads_the_disk_cache(split, tmp_path):
+    matcher = tiny_matcher()
+    first = AnalysisSession(matcher, split, cache_dir=tmp_path / "cache")
+    built = first.similarity("random", samples=2, seed=1)
+    again = AnalysisSession(matcher, split, cache_dir=tmp_path / "cache")
+    assert np.array_equal(again.cached_similarity("random", samples=2, seed=1), built)
+    assert again.cached_similarity("shuffle", samples=2, seed=1) is None
