@@ -8,19 +8,20 @@ Every cache is keyed by the files' sizes and modification times: a changed file 
 """
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from state import REPO, roots
+from state import roots
 
 
 def cache_dir() -> Path:
-    """The analysis cache folder: env CAUSMATCH_CACHE, else <repo>/assets/cache (git-ignored)."""
-    return Path(os.environ.get("CAUSMATCH_CACHE") or REPO / "assets" / "cache")
+    """The analysis cache folder: env CAUSMATCH_CACHE, else <repo>/assets/cache (git-ignored) — the folder
+    ``causmatch cache`` fills by default (one rule: ``causmatch.analysis.precompute.default_cache_dir``)."""
+    from causmatch.analysis.precompute import default_cache_dir
+    return default_cache_dir()
 
 
 def default_data_dir() -> Path:

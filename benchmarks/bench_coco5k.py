@@ -1,0 +1,229 @@
+"""A COCO-5K-shaped gallery in the analysis engine: cache load, failure table, explain, re-rank, peak memory.
+
+Writes a fake COCO-5K-shaped split — 5,000 images × 36 regions (features of ``--feat`` values each, small to
+keep the disk low) and 5 captions of 8-14 words per image (25,000) — and a randomly initialised matcher with
+embed size 1,024 (bi-GRU, t2i, SCAN's defaults), then fills the analysis cache the way the app finds it:
+
+* ``--fill random`` (default; what a CPU allows): the gallery entry is the real encoded split (the session
+  encodes it), the whole-split matrices are random float32 matrices (true pairs raised, so ranks vary)
+  written through the session's own API (``put_similarity``), and the failure table's per-query arrays are
+  derived from them by the session (``failure_facts``, what ``causmatch cache`` runs last);
+* ``--fill command``: ``python -m causmatch cache`` itself (a GPU: ``--device cuda``; on a CPU only a
+  subset is feasible, see ``--cache-images``).
+
+``--cache-images N`` also times ``causmatch cache`` on the first N images (and their captions) on ``--device``,
+to extrapolate the command's cost at full size. Then a fresh subprocess — standing in for the app's process,
+opening the session as the app does (``compute="auto"``) — times: opening the session, the failure table from
+the cache (both directions; and, for comparison, from the two matrices), explaining one pair, re-ranking one
+caption and one image query, the one-line refusal of an entry that is not built, and its peak RSS.
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/bench_coco5k.py [--images 5000] [--fill random|command]
+          [--cache-images 250] [--device cpu|cuda] [--work DIR] [--keep] [--json FILE]
+
+Peak RSS counts the cache pages the process touched (large entries are memory-mapped: file-backed pages the
+kernel may drop) as well as its own allocations. Timings depend on the box's load: print ``uptime`` with them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+WORDS = ("a man woman dog cat child girl boy people group two young old red blue green white black brown "
+         "wearing shirt hat sitting standing running walking playing riding holding eating looking in on at "
+         "with of the street park beach water grass field building table ball bike car train bus plate "
+         "pizza kitchen room bed window next to near front top small large").split()
+KINDS = ("random", "uniform", "reversed", "shuffle")
+MISSING_KIND = "mask-regions=0"  # never filled: the app's one-line refusal is timed on it
+
+
+def write_split(folder: Path, n_images: int, feat: int, regions: int = 36, k: int = 5, seed: int = 0) -> None:
+    """Random ReLU-like features written block by block, captions of 8-14 words (COCO's ~10.5 on average)."""
+    from causmatch.data import write_split as write
+
+    rng = np.random.default_rng(seed)
+    feats = np.abs(rng.normal(size=(n_images, regions, feat))).astype(np.float32)
+    caps = [" ".join(rng.choice(WORDS, size=n)) for n in rng.integers(8, 15, size=n_images * k)]
+    write(folder, "test", features=feats, captions=caps, caps_per_image=k)
+
+
+def save_random_matcher(ckpt: Path, folder: Path, feat: int, embed: int) -> None:
+    import torch
+
+    from causmatch.checkpoint import save_matcher
+    from causmatch.data import Vocabulary, load_split
+    from causmatch.models import Matcher, MatcherConfig
+
+    torch.manual_seed(0)
+    caps = load_split(folder, "test").captions
+    save_matcher(Matcher(MatcherConfig(img_dim=feat, embed_size=embed), Vocabulary.from_captions(caps)), ckpt)
+
+
+def _session(ckpt: Path, folder: Path, cache: Path, compute: str, n_images: int | None = None):
+    from causmatch.analysis import AnalysisSession
+    from causmatch.checkpoint import load_matcher
+    from causmatch.data import load_split
+
+    split = load_split(folder, "test")
+    return AnalysisSession(load_matcher(ckpt), split, checkpoint_path=ckpt, cache_dir=cache, compute=compute)
+
+
+def fill_random(ckpt: Path, folder: Path, cache: Path, seed: int = 0) -> dict:
+    """The encoded gallery (real), random matrices and their derived arrays, through the session's API."""
+    s = _session(ckpt, folder, cache, "always")
+    t = {}
+    t0 = time.perf_counter()
+    s.gallery()
+    t["encode_gallery_s"] = time.perf_counter() - t0
+    n_i, n_c, k = s.split.n_images, s.split.n_captions, s.split.caps_per_image
+    rng = np.random.default_rng(seed)
+    base = (0.05 * rng.standard_normal((n_i, n_c), dtype=np.float32))
+    base[np.arange(n_c) // k, np.arange(n_c)] += 0.12  # true pairs raised: most ranks small, some failures
+    t0 = time.perf_counter()
+    s.put_similarity(None, base)
+    for kind in KINDS:
+        s.put_similarity(kind, base + 0.03 * rng.standard_normal((n_i, n_c), dtype=np.float32))
+    t["write_matrices_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for direction in ("t2i", "i2t"):
+        for kind in (None, *KINDS):
+            s.failure_facts(direction, kind)
+    t["derive_failure_arrays_s"] = time.perf_counter() - t0
+    return t
+
+
+def run_command(ckpt: Path, folder: Path, cache: Path, device: str, shard: int) -> dict:
+    cmd = [sys.executable, "-m", "causmatch", "cache", "--checkpoint", str(ckpt), "--data", str(folder),
+           "--cache", str(cache), "--device", device, "--shard", str(shard), "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if proc.returncode != 0:
+        raise SystemExit(f"causmatch cache failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return {"command": " ".join(cmd[1:]), "wall_s": time.perf_counter() - t0, "output": proc.stdout}
+
+
+def subset(folder: Path, out: Path, n_images: int) -> None:
+    from causmatch.data import load_split
+    from causmatch.data import write_split as write
+
+    s = load_split(folder, "test")
+    k = s.caps_per_image
+    write(out, "test", features=np.asarray(s.features[:n_images]), captions=s.captions[:n_images * k],
+          caps_per_image=k, regions=np.asarray(s.region_mask[:n_images]))
+
+
+def measure(ckpt: Path, folder: Path, cache: Path) -> dict:
+    """Runs in a fresh process (``--measure``): what the app's process pays, with its peak RSS."""
+    import resource
+
+    from causmatch.analysis import build_failure_table
+    from causmatch.analysis.precompute import CacheMissing
+
+    t = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        t[name] = time.perf_counter() - t0
+        return out
+
+    s = timed("open_session_s", lambda: _session(ckpt, folder, cache, "auto"))
+    df = timed("failure_table_t2i_s", lambda: s.failure_table("t2i", "random"))
+    timed("failure_table_i2t_s", lambda: s.failure_table("i2t", "random"))
+    timed("failure_table_t2i_again_s", lambda: s.failure_table("t2i", "random"))
+    worst = df.sort_values("rank", ascending=False).iloc[0]
+    c, i = int(worst["query"]), int(worst["best_wrong"])
+    timed("explain_pair_s", lambda: s.explain(i, c, intervention="random", samples=8))
+    timed("explain_pair_again_s", lambda: s.explain(i, c + 1, intervention="random", samples=8))
+    timed("rank_caption_query_s", lambda: s.rank_caption_query(c, "random", samples=1))
+    timed("rank_caption_query_again_s", lambda: s.rank_caption_query(c + 1, "random", samples=1))
+    timed("rank_image_query_s", lambda: s.rank_image_query(i, "random", samples=1))
+    rss_app_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        timed("missing_entry_refused_s", lambda: s.similarity(MISSING_KIND))
+        t["missing_message"] = "(no refusal: the entry was computed)"
+    except CacheMissing as err:
+        t["missing_message"] = str(err)
+    sims = timed("load_two_matrices_s", lambda: (np.array(s.similarity()), np.array(s.similarity("random"))))
+    timed("failure_table_from_matrices_s",
+          lambda: build_failure_table(sims[0], sims[1], s.split.caps_per_image, "t2i", captions=s.split.captions))
+    t["peak_rss_app_views_mib"] = rss_app_kib / 1024
+    t["peak_rss_with_matrices_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t["rows_t2i"] = len(df)
+    return t
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=5000)
+    p.add_argument("--feat", type=int, default=64, help="region feature size (small: disk); D is --embed")
+    p.add_argument("--embed", type=int, default=1024)
+    p.add_argument("--fill", choices=("random", "command"), default="random")
+    p.add_argument("--cache-images", type=int, default=0, help="also time `causmatch cache` on this many images")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--shard", type=int, default=128)
+    p.add_argument("--work", default=None, help="work folder (default: a temp folder, removed unless --keep)")
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--json", default=None)
+    p.add_argument("--measure", nargs=3, metavar=("CKPT", "DATA", "CACHE"), help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.measure:
+        print(json.dumps(measure(*map(Path, a.measure))))
+        return 0
+    from causmatch.runtime import configure
+
+    configure()
+    work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="bench-coco5k-"))
+    work.mkdir(parents=True, exist_ok=True)
+    folder, ckpt, cache = work / "coco5k", work / "ckpt", work / "cache"
+    res: dict = {"images": a.images, "captions": 5 * a.images, "regions": 36, "feat": a.feat, "embed": a.embed,
+                 "fill": a.fill, "device": a.device, "python": platform.python_version(),
+                 "omp_threads": os.environ.get("OMP_NUM_THREADS"), "load_before": os.getloadavg()}
+    try:
+        t0 = time.perf_counter()
+        if not (folder / "test_ims.npy").exists():
+            write_split(folder, a.images, a.feat)
+        if not (ckpt / "config.json").exists():
+            save_random_matcher(ckpt, folder, a.feat, a.embed)
+        res["write_split_s"] = time.perf_counter() - t0
+        if a.cache_images:
+            sub = work / f"subset{a.cache_images}"
+            if not (sub / "test_ims.npy").exists():
+                subset(folder, sub, a.cache_images)
+            r = run_command(ckpt, sub, work / f"cache-subset{a.cache_images}", a.device, a.shard)
+            res["cache_command_subset"] = {"images": a.cache_images, "captions": 5 * a.cache_images, **r}
+        if a.fill == "random":
+            res["fill"] = {"how": "random matrices via put_similarity", **fill_random(ckpt, folder, cache)}
+        else:
+            res["fill"] = {"how": "causmatch cache", **run_command(ckpt, folder, cache, a.device, a.shard)}
+        res["cache_bytes"] = sum(f.stat().st_size for f in cache.glob("*.npz"))
+        proc = subprocess.run([sys.executable, __file__, "--measure", str(ckpt), str(folder), str(cache)],
+                              capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        if proc.returncode != 0:
+            raise SystemExit(f"measuring failed: {proc.stderr.strip()[-1500:]}")
+        res["app_process"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["load_after"] = os.getloadavg()
+    finally:
+        if not a.keep and not a.work:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(res, indent=2))
+    if a.json:
+        from causmatch.outputs import atomic_write_text
+
+        atomic_write_text(Path(a.json), json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
