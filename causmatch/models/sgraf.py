@@ -154,12 +154,15 @@ class AttentionFiltration(nn.Module):
         self.bn = nn.BatchNorm1d(1)
         _xavier(self)
 
-    def forward(self, sim_emb: torch.Tensor, mask: torch.Tensor):
+    def forward(self, sim_emb: torch.Tensor, mask: torch.Tensor, edit=None):
+        """``edit(weights, mask)``: an intervention on the weights (``filtration:KIND``), applied before the sum."""
         x = self.attn_sim_w(sim_emb).squeeze(-1)  # [N, L+1]
         # The batch norm sees only the valid nodes (its training statistics must not count padding).
         normed = self.bn(x[mask].unsqueeze(-1)).squeeze(-1)  # [M]
         gate = x.new_zeros(x.shape).masked_scatter(mask, torch.sigmoid(normed))  # [N, L+1], 0 off the nodes
         weights = l1norm(gate, -1)
+        if edit is not None:
+            weights = edit(weights, mask)
         return l2norm((weights.unsqueeze(-1) * sim_emb).sum(1)), weights
 
 
@@ -197,26 +200,31 @@ class EncoderSimilarity(nn.Module):
         return self.t_global_w(words, mask)
 
     def score(self, alpha: torch.Tensor, words: torch.Tensor, regions: torch.Tensor, node_mask: torch.Tensor,
-              img_glo: torch.Tensor, cap_glo: torch.Tensor):
+              img_glo: torch.Tensor, cap_glo: torch.Tensor, *, edit_filtration=None):
         """Scores of given t2i maps → ``(score [...], filtration [..., W+1] | None)``.
 
         Two layouts: all pairs (``alpha [I, C, W, R]``, words ``[C, W, D]``, regions ``[I, R, D]``, globals
         ``[I, D]`` / ``[C, D]``, ``node_mask [I, C, W]``) or aligned pairs (``alpha [N, W, R]``, words
         ``[N, W, D]``, regions ``[N, R, D]``, globals ``[N, D]``, ``node_mask [N, W]``). ``node_mask``: the word
-        nodes that take part (valid words whose attention row is not empty). ``filtration``: SAF's node weights
-        (node 0 the global one), None for SGR.
+        nodes that take part (valid words whose attention row is not empty); only their local vectors are
+        computed (padding costs nothing). ``filtration``: SAF's node weights (node 0 the global one), None for SGR.
         """
-        if alpha.dim() == 4:  # all pairs: one GEMM per image, the caption and word axes folded together
+        S = self.sim_eval_w.in_features  # sim_dim
+        if alpha.dim() == 4:  # all pairs: the words that are a node in some pair, against each image in one GEMM
             I, C, W, R = alpha.shape
-            context = torch.bmm(alpha.reshape(I, C * W, R), regions).view(I, C, W, -1)  # [I, C, W, D]
-            words_b = words.unsqueeze(0)  # [1, C, W, D]
+            cidx, widx = node_mask.any(0).nonzero(as_tuple=True)  # [Nv] each
+            context = torch.bmm(alpha[:, cidx, widx], regions)  # [I, Nv, D]
+            loc = l2norm(self.sim_tranloc_w((l2norm(context) - words[cidx, widx]).pow(2)))  # [I, Nv, S]
+            sim_loc = loc.new_zeros(C, W, I, S).index_put((cidx, widx), loc.transpose(0, 1)).permute(2, 0, 1, 3)
             glo = (img_glo.unsqueeze(1) - cap_glo.unsqueeze(0)).pow(2)  # [I, C, D]
-        else:
-            context = torch.bmm(alpha, regions)  # [N, W, D]
-            words_b = words
+        else:  # aligned pairs
+            N, W, R = alpha.shape
+            nidx, widx = node_mask.nonzero(as_tuple=True)  # [Nv] each
+            context = torch.bmm(alpha, regions)[nidx, widx]  # [Nv, D]
+            loc = l2norm(self.sim_tranloc_w((l2norm(context) - words[nidx, widx]).pow(2)))  # [Nv, S]
+            sim_loc = loc.new_zeros(N, W, S).index_put((nidx, widx), loc)  # [N, W, S]
             glo = (img_glo - cap_glo).pow(2)  # [N, D]
         lead = alpha.shape[:-2]
-        sim_loc = l2norm(self.sim_tranloc_w((l2norm(context) - words_b).pow(2)))  # [..., W, S]
         sim_glo = l2norm(self.sim_tranglo_w(glo))  # [..., S]
         nodes = torch.cat([sim_glo.unsqueeze(-2), sim_loc], -2)  # [..., W+1, S]
         mask = torch.cat([node_mask.new_ones(*lead, 1), node_mask], -1)  # [..., W+1]
@@ -227,7 +235,9 @@ class EncoderSimilarity(nn.Module):
                 nodes = step(nodes, mask)
             vec = nodes[:, 0]  # [N, S]
         else:
-            vec, filtration = self.SAF_module(nodes, mask)
+            edit = None if edit_filtration is None else (  # the lead layout, so pair ids broadcast
+                lambda w, m: edit_filtration(w.view(*lead, -1), m.view(*lead, -1)).reshape(w.shape))
+            vec, filtration = self.SAF_module(nodes, mask, edit)
             filtration = filtration.view(*lead, -1)
         score = self.sigmoid(self.sim_eval_w(vec)).view(lead)
         return score, filtration
