@@ -84,7 +84,7 @@ def run_name(model: str, bias: float, seed: int) -> str:
 
 def rel(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(ROOT))
+        return str(Path(os.path.abspath(path)).relative_to(ROOT))  # a symlinked runs/ stays relative
     except ValueError:
         return str(path)
 
