@@ -8,7 +8,7 @@ Public API::
     check_compute(mode) -> str              # one-line ConfigError for anything else
     CacheMissing                            # DataError: a whole-split entry is missing and may not be computed
     cache_command(session, intervention=None, *, samples=1, seed=0) -> str    # the command that builds it
-    require_computable(session, iv, samples, seed) -> None                    # CacheMissing or nothing
+    require_computable(session, iv, samples, seed, what=None) -> None         # CacheMissing or nothing
     missing_message(session, what, iv, samples, seed) -> str                  # CacheMissing's one line
     parse_interventions(text) -> list[str]  # "none,random,mask-regions=0,3" -> ["none", "random", "mask-regions=0,3"]
     build_cache(session, interventions, *, samples=1, seed=0, directions=("t2i", "i2t"), progress=None)
@@ -72,15 +72,20 @@ def cache_command(session, intervention=None, *, samples: int = 1, seed: int = 0
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def require_computable(session, iv, samples: int, seed: int) -> None:
-    """Nothing when the session may score ``iv``'s whole matrix now; CacheMissing (one line, with the
-    command that builds it ahead of time) when its ``compute`` mode forbids it: "never", or "auto" on a
-    split of more than :data:`LARGE_SPLIT_PAIRS` pairs."""
+def require_computable(session, iv, samples: int, seed: int, what: str | None = None) -> None:
+    """Nothing when the session may do whole-split work now (score ``iv``'s matrix; ``what`` names other
+    work, e.g. encoding the gallery); CacheMissing (one line, with the command that builds it ahead of time)
+    when its ``compute`` mode forbids it: "never", or "auto" on a split of more than :data:`LARGE_SPLIT_PAIRS`
+    pairs. ``iv`` None: the factual matrix."""
+    from causmatch.interventions import resolve_intervention
+
     mode = getattr(session, "compute", "auto")
     if mode == "always" or (mode == "auto" and not _large(session)):
         return
-    what = "factual" if iv.name == "none" else f"'{iv.name}'"
-    raise CacheMissing(missing_message(session, f"the {what} similarity matrix", iv, samples, seed))
+    iv = resolve_intervention(iv, seed)
+    if what is None:
+        what = "the " + ("factual" if iv.name == "none" else f"'{iv.name}'") + " similarity matrix"
+    raise CacheMissing(missing_message(session, what, iv, samples, seed))
 
 
 def missing_message(session, what: str, iv, samples: int, seed: int) -> str:

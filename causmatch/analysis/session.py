@@ -24,6 +24,7 @@ Public API::
     .failure_facts(direction, intervention=None, *, samples=1, seed=0) -> dict   # the table's per-query arrays, cached
     .cached_similarity(intervention=None, *, samples=1, seed=0) -> np.ndarray | None   # built already, or None
     .put_similarity(intervention, sims, *, samples=1, seed=0)   # store a matrix built elsewhere (causmatch cache)
+    .check_computable(intervention=None, *, samples=1, seed=0)  # CacheMissing now, before queueing work
 
 ``compute`` ("auto" | "always" | "never"): whether a whole-split matrix missing from the cache is computed.
 "auto" computes it unless the split is large (more than ``precompute.LARGE_SPLIT_PAIRS`` image-caption pairs);
@@ -154,6 +155,9 @@ class AnalysisSession:
             if hit is not None:
                 self._gallery = _gallery_from_arrays(hit)
             else:
+                from causmatch.analysis.precompute import require_computable
+
+                require_computable(self, None, 1, 0, what="the encoded gallery")  # large split: `causmatch cache`
                 self._gallery = self._encode(progress)
                 self.cache.save(name, key, _gallery_to_arrays(*self._gallery))
         return self._gallery
@@ -210,6 +214,15 @@ class AnalysisSession:
                 return None
             self._sims[tag] = check_finite_scores(hit["sims"], f"similarity matrix ({iv.name})")
         return self._sims[tag]
+
+    def check_computable(self, intervention=None, *, samples: int = 1, seed: int = 0) -> None:
+        """Nothing when ``intervention``'s whole-split matrix is built or this session may build it (its
+        ``compute`` mode); else :class:`~causmatch.analysis.precompute.CacheMissing` at once, naming the
+        ``causmatch cache`` command — ask before queueing whole-split work."""
+        if self.cached_similarity(intervention, samples=samples, seed=seed) is None:
+            from causmatch.analysis.precompute import require_computable
+
+            require_computable(self, self.check_intervention(intervention, seed=seed), samples, seed)
 
     def put_similarity(self, intervention, sims, *, samples: int = 1, seed: int = 0) -> None:
         """Store ``sims`` [I, C] as :meth:`similarity` would have (memory and disk cache): the matrix of

@@ -206,3 +206,23 @@ def test_large_split_session_maps_its_entries(ckpt, tiny_split, tmp_path, monkey
     a, b = reader.rank_caption_query(3, "random", samples=1), small.rank_caption_query(3, "random", samples=1)
     assert (a.rank, a.cf_rank) == (b.rank, b.cf_rank)
     pd.testing.assert_frame_equal(reader.failure_table("t2i", "random"), small.failure_table("t2i", "random"))
+
+
+def test_large_split_gallery_and_check_computable(ckpt, tiny_split, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(P, "LARGE_SPLIT_PAIRS", 1)
+    s = _session(ckpt, tiny_split, cache, "auto")
+    with pytest.raises(P.CacheMissing, match=r"^the encoded gallery of split 'test' .* causmatch cache .*"
+                                             r"--interventions none --cache"):
+        s.rank_caption_query(0, "random", samples=1)
+    with pytest.raises(P.CacheMissing, match="'shuffle' similarity matrix .*--interventions none,shuffle"):
+        s.check_computable("shuffle", seed=2)
+    assert s.explain(0, 1, intervention="random", samples=2).caption == 1  # one pair needs no whole-split work
+    P.build_cache(_session(ckpt, tiny_split, cache, "always"), ["shuffle"], seed=2)
+    s2 = _session(ckpt, tiny_split, cache, "auto")
+    s2.check_computable("shuffle", seed=2)  # built: nothing to say
+    s2.check_computable(None)
+    assert s2.rank_caption_query(0, "shuffle", samples=1, seed=2).rank >= 0
+    small = _session(ckpt, tiny_split, None, "auto")
+    monkeypatch.setattr(P, "LARGE_SPLIT_PAIRS", 10**9)
+    small.check_computable("reversed")  # small split: it may compute
