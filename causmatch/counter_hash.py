@@ -54,17 +54,31 @@ def _as_int32(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 1 << 31, x - (1 << 32), x).to(torch.int32)
 
 
+def pair_hash32(seed: int, query: str, img, cap, device) -> torch.Tensor:
+    """The per-pair part of the hash, int32 bits, shaped as ``img`` and ``cap`` broadcast together."""
+    h = _mix(torch.tensor((seed ^ _QUERY_SALT[query]) & _M32, device=device))
+    h = _mix(h ^ (torch.as_tensor(img, device=device).long() & _M32))
+    return _as_int32(_mix(h ^ (torch.as_tensor(cap, device=device).long() & _M32)))
+
+
+def entry_hash32_(pair: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The hash of entries from their pair's :func:`pair_hash32`: ``mix(mix(pair ^ q) ^ k)``, int32 bits.
+
+    ``pair``, ``q`` and ``k`` (int32) broadcast to any layout — queries and keys need not be the last two
+    axes — and each entry's bits depend only on its own (pair, q, k). The first mix runs on the broadcast of
+    ``pair`` and ``q`` only; the second (in place) on the full shape.
+    """
+    return _mix32_(_mix32_(pair ^ q) ^ k)
+
+
 def counter_hash32(shape: torch.Size, seed: int, query: str, pair_ids, device) -> torch.Tensor:
     """:func:`counter_hash` as int32 bit patterns (``int64 value = h & 0xFFFFFFFF``), ``[..., Q, K]``."""
     lead, (Q, K) = shape[:-2], shape[-2:]
     img, cap = pair_ids if pair_ids is not None else _default_ids(lead, device)
-    h = _mix(torch.tensor((seed ^ _QUERY_SALT[query]) & _M32, device=device))
-    h = _mix(h ^ (torch.as_tensor(img, device=device).long() & _M32))
-    h = _mix(h ^ (torch.as_tensor(cap, device=device).long() & _M32))  # [...] per pair
-    h = _as_int32(h.expand(lead)).unsqueeze(-1).unsqueeze(-1)  # [..., 1, 1]
+    h = pair_hash32(seed, query, img, cap, device).expand(lead).unsqueeze(-1).unsqueeze(-1)  # [..., 1, 1]
     q = torch.arange(Q, device=device, dtype=torch.int32).view(Q, 1)
     k = torch.arange(K, device=device, dtype=torch.int32).view(1, K)
-    return _mix32_(_mix32_(h ^ q) ^ k)  # [..., Q, K]; the first mix is on [..., Q, 1] only
+    return entry_hash32_(h, q, k)  # [..., Q, K]; the first mix is on [..., Q, 1] only
 
 
 def counter_hash(shape: torch.Size, seed: int, query: str, pair_ids, device) -> torch.Tensor:

@@ -7,13 +7,14 @@ package's docstring says how the two fit together.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from causmatch.counter_hash import QUERIES, counter_hash, counter_hash32
+from causmatch.counter_hash import QUERIES, counter_hash32
 from causmatch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -207,9 +208,24 @@ class Random(Intervention):
 
     def _apply(self, attn, km, query, pair_ids):
         h = counter_hash32(attn.shape, self.seed, query, pair_ids, attn.device)  # [..., Q, K] int32 bits
-        # low + (high - low) * h / 2^32 in float64, as two in-place passes (the scale is exact: a power of 2).
+        return self.values(h, attn.dtype)
+
+    def values(self, h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The draws from hash bits ``h`` (int32, any shape; consumed): ``low + (high − low) · u / 2^32`` with
+        ``u`` the unsigned value of the bits, computed in float64 and rounded once to ``dtype``.
+
+        Where that equals float32 arithmetic bit for bit — ``low == 0`` and a power-of-two scale, as for the
+        default U(0, 2) — it is computed in float32 (half the memory traffic): ``u`` is split into two 16-bit
+        halves, ``hi · 2^16`` is exact and the one addition rounds ``u`` correctly, as the float64 → float32
+        conversion does; the power-of-two scale is exact in both.
+        """
+        scale = (self.high - self.low) / 2.0**32
+        if dtype == torch.float32 and self.low == 0 and math.frexp(scale)[0] == 0.5 and 2**-100 <= scale <= 2**60:
+            lo = h.bitwise_and(0xFFFF).to(torch.float32)
+            u = h.bitwise_right_shift_(16).bitwise_and_(0xFFFF).to(torch.float32)
+            return u.mul_(65536.0).add_(lo).mul_(scale)
         u = h.to(torch.float64).remainder_(2.0**32)  # the unsigned value of the bits, exactly
-        return u.mul_((self.high - self.low) / 2.0**32).add_(self.low).to(attn.dtype)
+        return u.mul_(scale).add_(self.low).to(dtype)
 
 
 @dataclass(frozen=True)
@@ -247,14 +263,85 @@ class Shuffle(Intervention):
         return f"shuffled attention (a permutation of the keys per row), seed {self.seed}"
 
     def _apply(self, attn, km, query, pair_ids):
-        K = attn.shape[-1]
-        big = torch.tensor(1 << 40, device=attn.device)  # sorts invalid keys after every valid one
-        h = counter_hash(attn.shape, self.seed, query, pair_ids, attn.device)
-        perm = torch.where(km, h, big).argsort(dim=-1, stable=True)  # [..., Q, K] valid keys, random order
-        pos = torch.arange(K, device=attn.device).expand_as(attn)
-        order = torch.where(km, pos, pos + K).argsort(dim=-1, stable=True)  # valid keys, in order
-        vals = attn.gather(-1, perm)  # [..., Q, K]; past the valid count these are masked zeros
-        return torch.zeros_like(attn).scatter(-1, order, vals)
+        h = counter_hash32(attn.shape, self.seed, query, pair_ids, attn.device)
+        return shuffle_keys(attn, km, h, -1)
+
+
+def shuffle_keys(attn: torch.Tensor, key_mask: torch.Tensor, h: torch.Tensor, dim: int,
+                 all_valid: bool | None = None) -> torch.Tensor:
+    """Each row's valid keys (along ``dim``) permuted: the key in the ``j``-th valid place takes the weight of
+    the valid key with the ``j``-th smallest unsigned hash (ties: the earlier key); invalid keys get 0.
+
+    ``attn`` has 0 at invalid keys; ``key_mask`` (bool) broadcasts to it and may be unexpanded (the valid
+    places are sorted on its own shape); ``h`` holds the int32 hash bits of every entry (consumed).
+    ``all_valid``: whether every key is valid (None: checked). The layout is free: keys on the last axis are
+    ordered by ``argsort``; keys on an outer axis (:mod:`causmatch.models.fast_counterfactual`) by a sorting
+    network of whole slices (:func:`_network_sort_`, several times faster there) — the same permutation.
+    """
+    dim = dim % attn.dim()
+    K = attn.shape[dim]
+    if all_valid is None:
+        all_valid = bool(key_mask.all())
+    if dim == attn.dim() - 1:
+        if all_valid:  # flipping the sign bit makes int32 order the unsigned order (no wider copy needed)
+            perm = h.bitwise_xor_(-(1 << 31)).argsort(dim=dim, stable=True)
+        else:
+            big = torch.tensor(1 << 40, device=attn.device)  # sorts invalid keys after every valid one
+            perm = torch.where(key_mask, h.long() & 0xFFFFFFFF, big).argsort(dim=dim, stable=True)
+    else:  # unique keys (hash, key) packed in int64: sorted, their low bits are the permutation
+        bits = max(1, (K - 1).bit_length())
+        shape = [1] * attn.dim()
+        shape[dim] = K
+        pos = torch.arange(K, device=attn.device).view(shape)
+        packed = (h.long() & 0xFFFFFFFF).bitwise_left_shift_(bits)
+        if not all_valid:  # invalid keys after every valid one
+            packed = torch.where(key_mask, packed, torch.tensor(1 << (32 + bits), device=attn.device))
+        perm = _network_sort_(packed.bitwise_or_(pos), dim).bitwise_and_((1 << bits) - 1)
+    vals = attn.gather(dim, perm)  # past the valid count these are masked zeros
+    if all_valid:
+        return vals
+    shape = [1] * attn.dim()
+    shape[dim] = K
+    pos = torch.arange(K, device=attn.device).view(shape)
+    order = torch.where(key_mask, pos, pos + K).argsort(dim=dim, stable=True)  # valid places, in order
+    return torch.zeros_like(attn).scatter_(dim, order.expand_as(attn), vals)
+
+
+@functools.cache
+def _network(n: int) -> tuple[tuple[int, int, int], ...]:
+    """Batcher's odd–even merge sort for ``n`` keys, as runs ``(first, distance, count)`` of comparators
+    ``(first + i, first + distance + i)``, ``i < count``; the runs of a round touch disjoint keys."""
+    out = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    a = i + j
+                    if a // (2 * p) != (a + k) // (2 * p):
+                        continue
+                    if out and out[-1][1] == k and out[-1][0] + out[-1][2] == a and out[-1][2] < k:
+                        out[-1][2] += 1
+                    else:
+                        out.append([a, k, 1])
+            k //= 2
+        p *= 2
+    return tuple(tuple(r) for r in out)
+
+
+def _network_sort_(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sort ``x`` along ``dim`` in place (ascending; returns ``x``) with :func:`_network`: each run of
+    comparators is a ``minimum``/``maximum`` of two slabs of slices, so the work is whole-slice elementwise
+    passes rather than one small sort per row."""
+    n = x.shape[dim]
+    tmp = torch.empty_like(x.narrow(dim, 0, max(1, n // 2)))
+    for a, d, m in _network(n):
+        lo, hi, t = x.narrow(dim, a, m), x.narrow(dim, a + d, m), tmp.narrow(dim, 0, m)
+        torch.minimum(lo, hi, out=t)
+        torch.maximum(lo, hi, out=hi)
+        lo.copy_(t)
+    return x
 
 
 @dataclass(frozen=True)

@@ -1,71 +1,120 @@
 """The ``fast`` implementation under whole-map counterfactuals (random, uniform, reversed, shuffle): no grad, no maps.
 
-The eager path (``attention.attention_maps`` + ``attention.score_maps``) keeps every step autograd-friendly
-and out of place, and lays the maps out as ``[I, C, Q, K]`` views of the GEMM's ``[C, W, I, R]`` output,
-which costs several strided copies per draw. Here each direction works in the layout its key Gram product wants,
-``[X, Y, Q, K]`` with ``X`` the axis that owns the gram (images for t2i, captions for i2t), so the
-``ᾱ G`` product is one contiguous ``bmm`` with no transposing copy.
+It works in the layout of the factual inference path (:func:`attention.fast_scores`), with the keys on axis 1
+and the owner of the key Gram matrix on axis 0: ``[I, R, W, C]`` for t2i (words query regions, the region gram
+is per image), ``[C, W, I, R]`` for i2t (regions query words, the word gram is per caption). The Gram product is
+then one ``bmm`` on the map as it lies, and the key reductions are running ``addcmul``s over axis 1, as in the
+factual path, so a counterfactual costs the factual passes minus the learned softmax plus its draw.
+
+The draw is the expensive part: the counter hash is a dozen integer passes per map entry. So each shard is
+scored in chunks of the gram owner (:func:`chunk_rows`: a few MiB per map-sized buffer on the CPU, the whole
+shard on a GPU) and each chunk goes through hash → draw → relevance → pooling while it is still in the cache;
+only the ``[X, Y]`` scores leave a chunk. Every pair's result is computed within one chunk, so chunking changes
+no value.
 
 * random / uniform: the counterfactual map does not depend on the learned attention, so no learned map is
-  computed at all (only the sims, the draw, the ``bmm`` and the reductions);
-* reversed / shuffle: the learned map is built once in place (an unnormalised softmax, then divided by
-  its row sum — reversed is ``max(α) − α`` of the *normalised* α) and shared by every draw.
+  computed at all;
+* reversed / shuffle: the learned map of the chunk is built once (an unnormalised softmax divided by its key
+  sum — reversed is ``max(α) − α`` of the *normalised* α) and shared by every intervention of the call.
 
-The draws are the interventions' own ``apply`` with global ``(image id, caption id)`` pair ids broadcast
-to the ``[X, Y]`` layout, so they are bit-identical to the eager path's whatever the shard.
+The draws are bit-identical to the interventions' own ``apply`` on ``[..., Q, K]`` maps whatever the layout,
+chunk or shard: the hash of an entry is :func:`counter_hash.entry_hash32_` of its global ``(image id, caption
+id)`` pair hash, its query and its key, and the values come from the interventions' own helpers
+(:meth:`Random.values`, :func:`shuffle_keys`).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from causmatch.models.attention import EPS, aggregate, fast_logits_exp
+from causmatch.counter_hash import entry_hash32_, pair_hash32
+from causmatch.interventions import Random, Reversed, Shuffle, Uniform
+from causmatch.interventions.maps import shuffle_keys
+from causmatch.models.attention import EPS, _dot_along, aggregate, fast_logits_exp
+
+CHUNK_BYTES = 2 * 2**20  # one map-sized float32 buffer per chunk on the CPU (a few of them stay in the cache)
 
 
-def _learned_maps(s: torch.Tensor, qmask: torch.Tensor, kmask: torch.Tensor, norm: str,
+def chunk_rows(n_rows: int, row_entries: int, device: torch.device) -> int:
+    """Gram owners per chunk: about :data:`CHUNK_BYTES` of float32 map on the CPU, all rows on other devices."""
+    if device.type != "cpu":
+        return max(1, n_rows)
+    return max(1, min(n_rows, CHUNK_BYTES // (4 * max(1, row_entries))))
+
+
+def _learned_maps(s: torch.Tensor, qmask: torch.Tensor | None, kmask: torch.Tensor, qdim: int, norm: str,
                   lam: float) -> torch.Tensor:
-    """The learned attention ``α [X, Y, Q, K]`` (rows sum to 1, masked keys and padded rows exactly 0).
-
-    ``s`` is a strided ``[X, Y, Q, K]`` view; the first copy makes it contiguous in this layout.
-    """
-    alpha = torch.empty(s.shape, dtype=s.dtype, device=s.device).copy_(s)  # [X, Y, Q, K]
-    if norm == "clipped_l2norm":
-        F.leaky_relu(alpha, 0.1, inplace=True)
-    qm = qmask.unsqueeze(-1)  # [X|1, Y|1, Q, 1]
-    # exp(λ·normalize(s)) without max-subtraction: |normalize(s)| <= 1 and λ <= MAX_FAST_LAMBDA.
-    alpha = fast_logits_exp(alpha, None if bool(qm.all()) else qm, norm, 2, lam)
+    """The learned attention on ``s [X, K, ., .]`` (queries on ``qdim``): each query's weights over the keys
+    (axis 1) sum to 1, masked keys exactly 0. ``qmask`` (bool, None: all valid) excludes padded queries from the
+    softmax norm's column softmax."""
+    alpha = F.leaky_relu(s, 0.1) if norm == "clipped_l2norm" else s.clone()
+    alpha = fast_logits_exp(alpha, qmask, norm, qdim, lam)  # exp(λ·normalize(s)): no max needed, |.| <= λ
     alpha.mul_(kmask)  # masked keys: exactly 0 weight
-    alpha.div_(alpha.sum(-1, keepdim=True).clamp_min(torch.finfo(alpha.dtype).tiny))  # [X, Y, Q, K]
-    return alpha.mul_(qm)  # padded query rows: all 0 (the exp above made them 1)
+    return alpha.div_(alpha.sum(1, keepdim=True).clamp_min_(torch.finfo(alpha.dtype).tiny))
 
 
-def _cf_scores(alpha: torch.Tensor, s: torch.Tensor, qmask: torch.Tensor, gram: torch.Tensor,
-               agg: str, lambda_lse: float, qnorms: torch.Tensor | None) -> torch.Tensor:
-    """Pooled score ``[X, Y]`` of intervened maps ``alpha [X, Y, Q, K]`` (contiguous) on sims ``s``.
+def _draw(iv, base: torch.Tensor | None, s: torch.Tensor, kmask: torch.Tensor, all_keys: bool,
+          hash_of) -> torch.Tensor:
+    """The intervened map of one chunk, ``[X, K, ., .]`` contiguous (the kinds are checked by exact class)."""
+    kind = type(iv)
+    if kind is Random:
+        alpha = iv.values(hash_of(iv.seed), s.dtype)
+        return alpha if all_keys else alpha.mul_(kmask)
+    if kind is Uniform:
+        w = kmask.to(s.dtype)
+        return (w / w.sum(1, keepdim=True).clamp_min(1)).expand(s.shape).contiguous()
+    if kind is Reversed:  # the learned map is 0 at masked keys, as apply's ``attn * key_mask``
+        alpha = torch.sub(base.amax(1, keepdim=True), base)
+        return alpha if all_keys else alpha.mul_(kmask)
+    if kind is Shuffle:
+        return shuffle_keys(base, kmask, hash_of(iv.seed), 1, all_valid=all_keys)
+    raise TypeError(f"no fast draw for {kind.__name__}")  # impl.fast_counterfactual admits only the four
 
-    Relevance in the exact Gram form; rows an intervention left empty drop out, as in the eager path.
-    """
-    X, Y, Q, K = alpha.shape
-    num = (alpha * s).sum(-1)  # [X, Y, Q]  = q · a
-    a = alpha.view(X, Y * Q, K)
-    quad = torch.bmm(a, gram).mul_(a).sum(-1).view(X, Y, Q)  # [X, Y, Q]  = |a|^2, one bmm per gram owner
+
+def _chunk_scores(alpha: torch.Tensor, s: torch.Tensor, qmask: torch.Tensor, gram: torch.Tensor,
+                  qnorms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Relevance ``[X, ., .]`` of the intervened maps ``alpha [X, K, ., .]`` on sims ``s``, and the queries that
+    count (valid, and not emptied by the intervention). Relevance in the exact Gram form."""
+    X, K = alpha.shape[:2]
+    num = _dot_along(alpha, s, 1)  # [X, ., .]  = q · a
+    a = alpha.view(X, K, -1)
+    quad = _dot_along(torch.bmm(gram, a).view_as(alpha), alpha, 1)  # [X, ., .]  = |a|^2, one bmm per gram owner
     den = quad.clamp_min_(EPS * EPS).sqrt_()
     if qnorms is not None:
-        den = den * qnorms
-    rel = num.div_(den.clamp_min_(EPS))  # [X, Y, Q]
-    active = qmask & (alpha != 0).any(-1)  # [X, Y, Q]
-    return aggregate(rel, active, agg, lambda_lse)  # [X, Y]
+        den = den.mul_(qnorms)
+    # An intervention may leave a row empty: it drops out. Every kind's weights are >= 0, so a row is empty
+    # exactly when its key sum is 0 (one outer-axis reduction, cheaper than a boolean map and ``any``).
+    active = qmask & alpha.sum(1).ne(0)
+    return num.div_(den.clamp_min_(EPS)), active
 
 
-def _direction(s, qmask, kmask, gram, qnorms, *, query, ids, interventions, learned, norm, lam, agg,
-               lambda_lse) -> list[torch.Tensor]:
-    """One direction on ``s [X, Y, Q, K]``: one ``[X, Y]`` score per intervention."""
-    base = _learned_maps(s, qmask, kmask, norm, lam) if learned else s.new_zeros(()).expand(s.shape)
-    out = []
-    for iv in interventions:
-        alpha = iv.apply(base, kmask, query=query, pair_ids=ids).contiguous()  # [X, Y, Q, K]
-        out.append(_cf_scores(alpha, s, qmask, gram, agg, lambda_lse, qnorms))
-    return out
+def _direction(s, *, kmask, qmask, qmask_learned, qdim, gram, qnorms, pair_ids, q, k, query, to_ic, interventions,
+               learned, norm, lam, agg, lambda_lse) -> list[torch.Tensor]:
+    """One direction on ``s [X, K, ., .]``: one ``[X, Y]`` score per intervention (``to_ic`` turns a
+    ``[X, ., .]`` relevance into ``[rows, columns, queries]`` of the result)."""
+    X = s.shape[0]
+    step = chunk_rows(X, s[0].numel(), s.device)
+    all_keys = bool(kmask.all())
+    pair_hashes = {}  # per seed: the per-pair part of the hash, [X, 1, ., .]
+    outs: list[list[torch.Tensor]] = [[] for _ in interventions]
+    for x0 in range(0, X, step):
+        x1 = min(X, x0 + step)
+        sc, km = s[x0:x1], kmask[x0:x1] if kmask.shape[0] > 1 else kmask
+
+        def hash_of(seed, x0=x0, x1=x1):
+            if seed not in pair_hashes:
+                pair_hashes[seed] = pair_hash32(seed, query, pair_ids[0], pair_ids[1], s.device)
+            ph = pair_hashes[seed]
+            return entry_hash32_(ph[x0:x1] if ph.shape[0] > 1 else ph, q, k)
+
+        base = _learned_maps(sc, qmask_learned, km, qdim, norm, lam) if learned else None
+        qm = qmask[x0:x1] if qmask.shape[0] > 1 else qmask
+        qn = None if qnorms is None else qnorms
+        for out, iv in zip(outs, interventions):
+            rel, active = _chunk_scores(_draw(iv, base, sc, km, all_keys, hash_of), sc, qm, gram[x0:x1], qn)
+            rel, active = to_ic(rel), to_ic(active)
+            out.append(aggregate(rel, active, agg, lambda_lse))
+    return [torch.cat(o, 0) for o in outs]
 
 
 def fast_cf_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.Tensor,
@@ -77,25 +126,43 @@ def fast_cf_scores(words: torch.Tensor, word_mask: torch.Tensor, regions: torch.
 
     words ``[C, W, D]``, word_mask ``[C, W]``, regions ``[I, R, D]``, region_mask ``[I, R]``, grams
     ``[C, W, W]`` / ``[I, R, R]``, image_ids ``[I]`` / caption_ids ``[C]`` (global ids keying the draws),
-    region_norms ``[I, R]`` (None: unit regions). ``interventions`` are objects with
-    ``apply(attn, key_mask, query=, pair_ids=)`` (random, uniform, reversed, shuffle); ``learned`` says
-    whether any of them reads the learned map (reversed, shuffle). Equal to the eager path to float
-    rounding for norms in ``attention.FAST_NORMS``. The caller must hold ``torch.no_grad()``.
+    region_norms ``[I, R]`` (None: unit regions). ``interventions`` are instances of exactly the registry's
+    whole-map counterfactual classes (random, uniform, reversed, shuffle: :func:`impl.fast_counterfactual`);
+    ``learned`` says whether any of them reads the learned map (reversed, shuffle). Equal to the eager path to
+    float rounding for norms in ``attention.FAST_NORMS``. The caller must hold ``torch.no_grad()``.
     """
     C, W, D = words.shape
     I, R, _ = regions.shape
+    dev = words.device
+    if I == 0 or C == 0:
+        return [regions.new_zeros(I, C) for _ in interventions]
+    words = words * word_mask.unsqueeze(-1).to(words.dtype)  # padded words give exact-0 sims
     kw = dict(interventions=interventions, learned=learned, norm=norm, lam=lambda_softmax, agg=agg,
               lambda_lse=lambda_lse)
+    i32 = dict(device=dev, dtype=torch.int32)
     parts = []
-    if direction in ("t2i", "both"):  # words query regions; the region gram is per image: X = I, Y = C
-        s = (words.reshape(C * W, D) @ regions.reshape(I * R, D).t()).view(C, W, I, R).permute(2, 0, 1, 3)
-        parts.append(_direction(s, word_mask.unsqueeze(0), region_mask.view(I, 1, 1, R), region_gram, None,
-                                query="words", ids=(image_ids.view(I, 1), caption_ids.view(1, C)), **kw))
-    if direction in ("i2t", "both"):  # regions query words; the word gram is per caption: X = C, Y = I
-        s = (regions.reshape(I * R, D) @ words.reshape(C * W, D).t()).view(I, R, C, W).permute(2, 0, 1, 3)
-        qn = None if region_norms is None else region_norms.unsqueeze(0)  # [1, I, R]
-        sc = _direction(s, region_mask.unsqueeze(0), word_mask.view(C, 1, 1, W), word_gram, qn,
-                        query="regions", ids=(image_ids.view(1, I), caption_ids.view(C, 1)), **kw)
+    s = None
+    if direction in ("i2t", "both"):
+        s = (words.reshape(C * W, D) @ regions.reshape(I * R, D).t()).view(C, W, I, R)  # [C, W, I, R]
+    if direction in ("t2i", "both"):  # words query regions: [I, R, W, C], the region gram per image
+        s_t = (regions.reshape(I * R, D) @ words.transpose(0, 1).reshape(W * C, D).t()).view(I, R, W, C) \
+            if s is None else s.permute(2, 3, 1, 0).contiguous()
+        wm = word_mask.t().reshape(1, W, C)  # [1, W, C]
+        parts.append(_direction(
+            s_t, kmask=region_mask.view(I, R, 1, 1), qmask=wm,
+            qmask_learned=None if norm != "softmax" or bool(word_mask.all()) else wm.unsqueeze(0), qdim=2,
+            gram=region_gram, qnorms=None, pair_ids=(image_ids.view(I, 1, 1, 1), caption_ids.view(1, 1, 1, C)),
+            q=torch.arange(W, **i32).view(1, 1, W, 1), k=torch.arange(R, **i32).view(1, R, 1, 1), query="words",
+            to_ic=lambda x: x.transpose(1, 2), **kw))
+    if direction in ("i2t", "both"):  # regions query words: [C, W, I, R], the word gram per caption
+        rm = region_mask.view(1, I, R)
+        sc = _direction(
+            s, kmask=word_mask.view(C, W, 1, 1), qmask=rm,
+            qmask_learned=None if bool(region_mask.all()) else rm.unsqueeze(0), qdim=3, gram=word_gram,
+            qnorms=None if region_norms is None else region_norms.view(1, I, R),
+            pair_ids=(image_ids.view(1, 1, I, 1), caption_ids.view(C, 1, 1, 1)),
+            q=torch.arange(R, **i32).view(1, 1, 1, R), k=torch.arange(W, **i32).view(1, W, 1, 1), query="regions",
+            to_ic=lambda x: x, **kw)
         parts.append([x.t() for x in sc])  # [C, I] -> [I, C]
     if len(parts) == 1:
         return parts[0]
