@@ -9,8 +9,8 @@ factual path, so a counterfactual costs the factual passes minus the learned sof
 The draw is the expensive part: the counter hash is a dozen integer passes per map entry. So each shard is
 scored in chunks of the gram owner (:func:`chunk_rows`: a few MiB per map-sized buffer on the CPU, the whole
 shard on a GPU) and each chunk goes through hash → draw → relevance → pooling while it is still in the cache;
-only the ``[X, Y]`` scores leave a chunk. Every pair's result is computed within one chunk, so chunking changes
-no value.
+only the ``[X, Y]`` scores leave a chunk. Every pair's result is computed within one chunk, so chunk (and shard)
+boundaries change only float rounding (vectorised loop bodies vs scalar tails), never a draw.
 
 * random / uniform: the counterfactual map does not depend on the learned attention, so no learned map is
   computed at all;
