@@ -4,6 +4,12 @@ One :class:`causmatch.analysis.AnalysisSession` per (checkpoint, split) is a sha
 :mod:`loaders` (all browser sessions and threads use it, so its heavy calls hold its lock);
 results of single pairs and queries are ``st.cache_data`` entries keyed by the checkpoint's and the
 data's fingerprints; whole-split matrices also live in the session's on-disk cache.
+
+Whole-split matrices are computed in the background (``causmatch.analysis.jobs``: one worker per server,
+one job per matrix shared by every session): a page asks :func:`pending` which of the matrices it needs are
+not built yet, draws what is ready and shows their jobs' status where the rest will go
+(``components.background``); :func:`similarity` waits for a job, for views that cannot go on without it.
+Every number under ᾱ averages the sidebar's draws (:func:`draws`), on every page.
 """
 from __future__ import annotations
 
@@ -17,15 +23,6 @@ def _key(model: Model) -> str:
     """A cache key for results of ``model`` on this split: both fingerprints (they change with the files)."""
     session, _ = model.session
     return "|".join(session.fingerprints())
-
-
-def _progress_callback():
-    """A progress bar that appears only if the analysis reports work (a cache hit shows nothing)."""
-    slot = st.empty()
-
-    def update(done: int, total: int, message: str) -> None:
-        slot.progress(min(1.0, done / max(total, 1)), text=f"{message} — {done}/{total} (cached afterwards)")
-    return slot, update
 
 
 def _spec(ctx: Context) -> str:
@@ -46,24 +43,168 @@ def explain(ctx: Context, model: Model, image: int, caption: int, text: str = ""
                     _spec(ctx), ctx.samples, ctx.seed)
 
 
-# Whole-split matrices use one counterfactual draw per pair, as training does (the
-# failure table's default): K draws would multiply the first build of every matrix by K. Pairs
-# and single queries use the sidebar's sample count, with its interval.
-SPLIT_SAMPLES = 1
+def draws(ctx: Context, spec: str | None) -> int:
+    """How many draws of ᾱ the numbers under ``spec`` average — the sidebar's samples for a stochastic kind, 1
+    for a deterministic one or the factual scores. Every page uses it: whole-split matrices (failure table,
+    R@K, slices) and single queries (Retrieval, Failing pair, Compare) average the same draws, so one query's
+    counterfactual rank is the same number everywhere (``AnalysisSession.rank_caption_query``)."""
+    if spec is None:
+        return 1
+    from causmatch.analysis.effects import sample_interventions
+    from causmatch.interventions import resolve_intervention
+    return len(sample_interventions(resolve_intervention(spec, ctx.seed), ctx.samples))
+
+
+# ------------------------------------------------------------------ whole-split matrices, in the background
+def _matrix_key(model: Model, spec: str | None, samples: int, seed: int) -> str:
+    """The worker's key of a matrix: the session's fingerprints and the matrix's cache tag (two sessions
+    asking for the same matrix share one job)."""
+    from causmatch.analysis.session import sims_tag
+    session, _ = model.session
+    return f"{_key(model)}|{sims_tag(session.check_intervention(spec, seed=seed), samples, seed)}"
+
+
+def matrix_label(ctx: Context, model: Model, spec: str | None) -> str:
+    """What a matrix job computes, as the status line says it."""
+    what = "factual scores" if spec is None else f"scores under {spec} ({draws(ctx, spec)} draw" \
+        f"{'s' if draws(ctx, spec) != 1 else ''}, seed {ctx.seed})"
+    return f"{model.label}: whole-split {what}"
+
+
+def cached_matrix(ctx: Context, model: Model, spec: str | None = None):
+    """The model's [I, C] matrix under ``spec`` when it is built (memory or disk cache), else None."""
+    session, lock = model.session
+    with lock:
+        return session.cached_similarity(spec, samples=draws(ctx, spec), seed=ctx.seed)
+
+
+def matrix_job(ctx: Context, model: Model, spec: str | None = None):
+    """None when the matrix is built; else its background job (``causmatch.analysis.jobs``), submitted once
+    per server and shared by every session that asks for it. The job encodes the split under the session's
+    lock, then scores it without holding the lock, so that single pairs and queries of the same checkpoint
+    keep answering meanwhile (the worker runs one whole-split job at a time)."""
+    from causmatch.analysis.jobs import worker
+    if cached_matrix(ctx, model, spec) is not None:
+        return None
+    session, lock = model.session
+    samples, seed = draws(ctx, spec), ctx.seed
+
+    def compute(progress):
+        with lock:
+            session.gallery(progress)
+        return session.similarity(spec, samples=samples, seed=seed, progress=progress)
+    size = session.split.n_images * session.split.n_captions * samples
+    key, label = _matrix_key(model, spec, samples, seed), matrix_label(ctx, model, spec)
+    job = worker().submit(key, compute, label=label, size=size, kind="sims")
+    if job.status().state == "done" and cached_matrix(ctx, model, spec) is None:
+        worker().forget(key)  # built for a session object that is gone (or a cache emptied since): again
+        job = worker().submit(key, compute, label=label, size=size, kind="sims")
+    return job
+
+
+def unique(wanted: list[tuple[Model, str | None]]) -> list[tuple[Model, str | None]]:
+    """``(model, spec)`` pairs without repeats, in order (models are compared by identity)."""
+    return list({(id(m), spec): (m, spec) for m, spec in wanted}.values())
+
+
+def pending(ctx: Context, wanted: list[tuple[Model, str | None]]) -> list:
+    """The background jobs of the ``(model, spec)`` matrices that are not built yet (queued, running, failed
+    or cancelled ones), each submitted once; empty when every matrix is ready."""
+    import time
+    jobs = [j for j in (matrix_job(ctx, model, spec) for model, spec in unique(wanted)) if j is not None]
+    deadline = time.monotonic() + wait_s()
+    for job in jobs:  # a short job lands before the page goes on: no status flashes by
+        job.wait(max(0.0, deadline - time.monotonic()))
+    return [j for j in jobs if j.status().state != "done"]
+
+
+def wait_s() -> float:
+    """Seconds a page waits for its background jobs before it shows their status instead: env
+    CAUSMATCH_WAIT_S, else 1 (a small split's matrices land within it)."""
+    import os
+    try:
+        return max(0.0, float(os.environ.get("CAUSMATCH_WAIT_S", "1")))
+    except ValueError:
+        return 1.0
+
+
+def retry(key: str) -> None:
+    """Forget a failed or cancelled job: the page's next run submits it afresh (the Compute again button)."""
+    from causmatch.analysis.jobs import worker
+    worker().forget(key)
+
+
+def cancel(key: str) -> None:
+    """Cancel a job (the Cancel button): it stops at its next shard and writes nothing to the cache."""
+    from causmatch.analysis.jobs import worker
+    worker().cancel(key)
+
+
+def estimate(ctx: Context, wanted: list[tuple[Model, str | None]]) -> tuple[int, float | None]:
+    """(matrices not built yet, seconds they should take — from the rate of matrices built by this server,
+    None before the first one) for ``(model, spec)`` pairs: what a control says before it is used."""
+    from causmatch.analysis.jobs import worker
+    missing, seconds = 0, 0.0
+    for model, spec in unique(wanted):
+        if cached_matrix(ctx, model, spec) is not None:
+            continue
+        missing += 1
+        session, _ = model.session
+        took = worker().estimate(session.split.n_images * session.split.n_captions * draws(ctx, spec), "sims")
+        seconds = None if took is None or seconds is None else seconds + took
+    return missing, (seconds if missing else 0.0)
+
+
+def cost_note(ctx: Context, wanted: list[tuple[Model, str | None]]) -> str:
+    """"" when every matrix is built; else "not cached: N whole-split matrices, about S s" (or, before this
+    server has measured one, the pairs and draws they score)."""
+    missing, seconds = estimate(ctx, wanted)
+    if not missing:
+        return ""
+    what = f"{missing} whole-split matri{'ces' if missing != 1 else 'x'}"
+    if seconds is not None:
+        return f"not cached: {what}, about {max(1, round(seconds))} s (computed in the background)"
+    n = ctx.split.n_images * ctx.split.n_captions
+    return f"not cached: {what} of {n:,} pairs (minutes on a small CPU; computed in the background)"
+
+
+def failure_matrices(ctx: Context, models: list[Model] | None = None) -> list[tuple[Model, str | None]]:
+    """The matrices a failure table needs (:func:`failures`): every checkpoint's factual scores and the
+    first one's under the sidebar's intervention."""
+    models = ctx.models if models is None else models
+    return [(m, None) for m in models] + [(models[0], _spec(ctx))]
 
 
 def similarity(ctx: Context, model: Model, spec: str | None = None):
-    """The model's [I, C] score matrix (factual when ``spec`` is None), with progress on first build."""
+    """The model's [I, C] score matrix (factual when ``spec`` is None): read when built, else computed by the
+    background worker while this waits with its progress (for views that cannot go on without it; pages
+    that can ask :func:`pending` first and draw what is ready)."""
+    from causmatch.errors import DataError
+    job = matrix_job(ctx, model, spec)
+    if job is not None:
+        slot = st.empty()
+        while not job.wait(0.5):
+            now = job.status()
+            if now.total:
+                slot.progress(now.fraction, text=f"{now.label} — {now.done}/{now.total}{_left(now.eta)}")
+        slot.empty()
+        now = job.status()
+        if now.state != "done":
+            from causmatch.analysis.jobs import worker
+            worker().forget(job.key)  # the next visit tries again
+            raise DataError(f"{now.label}: {now.error or 'cancelled'} — open the page again to compute it")
     session, lock = model.session
-    slot, update = _progress_callback()
     with lock:
-        sims = session.similarity(spec, samples=SPLIT_SAMPLES, seed=ctx.seed, progress=update)
-    slot.empty()
-    return sims
+        return session.similarity(spec, samples=draws(ctx, spec), seed=ctx.seed)
+
+
+def _left(eta: float | None) -> str:
+    return "" if eta is None else f", ~{max(1, round(eta))} s left"
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _rank(_model: Model, key: str, direction: str, query: int, spec: str, samples: int, seed: int, k: int):
+def _rank(_model: Model, key: str, direction: str, query: int, spec: str, samples: int, seed: int, k: int,
+          built: bool):
     session, lock = _model.session
     fn = session.rank_caption_query if direction == "t2i" else session.rank_image_query
     with lock:
@@ -73,7 +214,10 @@ def _rank(_model: Model, key: str, direction: str, query: int, spec: str, sample
 def rank(ctx: Context, model: Model, direction: str, query: int, k: int):
     """RankResult of one query (caption for t2i, image for i2t) under the chosen intervention."""
     similarity(ctx, model)  # the factual matrix, with a progress bar the first time
-    return _rank(model, _key(model), direction, int(query), _spec(ctx), ctx.samples, ctx.seed, int(k))
+    spec = _spec(ctx)
+    # read from the whole-split matrix of the same draws once it is built (one number on every page)
+    built = spec != "none" and cached_matrix(ctx, model, spec) is not None
+    return _rank(model, _key(model), direction, int(query), spec, ctx.samples, ctx.seed, int(k), built)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -92,7 +236,7 @@ def failures(ctx: Context, direction: str):
     similarity(ctx, ctx.models[0], _spec(ctx))
     key = "+".join(_key(m) for m in ctx.models)
     found, _ = fits(ctx)
-    return _failures(ctx.models, key, direction, _spec(ctx), SPLIT_SAMPLES, ctx.seed, found)
+    return _failures(ctx.models, key, direction, _spec(ctx), draws(ctx, _spec(ctx)), ctx.seed, found)
 
 
 def filter_failures(df, **filters):
@@ -176,7 +320,7 @@ def _ranks(_model: Model, key: str, spec: str | None, samples: int, seed: int):
 def ranks(ctx: Context, model: Model, spec: str | None):
     """0-based (caption → image [C], image → caption [I]) ranks of the split, factual (None) or under ``spec``."""
     similarity(ctx, model, spec)
-    return _ranks(model, _key(model), spec, SPLIT_SAMPLES, ctx.seed)
+    return _ranks(model, _key(model), spec, draws(ctx, spec), ctx.seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -192,11 +336,11 @@ def _matching_effects(_model: Model, key: str, spec: str, samples: int, seed: in
 
 def matching_effects(ctx: Context, model: Model):
     """[C] effect S(α) − S(ᾱ) of every matching pair (caption c with image c // K) under the sidebar's
-    intervention, one draw per pair (:data:`SPLIT_SAMPLES`); None when the kind lacks its targets."""
+    intervention, the sidebar's draws (:func:`draws`); None when the kind lacks its targets."""
     if ctx.intervention is None:
         return None
     similarity(ctx, model, ctx.intervention)
-    return _matching_effects(model, _key(model), ctx.intervention, SPLIT_SAMPLES, ctx.seed)
+    return _matching_effects(model, _key(model), ctx.intervention, draws(ctx, ctx.intervention), ctx.seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -251,7 +395,7 @@ def _recall(_model: Model, key: str, spec: str | None, samples: int, seed: int) 
 def recall(ctx: Context, model: Model, spec: str | None) -> dict:
     """R@K metrics of the split, factual (None) or under ``spec``."""
     similarity(ctx, model, spec)
-    return _recall(model, _key(model), spec, SPLIT_SAMPLES, ctx.seed)
+    return _recall(model, _key(model), spec, draws(ctx, spec), ctx.seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -280,7 +424,7 @@ def _effect_means(_model: Model, key: str, spec: str, samples: int, seed: int) -
 def effect_means(ctx: Context, model: Model) -> dict:
     """Mean effect over matching pairs and over all non-matching pairs."""
     similarity(ctx, model, _spec(ctx))
-    return _effect_means(model, _key(model), _spec(ctx), SPLIT_SAMPLES, ctx.seed)
+    return _effect_means(model, _key(model), _spec(ctx), draws(ctx, _spec(ctx)), ctx.seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -376,7 +520,7 @@ def fit_recall(ctx: Context, model: Model, spec: str | None) -> dict | None:
     if matrix is None:
         return None
     similarity(ctx, model, spec)
-    return _fit_recall(model, matrix, _key(model), spec, SPLIT_SAMPLES, ctx.seed)
+    return _fit_recall(model, matrix, _key(model), spec, draws(ctx, spec), ctx.seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

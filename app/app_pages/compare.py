@@ -13,7 +13,7 @@ import streamlit as st
 import results
 import state
 from causmatch.analysis import pair_view
-from components import figures, help, pair
+from components import background, figures, help, pair
 from components.errors import plain, require_finite
 from components.pickers import pick_index, pick_pair
 
@@ -106,7 +106,7 @@ def scales_note(scale: dict, n_models: int) -> str:
 
 def _ranks(ctx: state.Context, caption: int, image: int) -> pd.DataFrame:
     """The pair's caption as a query and its image as a query, under every checkpoint (1-based ranks)."""
-    cf = help.cf_rank_label(help.draws(ctx.intervention, ctx.samples, ctx.seed))
+    cf = help.cf_rank_label(help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed)
     rows = []
     for model in ctx.models:
         for direction, query in (("t2i", caption), ("i2t", image)):
@@ -139,6 +139,11 @@ def render(ctx: state.Context) -> None:
     help.how_to_read("scores", "effect", "interval", "attention", "word_effects", "ranks")
     if not text:
         st.subheader("Ranks of this pair's queries")
+        jobs = results.pending(ctx, [(m, None) for m in ctx.models])
+        if jobs:  # the ranks need the whole-split factual scores; the pair above stays usable meanwhile
+            background.status(jobs, key="cmp_ranks", what="The ranks appear here when the whole-split scores are "
+                              "computed.")
+            return
         ranks = _ranks(ctx, caption, image)
         st.dataframe(ranks, hide_index=True, column_config={
             "S(α) of the true item": st.column_config.NumberColumn(format=f"%.{DIGITS}f")})

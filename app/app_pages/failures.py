@@ -11,7 +11,7 @@ import streamlit as st
 import results
 import state
 from causmatch.analysis import failures, links, slices
-from components import figures, help
+from components import background, figures, help
 from components.errors import plain, require_finite
 from components.pickers import pick_direction, pick_slice
 from components.tables import SELECT_WIDTH, column_config, csv_button, thumbnail
@@ -56,11 +56,13 @@ def _numbered(split, caption: int) -> str:
     return f"#{caption} · {split.captions[caption]}"
 
 
-def display(split, shown: pd.DataFrame, direction: str) -> tuple[pd.DataFrame, dict]:
+def display(ctx: state.Context, shown: pd.DataFrame, direction: str) -> tuple[pd.DataFrame, dict]:
     """(rows, column settings) as drawn: readable names with help (``failures.COLUMNS``), the caption
     texts (the query caption; for image queries the best wrong caption, the image beside it being the
     truth), and thumbnails of the query images (the first :data:`THUMBS` rows). The settings
-    name the columns shown, in order; the rows keep every column (the selection reads them)."""
+    name the columns shown, in order; the rows keep every column (the selection reads them). Counterfactual
+    columns say the draws they average (the sidebar's, as on every page)."""
+    split = ctx.split
     out = shown.copy()
     if direction == "t2i":
         out["query_text"] = [_numbered(split, int(q)) for q in out["query"]]
@@ -72,7 +74,8 @@ def display(split, shown: pd.DataFrame, direction: str) -> tuple[pd.DataFrame, d
         out["wrong_text"] = [_numbered(split, int(c)) for c in out["best_wrong"]]
     present = [n for n, c in failures.COLUMNS.items() if n in out.columns and c.in_table]
     replaced = {failures.COLUMNS[n].replaces for n in present}
-    named = {n: (*failures.COLUMNS[n].named(direction, results.SPLIT_SAMPLES, short=True), failures.COLUMNS[n].kind)
+    n_draws = results.draws(ctx, ctx.intervention) if ctx.intervention else None
+    named = {n: (*failures.COLUMNS[n].named(direction, n_draws, short=True), failures.COLUMNS[n].kind)
              for n in present if n not in replaced}
     return out, column_config(named, fit=TABLE_WIDTH - SELECT_WIDTH)
 
@@ -94,7 +97,7 @@ def _table(ctx: state.Context, found: slices.SplitSlices, direction: str, full: 
     st.markdown(f"**{len(shown):,}** of {len(full):,} query {queries}{where} · select a row to open its "
                 "failing pair (the query beside its true and best wrong item)")
     _fit_line(ctx, direction, full)
-    rows, config = display(ctx.split, shown, direction)
+    rows, config = display(ctx, shown, direction)
     st.dataframe(rows, hide_index=True, column_config=config, column_order=list(config),
                  on_select=partial(_row_selected, ctx.split, shown), selection_mode="single-row", key="fail_table",
                  height=420, placeholder="—",
@@ -141,9 +144,9 @@ SLICE_COLUMNS = {  # slice table column -> (label, help, kind); R@10 and medr ar
 }
 
 
-def _slice_config(df: pd.DataFrame) -> dict:
+def _slice_config(df: pd.DataFrame, n_draws: int = 1) -> dict:
     """Column settings of a slice table: the columns that hold a value, named with their help."""
-    draws = f"{results.SPLIT_SAMPLES} draw{'s' if results.SPLIT_SAMPLES != 1 else ''}"
+    draws = f"{n_draws} draw{'s' if n_draws != 1 else ''}"
     return column_config({name: (label.format(draws=draws), text, kind)
                           for name, (label, text, kind) in SLICE_COLUMNS.items()
                           if name in df.columns and not df[name].isna().all()})
@@ -166,7 +169,7 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
                "by the first checkpoint's outcome (real failures: the best wrong item does not fit the query). "
                "A caption slice cuts caption queries; an image slice cuts image queries and the captions of its "
                f"images. Mean effects: the first checkpoint's, under "
-               f"{plain(ctx.intervention or 'no counterfactual')}, {results.SPLIT_SAMPLES} draw per pair.")
+               f"{plain(ctx.intervention or 'no counterfactual')}, {_draws_text(ctx)} per pair.")
     help.how_to_read("ranks", "effect", "pointing", *(("fit",) if "outcome" in found.families else ()))
     if found.missing:
         why = dict.fromkeys(found.missing.values())
@@ -205,23 +208,32 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
                 st.caption(f"The {SLICE_WORDS} most frequent words in at most half of the captions; the slice "
                            "picker above offers every word.")
             shown = pd.concat([whole, part], ignore_index=True)
-            config = _slice_config(shown)
+            config = _slice_config(shown, results.draws(ctx, ctx.intervention))
             st.dataframe(shown, hide_index=True, column_config=config, column_order=list(config),
                          key=f"slice_table_{family}", placeholder="—")
             csv_button(shown.drop(columns=["family"]), f"slices_{family}.csv", key=f"slice_csv_{family}",
                        label="Export CSV (with R@10 and median ranks)")
 
 
+def _draws_text(ctx: state.Context) -> str:
+    n = results.draws(ctx, ctx.intervention)
+    return f"{n} draw{'s' if n != 1 else ''}" + (f", seed {ctx.seed}" if n > 1 else "")
+
+
 def render(ctx: state.Context) -> None:
     st.title("Failure cases")
-    draws = f"{results.SPLIT_SAMPLES} draw per pair"
     st.caption(f"{' vs '.join(plain(m.label) for m in ctx.models)} · counterfactual: "
-               f"{plain(ctx.intervention or 'none')} ({draws}) · ranks are 1-based; "
-               "margin = S(true pair) − S(best wrong pair)")
+               f"{plain(ctx.intervention or 'none')} ({_draws_text(ctx)} per pair, the sidebar's — as on every "
+               "page) · ranks are 1-based; margin = S(true pair) − S(best wrong pair)")
     fit = ("fit",) if results.fits(ctx)[0] is not None else ()
     help.how_to_read("ranks", "margin", "effect", "pointing", *fit)
     filters = _filters(ctx)
     direction = filters["direction"]
+    jobs = results.pending(ctx, results.failure_matrices(ctx))
+    if jobs:  # the table and the slices fill in when their matrices land; the filters stay usable
+        background.status(jobs, key="failures", what="The failure table and the slices appear here when the "
+                          "whole-split scores they rank are computed (in the background; other pages stay usable).")
+        return
     full = results.failures(ctx, direction)
     require_finite(full[[c for c in ("margin", "effect_true") if c in full.columns]].to_numpy(),
                    f"the failure table ({direction})")
@@ -229,7 +241,8 @@ def render(ctx: state.Context) -> None:
     cut_col, sort_col, order = st.columns([2, 2, 1.4])
     pick_slice(found, cut_col)
     by = sort_col.selectbox("Sort by", failures.SORTABLE, key=state.key("sort"), on_change=state.changed,
-                            format_func=lambda c: failures.COLUMNS[c].named(direction, results.SPLIT_SAMPLES)[0])
+                            format_func=lambda c: failures.COLUMNS[c].named(
+                                direction, results.draws(ctx, ctx.intervention) if ctx.intervention else None)[0])
     natural = "↑" if failures.COLUMNS[by].ascending else "↓"
     order.segmented_control("Order", failures.ORDERS, required=True, key=state.key("order"), on_change=state.changed,
                             format_func={"": f"worst first {natural}", "asc": "↑", "desc": "↓"}.get,

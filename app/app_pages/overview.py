@@ -11,7 +11,7 @@ import results
 import state
 from causmatch.analysis import links, slices
 from causmatch.interventions import COUNTERFACTUAL_KINDS
-from components import figures, help
+from components import background, figures, help
 from components.errors import plain
 from components.images import load_rgb
 from components.pickers import pick_slice
@@ -107,34 +107,47 @@ def attention_specs(ctx: state.Context, mode: str) -> list[str | None]:
     return list(dict.fromkeys([None] + extra))
 
 
-def recall_frame(ctx: state.Context, mode: str, fit_aware: bool = False) -> pd.DataFrame:
+def wanted(ctx: state.Context, mode: str) -> list[tuple[state.Model, str | None]]:
+    """The whole-split matrices the R@K tables of ``mode`` rank: one per (checkpoint, attention)."""
+    return [(model, spec) for model in ctx.models for spec in attention_specs(ctx, mode)]
+
+
+def attention_name(ctx: state.Context, spec: str | None) -> str:
+    """A row's attention: "factual", or the kind with the draws it averages ("random · 8 draws")."""
+    if spec is None:
+        return "factual"
+    n = results.draws(ctx, spec)
+    return f"{spec} · {n} draws" if n > 1 else spec
+
+
+def recall_frame(ctx: state.Context, mode: str, fit_aware: bool = False, rows_of=None) -> pd.DataFrame:
     """One row per (checkpoint, attention): factual, plus the sidebar's intervention or every kind.
-    ``fit_aware``: fit-aware R@K (a hit when any item the query fits ranks there) instead of R@K."""
-    specs = attention_specs(ctx, mode)
+    ``fit_aware``: fit-aware R@K (a hit when any item the query fits ranks there) instead of R@K.
+    ``rows_of``: only these (checkpoint, attention) pairs (default: every one of ``mode``)."""
     get = results.fit_recall if fit_aware else results.recall
     rows = []
-    for model in ctx.models:
-        for spec in dict.fromkeys(specs):
-            metrics = get(ctx, model, spec)
-            rows.append({"checkpoint": model.label, "attention": spec or "factual",
-                         **{m: round(float(metrics[m]), 2) for m in METRICS}})
-    return pd.DataFrame(rows)
+    for model, spec in (wanted(ctx, mode) if rows_of is None else rows_of):
+        metrics = get(ctx, model, spec)
+        rows.append({"checkpoint": model.label, "attention": attention_name(ctx, spec),
+                     **{m: round(float(metrics[m]), 2) for m in METRICS}})
+    return pd.DataFrame(rows, columns=["checkpoint", "attention", *METRICS])
 
 
-def slice_recall_frame(ctx: state.Context, mode: str, key: str) -> pd.DataFrame:
+def slice_recall_frame(ctx: state.Context, mode: str, key: str, specs=None) -> pd.DataFrame:
     """R@K of one slice, one row per (checkpoint, attention); image → caption columns empty for a caption
-    slice (it does not cut image queries), rsum only when both directions are cut."""
+    slice (it does not cut image queries), rsum only when both directions are cut. ``specs``: only these
+    attentions (default: every one of ``mode``)."""
     rows = []
-    for spec in attention_specs(ctx, mode):
+    for spec in (attention_specs(ctx, mode) if specs is None else specs):
         for r in results.slice_table(ctx, [key], spec, effects=False).to_dict("records"):
             six = [r[m] for m in METRICS if m.endswith(("_r1", "_r5", "_r10"))]
             r["rsum"] = sum(six) if all(v == v for v in six) else float("nan")
-            rows.append({"checkpoint": r["checkpoint"], "attention": spec or "factual",
+            rows.append({"checkpoint": r["checkpoint"], "attention": attention_name(ctx, spec),
                          **{m: round(float(r[m]), 2) for m in METRICS}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["checkpoint", "attention", *METRICS])
 
 
-def _slice_recall(ctx: state.Context, mode: str) -> None:
+def _slice_recall(ctx: state.Context, mode: str, rows_of: list) -> None:
     """The R@K above cut to one slice of the split (the view's slice, shared with Failure cases)."""
     found = results.slices(ctx)
     key = pick_slice(found)
@@ -149,10 +162,12 @@ def _slice_recall(ctx: state.Context, mode: str) -> None:
         n = (f"{int(sl.captions.sum()):,} caption and {int(sl.images.sum()):,} image queries, each by its own "
              f"outcome under {plain(ctx.models[0].label)}")
     st.caption(f"R@K of the slice *{plain(sl.title)}* — {n}; ranks among the whole split's items.")
-    table(slice_recall_frame(ctx, mode, key), "recall_slice.csv", key="ov_slice_recall", column_config=recall_columns())
+    specs = [spec for spec in attention_specs(ctx, mode) if all((m, spec) in rows_of for m in ctx.models)]
+    table(slice_recall_frame(ctx, mode, key, specs), "recall_slice.csv", key="ov_slice_recall",
+          column_config=recall_columns())
 
 
-def _fit_aware(ctx: state.Context, mode: str) -> None:
+def _fit_aware(ctx: state.Context, mode: str, rows_of: list) -> None:
     """Fit-aware R@K beside the R@K above (the same rows) and how many images each caption fits — scenes
     splits only (their scene descriptions say which captions are true of which images); elsewhere, why not."""
     matrix, why = results.fits(ctx)
@@ -161,7 +176,7 @@ def _fit_aware(ctx: state.Context, mode: str) -> None:
         return
     st.markdown("**Fit-aware R@K (%)** — a query is a hit at K when any item it fits is in the top K "
                 "(rows as above)")
-    table(recall_frame(ctx, mode, fit_aware=True), "recall_fit_aware.csv", key="ov_fit_recall",
+    table(recall_frame(ctx, mode, fit_aware=True, rows_of=rows_of), "recall_fit_aware.csv", key="ov_fit_recall",
           column_config=recall_columns())
     spread = results.fit_spread(ctx)
     per_cap, per_img = spread["fits_per_caption"], spread["fitting_captions_per_image"]
@@ -177,6 +192,11 @@ def _effects(ctx: state.Context) -> None:
     st.subheader("Effect of the learned attention")
     if ctx.intervention is None:
         st.info("Pick targets for the targeted intervention in the sidebar to see effects.")
+        return
+    jobs = results.pending(ctx, [need for m in ctx.models for need in results.failure_matrices(ctx, [m])])
+    if jobs:
+        background.status(jobs, key="ov_effects", what="The effect histograms appear here when the counterfactual "
+                          "scores are computed.")
         return
     cols = st.columns(len(ctx.models))
     for col, model in zip(cols, ctx.models):
@@ -207,6 +227,17 @@ def _grounding(ctx: state.Context) -> None:
     st.caption(f"Chance (a valid region picked at random): {chance:.1f}%.")
 
 
+def cost_line(ctx: state.Context) -> str:
+    """What each choice of the control costs before it is chosen, and the draws its rows average."""
+    n = results.draws(ctx, ctx.intervention) if ctx.intervention else 1
+    parts = []
+    for mode in ("sidebar", "all"):
+        note = results.cost_note(ctx, wanted(ctx, mode))
+        parts.append(f"*{CF_NAMES[mode]}*: {note or 'cached'}")
+    return (f"Counterfactual rows average the sidebar's draws ({n} of a stochastic kind, seed {ctx.seed}), as every "
+            "page does. " + " · ".join(parts) + ".")
+
+
 def render(ctx: state.Context) -> None:
     st.title("Overview")
     dataset_summary(ctx)
@@ -215,13 +246,22 @@ def render(ctx: state.Context) -> None:
     mode = st.segmented_control(
         "Counterfactual results", links.CF_MODES, format_func=CF_NAMES.get, required=True,
         key=state.key("cf"), on_change=state.changed,
-        help="each counterfactual kind needs one whole-split similarity matrix per checkpoint: "
-             "minutes the first time on a small CPU, then read from the disk cache")
-    st.caption(f"Whole-split counterfactual matrices use {results.SPLIT_SAMPLES} draw per pair (as in training); "
-               "*Explore a pair* and *Retrieval* average the sidebar's samples.")
-    table(recall_frame(ctx, mode), "recall.csv", key="ov_recall", column_config=recall_columns())
-    _fit_aware(ctx, mode)
-    _slice_recall(ctx, mode)
+        help="each counterfactual kind needs one whole-split similarity matrix per checkpoint, computed in the "
+             "background the first time (the rows fill in when they land), then read from the disk cache")
+    st.caption(cost_line(ctx))
+    results.pending(ctx, wanted(ctx, mode))  # submitted, and the quick ones waited for
+    found = [(row, results.matrix_job(ctx, *row)) for row in results.unique(wanted(ctx, mode))]  # None: built
+    rows_of = [row for row, job in found if job is None]
+    jobs = list({j.key: j for _, j in found if j is not None}.values())
+    factual = all((m, None) in rows_of for m in ctx.models)
+    if rows_of:
+        table(recall_frame(ctx, mode, rows_of=rows_of), "recall.csv", key="ov_recall", column_config=recall_columns())
+    if jobs:
+        background.status(jobs, key="ov_recall", what="Rows still to come (computed in the background; the page "
+                          "stays usable):")
+    if factual:  # fit-aware R@K and slices rank the factual scores: they appear with them
+        _fit_aware(ctx, mode, rows_of)
+        _slice_recall(ctx, mode, rows_of)
     help.how_to_read("recall", "effect", "pointing", *(("fit",) if results.fits(ctx)[0] is not None else ()))
     _grounding(ctx)
     if mode != "off":

@@ -104,9 +104,18 @@ def draws(spec: str | None, samples: int, seed: int = 0) -> int:
     return len(sample_interventions(resolve_intervention(spec, seed), samples))
 
 
-def cf_rank_label(n_draws: int) -> str:
-    """The name of a rank under the counterfactual attention, saying what it averages."""
-    return f"rank under ᾱ (mean of {n_draws} draws)" if n_draws > 1 else "rank under ᾱ"
+def cf_rank_label(n_draws: int, spec: str | None = None, seed: int | None = None) -> str:
+    """The name of a rank under the counterfactual attention, saying what it averages: with ``spec`` (and
+    ``seed``) the kind and the seed too — "rank under ᾱ (random, mean of 8 draws, seed 0)" — which with the
+    draws fix the number (the same on every page)."""
+    parts = [str(spec)] if spec else []
+    if n_draws > 1:
+        parts.append(f"mean of {n_draws} draws")
+        if seed is not None:
+            parts.append(f"seed {seed}")
+    elif spec:
+        parts.append("1 draw")
+    return f"rank under ᾱ ({', '.join(parts)})" if parts else "rank under ᾱ"
 
 
 def _check(topics: tuple[str, ...]) -> None:

@@ -23,6 +23,11 @@ def assets(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _fresh_caches(assets, monkeypatch, tmp_path_factory):
     monkeypatch.setenv("CAUSMATCH_CACHE", str(assets.cache))
+    # Whole-split matrices come from the background worker: a page waits for them up to the run's timeout
+    # (as a browser's page fills in when they land); every test gets a fresh worker (no job of another test).
+    monkeypatch.setenv("CAUSMATCH_WAIT_S", str(TIMEOUT))
+    from causmatch.analysis import jobs
+    monkeypatch.setattr(jobs, "_WORKER", None)
     # The app opens folders only inside its roots: the test session's temporary folder holds the
     # test data and every test's tmp_path (as `streamlit run app/streamlit_app.py -- --root DIR`).
     monkeypatch.setattr(sys, "argv", [sys.argv[0], "--root", str(tmp_path_factory.getbasetemp())])

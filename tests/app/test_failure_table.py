@@ -35,7 +35,7 @@ def _config(el) -> dict:
 
 
 def test_columns_are_named_with_help_and_counterfactual_draws(make_app):
-    at = make_app("failures", rank_lo=1)
+    at = make_app("failures", rank_lo=1, samples=3)  # the sidebar's draws, as on every page
     no_failure(at)
     config = _config(at.dataframe[0])
     labels = {name: c.get("label") for name, c in config.items()}
@@ -43,9 +43,9 @@ def test_columns_are_named_with_help_and_counterfactual_draws(make_app):
     assert labels["rank"] == "Rank" and helps["rank"].startswith("Rank (true image): ")
     assert labels["best_wrong"] == "Best wrong" and helps["best_wrong"].startswith("Best wrong image: ")
     assert helps["margin"].startswith("Margin S(true) − S(best wrong): ")
-    assert helps["rank_cf"].startswith("Rank under ᾱ (1 draw): ")
-    assert helps["effect_true"].startswith("Effect on true pair (1 draw): ")
-    assert helps["effect_wrong"].startswith("Effect on best wrong pair (1 draw): ")
+    assert helps["rank_cf"].startswith("Rank under ᾱ (3 draws): ")
+    assert helps["effect_true"].startswith("Effect on true pair (3 draws): ")
+    assert helps["effect_wrong"].startswith("Effect on best wrong pair (3 draws): ")
     assert all(helps.values())
     assert "query_text" in config and "query" not in config  # the caption says its index
     at.segmented_control(key="w_dir").set_value("i2t").run()
