@@ -4,10 +4,12 @@ Writes a fake COCO-5K-shaped split — 5,000 images × 36 regions (features of `
 keep the disk low) and 5 captions of 8-14 words per image (25,000) — and a randomly initialised matcher with
 embed size 1,024 (bi-GRU, t2i, SCAN's defaults), then fills the analysis cache the way the app finds it:
 
-* ``--fill random`` (default; what a CPU allows): the gallery entry is the real encoded split (the session
-  encodes it), the whole-split matrices are random float32 matrices (true pairs raised, so ranks vary)
-  written through the session's own API (``put_similarity``), and the failure table's per-query arrays are
-  derived from them by the session (``failure_facts``, what ``causmatch cache`` runs last);
+* ``--fill random`` (default; what a busy CPU allows): the gallery entry holds random unit vectors of the
+  encoded shapes (``[5000, 36, 1024]`` regions, ``[25000, W, 1024]`` words, the captions' real tokens;
+  ``--gallery encode``: the split really encoded by the model, ~10 CPU-minutes), the whole-split matrices
+  are random float32 matrices (true pairs raised, so ranks vary), both written through the session's own API
+  (``put_gallery``, ``put_similarity``), and the failure table's per-query arrays are derived from them by the
+  session (``failure_facts``, what ``causmatch cache`` runs last);
 * ``--fill command``: ``python -m causmatch cache`` itself (a GPU: ``--device cuda``; on a CPU only a
   subset is feasible, see ``--cache-images``).
 
@@ -79,13 +81,40 @@ def _session(ckpt: Path, folder: Path, cache: Path, compute: str, n_images: int 
     return AnalysisSession(load_matcher(ckpt), split, checkpoint_path=ckpt, cache_dir=cache, compute=compute)
 
 
-def fill_random(ckpt: Path, folder: Path, cache: Path, seed: int = 0) -> dict:
-    """The encoded gallery (real), random matrices and their derived arrays, through the session's API."""
+def random_gallery(s, seed: int = 0):
+    """Random unit vectors with the shapes, masks and grams of ``s``'s encoded split (tokens: the real ones)."""
+    import torch
+
+    from causmatch.models import ImageEmb, TextEmb
+
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.from_numpy(np.asarray(s.split.region_mask, dtype=bool))  # [I, R]
+    d = s.matcher.config.embed_size
+    regions = torch.nn.functional.normalize(torch.randn(*mask.shape, d, generator=g), dim=-1) * mask[..., None]
+    tokens = [s.matcher.tokens(c) for c in s.split.captions]
+    w = max(len(t) for t in tokens)
+    wmask = torch.tensor([[j < len(t) for j in range(w)] for t in tokens])  # [C, W]
+    words = torch.empty(len(tokens), w, d)
+    for lo in range(0, len(tokens), 2048):  # block by block: the temporaries stay small
+        hi = min(lo + 2048, len(tokens))
+        words[lo:hi] = torch.nn.functional.normalize(torch.randn(hi - lo, w, d, generator=g), dim=-1)
+    words *= wmask[..., None]
+    img = ImageEmb(regions, mask, regions @ regions.transpose(1, 2))
+    txt = TextEmb(words, wmask, torch.cat([words[lo:lo + 2048] @ words[lo:lo + 2048].transpose(1, 2)
+                                           for lo in range(0, len(words), 2048)]), tokens)
+    return img, txt
+
+
+def fill_random(ckpt: Path, folder: Path, cache: Path, gallery: str, seed: int = 0) -> dict:
+    """The gallery (random or encoded), random matrices and their derived arrays, through the session's API."""
     s = _session(ckpt, folder, cache, "always")
     t = {}
     t0 = time.perf_counter()
-    s.gallery()
-    t["encode_gallery_s"] = time.perf_counter() - t0
+    if gallery == "encode":
+        s.gallery()
+    else:
+        s.put_gallery(*random_gallery(s, seed))
+    t[f"gallery_{gallery}_s"] = time.perf_counter() - t0
     n_i, n_c, k = s.split.n_images, s.split.n_captions, s.split.caps_per_image
     rng = np.random.default_rng(seed)
     base = (0.05 * rng.standard_normal((n_i, n_c), dtype=np.float32))
@@ -170,6 +199,7 @@ def main() -> int:
     p.add_argument("--feat", type=int, default=64, help="region feature size (small: disk); D is --embed")
     p.add_argument("--embed", type=int, default=1024)
     p.add_argument("--fill", choices=("random", "command"), default="random")
+    p.add_argument("--gallery", choices=("random", "encode"), default="random", help="with --fill random")
     p.add_argument("--cache-images", type=int, default=0, help="also time `causmatch cache` on this many images")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--shard", type=int, default=128)
@@ -204,7 +234,8 @@ def main() -> int:
             r = run_command(ckpt, sub, work / f"cache-subset{a.cache_images}", a.device, a.shard)
             res["cache_command_subset"] = {"images": a.cache_images, "captions": 5 * a.cache_images, **r}
         if a.fill == "random":
-            res["fill"] = {"how": "random matrices via put_similarity", **fill_random(ckpt, folder, cache)}
+            res["fill"] = {"how": f"{a.gallery} gallery, random matrices (put_gallery, put_similarity)",
+                           **fill_random(ckpt, folder, cache, a.gallery)}
         else:
             res["fill"] = {"how": "causmatch cache", **run_command(ckpt, folder, cache, a.device, a.shard)}
         res["cache_bytes"] = sum(f.stat().st_size for f in cache.glob("*.npz"))

@@ -25,6 +25,7 @@ Public API::
     .cached_similarity(intervention=None, *, samples=1, seed=0) -> np.ndarray | None   # built already, or None
     .put_similarity(intervention, sims, *, samples=1, seed=0)   # store a matrix built elsewhere (causmatch cache)
     .check_computable(intervention=None, *, samples=1, seed=0)  # CacheMissing now, before queueing work
+    .put_gallery(img, txt)                                      # store an encoded gallery built elsewhere
 
 ``compute`` ("auto" | "always" | "never"): whether a whole-split matrix missing from the cache is computed.
 "auto" computes it unless the split is large (more than ``precompute.LARGE_SPLIT_PAIRS`` image-caption pairs);
@@ -214,6 +215,16 @@ class AnalysisSession:
                 return None
             self._sims[tag] = check_finite_scores(hit["sims"], f"similarity matrix ({iv.name})")
         return self._sims[tag]
+
+    def put_gallery(self, img: ImageEmb, txt: TextEmb) -> None:
+        """Store an encoded gallery built elsewhere (``[I]`` images, ``[C]`` captions of this split) as
+        :meth:`gallery` would (memory and disk cache)."""
+        n_i, n_c = self.split.n_images, self.split.n_captions
+        if len(img) != n_i or len(txt) != n_c:
+            raise DataError(f"a gallery of {len(img)} images and {len(txt)} captions does not fit split "
+                            f"'{self.split.split}' ({n_i} images × {n_c} captions)")
+        self.cache.save(*self._entry("gallery"), _gallery_to_arrays(img, txt))
+        self._gallery = (img, txt)
 
     def check_computable(self, intervention=None, *, samples: int = 1, seed: int = 0) -> None:
         """Nothing when ``intervention``'s whole-split matrix is built or this session may build it (its
