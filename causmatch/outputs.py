@@ -387,6 +387,31 @@ def check_output_dir(out, *, command: str, recognise, consent: bool, consent_hin
     return "previous"
 
 
+def check_output_file(path, *, option: str, recognise, what: str) -> str:
+    """Decide, before any work, whether the file ``path`` (given as ``option``) may be written; "new" or "previous".
+
+    ``recognise(path) -> bool`` says whether an existing file is a previous output of this kind (``what``);
+    only such a file is replaced (the user named it again). A folder, a symbolic link, any other file or a
+    place where nothing can be created is a one-line :class:`DataError` — raised before the work, not after it.
+    """
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        if path.is_symlink():
+            raise DataError(f"{option} {path} is a symbolic link — give a real file path (nothing was written)")
+        if path.is_dir():
+            raise DataError(f"cannot write {option} {path}: it is a folder — give a file path (nothing was written)")
+        _probe_writable(path)
+        if not path.exists():
+            return "new"
+        ours = recognise(path)
+    except OSError as err:
+        raise os_error(err, path, "write") from None
+    if not ours:
+        raise DataError(f"{option} {path} exists and is not {what} — choose another path; it was left as it was "
+                        "(nothing was written)")
+    return "previous"
+
+
 def describe_folder(out: Path) -> str:
     """``a folder holding N entries (a, b, c)`` for error messages."""
     try:

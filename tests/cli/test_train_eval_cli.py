@@ -72,3 +72,37 @@ def test_evaluate_fused_gives_the_same_metrics(trained, tmp_path):
     assert cli([*args, "--json", str(plain)]) == 0
     assert cli([*args, "--fused", "--json", str(fused)]) == 0
     assert json.loads(fused.read_text())["metrics"] == json.loads(plain.read_text())["metrics"]
+
+
+@pytest.mark.parametrize("existing, refused", [
+    (None, False),                                    # a new file
+    ("evaluate", False),                              # our previous result: replaced (the user named it again)
+    ("notes", True),                                  # someone's file: never replaced
+    ('{"metrics": {}}', True),                        # a JSON that is not a full evaluate result
+    ("folder", True),
+])
+def test_evaluate_json_target_is_checked_before_the_work(trained, tmp_path, capsys, monkeypatch, existing, refused):
+    data, ckpt = trained
+    out = tmp_path / "r.json"
+    if existing == "folder":
+        out.mkdir()
+    elif existing == "evaluate":
+        assert cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--no-grounding",
+                    "--json", str(out)]) == 0
+    elif existing is not None:
+        out.write_text(existing)
+    before = out.read_text() if out.is_file() else None
+    import causmatch.evaluation as ev
+
+    calls = []
+    real = ev.evaluate
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    capsys.readouterr()
+    code = cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--no-grounding", "--json", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    if refused:
+        assert code == 2 and len(err) == 1 and "--json" in err[0] and "nothing was written" in err[0]
+        assert not calls  # refused before any scoring
+        assert (out.read_text() if out.is_file() else None) == before
+    else:
+        assert code == 0 and calls and json.loads(out.read_text())["n_images"] == 10
