@@ -226,3 +226,14 @@ def test_large_split_gallery_and_check_computable(ckpt, tiny_split, tmp_path, mo
     small = _session(ckpt, tiny_split, None, "auto")
     monkeypatch.setattr(P, "LARGE_SPLIT_PAIRS", 10**9)
     small.check_computable("reversed")  # small split: it may compute
+
+
+def test_put_gallery_is_read_back_and_refuses_a_wrong_size(ckpt, tiny_split, tmp_path):
+    cache = tmp_path / "cache"
+    built = _session(ckpt, tiny_split, None, "always").gallery()
+    s = _session(ckpt, tiny_split, cache, "always")
+    with pytest.raises(DataError, match="does not fit split"):
+        s.put_gallery(built[0][[0, 1]], built[1])
+    s.put_gallery(*built)
+    img, txt = _session(ckpt, tiny_split, cache, "never").gallery()  # "never": a miss would raise
+    assert np.array_equal(img.regions.numpy(), built[0].regions.numpy()) and txt.tokens == built[1].tokens
