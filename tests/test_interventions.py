@@ -257,7 +257,8 @@ def test_derived_lists_follow_the_registry():
                                 "mask-words", "keep-words", "swap-words")
     assert [k.name for k in KINDS.values() if k.stochastic] == ["random", "shuffle"]
     assert {k.name for k in KINDS.values() if not k.reads_learned_map} == {"random", "uniform"}
-    assert [k.name for k in KINDS.values() if not k.spec] == ["one-word", "word-per-row", "region-per-row"]
+    assert [k.name for k in KINDS.values() if not k.spec] == ["one-word", "word-per-row", "region-per-row",
+                                                              "filtration"]
 
 
 @pytest.mark.parametrize("k", SPEC_KINDS, ids=lambda k: k.name)

@@ -167,7 +167,9 @@ def word_effects(matcher, img, txt, intervention, *, samples: int = 8, seed: int
     draws = sample_interventions(intervention, samples, seed)
     rep_img, rep_txt, ids = _replicate(img, txt, pair_ids, len(words))
     with torch.no_grad():
-        many = matcher.pair_scores_many(rep_img, rep_txt, [WordPerRow(iv, words) for iv in draws], pair_ids=ids)
+        # A kind on another target (SAF's filtration) has its own per-word form; attention kinds: WordPerRow.
+        per_word = [iv.for_each_word(words) if hasattr(iv, "for_each_word") else WordPerRow(iv, words) for iv in draws]
+        many = matcher.pair_scores_many(rep_img, rep_txt, per_word, pair_ids=ids)
     cf = torch.stack([s.score for s in many]).double().mean(0).cpu().numpy()  # [n] mean over the K draws
     finite(cf, f"per-word counterfactual score ({intervention.name})", pair_ids)
     out[list(words)] = factual - cf

@@ -1,5 +1,9 @@
 """Explain one image–caption pair: maps, relevances, score, counterfactual maps and effects.
 
+Model heads: SCAN's (``similarity="scan"``) reports word/region relevances (the cosines it pools); SGRAF's
+(``"saf"``/``"sgr"``) has none — its score comes from similarity vectors — so those fields are None, and a SAF
+model reports its filtration weights (``filtration [W+1]``: the global match, then each word) instead.
+
 Public API::
 
     PairExplanation            # dataclass, fields below; .to_dict() is JSON-serialisable
@@ -61,6 +65,9 @@ class PairExplanation:
     boxes: np.ndarray | None = None          # [R,4] x1,y1,x2,y2 pixels, None without boxes
     grounding: dict | None = None            # see grounding.pair_grounding
     extra: dict = field(default_factory=dict)
+    similarity: str = "scan"                 # the model's head: "scan" (pooled relevance) | "saf" | "sgr" (SGRAF)
+    filtration: np.ndarray | None = None     # [W+1] SAF's filtration weights: [0] the global match, [1+j] word j
+    cf_filtration: np.ndarray | None = None  # [W+1] the same under the intervention (mean over the K draws)
 
     @property
     def unknown_rows(self) -> list[int]:
@@ -103,6 +110,12 @@ def _maps(scores, w: int):
     return t2i, i2t, wrel, rrel
 
 
+def _filtration(scores, w: int):
+    """SAF's filtration weights ``[W+1]`` of pair 0 (global node, then the ``w`` words); None for other heads."""
+    f = getattr(scores, "filtration", None)
+    return None if f is None else _np(f[0, : w + 1])
+
+
 def _mean_maps(maps: list):
     present = [m for m in maps if m is not None]
     return None if not present else np.mean(np.stack(present), axis=0)
@@ -124,9 +137,13 @@ def explain_pair(matcher, img, txt, intervention, *, samples: int = 8, seed: int
     t2i, i2t, wrel, rrel = _maps(fact, w)
     cf = [_maps(d, w) for d in draws]
     cf_scores = finite(np.array([float(d.score[0]) for d in draws]), "counterfactual pair score", pair_ids)  # [K]
+    filtration, cf_filtration = _filtration(fact, w), [_filtration(d, w) for d in draws]
     for m in (t2i, i2t, *(x for c in cf for x in c[:2])):
         if m is not None:
             finite(m, "attention map", pair_ids)
+    for m in (filtration, *cf_filtration):
+        if m is not None:
+            finite(m, "filtration weights", pair_ids)
     mean, lo, hi = t_interval(cf_scores)
     tokens = list(txt.tokens[0])[:w] if getattr(txt, "tokens", None) else []
     return PairExplanation(
@@ -141,4 +158,6 @@ def explain_pair(matcher, img, txt, intervention, *, samples: int = 8, seed: int
                                    pair_ids=pair_ids, factual=score)[:w] if per_word else None),
         region_effects=(region_effects(matcher, img, txt, pair_ids=pair_ids, factual=score)
                         if per_region else None),
+        similarity=getattr(matcher.config, "similarity", "scan"), filtration=filtration,
+        cf_filtration=_mean_maps(cf_filtration),
     )

@@ -67,7 +67,13 @@ from causmatch.checkpoint import check_compatible
 from causmatch.data import load_split, tokenize
 from causmatch.errors import ConfigError, DataError
 from causmatch.evaluation import check_finite_scores
-from causmatch.interventions import COUNTERFACTUAL_KINDS, kind_of, resolve_intervention, validate_intervention
+from causmatch.interventions import (
+    COUNTERFACTUAL_KINDS,
+    check_targets_for,
+    kind_of,
+    resolve_intervention,
+    validate_intervention,
+)
 from causmatch.models import ImageEmb, TextEmb, sharded_similarity
 
 
@@ -319,6 +325,7 @@ class AnalysisSession:
         """The Intervention of ``intervention`` (spec or object), checked against the pair (``image`` with
         ``caption`` or ``text``) or, with no image, the whole split; a one-line ConfigError otherwise."""
         iv = resolve_intervention(intervention, seed)
+        check_targets_for(getattr(self.matcher.config, "similarity", "scan"), [iv])  # e.g. filtration: SAF only
         if image is None:
             return validate_intervention(iv, **self.split_limits(), scope=f" for split '{self.split.split}'")
         lim = self.pair_limits(image, caption, text=text)
@@ -351,6 +358,7 @@ class AnalysisSession:
         gallery's against the split's maximum."""
         lim = self.split_limits()
         iv = resolve_intervention(intervention, seed)
+        check_targets_for(getattr(self.matcher.config, "similarity", "scan"), [iv])
         return validate_intervention(iv, n_words=lim["n_words"] if n_words is None else n_words,
                                      n_regions=lim["n_regions"] if n_regions is None else n_regions, scope=scope)
 

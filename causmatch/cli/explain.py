@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--text", help="a free-text caption (unknown words are reported)")
     p.add_argument("--intervention", default="random", metavar="KIND",
                    help="random, uniform, reversed, shuffle, mask-regions=0,3, keep-regions=2, mask-words=1, "
-                        "swap-words=1,4, none (default random)")
+                        "swap-words=1,4, none (default random); on a SAF model also filtration:KIND (uniform, "
+                        "random, shuffle, mask-words=…, keep-words=…) to edit its filtration weights instead")
     p.add_argument("--samples", type=int, default=8,
                    help="draws of a stochastic intervention, 1..256 (default 8)")
     p.add_argument("--seed", type=int, default=0, help="first seed of the draws (default 0)")
@@ -47,6 +48,12 @@ def _report(session, args) -> dict:
     out["word_effects"] = [{"index": j, "token": t, "effect": e}
                            for j, (t, e) in enumerate(zip(d["tokens"], d["word_effects"] or []))]
     out["region_effects"] = d["region_effects"]
+    out["similarity"] = d["similarity"]
+    if d["filtration"] is not None:  # SAF: how much the score listens to the global match and to each word
+        nodes = ["<global>", *d["tokens"]]
+        cf = d["cf_filtration"] or [None] * len(nodes)
+        out["filtration"] = [{"node": n, "weight": f, "counterfactual": g}
+                             for n, f, g in zip(nodes, d["filtration"], cf)]
     # ranks are 1-based here (1 = top), like evaluate's medr
     out["true_image_rank"] = {"factual": rk.rank + 1, "counterfactual": rk.cf_rank + 1,
                               "gallery_size": int(len(rk.scores))}

@@ -1,9 +1,10 @@
 """Interventions ``do(α = ᾱ)`` on attention maps, and their registry: every kind declared once.
 
-Three modules: :mod:`~causmatch.interventions.maps` (the kinds with a spec string: how each changes a map),
-:mod:`~causmatch.interventions.per_row` (library-only kinds behind the per-word and per-region effects) and
-:mod:`~causmatch.interventions.registry` (every kind declared once, and parsing, validation and lookups built
-from it). Import everything from this package.
+Four modules: :mod:`~causmatch.interventions.maps` (the kinds with a spec string: how each changes a map),
+:mod:`~causmatch.interventions.per_row` (library-only kinds behind the per-word and per-region effects),
+:mod:`~causmatch.interventions.filtration` (a kind applied to SAF's filtration weights, the second intervention
+*target*: spec ``filtration:KIND``) and :mod:`~causmatch.interventions.registry` (every kind and every target
+declared once, and parsing, validation and lookups built from it). Import everything from this package.
 
 Every intervention maps ``attn [..., Q, K]`` to a map of the same shape; keys outside ``key_mask``
 always come out 0. ``query`` says what the rows are: ``"words"`` (t2i) or ``"regions"`` (i2t), so that
@@ -29,6 +30,7 @@ which axis and how many targets a kind takes from :func:`target_rule` (or the ki
 failure is a one-line :class:`ConfigError`.
 """
 
+from causmatch.interventions.filtration import OnFiltration
 from causmatch.interventions.maps import (
     MAX_TARGETS,
     Identity,
@@ -49,22 +51,27 @@ from causmatch.interventions.registry import (
     AXES,
     COUNTERFACTUAL_KINDS,
     KINDS,
+    TARGETS,
     InterventionKind,
+    InterventionTarget,
     TargetRule,
+    check_targets_for,
     format_spec,
     get_kind,
     kind_of,
     parse_intervention,
     pickable_kinds,
     resolve_intervention,
+    target_of,
     target_rule,
     validate_intervention,
 )
 
 __all__ = [
-    "AXES", "COUNTERFACTUAL_KINDS", "KINDS", "MAX_TARGETS", "Identity", "Intervention", "InterventionKind",
-    "KeepRegions", "KeepWords", "MaskRegions", "MaskWords", "OneWord", "Random", "RegionPerRow", "Reversed",
-    "Shuffle", "SwapWords", "TargetRule", "Uniform", "WordPerRow", "check_targets", "format_spec", "get_kind",
-    "kind_of", "parse_intervention", "pickable_kinds", "resolve_intervention", "target_rule",
+    "AXES", "COUNTERFACTUAL_KINDS", "KINDS", "MAX_TARGETS", "TARGETS", "Identity", "Intervention",
+    "InterventionKind", "InterventionTarget", "KeepRegions", "KeepWords", "MaskRegions", "MaskWords",
+    "OnFiltration", "OneWord", "Random", "RegionPerRow", "Reversed", "Shuffle", "SwapWords", "TargetRule",
+    "Uniform", "WordPerRow", "check_targets", "check_targets_for", "format_spec", "get_kind", "kind_of",
+    "parse_intervention", "pickable_kinds", "resolve_intervention", "target_of", "target_rule",
     "validate_intervention",
 ]

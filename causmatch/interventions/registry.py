@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from causmatch.errors import ConfigError
-from causmatch.interventions import maps, per_row
+from causmatch.interventions import filtration, maps, per_row
 from causmatch.interventions.maps import MAX_TARGETS, Intervention, spec_numbers
 
 AXES = ("words", "regions", "none")
@@ -107,11 +107,54 @@ KINDS: dict[str, InterventionKind] = {k.name: k for k in (
                      "batched one-word: pair n intervenes on its own word (per-word effects)", spec=False),
     InterventionKind("region-per-row", per_row.RegionPerRow, False, True, "regions", 1, _N,
                      "batched mask-regions: pair n masks its own region (per-region effects)", spec=False),
+    InterventionKind("filtration", filtration.OnFiltration, False, True, "none", 0, 0,
+                     "a kind applied to SAF's filtration weights instead of the attention (spec 'filtration:KIND')",
+                     spec=False),
 )}
 _BY_CLASS = {k.cls: k for k in KINDS.values()}
 _SPEC_NAMES = {n: k for k in KINDS.values() if k.spec for n in (k.name, *k.aliases)}
 
 COUNTERFACTUAL_KINDS = tuple(k.name for k in KINDS.values() if k.counterfactual)
+
+
+@dataclass(frozen=True)
+class InterventionTarget:
+    """What an intervention edits, declared once in :data:`TARGETS`.
+
+    ``prefix``: the spec's prefix (``""`` for the attention maps); ``kinds``: the spec kinds that apply to it;
+    ``heads``: the ``model.similarity`` values whose models have it (empty: every model); ``description``: one
+    line for people.
+    """
+
+    name: str
+    prefix: str
+    kinds: tuple[str, ...]
+    heads: tuple[str, ...]
+    description: str
+
+
+TARGETS: dict[str, InterventionTarget] = {t.name: t for t in (
+    InterventionTarget("attention", "", tuple(k.name for k in KINDS.values() if k.spec), (),
+                       "the cross-attention maps α (which regions each word attends to)"),
+    InterventionTarget("filtration", filtration.PREFIX, ("uniform", "random", "shuffle", "mask-words", "keep-words"),
+                       ("saf",), "SAF's filtration weights (how much each word, and the global match, counts in "
+                                 "the score)"),
+)}
+
+
+def target_of(iv) -> InterventionTarget:
+    """The :class:`InterventionTarget` an intervention object edits (``attention`` unless it says otherwise)."""
+    return TARGETS.get(getattr(iv, "target", "attention"), TARGETS["attention"])
+
+
+def check_targets_for(similarity: str, interventions) -> None:
+    """Refuse (one-line ConfigError) an intervention whose target a model with head ``similarity`` lacks."""
+    for iv in interventions:
+        t = target_of(iv)
+        if t.heads and similarity not in t.heads:
+            raise ConfigError(f"intervention '{iv.name}' edits {t.description.split(' (')[0]}, which a "
+                              f"model.similarity={similarity} model does not have — use an attention "
+                              f"intervention (e.g. {t.kinds[0]}) or a {'/'.join(t.heads)} checkpoint")
 _SPECS = ", ".join(k.example for k in KINDS.values() if k.spec)
 
 
@@ -177,6 +220,13 @@ def parse_intervention(spec: str | None, seed: int = 0) -> Intervention:
     targeted kinds take their targets, comma-separated; stochastic kinds get ``seed``.
     """
     text = "none" if spec is None else str(spec).strip().lower()
+    for t in TARGETS.values():
+        if t.prefix and text.startswith(t.prefix):
+            inner = text[len(t.prefix):].strip()
+            if inner.partition("=")[0].strip() not in t.kinds:
+                raise ConfigError(f"intervention '{spec}': on the {t.name} target use one of: "
+                                  f"{', '.join(t.prefix + k for k in t.kinds)}")
+            return filtration.OnFiltration(parse_intervention(inner, seed=seed))
     name, _, arg = text.partition("=")
     k = _SPEC_NAMES.get(name)
     if k is None:

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from causmatch.errors import ConfigError
+from causmatch.interventions import check_targets_for, target_of
 from causmatch.models import attention as A
 from causmatch.models import reference
 from causmatch.models import sgraf as G
@@ -238,6 +239,7 @@ class Matcher(nn.Module):
                         return_maps: bool = False, impl: str | None = None) -> list[Scores]:
         """:meth:`similarity` under several interventions (None = learned) sharing one cosine and map pass."""
         interventions = list(interventions)
+        check_targets_for(self.config.similarity, [iv for iv in interventions if iv is not None])
         impl = self.choose_impl(img, txt, interventions, return_maps=return_maps, impl=impl)
         if impl == "sgraf":
             return self._sgraf(img, txt, interventions, pair_ids, return_maps, aligned=False)
@@ -298,6 +300,7 @@ class Matcher(nn.Module):
     def pair_scores_many(self, img: ImageEmb, txt: TextEmb, interventions, *, pair_ids=None,
                          return_maps: bool = False) -> list[Scores]:
         """:meth:`pair_scores` under several interventions (None = learned), sharing the learned maps."""
+        check_targets_for(self.config.similarity, [iv for iv in interventions if iv is not None])
         if self.config.similarity != "scan":
             return self._sgraf(img, txt, list(interventions), pair_ids, return_maps, aligned=True)
         s, layout = self._aligned_layout(img, txt, pair_ids)
@@ -334,9 +337,12 @@ class Matcher(nn.Module):
         learned = A.attention_maps(s, lay["txt_mask_q"], lay["img_key"], a.norm, a.lambda_softmax)  # [..., W, R]
         outs = []
         for iv in interventions:
-            alpha = learned if iv is None else iv.apply(learned, lay["img_key"], query="words", pair_ids=lay["ids"])
-            nodes = qmask if iv is None else A.active_queries(alpha, qmask)
-            score, filtration = self.sim_enc.score(alpha, txt.words, img.regions, nodes, img.glo, txt.glo)
+            on_maps = iv is not None and target_of(iv).name == "attention"  # else: the learned maps
+            alpha = iv.apply(learned, lay["img_key"], query="words", pair_ids=lay["ids"]) if on_maps else learned
+            nodes = A.active_queries(alpha, qmask) if on_maps else qmask
+            edit = None if iv is None or on_maps else (lambda w, m, iv=iv: iv.edit(w, m, lay["ids"]))
+            score, filtration = self.sim_enc.score(alpha, txt.words, img.regions, nodes, img.glo, txt.glo,
+                                                   edit_filtration=edit)
             outs.append(Scores(score=score, t2i=alpha, filtration=filtration) if return_maps else Scores(score=score))
         return outs
 
