@@ -159,7 +159,7 @@ class AttentionFiltration(nn.Module):
         x = self.attn_sim_w(sim_emb).squeeze(-1)  # [N, L+1]
         # The batch norm sees only the valid nodes (its training statistics must not count padding).
         normed = self.bn(x[mask].unsqueeze(-1)).squeeze(-1)  # [M]
-        gate = x.new_zeros(x.shape).masked_scatter(mask, torch.sigmoid(normed))  # [N, L+1], 0 off the nodes
+        gate = x.new_zeros(x.shape).masked_scatter(mask, torch.sigmoid(normed).to(x.dtype))  # [N, L+1]; 0 off nodes
         weights = l1norm(gate, -1)
         if edit is not None:
             weights = edit(weights, mask)
