@@ -105,14 +105,15 @@ def random_gallery(s, seed: int = 0):
     return img, txt
 
 
-def fill_random(ckpt: Path, folder: Path, cache: Path, gallery: str, seed: int = 0) -> dict:
-    """The gallery (random or encoded), random matrices and their derived arrays, through the session's API."""
+def fill_random(ckpt: Path, folder: Path, cache: Path, gallery: str, samples: int, seed: int = 0) -> dict:
+    """The gallery (random or encoded), random matrices and their derived arrays, through the session's API
+    (entries already there are kept: a second run with other ``samples`` adds only their matrices)."""
     s = _session(ckpt, folder, cache, "always")
     t = {}
     t0 = time.perf_counter()
     if gallery == "encode":
         s.gallery()
-    else:
+    elif not s.cache.has(*s._entry("gallery")):
         s.put_gallery(*random_gallery(s, seed))
     t[f"gallery_{gallery}_s"] = time.perf_counter() - t0
     n_i, n_c, k = s.split.n_images, s.split.n_captions, s.split.caps_per_image
@@ -122,12 +123,12 @@ def fill_random(ckpt: Path, folder: Path, cache: Path, gallery: str, seed: int =
     t0 = time.perf_counter()
     s.put_similarity(None, base)
     for kind in KINDS:
-        s.put_similarity(kind, base + 0.03 * rng.standard_normal((n_i, n_c), dtype=np.float32))
+        s.put_similarity(kind, base + 0.03 * rng.standard_normal((n_i, n_c), dtype=np.float32), samples=samples)
     t["write_matrices_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for direction in ("t2i", "i2t"):
         for kind in (None, *KINDS):
-            s.failure_facts(direction, kind)
+            s.failure_facts(direction, kind, samples=samples)
     t["derive_failure_arrays_s"] = time.perf_counter() - t0
     return t
 
@@ -152,7 +153,7 @@ def subset(folder: Path, out: Path, n_images: int) -> None:
           caps_per_image=k, regions=np.asarray(s.region_mask[:n_images]))
 
 
-def measure(ckpt: Path, folder: Path, cache: Path) -> dict:
+def measure(ckpt: Path, folder: Path, cache: Path, samples: int) -> dict:
     """Runs in a fresh process (``--measure``): what the app's process pays, with its peak RSS."""
     import resource
 
@@ -168,23 +169,24 @@ def measure(ckpt: Path, folder: Path, cache: Path) -> dict:
         return out
 
     s = timed("open_session_s", lambda: _session(ckpt, folder, cache, "auto"))
-    df = timed("failure_table_t2i_s", lambda: s.failure_table("t2i", "random"))
-    timed("failure_table_i2t_s", lambda: s.failure_table("i2t", "random"))
-    timed("failure_table_t2i_again_s", lambda: s.failure_table("t2i", "random"))
+    df = timed("failure_table_t2i_s", lambda: s.failure_table("t2i", "random", samples=samples))
+    timed("failure_table_i2t_s", lambda: s.failure_table("i2t", "random", samples=samples))
+    timed("failure_table_t2i_again_s", lambda: s.failure_table("t2i", "random", samples=samples))
     worst = df.sort_values("rank", ascending=False).iloc[0]
     c, i = int(worst["query"]), int(worst["best_wrong"])
     timed("explain_pair_s", lambda: s.explain(i, c, intervention="random", samples=8))
     timed("explain_pair_again_s", lambda: s.explain(i, c + 1, intervention="random", samples=8))
-    timed("rank_caption_query_s", lambda: s.rank_caption_query(c, "random", samples=1))
-    timed("rank_caption_query_again_s", lambda: s.rank_caption_query(c + 1, "random", samples=1))
-    timed("rank_image_query_s", lambda: s.rank_image_query(i, "random", samples=1))
+    timed("rank_caption_query_s", lambda: s.rank_caption_query(c, "random", samples=samples))
+    timed("rank_caption_query_again_s", lambda: s.rank_caption_query(c + 1, "random", samples=samples))
+    timed("rank_image_query_s", lambda: s.rank_image_query(i, "random", samples=samples))
     rss_app_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         timed("missing_entry_refused_s", lambda: s.similarity(MISSING_KIND))
         t["missing_message"] = "(no refusal: the entry was computed)"
     except CacheMissing as err:
         t["missing_message"] = str(err)
-    sims = timed("load_two_matrices_s", lambda: (np.array(s.similarity()), np.array(s.similarity("random"))))
+    sims = timed("load_two_matrices_s",
+                 lambda: (np.array(s.similarity()), np.array(s.similarity("random", samples=samples))))
     timed("failure_table_from_matrices_s",
           lambda: build_failure_table(sims[0], sims[1], s.split.caps_per_image, "t2i", captions=s.split.captions))
     t["peak_rss_app_views_mib"] = rss_app_kib / 1024
@@ -206,10 +208,15 @@ def main() -> int:
     p.add_argument("--work", default=None, help="work folder (default: a temp folder, removed unless --keep)")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--samples", type=int, default=None,
+                   help="draws of the random matrices the views read (default: the app's default samples)")
     p.add_argument("--measure", nargs=3, metavar=("CKPT", "DATA", "CACHE"), help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.samples is None:
+        from causmatch.analysis.links import FIELDS
+        a.samples = FIELDS["samples"].default
     if a.measure:
-        print(json.dumps(measure(*map(Path, a.measure))))
+        print(json.dumps(measure(*map(Path, a.measure), a.samples)))
         return 0
     from causmatch.runtime import configure
 
@@ -218,7 +225,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     folder, ckpt, cache = work / "coco5k", work / "ckpt", work / "cache"
     res: dict = {"images": a.images, "captions": 5 * a.images, "regions": 36, "feat": a.feat, "embed": a.embed,
-                 "fill": a.fill, "device": a.device, "python": platform.python_version(),
+                 "fill": a.fill, "samples": a.samples, "device": a.device, "python": platform.python_version(),
                  "omp_threads": os.environ.get("OMP_NUM_THREADS"), "load_before": os.getloadavg()}
     try:
         t0 = time.perf_counter()
@@ -235,11 +242,12 @@ def main() -> int:
             res["cache_command_subset"] = {"images": a.cache_images, "captions": 5 * a.cache_images, **r}
         if a.fill == "random":
             res["fill"] = {"how": f"{a.gallery} gallery, random matrices (put_gallery, put_similarity)",
-                           **fill_random(ckpt, folder, cache, a.gallery)}
+                           **fill_random(ckpt, folder, cache, a.gallery, a.samples)}
         else:
             res["fill"] = {"how": "causmatch cache", **run_command(ckpt, folder, cache, a.device, a.shard)}
         res["cache_bytes"] = sum(f.stat().st_size for f in cache.glob("*.npz"))
-        proc = subprocess.run([sys.executable, __file__, "--measure", str(ckpt), str(folder), str(cache)],
+        proc = subprocess.run([sys.executable, __file__, "--measure", str(ckpt), str(folder), str(cache),
+                               "--samples", str(a.samples)],
                               capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         if proc.returncode != 0:
             raise SystemExit(f"measuring failed: {proc.stderr.strip()[-1500:]}")

@@ -19,14 +19,17 @@ DEFAULT_INTERVENTIONS = "none,random,uniform,reversed,shuffle"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from causmatch.analysis.links import FIELDS  # the app's view defaults: its samples and seed
+
     p = argparse.ArgumentParser(prog="causmatch cache", description=HELP)
     add_model_data_args(p)
     p.add_argument("--interventions", default=DEFAULT_INTERVENTIONS, metavar="LIST",
                    help="comma-separated intervention specs whose whole-split matrices to build (the factual one "
                         f"always is); e.g. random,mask-regions=0,3 (default {DEFAULT_INTERVENTIONS})")
-    p.add_argument("--samples", type=int, default=1,
-                   help="draws per pair of a stochastic intervention, 1..256 (default 1, as the app's split views)")
-    p.add_argument("--seed", type=int, default=0, help="first seed of the draws (default 0, as the app's default)")
+    samples, seed = FIELDS["samples"].default, FIELDS["seed"].default
+    p.add_argument("--samples", type=int, default=samples,
+                   help=f"draws per pair of a stochastic intervention, 1..256 (default {samples}: the app's default)")
+    p.add_argument("--seed", type=int, default=seed, help=f"first seed of the draws (default {seed}: the app's)")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="cache folder (default: env CAUSMATCH_CACHE, else <repo>/assets/cache — the app's)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
