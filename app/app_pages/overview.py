@@ -26,7 +26,9 @@ def recall_columns() -> dict:
     """The R@K tables' readable column names, with help (the CSV keeps the short names)."""
     named = {"checkpoint": ("Checkpoint", "A: the first checkpoint, B: the second", "name"),
              "attention": ("Attention", "factual: the learned attention α; otherwise the counterfactual kind ᾱ",
-                           "name")}
+                           "name"),
+             "draws": ("Draws", "draws of ᾱ the row's numbers average (the sidebar's samples, seeds seed … "
+                       "seed+K−1; 1 for the factual attention or a deterministic kind)", "id")}
     for way, (short, what) in _WAYS.items():
         for k in (1, 5, 10):
             named[f"{way}_r{k}"] = (f"R@{k} {short}", f"{what}; % of queries with a matching item in the top {k}",
@@ -112,12 +114,9 @@ def wanted(ctx: state.Context, mode: str) -> list[tuple[state.Model, str | None]
     return [(model, spec) for model in ctx.models for spec in attention_specs(ctx, mode)]
 
 
-def attention_name(ctx: state.Context, spec: str | None) -> str:
-    """A row's attention: "factual", or the kind with the draws it averages ("random · 8 draws")."""
-    if spec is None:
-        return "factual"
-    n = results.draws(ctx, spec)
-    return f"{spec} · {n} draws" if n > 1 else spec
+def attention_cells(ctx: state.Context, spec: str | None) -> dict:
+    """A row's attention ("factual" or the kind) and the draws of ᾱ its numbers average (1 when factual)."""
+    return {"attention": spec or "factual", "draws": results.draws(ctx, spec)}
 
 
 def recall_frame(ctx: state.Context, mode: str, fit_aware: bool = False, rows_of=None) -> pd.DataFrame:
@@ -128,9 +127,9 @@ def recall_frame(ctx: state.Context, mode: str, fit_aware: bool = False, rows_of
     rows = []
     for model, spec in (wanted(ctx, mode) if rows_of is None else rows_of):
         metrics = get(ctx, model, spec)
-        rows.append({"checkpoint": model.label, "attention": attention_name(ctx, spec),
+        rows.append({"checkpoint": model.label, **attention_cells(ctx, spec),
                      **{m: round(float(metrics[m]), 2) for m in METRICS}})
-    return pd.DataFrame(rows, columns=["checkpoint", "attention", *METRICS])
+    return pd.DataFrame(rows, columns=["checkpoint", "attention", "draws", *METRICS])
 
 
 def slice_recall_frame(ctx: state.Context, mode: str, key: str, specs=None) -> pd.DataFrame:
@@ -142,9 +141,9 @@ def slice_recall_frame(ctx: state.Context, mode: str, key: str, specs=None) -> p
         for r in results.slice_table(ctx, [key], spec, effects=False).to_dict("records"):
             six = [r[m] for m in METRICS if m.endswith(("_r1", "_r5", "_r10"))]
             r["rsum"] = sum(six) if all(v == v for v in six) else float("nan")
-            rows.append({"checkpoint": r["checkpoint"], "attention": attention_name(ctx, spec),
+            rows.append({"checkpoint": r["checkpoint"], **attention_cells(ctx, spec),
                          **{m: round(float(r[m]), 2) for m in METRICS}})
-    return pd.DataFrame(rows, columns=["checkpoint", "attention", *METRICS])
+    return pd.DataFrame(rows, columns=["checkpoint", "attention", "draws", *METRICS])
 
 
 def _slice_recall(ctx: state.Context, mode: str, rows_of: list) -> None:
@@ -232,7 +231,7 @@ def cost_line(ctx: state.Context) -> str:
     n = results.draws(ctx, ctx.intervention) if ctx.intervention else 1
     parts = []
     for mode in ("sidebar", "all"):
-        note = results.cost_note(ctx, wanted(ctx, mode))
+        note = results.cost_note(ctx, [row for row in wanted(ctx, mode) if row[1] is not None])
         parts.append(f"*{CF_NAMES[mode]}*: {note or 'cached'}")
     return (f"Counterfactual rows average the sidebar's draws ({n} of a stochastic kind, seed {ctx.seed}), as every "
             "page does. " + " · ".join(parts) + ".")
