@@ -3,7 +3,9 @@
 Places are opened only inside the app's roots (:func:`state.roots`): a dataset folder or a checkpoint
 outside them is refused with a "not allowed" error before anything is read. ``st.cache_resource``
 objects are shared by every browser session and thread, so a cached matcher is put in eval mode once
-and only read afterwards, and each analysis session comes with a lock that serialises its heavy calls.
+and only read afterwards, and each analysis session comes with a lock that serialises its heavy calls
+(whole-split matrices are scored by the one background worker, ``results.matrix_job``: it holds the lock
+while it encodes the split, not while it scores, so that single pairs and queries keep answering).
 Every cache is keyed by the files' sizes and modification times: a changed file is loaded again.
 """
 from __future__ import annotations
@@ -119,7 +121,8 @@ def load_matcher(path: str, stamp: tuple):
 def analysis_session(ckpt: str, ckpt_stamp: tuple, folder: str, split: str, stamp: tuple):
     """(AnalysisSession, lock) per (checkpoint, split), shared by all browser sessions.
 
-    The lock serialises the heavy calls so that two users never compute the same matrix twice at once.
+    The lock serialises the heavy calls so that two users never compute the same thing twice at once; a
+    whole-split matrix is computed once per server by the background worker (one job per matrix).
     """
     from causmatch.analysis import AnalysisSession
     data = load_split(folder, split, stamp)

@@ -92,6 +92,10 @@ def _kinds_help() -> str:
         f"**{name}**: {get_kind(name).description}" for name in pickable_kinds())
 
 
+_NEW_MATRICES = ("a value not used before makes Overview's counterfactual rows and Failure cases compute new "
+                 "whole-split matrices, in the background (minutes on a small CPU; cached afterwards)")
+
+
 def _intervention(view: dict, split, models) -> tuple[str | None, int, int]:
     st.subheader("Intervention")
     kind = st.selectbox("Counterfactual attention", links.FIELDS["iv"].choices, key=state.key("iv"),
@@ -100,9 +104,11 @@ def _intervention(view: dict, split, models) -> tuple[str | None, int, int]:
     samples = st.number_input("Samples", min_value=samples_field.low, max_value=samples_field.high, step=1,
                               key=state.key("samples"), on_change=state.changed,
                               disabled=not get_kind(kind).stochastic,
-                              help="random draws averaged (with a 95% interval) for stochastic kinds")
+                              help="random draws averaged (with a 95% interval) for stochastic kinds — on every "
+                                   f"page, whole-split ones included: {_NEW_MATRICES}")
     seed = st.number_input("Seed", min_value=seed_field.low, max_value=seed_field.high, step=1,
-                           key=state.key("seed"), on_change=state.changed)
+                           key=state.key("seed"), on_change=state.changed,
+                           help=f"the first draw's seed (draws: seed … seed+samples−1) — {_NEW_MATRICES}")
     rule = target_rule(kind)
     if rule is None:
         return format_spec(kind), int(samples), int(seed)
