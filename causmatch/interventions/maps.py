@@ -290,21 +290,26 @@ def shuffle_keys(attn: torch.Tensor, key_mask: torch.Tensor, h: torch.Tensor, di
             perm = torch.where(key_mask, h.long() & 0xFFFFFFFF, big).argsort(dim=dim, stable=True)
     else:  # unique keys (hash, key) packed in int64: sorted, their low bits are the permutation
         bits = max(1, (K - 1).bit_length())
-        shape = [1] * attn.dim()
-        shape[dim] = K
-        pos = torch.arange(K, device=attn.device).view(shape)
-        packed = (h.long() & 0xFFFFFFFF).bitwise_left_shift_(bits)
+        # the sign-flipped bits order as the unsigned hash; shifted left, the key's position fills the low bits
+        packed = h.bitwise_xor_(-(1 << 31)).long().bitwise_left_shift_(bits)
         if not all_valid:  # invalid keys after every valid one
-            packed = torch.where(key_mask, packed, torch.tensor(1 << (32 + bits), device=attn.device))
-        perm = _network_sort_(packed.bitwise_or_(pos), dim).bitwise_and_((1 << bits) - 1)
+            packed = torch.where(key_mask, packed, torch.tensor(1 << (31 + bits), device=attn.device))
+        perm = _network_sort_(packed.bitwise_or_(_positions(K, dim, attn)), dim).bitwise_and_((1 << bits) - 1)
     vals = attn.gather(dim, perm)  # past the valid count these are masked zeros
     if all_valid:
         return vals
-    shape = [1] * attn.dim()
-    shape[dim] = K
-    pos = torch.arange(K, device=attn.device).view(shape)
+    pos = _positions(K, dim, attn)
     order = torch.where(key_mask, pos, pos + K).argsort(dim=dim, stable=True)  # valid places, in order
+    if torch.equal(order, pos.expand_as(order)):  # valid keys first (padding at the end): already in place
+        return vals
     return torch.zeros_like(attn).scatter_(dim, order.expand_as(attn), vals)
+
+
+def _positions(K: int, dim: int, like: torch.Tensor) -> torch.Tensor:
+    """``0..K-1`` along ``dim`` (int64), broadcastable to ``like``."""
+    shape = [1] * like.dim()
+    shape[dim] = K
+    return torch.arange(K, device=like.device).view(shape)
 
 
 @functools.cache

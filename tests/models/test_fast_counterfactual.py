@@ -65,13 +65,15 @@ def _argsort_shuffle(attn, km, h):
 
 
 @pytest.mark.parametrize("K", [1, 2, 3, 12, 36, 37])
-@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("masked", ["none", "scattered", "padding at the end"])
 def test_shuffle_is_the_same_permutation_on_any_axis(K, masked):
     shape = (4, 5, 6, K)
     h = counter_hash(torch.Size(shape), 3, "words", None, "cpu")
     h[0, 0, 0] = h[0, 0, 0, 0]  # a row of equal hashes: ties go to the earlier key
-    km = torch.rand(4, 1, 1, K, generator=torch.Generator().manual_seed(K)) < 0.6 if masked \
-        else torch.ones(4, 1, 1, K, dtype=torch.bool)
+    km = {"none": torch.ones(4, 1, 1, K, dtype=torch.bool),
+          "scattered": torch.rand(4, 1, 1, K, generator=torch.Generator().manual_seed(K)) < 0.6,
+          "padding at the end": torch.arange(K).view(1, 1, 1, K) < torch.tensor([K, 1, K // 2, 0]).view(4, 1, 1, 1),
+          }[masked]
     attn = torch.rand(shape) * km
     want = _argsort_shuffle(attn, km.expand(shape), h)
     h32 = _bits(h)
