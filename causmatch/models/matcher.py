@@ -367,14 +367,18 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
     if shard_images < 1 or shard_captions < 1:
         raise ConfigError("shard sizes must be at least 1")
     dev = matcher.device
+    order = None
     if matcher.config.similarity != "scan":  # SGRAF: globals once, blocks cut to the memory budget
         img, txt = matcher.with_globals(img.to(dev), txt.to(dev))
+        order = torch.argsort(txt.widths(), stable=True)  # captions by length: a block's graph pads few nodes
         shard_images, shard_captions = G.block_shape(
             len(img), len(txt), words=int(txt.widths().max()) if len(txt) else 1, regions=img.regions.shape[1],
             embed_size=img.regions.shape[-1], sim_dim=matcher.config.sim_dim, budget_bytes=G.BLOCK_BUDGET_BYTES,
             max_images=shard_images, max_captions=shard_captions)
     img_ids = torch.arange(len(img)) if image_ids is None else torch.as_tensor(image_ids)
     cap_ids = torch.arange(len(txt)) if caption_ids is None else torch.as_tensor(caption_ids)
+    if order is not None:  # ids travel with their captions, so the draws are the same
+        txt, cap_ids = txt[order], cap_ids[order.cpu()]
     # Scores stay on the device until the end, and each caption shard's width (its longest caption) is
     # known up front: no host-device synchronisation per shard, so a GPU never waits for the Python loop.
     out = torch.zeros(len(img), len(txt), dtype=torch.float32, device=dev)
@@ -394,4 +398,6 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
             bar.update(1)
     if bar is not None:
         bar.close()
+    if order is not None:
+        out = out[:, torch.argsort(order)]
     return out.cpu().numpy()
