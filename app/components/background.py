@@ -19,6 +19,7 @@ import state
 from components.errors import plain
 
 POLL_S = 1.0  # seconds between two looks at the jobs (the status section alone reruns)
+MARK = "bg_status"  # the status containers' key prefix (CSS class st-key-bg_status_<key>)
 
 
 def line(now) -> str:
@@ -72,4 +73,5 @@ def status(jobs: list, key: str, what: str = "") -> None:
     def draw(*args) -> None:
         _draw(*args)
     draw.__name__ = draw.__qualname__ = f"background_{key}"  # one fragment per status on a page
-    st.fragment(draw, run_every=POLL_S if active else None)(keys, key)
+    with st.container(key=f"{MARK}_{key}"):  # the page's browser tests wait until no such container is left
+        st.fragment(draw, run_every=POLL_S if active else None)(keys, key)

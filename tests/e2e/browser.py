@@ -70,8 +70,12 @@ def stop_app(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+BACKGROUND = '[class*="st-key-bg_status_"]'  # a page's "computing … [Cancel]" status (app/components/background.py)
+
+
 def wait_ready(page, images: int = 0, timeout: float = 120_000) -> None:
-    """Wait until the script stopped, no skeleton remains, and ``images`` images have loaded."""
+    """Wait until the script stopped, no skeleton remains, no background status is left (the results it
+    waited for are drawn), and ``images`` images have loaded."""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
     page.wait_for_function('() => !document.querySelector(\'[data-testid="stSkeleton"]\')', timeout=timeout)
     if images:
@@ -82,6 +86,10 @@ def wait_ready(page, images: int = 0, timeout: float = 120_000) -> None:
     # A rerun may start right after the first one finishes (URL write, widget sync).
     page.wait_for_timeout(300)
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    if page.locator(BACKGROUND).count():  # whole-split results still computing in the background: they fill in
+        page.wait_for_function(f"() => !document.querySelector('{BACKGROUND}')", timeout=timeout)
+        page.wait_for_timeout(300)
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
 
 
 def screenshot(page, name: str, height: int = 2000) -> Path:
