@@ -119,3 +119,25 @@ def test_one_rank_on_every_page(make_app, direction, field):
         page = make_app("retrieval", samples=3, seed=4, dir=direction, **{field: query})
         no_failure(page)
         assert int(metric(page, "… rank under ᾱ (random, mean of 3 draws, seed 4)")) == expect, query
+
+
+def test_counterfactual_labels_say_kind_draws_and_seed():
+    from components import help
+    assert help.cf_rank_label(8, "random", 0) == "rank under ᾱ (random, mean of 8 draws, seed 0)"
+    assert help.cf_rank_label(1, "uniform", 3) == "rank under ᾱ (uniform, 1 draw)"  # deterministic: no seed
+    assert help.cf_rank_label(8) == "rank under ᾱ (mean of 8 draws)" and help.cf_rank_label(1) == "rank under ᾱ"
+
+
+def test_status_lines():
+    from causmatch.analysis.jobs import JobStatus
+    from components import background
+
+    def st(state, done=0, total=0, eta=None, error=None, position=0):
+        return JobStatus("k", "A: whole-split scores under random (8 draws, seed 0)", state, done, total, "", 3.0,
+                         eta, error, position)
+    assert background.line(st("queued", position=2)).endswith("— waiting, 2 jobs ahead")
+    assert background.line(st("running", 3, 12, eta=41.6)) == \
+        "computing A: whole-split scores under random (8 draws, seed 0) … (3/12, ~42 s left)"
+    assert background.line(st("running")).endswith("… (starting)")
+    assert background.line(st("failed", error="DataError: no\\ncaptions")).startswith("A: whole-split")
+    assert "\n" not in background.line(st("failed", error="a b"))
