@@ -169,7 +169,7 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
                "by the first checkpoint's outcome (real failures: the best wrong item does not fit the query). "
                "A caption slice cuts caption queries; an image slice cuts image queries and the captions of its "
                f"images. Mean effects: the first checkpoint's, under "
-               f"{plain(ctx.intervention or 'no counterfactual')}, {_draws_text(ctx)} per pair.")
+               f"{plain(ctx.intervention or 'no counterfactual')}, {_draws_text(ctx)}.")
     help.how_to_read("ranks", "effect", "pointing", *(("fit",) if "outcome" in found.families else ()))
     if found.missing:
         why = dict.fromkeys(found.missing.values())
@@ -216,15 +216,16 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
 
 
 def _draws_text(ctx: state.Context) -> str:
+    """"8 draws per pair, seed 0" (the seed only matters with several draws)."""
     n = results.draws(ctx, ctx.intervention)
-    return f"{n} draw{'s' if n != 1 else ''}" + (f", seed {ctx.seed}" if n > 1 else "")
+    return f"{n} draw{'s' if n != 1 else ''} per pair" + (f", seed {ctx.seed}" if n > 1 else "")
 
 
 def render(ctx: state.Context) -> None:
     st.title("Failure cases")
     st.caption(f"{' vs '.join(plain(m.label) for m in ctx.models)} · counterfactual: "
-               f"{plain(ctx.intervention or 'none')} ({_draws_text(ctx)} per pair, the sidebar's — as on every "
-               "page) · ranks are 1-based; margin = S(true pair) − S(best wrong pair)")
+               f"{plain(ctx.intervention or 'none')} ({_draws_text(ctx)}: the sidebar's, as on every page) · "
+               "ranks are 1-based; margin = S(true pair) − S(best wrong pair)")
     fit = ("fit",) if results.fits(ctx)[0] is not None else ()
     help.how_to_read("ranks", "margin", "effect", "pointing", *fit)
     filters = _filters(ctx)
