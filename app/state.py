@@ -218,10 +218,18 @@ def _drop_strays() -> None:
 
 def changed() -> None:
     """``on_change`` of a widget bound to the view: the view is the link's no longer, so its warnings go; a word
-    or region index that belonged to the pair before this change goes back to its default (:data:`BELONGS_TO`)."""
+    or region index that belonged to the pair before this change goes back to its default (:data:`BELONGS_TO`).
+
+    A widget inside a section that reruns alone (``components.sections``) reruns only its section; the whole
+    page is asked for instead when something drawn outside the section follows this change: the link's
+    warnings on top of the page (they go), or the sidebar's targets while the kind is a targeted one (they are
+    the pair's words or regions, checked against the pair)."""
+    whole = bool(st.session_state.get(_LINK_WARNINGS)) or target_rule(value("iv")) is not None
     st.session_state[_LINK_WARNINGS] = []
     _drop_strays()
     write_link()
+    if whole:
+        st.rerun()  # from a callback: the run after it is the whole page's (callbacks only: never in a page)
 
 
 def fit(name: str, offered: Container | Callable[[Any], bool], instead: Any, warn: bool = True) -> str:

@@ -1,16 +1,20 @@
 """App speed: warm re-render time of each interaction, and the first page from a fresh start.
 
     python benchmarks/bench_app.py [--data DIR] [--checkpoint CKPT] [--checkpoint2 CKPT] [--repeats 3]
-    python benchmarks/bench_app.py --first-page [--checkpoint CKPT] [--checkpoint2 CKPT]
+    python benchmarks/bench_app.py --first-page [--pages overview,explore,...] [--checkpoint CKPT] [--checkpoint2 CKPT]
 
 Warm interactions (AppTest, in-process): every interaction of the list below is played once to
 fill the caches, then ``--repeats`` more times; the table gives the median and the worst time of
 the warm runs (target: at most 1 s each).
 
-First page (``--first-page``): a fresh data folder and a fresh analysis cache (temporary folders
-via CAUSMATCH_DATA / CAUSMATCH_CACHE), ``streamlit run`` started, and headless Chromium opens the
-app; reported: seconds until the Overview's title shows, and until its script has finished (target:
-the first page in at most 60 s). Defaults: the demo data and the two demo checkpoints.
+First visits (``--first-page``): for each page (``--pages``, default every page of the demo tour,
+``tests.e2e.browser.DEMO_VIEWS``), a fresh data folder and a fresh analysis cache (temporary folders
+via CAUSMATCH_DATA / CAUSMATCH_CACHE), ``streamlit run`` started, and headless Chromium opens that page
+first, as a new user following a link to it would; reported per page: seconds until the server answers,
+until the page's title shows, and until it is complete (script finished, no skeleton, its images
+loaded) — the demo data build included (target: each page complete in at most 60 s). Then, in the same
+browser and server, every other page of the tour in order (``then`` rows: what a user who goes on pays).
+Defaults: the demo data and the two demo checkpoints. Prints a table and one JSON line.
 """
 from __future__ import annotations
 
@@ -88,11 +92,24 @@ def warm(args) -> None:
     print(f"\nworst cached interaction: {worst:.3f} s (target ≤ 1 s): {'OK' if worst <= 1.0 else 'MISSED'}")
 
 
-def first_page(args) -> None:
-    sys.path.insert(0, str(REPO))  # a script run by path sees only benchmarks/; the harness is tests.e2e.browser
+def _complete(page, view: tuple, t0: float, timeout_ms: float) -> tuple[float, float]:
+    """(seconds to the title, seconds to complete) of one page of the demo tour, opened in ``page``."""
+    from tests.e2e.browser import wait_ready
+    _, _, heading, images, _ = view
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=timeout_ms)
+    t_title = time.perf_counter() - t0
+    wait_ready(page, images=images, timeout=timeout_ms)
+    if page.locator('[data-testid="stException"]').count():
+        raise SystemExit(f"{view[0]}: a traceback reached the page")
+    return t_title, time.perf_counter() - t0 - 0.3  # wait_ready's settling pause is not the page's
+
+
+def _first_visit(args, view: tuple, then: bool) -> list[dict]:
+    """Open ``view`` first from a fresh start; with ``then``, every other page of the tour after it."""
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.browser import start_app, stop_app  # the e2e harness: free port, health poll
+    from tests.e2e.browser import DEMO_VIEWS, start_app, stop_app  # the e2e harness: free port, health poll
+    out = []
     with tempfile.TemporaryDirectory() as tmp:
         env = {"CAUSMATCH_DATA": str(Path(tmp) / "scenes"), "CAUSMATCH_CACHE": str(Path(tmp) / "cache")}
         cli = ["--checkpoint", args.checkpoint] + (["--checkpoint2", args.checkpoint2] if args.checkpoint2 else [])
@@ -102,19 +119,50 @@ def first_page(args) -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium")
-                page = browser.new_page()
-                page.set_default_timeout(900_000)
-                page.goto(url)
-                page.get_by_role("heading", name="Overview").wait_for()
-                t_title = time.perf_counter() - t0
-                page.wait_for_selector('[data-testid="stDataFrame"]')
-                page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
-                t_done = time.perf_counter() - t0
+                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                page.set_default_timeout(args.timeout * 1000)
+                page.goto(url + view[1])
+                t_title, t_done = _complete(page, view, t0, args.timeout * 1000)
+                out.append({"page": view[0], "first": True, "health_s": round(t_health, 2),
+                            "title_s": round(t_title, 2), "complete_s": round(t_done, 2)})
+                for other in [v for v in DEMO_VIEWS if v[0] != view[0]] if then else []:
+                    t1 = time.perf_counter()
+                    page.goto(url + other[1])
+                    t_title, t_done = _complete(page, other, t1, args.timeout * 1000)
+                    out.append({"page": other[0], "first": False, "after": view[0],
+                                "title_s": round(t_title, 2), "complete_s": round(t_done, 2)})
                 browser.close()
         finally:
             stop_app(proc)
-    print(f"server healthy: {t_health:.1f} s · Overview title shown: {t_title:.1f} s · "
-          f"Overview complete (factual R@K of every checkpoint, grounding): {t_done:.1f} s (target ≤ 60 s)")
+    return out
+
+
+def first_page(args) -> None:
+    sys.path.insert(0, str(REPO))  # a script run by path sees only benchmarks/; the harness is tests.e2e.browser
+    import json
+
+    from tests.e2e.browser import DEMO_VIEWS
+    known = {v[0]: v for v in DEMO_VIEWS}
+    wanted = [name.strip() for name in args.pages.split(",") if name.strip()] or list(known)
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise SystemExit(f"error: unknown page(s) {', '.join(unknown)} — choose from {', '.join(known)}")
+    load_before = os.getloadavg()
+    rows = []
+    for n, name in enumerate(wanted):
+        rows += _first_visit(args, known[name], then=args.then and n == 0)
+        print(f"{name}: {rows[-1] if not args.then or n else rows[0]}", file=sys.stderr)
+    load_after = os.getloadavg()
+    print(f"\nload average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}; {os.cpu_count()} CPUs\n")
+    print("| page | opened | server answers (s) | title shown (s) | complete (s) |\n|---|---|---|---|---|")
+    for r in rows:
+        opened = "first, fresh start (data build included)" if r["first"] else f"next, after {r['after']}"
+        health = f"{r['health_s']:.1f}" if "health_s" in r else "—"
+        print(f"| {r['page']} | {opened} | {health} | {r['title_s']:.1f} | {r['complete_s']:.1f} |")
+    firsts = [r["complete_s"] for r in rows if r["first"]]
+    print(f"\nslowest first visit: {max(firsts):.1f} s (target ≤ 60 s): {'OK' if max(firsts) <= 60 else 'MISSED'}")
+    print(json.dumps({"bench": "first_visits", "load_before": load_before, "load_after": load_after, "rows": rows}))
 
 
 def random_checkpoints(data: str, root: Path) -> tuple[str, str]:
@@ -148,7 +196,11 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "causmatch-scenes"))
     parser.add_argument("--checkpoint2", default=str(REPO / "checkpoints" / "scan-scenes"))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--first-page", action="store_true", help="time the first page from a fresh start")
+    parser.add_argument("--first-page", action="store_true", help="time each page's first visit from a fresh start")
+    parser.add_argument("--pages", default="", help="--first-page: these pages only (comma-separated names)")
+    parser.add_argument("--then", action="store_true",
+                        help="--first-page: after the first page, visit the tour's other pages in the same session")
+    parser.add_argument("--timeout", type=float, default=900.0, help="--first-page: seconds to wait for a page")
     parser.add_argument("--random-checkpoints", action="store_true",
                         help="time with two untrained default-config checkpoints (before the demo ones exist)")
     args = parser.parse_args(argv)

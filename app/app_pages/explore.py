@@ -13,6 +13,7 @@ from components import figures, help, pair
 from components.errors import plain
 from components.images import image_panel
 from components.pickers import pick_index, pick_pair
+from components.sections import section
 
 
 def _attention_section(ex, split_name: str) -> None:
@@ -49,7 +50,9 @@ def _name_parts(ctx: state.Context, model: state.Model, ex) -> tuple:
     return (model.label, f"img{ex.image}", what, ctx.intervention or "none", f"seed{ctx.seed}")
 
 
-def _word_section(ctx: state.Context, model: state.Model, ex) -> int:
+def _word_section(ctx: state.Context, model: state.Model, ex) -> None:
+    """The picked word over the image, then every word's and region's effect with the picked word's bar
+    highlighted: one section, so that a word pick reruns it alone (:mod:`components.sections`)."""
     st.subheader("One word over the image")
     cols = st.columns([3, 2])
     labels = {j: f"{j} · {t}" + (" (unknown)" if j in ex.unknown_rows else "") for j, t in enumerate(ex.tokens)}
@@ -63,7 +66,11 @@ def _word_section(ctx: state.Context, model: state.Model, ex) -> int:
                                 "given below the overlays either way.")
         pair.overlay_row(ex, word, key=f"i{ex.image}_w{word}", whole=bool(state.value("whole")) and bool(whole),
                          name_parts=_name_parts(ctx, model, ex))
-    return word
+    st.subheader("Which words and regions carry the match")
+    pair.effect_charts(ex, word, key="ex")
+    help.how_to_read("word_effects", "region_effects")
+
+
 def _region_section(ex) -> None:
     st.subheader("One region → the words")
     regions = pair.valid_regions(ex)
@@ -139,8 +146,8 @@ def _curves_section(ctx: state.Context, model: state.Model, ex) -> None:
     help.how_to_read("curves")
 
 
-def render(ctx: state.Context) -> None:
-    st.title("Explore a pair")
+def _pair_section(ctx: state.Context) -> None:
+    """Everything drawn for the picked pair; its word and region sections rerun alone inside it."""
     model = ctx.models[0]
     image, caption, text = pick_pair(ctx.split)
     ex = results.explain(ctx, model, image, caption, text)
@@ -153,14 +160,16 @@ def render(ctx: state.Context) -> None:
     with st.expander("Effect under every counterfactual kind"):
         _kinds_table(ctx, model, image, caption, text)
     _attention_section(ex, ctx.split.split)
-    word = _word_section(ctx, model, ex)
+    section(_word_section, ctx, model, ex, key="explore_word")
     st.subheader("Factual | counterfactual | difference")
     pair.matrices_side_by_side(ex, key="ex_side")
-    _region_section(ex)
-    st.subheader("Which words and regions carry the match")
-    pair.effect_charts(ex, word, key="ex")
-    help.how_to_read("word_effects", "region_effects")
+    section(_region_section, ex, key="explore_region")
     _curves_section(ctx, model, ex)
+
+
+def render(ctx: state.Context) -> None:
+    st.title("Explore a pair")
+    section(_pair_section, ctx, key="explore_pair")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from causmatch.analysis import heatmaps as hm
 from causmatch.analysis import pair_view
 from causmatch.errors import CausMatchError, ConfigError
 from causmatch.interventions import target_rule
-from components import figures, help, pair
+from components import background, figures, help, pair
 from components.errors import plain, require_finite
 from components.images import png_bytes
+from components.sections import section
 
 FAILURES_PAGE = "app_pages/failures.py"
 THIS_PAGE = "app_pages/failing_pair.py"
@@ -45,11 +46,16 @@ def _row_pair(split, direction: str, row) -> tuple[int, int, int]:
 
 
 def _walk(ctx: state.Context, direction: str, query: int) -> None:
-    """Previous / next failure of the Failure cases list (its filters, slice and sort) and back to it."""
-    try:
-        rows = results.failure_list(ctx)
-    except CausMatchError as exc:  # e.g. a filter the list refuses: the pair is still shown, the walk is not
-        rows, problem = None, str(exc)
+    """Previous / next failure of the Failure cases list (its filters, slice and sort) and back to it. The list
+    needs whole-split scores: until the background worker has them, the walk waits with their status and the
+    pair is shown meanwhile (a first visit does not wait for the whole split)."""
+    jobs = results.pending(ctx, results.failure_matrices(ctx))
+    rows, problem = None, "its whole-split scores are still being computed (status below)"
+    if not jobs:
+        try:
+            rows = results.failure_list(ctx)
+        except CausMatchError as exc:  # e.g. a filter the list refuses: the pair is still shown, the walk is not
+            rows, problem = None, str(exc)
     if rows is not None:
         rows = rows[rows["direction"] == direction] if "direction" in rows.columns else rows
     keys = [] if rows is None else [int(q) for q in rows["query"]]
@@ -69,6 +75,9 @@ def _walk(ctx: state.Context, direction: str, query: int) -> None:
              if pos is not None else
              f"this query is not in the Failure cases list ({len(keys):,} rows with its filters, slice and sort)")
     cols[3].caption(where)
+    if jobs:
+        background.status(jobs, key="fp_walk", what="Previous / Next walk the Failure cases list; it is computed "
+                          "in the background (the pair below does not wait for it).")
 
 
 def _word_label(tokens: list[str], choice: pair_view.WordChoice):
@@ -172,7 +181,9 @@ def _numbers(ctx: state.Context, fp: pair_view.FailingPair, ex_true, ex_wrong, i
         "effect": col.TextColumn("effect", help="S(α) − mean S(ᾱ): what the learned attention adds to this match"),
         "95% interval": col.TextColumn("95% interval", help="of the effect, over the draws of ᾱ"),
         "rank (α)": col.NumberColumn("rank (α)", help=f"1-based, among {fp.gallery:,} {item}s, with α"),
-        "rank (ᾱ)": col.NumberColumn("rank (ᾱ)", help="1-based, with the counterfactual scores (the same draws)"),
+        "rank (ᾱ)": col.NumberColumn("rank (ᾱ)", help="1-based, " + help.cf_rank_label(
+            help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed)
+            + " — the same number on every page"),
     })
     for name, missing in zip(("true", "best wrong"), nocf):
         if missing:
@@ -286,12 +297,21 @@ def render(ctx: state.Context) -> None:
     cols = st.columns(4)
     cols[0].metric("Margin", f"{fp.margin:+.4f}", help="S(α) of the true item − S(α) of the best wrong item")
     cols[1].metric("Margin under ᾱ", "—" if any(nocf) else f"{fp.cf_margin:+.4f}",
-                   help=f"the same with the counterfactual scores ({ctx.samples} draw(s))")
+                   help="the same with the counterfactual scores: " + help.cf_rank_label(
+                       help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed))
     cols[2].metric(f"True {item}'s rank", fp.rank + 1, delta=None if nocf[0] else fp.rank - fp.cf_rank,
                    delta_color="normal",
                    help="under α; the arrow: how far it moves under ᾱ (positive: it rises)")
     cols[3].metric(f"Best wrong {item}'s rank", fp.wrong_rank + 1)
     _numbers(ctx, fp, ex_true, ex_wrong, item, nocf)
+    section(_word_section, ctx, model, fp, ex_true, ex_wrong, item, nocf, key="failing_word")
+    help.how_to_read("margin", "scores", "effect", "interval", "ranks")
+
+
+def _word_section(ctx: state.Context, model: state.Model, fp: pair_view.FailingPair, ex_true, ex_wrong, item: str,
+                  nocf: tuple) -> None:
+    """The word picker and everything drawn for the word: reruns alone when another word is picked."""
+    direction = fp.direction
     common = results.common_words(ctx, model)
     choice = pair_view.choose_word(ex_true, ex_wrong, common)
     left, right = st.columns([2, 3], vertical_alignment="bottom")
@@ -306,7 +326,6 @@ def render(ctx: state.Context) -> None:
         st.caption(f"Word: {plain(choice.note)}.")
     _overlays(ctx, model, fp, ex_true, ex_wrong, word, wrong_word, item, nocf)
     _why_word(ex_true, ex_wrong, choice, word, common)
-    help.how_to_read("margin", "scores", "effect", "interval", "ranks")
 
 
 if __name__ == "__main__":

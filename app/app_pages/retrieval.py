@@ -12,6 +12,7 @@ from components import figures, help
 from components.errors import plain, require_finite
 from components.images import framed, load_rgb
 from components.pickers import pick_direction
+from components.sections import section
 from components.tables import table
 
 
@@ -95,8 +96,8 @@ def _grid(rows: list[dict], split, direction: str, score_key: str, columns: int 
                 st.markdown(label)
 
 
-def render(ctx: state.Context) -> None:
-    st.title("Retrieval")
+def _query_section(ctx: state.Context) -> None:
+    """Everything drawn for the picked query (direction, k, query): reruns alone when they change."""
     model = ctx.models[0]
     top = st.columns([2, 1])
     with top[0]:
@@ -110,7 +111,8 @@ def render(ctx: state.Context) -> None:
     n_draws = help.draws(ctx.intervention, ctx.samples, ctx.seed)
     cols = st.columns(3)
     cols[0].metric("True item's rank, factual", res.rank + 1, help="rank under α, 1-based (1 = best)")
-    cols[1].metric(f"… {help.cf_rank_label(n_draws)}", res.cf_rank + 1, delta=res.rank - res.cf_rank,
+    cf_label = help.cf_rank_label(n_draws, ctx.intervention, ctx.seed)
+    cols[1].metric(f"… {cf_label}", res.cf_rank + 1, delta=res.rank - res.cf_rank,
                    delta_color="normal", help="positive: the true item rose under the counterfactual attention")
     cols[2].metric("Intervention", ctx.intervention or "none")
     help.how_to_read("ranks", "scores")
@@ -138,11 +140,16 @@ def render(ctx: state.Context) -> None:
     fig = figures.rank_moves([f"{'img' if direction == 't2i' else 'cap'} {i}" for i in items],
                              [r["rank"] + 1 for r in items.values()], [r["cf_rank"] + 1 for r in items.values()],
                              title="each item of either top-k: rank under α → rank under ᾱ",
-                             before_label="rank under α", after_label=help.cf_rank_label(n_draws),
+                             before_label="rank under α", after_label=cf_label,
                              true=[r["is_true"] for r in items.values()])
     figures.show(fig, key="rt_moves")
     df = top_frame(res.top, ctx.split, direction)
     table(df, f"retrieval_{direction}_{query}.csv", key="rt_table", column_config=top_columns(df, direction, n_draws))
+
+
+def render(ctx: state.Context) -> None:
+    st.title("Retrieval")
+    section(_query_section, ctx, key="retrieval_query")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,41 @@
+"""Sections of a page that rerun on their own: a widget changed inside one reruns that section only
+(``st.fragment``), not the sidebar, the page's other sections, or the loading they repeat.
+
+A section holds its picker and everything drawn from the picked value, so that nothing outside it goes
+stale (Explore's word section holds the per-word effects, whose bar of the picked word is highlighted).
+When a change inside a section touches something drawn outside it, the change's callback asks for the
+whole page instead (:func:`state.changed`): the link's replaced values said on top of the page (the change
+clears them), and the sidebar's targets while the intervention is a targeted kind (they are the view's
+pair's words or regions). The sidebar's own widgets rerun the whole page.
+
+A section reruns with the arguments of the page's last whole run (the run's context: data, checkpoints,
+intervention); the view's values it fits to its pickers (:func:`state.fit`) are written to the link at its
+end, as the entry script does after a whole run. Sections nest: the pair section of Explore reruns its
+word and region sections with the new pair's explanation.
+
+An error inside a section is shown in the section's place by the app's error panel
+(``components.errors.show_error``: one line, the traceback to the server log), as the entry script shows a
+page's: Streamlit's own handler of an error in a fragment would draw a traceback on the page.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import streamlit as st
+
+import state
+from components.errors import show_error
+
+
+def section(draw: Callable[..., Any], *args: Any, key: str) -> None:
+    """Draw ``draw(*args)`` as a section that reruns on its own (an ``st.fragment`` named ``key``, unique
+    among the sections a page draws in one run)."""
+    def run(*inner: Any) -> None:
+        try:
+            draw(*inner)
+        except Exception as exc:  # noqa: BLE001 — as the entry script: the error panel, never a traceback
+            show_error(exc, where=f"section {key}", redact=state.roots().redact)
+        state.write_link()  # a rerun of the section alone ends here, not at the entry script's end
+
+    run.__name__ = run.__qualname__ = f"section_{key}"  # the fragment's identity within the page
+    st.fragment(run, key=key)(*args)

@@ -1,0 +1,113 @@
+"""Sections that rerun alone, in headless Chromium: a word, pair, query or direction pick reruns only its
+section (the run the server starts names its fragment), and the link follows; while a replaced link value
+is said on top, or while the kind is a targeted one (the sidebar's targets follow the pair), a pick reruns
+the whole page."""
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.e2e.browser import wait_ready
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+class Runs:
+    """The script runs the server starts for ``page``: each run's fragment ids ([] = the whole page)."""
+
+    def __init__(self, page):
+        self.seen: list[list[str]] = []
+        self._ids: set[str] = set()
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+        if not isinstance(payload, (bytes, bytearray)):
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(bytes(payload))
+        except Exception:  # noqa: BLE001 — not a ForwardMsg: not a run
+            return
+        run = msg.metadata.run  # every message names the run that sent it: its id and fragments
+        if run.script_run_id and run.script_run_id not in self._ids:
+            self._ids.add(run.script_run_id)
+            self.seen.append(list(run.fragment_ids))
+
+    def after(self, action) -> list[list[str]]:
+        """The runs ``action`` started (the page idle again after it)."""
+        before = len(self.seen)
+        action()
+        return self.seen[before:]
+
+
+def _query(page) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def _pick(page, label: str, option: str) -> None:
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator('[role="combobox"], input').first.click()
+    page.locator('[role="option"]').filter(has_text=re.compile(option)).first.click()
+
+
+def _acted(page, images: int, act) -> None:
+    act()
+    page.wait_for_timeout(500)  # the rerun's first message
+    wait_ready(page, images=images, timeout=300_000)
+
+
+def test_explore_word_and_pair_picks_rerun_their_sections(page, app_server):
+    runs = Runs(page)
+    page.goto(app_server + "/explore?image=3&caption=15&word=2")
+    wait_ready(page, images=2, timeout=300_000)  # the first visit fills the caches (slow on a loaded box)
+    word = runs.after(lambda: _acted(page, 2, lambda: _pick(page, "Word", r"^1 · ")))
+    assert word and all(word), word  # fragment runs only: the sidebar and the other sections stay
+    assert _query(page)["word"] == "1"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    image = runs.after(lambda: _acted(page, 2, lambda: page.locator('[data-testid="stNumberInput"]').filter(
+        has_text="Image (0").locator('[data-testid="stNumberInputStepUp"]').click()))
+    assert image and all(image), image
+    query = _query(page)
+    assert query["image"] == "4" and "word" not in query  # the word belonged to the old pair
+    assert "image 4 with its regions" in page.inner_text("body")
+    assert query["caption"] != "15"  # the caption fitted to image 4 inside the section reached the link
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_replaced_link_value_reruns_the_whole_page_and_goes(page, app_server):
+    runs = Runs(page)
+    page.goto(app_server + "/explore?image=99999&word=2")
+    wait_ready(page, images=2, timeout=300_000)
+    assert page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="99999").count() >= 1
+    word = runs.after(lambda: _acted(page, 2, lambda: _pick(page, "Word", r"^1 · ")))
+    assert word and not all(word), word  # a whole-page run: the warning on top is redrawn (gone)
+    assert page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="99999").count() == 0
+
+
+def test_a_pair_pick_under_a_targeted_kind_reruns_the_whole_page(page, app_server):
+    runs = Runs(page)
+    page.goto(app_server + "/explore?image=3&caption=15&iv=mask-regions&targets=1&tkind=mask-regions")
+    wait_ready(page, images=2, timeout=300_000)
+    image = runs.after(lambda: _acted(page, 2, lambda: page.locator('[data-testid="stNumberInput"]').filter(
+        has_text="Image (0").locator('[data-testid="stNumberInputStepUp"]').click()))
+    assert image and not all(image), image  # the sidebar's targets are the new pair's
+    assert _query(page)["image"] == "4"
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_retrieval_and_failing_pair_picks_rerun_their_sections(page, app_server):
+    runs = Runs(page)
+    page.goto(app_server + "/retrieval?caption=15&k=5")
+    wait_ready(page, images=10, timeout=300_000)
+    direction = runs.after(lambda: _acted(page, 0, lambda: page.locator(
+        '[data-testid="stButtonGroup"] button').filter(has_text="image → captions").first.click()))
+    assert direction and all(direction), direction
+    assert _query(page).get("dir") == "i2t"
+    page.goto(app_server + "/failing-pair?caption=15")
+    wait_ready(page, timeout=300_000)
+    word = runs.after(lambda: _acted(page, 0, lambda: _pick(page, "Word (the same word", r"^1 · ")))
+    assert word and all(word), word
+    assert _query(page)["pword"] == "1"
+    assert page.locator('[data-testid="stException"]').count() == 0
