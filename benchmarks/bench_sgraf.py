@@ -5,7 +5,7 @@
       sliced to its length and repeated per image, ``SCAN_attention``, the similarity vectors, SGR or SAF, the
       sigmoid), written here from that procedure on the same weights (no masks: every image has all regions).
   (b) ours: :func:`causmatch.models.sharded_similarity` on a SGRAF matcher (the ``sgraf`` implementation: all
-      pairs of a block at once, captions sorted by length, blocks cut to ``sgraf.BLOCK_BUDGET_BYTES``).
+      pairs of a block at once, captions sorted by length, blocks cut to ``sgraf.block_budget('cpu')``).
 
 Each side's time is a part per image (the self-attended image globals: ours once per matrix, SGRAF once per
 100 × 100 block, i.e. ceil(I/100)·ceil(C/100) times a 100-image shard) and a part per caption (``--captions-timed``
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     t_ref = t["ref_img"] * blocks + t["ref_cap"] * C / n
     per_pair = G.bytes_per_pair(args.words, args.regions, args.dim, args.sim_dim)
     block = G.block_shape(I, C, words=args.words, regions=args.regions, embed_size=args.dim, sim_dim=args.sim_dim,
-                          budget_bytes=G.BLOCK_BUDGET_BYTES, max_images=128, max_captions=128)
+                          budget_bytes=G.block_budget("cpu"), max_images=128, max_captions=128)
     res = {
         "head": args.head, "shape": {"images": I, "captions": C, "regions": args.regions, "max_words": args.words,
                                      "dim": args.dim, "sim_dim": args.sim_dim},
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
         "ours": {"seconds_image_globals_per_100": round(t["ours_img"], 3), "times": len(shards),
                  "seconds_timed_captions": round(t["ours_cap"], 3), "seconds_all_captions": round(t_ours, 1),
                  "peak_mib": round(mem["ours"], 1), "block": list(block),
-                 "block_budget_mib": G.BLOCK_BUDGET_BYTES / 2**20, "bytes_per_pair": per_pair},
+                 "block_budget_mib": G.block_budget("cpu") / 2**20, "bytes_per_pair": per_pair},
         "official": {"seconds_image_globals_per_100": round(t["ref_img"], 3), "times": blocks,
                      "seconds_timed_captions": round(t["ref_cap"], 3), "seconds_all_captions": round(t_ref, 1),
                      "peak_mib": round(mem["ref"], 1)},

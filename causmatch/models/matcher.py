@@ -373,7 +373,7 @@ def sharded_similarity(matcher: Matcher, img: ImageEmb, txt: TextEmb, interventi
         order = torch.argsort(txt.widths(), stable=True)  # captions by length: a block's graph pads few nodes
         shard_images, shard_captions = G.block_shape(
             len(img), len(txt), words=int(txt.widths().max()) if len(txt) else 1, regions=img.regions.shape[1],
-            embed_size=img.regions.shape[-1], sim_dim=matcher.config.sim_dim, budget_bytes=G.BLOCK_BUDGET_BYTES,
+            embed_size=img.regions.shape[-1], sim_dim=matcher.config.sim_dim, budget_bytes=G.block_budget(dev),
             max_images=shard_images, max_captions=shard_captions)
     img_ids = torch.arange(len(img)) if image_ids is None else torch.as_tensor(image_ids)
     cap_ids = torch.arange(len(txt)) if caption_ids is None else torch.as_tensor(caption_ids)

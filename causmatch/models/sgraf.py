@@ -43,8 +43,16 @@ DROPOUT = 0.4  # SGRAF's dropout in the self-attention blocks
 # Bytes one (image, caption) pair takes per word while a block is scored, in float32 units of D (context and
 # its squared difference), S (local vector, its norm, the reasoning step's query/key/output) and R (the map).
 _PAIR_WORD_UNITS = (2, 6, 2)
-# The memory budget of one block of sharded_similarity on an SGRAF head (its shard sizes are cut to fit it).
+# The memory budget of one block of sharded_similarity on an SGRAF head (its shard sizes are cut to fit it);
+# on the CPU a smaller one (blocks whose context vectors stay nearer the caches were faster: bench_sgraf).
 BLOCK_BUDGET_BYTES = 256 * 2**20
+CPU_BLOCK_BUDGET_BYTES = 64 * 2**20
+
+
+def block_budget(device: torch.device | str) -> int:
+    """The block budget in bytes on ``device``: ``BLOCK_BUDGET_BYTES``, at most ``CPU_BLOCK_BUDGET_BYTES`` on a CPU."""
+    cpu = torch.device(device).type == "cpu"
+    return min(BLOCK_BUDGET_BYTES, CPU_BLOCK_BUDGET_BYTES) if cpu else BLOCK_BUDGET_BYTES
 
 
 def l1norm(x: torch.Tensor, dim: int) -> torch.Tensor:

@@ -294,6 +294,7 @@ def test_block_shape_follows_the_budget():
     si, sc = G.block_shape(1000, 5000, words=20, regions=36, embed_size=1024, sim_dim=256,
                            budget_bytes=G.BLOCK_BUDGET_BYTES, max_images=128, max_captions=128)
     assert si * sc * per_pair <= G.BLOCK_BUDGET_BYTES and (si, sc) == (128, 6)
+    assert G.block_budget("cpu") == 64 * 2**20 and G.block_budget("cuda") == G.BLOCK_BUDGET_BYTES == 256 * 2**20
     assert G.block_shape(3, 4, words=5, regions=6, embed_size=8, sim_dim=4, budget_bytes=1, max_images=9,
                          max_captions=9) == (1, 1)
     assert G.block_shape(3, 4, words=5, regions=6, embed_size=8, sim_dim=4, budget_bytes=10**9, max_images=9,
