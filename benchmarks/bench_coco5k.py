@@ -19,8 +19,12 @@ opening the session as the app does (``compute="auto"``) — times: opening the 
 the cache (both directions; and, for comparison, from the two matrices), explaining one pair, re-ranking one
 caption and one image query, the one-line refusal of an entry that is not built, and its peak RSS.
 
+``--browser`` then starts the app itself (``streamlit run`` with ``--checkpoint``/``--data`` and the cache
+through ``CAUSMATCH_CACHE``), opens each page in headless Chromium twice (cold, then warm) and records the
+seconds until the app is idle, any error line shown, and the app process's peak RSS (``VmHWM``).
+
 Run:  OMP_NUM_THREADS=1 python benchmarks/bench_coco5k.py [--images 5000] [--fill random|command]
-          [--cache-images 250] [--device cpu|cuda] [--work DIR] [--keep] [--json FILE]
+          [--cache-images 250] [--device cpu|cuda] [--work DIR] [--keep] [--json FILE] [--browser]
 
 Peak RSS counts the cache pages the process touched (large entries are memory-mapped: file-backed pages the
 kernel may drop) as well as its own allocations. Timings depend on the box's load: print ``uptime`` with them.
@@ -195,6 +199,48 @@ def measure(ckpt: Path, folder: Path, cache: Path, samples: int) -> dict:
     return t
 
 
+BROWSER_PAGES = [("failures", "/failures"), ("explore", "/explore?image={i}&caption={c}&iv=random"),
+                 ("retrieval", "/retrieval?caption={c}&k=5"), ("failing-pair", "/failing-pair?caption={c}"),
+                 ("overview", "/")]
+
+
+def browse(ckpt: Path, folder: Path, cache: Path, c: int = 7) -> dict:
+    """Each page opened twice in Chromium against a fresh ``streamlit run``: seconds to idle, errors, peak RSS."""
+    import signal
+
+    from playwright.sync_api import sync_playwright
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout's TERM still stops the app below
+
+    from tests.e2e.browser import CHROMIUM, start_app, stop_app, wait_ready
+
+    proc, url = start_app(["--checkpoint", str(ckpt), "--data", str(folder), "--split", "test"],
+                          env_extra={"CAUSMATCH_CACHE": str(cache)})
+    out: dict = {"pages": {}}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(600_000)
+            for name, path in BROWSER_PAGES:
+                times = []
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    page.goto(url + path.format(i=c // 5, c=c))
+                    wait_ready(page, timeout=600_000)
+                    times.append(time.perf_counter() - t0)
+                errors = [e.inner_text().strip() for e in page.locator('[data-testid="stAlertContentError"]').all()]
+                out["pages"][name] = {"first_s": times[0], "again_s": times[1], "errors": errors,
+                                      "traceback": page.locator('[data-testid="stException"]').count() > 0}
+            browser.close()
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        out.update({k: int(line.split()[1]) / 1024 for line in status.splitlines()
+                    for k in ("VmHWM", "VmRSS") if line.startswith(k + ":")})
+    finally:
+        stop_app(proc)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=5000)
@@ -208,6 +254,7 @@ def main() -> int:
     p.add_argument("--work", default=None, help="work folder (default: a temp folder, removed unless --keep)")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--browser", action="store_true", help="also open every page in Chromium (the app's peak RSS)")
     p.add_argument("--samples", type=int, default=None,
                    help="draws of the random matrices the views read (default: the app's default samples)")
     p.add_argument("--measure", nargs=3, metavar=("CKPT", "DATA", "CACHE"), help=argparse.SUPPRESS)
@@ -252,6 +299,8 @@ def main() -> int:
         if proc.returncode != 0:
             raise SystemExit(f"measuring failed: {proc.stderr.strip()[-1500:]}")
         res["app_process"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        if a.browser:
+            res["browser"] = browse(ckpt, folder, cache)
         res["load_after"] = os.getloadavg()
     finally:
         if not a.keep and not a.work:
