@@ -254,7 +254,8 @@ def test_every_intervention_class_is_declared_once():
 def test_derived_lists_follow_the_registry():
     assert COUNTERFACTUAL_KINDS == ("random", "uniform", "reversed", "shuffle")
     assert pickable_kinds() == ("random", "uniform", "reversed", "shuffle", "mask-regions", "keep-regions",
-                                "mask-words", "keep-words", "swap-words")
+                                "mask-words", "keep-words", "swap-words", "filtration:uniform", "filtration:random",
+                                "filtration:shuffle", "filtration:mask-words", "filtration:keep-words")
     assert [k.name for k in KINDS.values() if k.stochastic] == ["random", "shuffle"]
     assert {k.name for k in KINDS.values() if not k.reads_learned_map} == {"random", "uniform"}
     assert [k.name for k in KINDS.values() if not k.spec] == ["one-word", "word-per-row", "region-per-row",

@@ -37,7 +37,8 @@ def telling_word(ctx: state.Context, explanations: list) -> tuple[int, str]:
     common = results.common_words(ctx, ctx.models[0])
     if len(explanations) > 1:
         choice = pair_view.choose_word(first, explanations[1], common)
-        return choice.index, choice.note or "where the two checkpoints' relevance differs most"
+        measure = "attention" if choice.measure == "attention" else "relevance"  # SGRAF reports no relevance
+        return choice.index, choice.note or f"where the two checkpoints' {measure} differs most"
     usable = pair_view.usable_words(first.tokens, first.unknown_words)
     rare = usable & np.array([str(t) not in common for t in first.tokens], dtype=bool)
     values = np.abs(np.asarray(first.word_effects, dtype=np.float64)) if first.word_effects is not None \
@@ -57,6 +58,10 @@ def pick_word(ctx: state.Context, explanations: list) -> int:
 def _scores_column(model: state.Model, ex, missing: str | None) -> None:
     st.subheader(plain(model.label))
     pair.scores_row(ex, missing=missing)
+    note = pair.head_note(ex)  # an SGRAF score is a sigmoid of similarity vectors: its scale is not SCAN's
+    if note:
+        st.caption(note)
+    pair.filtration_section(ex, key=f"cmp_{plain(model.label)[:1]}")
 
 
 def _overlays(models: list, explanations: list, word: int, scale: dict, missing: str | None) -> None:
@@ -136,7 +141,9 @@ def render(ctx: state.Context) -> None:
         with col:
             _maps_column(slot, ex, word, scale, missing)
     st.caption(scales_note(scale, len(ctx.models)))
-    help.how_to_read("scores", "effect", "interval", "attention", "word_effects", "ranks")
+    heads = {getattr(ex, "similarity", "scan") for ex in explanations}
+    help.how_to_read("scores", "effect", "interval", "attention", "word_effects", "ranks",
+                     *(("sgraf",) if heads - {"scan"} else ()))
     if not text:
         st.subheader("Ranks of this pair's queries")
         jobs = results.pending(ctx, [(m, None) for m in ctx.models])

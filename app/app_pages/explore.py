@@ -156,7 +156,13 @@ def _pair_section(ctx: state.Context) -> None:
                    "in the matrices): " + ", ".join(plain(w) for w in ex.unknown_words))
     st.caption(f"{plain(model.label)} · “{plain(ex.text)}” · intervention: {ex.intervention}")
     pair.scores_row(ex, missing=state.missing_counterfactual(ctx))
-    help.how_to_read("scores", "effect", "interval")
+    note = pair.head_note(ex)
+    if note:
+        st.caption(note)
+    help.how_to_read("scores", "effect", "interval", *(("sgraf",) if note else ()))
+    if ex.filtration is not None:
+        st.subheader("What the score listens to (SAF's filtration)")
+        pair.filtration_section(ex, key="ex")
     with st.expander("Effect under every counterfactual kind"):
         _kinds_table(ctx, model, image, caption, text)
     _attention_section(ex, ctx.split.split)

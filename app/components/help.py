@@ -7,7 +7,8 @@ Every page calls :func:`how_to_read` with the topics of the numbers it shows, ne
 
 Topics (:data:`TOPICS`): ``scores`` (S(α), S(ᾱ)), ``effect``, ``interval``, ``word_effects``,
 ``region_effects``, ``attention`` (the word × region matrices), ``pointing``, ``ranks``, ``recall`` (R@K),
-``margin``, ``curves`` (deletion / insertion), ``fit`` (captions true of several images, fit-aware R@K).
+``margin``, ``curves`` (deletion / insertion), ``fit`` (captions true of several images, fit-aware R@K),
+``sgraf`` (SGRAF's scores and SAF's filtration weights).
 :func:`cf_rank_label` names a rank under ᾱ with its number of draws (:func:`draws`). An unknown topic is a
 programming error (``ValueError``), caught by the tests, never a user's mistake. The texts follow the
 library's maths (``causmatch.analysis.effects``, ``causmatch.pointing``, ``causmatch.analysis.failures``,
@@ -93,6 +94,16 @@ TOPICS: dict[str, tuple[str, str]] = {
         "the image. Standard R@K counts only the annotated item; the difference is the captions' ambiguity, not "
         "model error. **Best wrong also fits**: the wrong item ranked above the truth is true of the query as "
         "well; a **real failure** is a query not ranked first whose best wrong item does not fit."),
+    "sgraf": (
+        "SGRAF scores and SAF's filtration",
+        "An **SGRAF** checkpoint (SAF or SGR) scores a pair from similarity *vectors*, not pooled cosines: per "
+        "word, one between the word and the image context its attention α gathers, plus one between the whole "
+        "image and the whole caption (the global match); SGR reasons over them with a graph, SAF weights them. "
+        "The score is a sigmoid, in (0, 1); no per-word relevance exists, so views that compare relevances fall "
+        "back to the attention. **SAF's filtration weights** (they sum to 1) say how much each word, and the "
+        "global match, counts in the score: attention of its own. The interventions `filtration:uniform`, "
+        "`filtration:random`, `filtration:shuffle`, `filtration:mask-words=…` and `filtration:keep-words=…` "
+        "replace these weights instead of α (α stays as learned)."),
 }
 
 

@@ -196,6 +196,43 @@ def highlighted_words(tokens: list[str], weights: np.ndarray) -> str:
     return " ".join(spans)
 
 
+HEADS = {"saf": "SGRAF (SAF)", "sgr": "SGRAF (SGR)"}
+
+
+def head_note(ex) -> str | None:
+    """One line on how a non-SCAN model's score is formed (what its relevance views mean); None for SCAN."""
+    head = getattr(ex, "similarity", "scan")
+    if head not in HEADS:
+        return None
+    how = "weighted by its filtration (below)" if head == "saf" else "reasoned over by a graph"
+    return (f"{HEADS[head]} model: the score is a sigmoid of similarity vectors (each word against the image "
+            f"context its attention gathers, plus the global match), {how} — not a pooled cosine, so it has no "
+            "per-word relevance.")
+
+
+def filtration_section(ex, key: str) -> None:
+    """SAF's filtration weights of the pair (the global match, then each word), factual and under ᾱ."""
+    f = ex.filtration
+    if f is None:
+        return
+    require_finite(f, f"the filtration weights of image {ex.image}")
+    nodes = ["⟨global⟩", *ex.tokens]
+    st.markdown(highlighted_words(nodes, f), unsafe_allow_html=True)
+    cf = ex.cf_filtration
+    rows = {"node": nodes, "factual": np.asarray(f, np.float64)}
+    if cf is not None and not np.allclose(cf, f, atol=1e-7):
+        rows["counterfactual (mean)"] = np.asarray(cf, np.float64)
+    import pandas as pd
+
+    with st.expander("Filtration weights per node"):
+        st.dataframe(pd.DataFrame(rows).round(4), hide_index=True, key=f"{key}_filtration")
+    st.caption("Shading: SAF's filtration weight of each similarity node — the global match first, then each "
+               "word; they sum to 1 (hover a word for its value). They say which words the score listens to. "
+               + ("The sidebar's intervention edits these weights (the attention stays as learned)."
+                  if str(ex.intervention).endswith("the attention as learned") else
+                  "A filtration:… intervention in the sidebar edits them instead of the attention."))
+
+
 def scores_row(ex, compact: bool = False, missing: str | None = None) -> None:
     """Score, counterfactual score and effect as metrics, the effect's 95% interval below them.
 

@@ -8,6 +8,7 @@ example spec. :func:`parse_intervention`, :func:`format_spec`, :func:`target_rul
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from causmatch.errors import ConfigError
@@ -158,9 +159,33 @@ def check_targets_for(similarity: str, interventions) -> None:
 _SPECS = ", ".join(k.example for k in KINDS.values() if k.spec)
 
 
+def _split_target(name) -> tuple["InterventionTarget | None", str]:
+    """``("filtration:uniform")`` → (the filtration target, ``"uniform"``); (None, name) without a prefix."""
+    text = str(name).strip().lower()
+    for t in TARGETS.values():
+        if t.prefix and text.startswith(t.prefix):
+            return t, text[len(t.prefix):].strip()
+    return None, text
+
+
+def _on_target(t: "InterventionTarget", k: InterventionKind) -> InterventionKind:
+    """Kind ``k`` as offered on target ``t`` (its prefixed name, example and description)."""
+    return dataclasses.replace(k, name=t.prefix + k.name, example=t.prefix + k.example, aliases=(),
+                               description=f"{k.description} — on {t.description.split(' (')[0]} instead "
+                                           f"(model.similarity {'/'.join(t.heads)} only)")
+
+
 def get_kind(name: str) -> InterventionKind:
-    """The kind named ``name`` (a spec name or alias, any case; library-only kinds by their name too);
-    a one-line ConfigError for an unknown name."""
+    """The kind named ``name`` (a spec name or alias, any case; library-only kinds by their name too; a kind on
+    another target by its prefixed name, e.g. ``filtration:uniform``); a one-line ConfigError for an unknown
+    name."""
+    t, inner = _split_target(name)
+    if t is not None:
+        k = _SPEC_NAMES.get(inner.partition("=")[0])
+        if k is None or k.name not in t.kinds:
+            raise ConfigError(f"unknown intervention kind '{name}' — on the {t.name} target use one of: "
+                              f"{', '.join(t.prefix + n for n in t.kinds)}")
+        return _on_target(t, k)
     key = str(name).strip().lower().partition("=")[0]
     k = _SPEC_NAMES.get(key) or KINDS.get(key)
     if k is None:
@@ -182,14 +207,20 @@ def kind_of(iv, *, exact: bool = False) -> InterventionKind | None:
 
 
 def pickable_kinds() -> tuple[str, ...]:
-    """The kinds a person picks from (every kind with a spec except ``none``), in the registry's order."""
-    return tuple(k.name for k in KINDS.values() if k.spec and k.name != "none")
+    """The kinds a person picks from (every kind with a spec except ``none``), in the registry's order, then
+    the kinds of the other targets by their prefixed names (``filtration:uniform``…)."""
+    return tuple(k.name for k in KINDS.values() if k.spec and k.name != "none") + tuple(
+        t.prefix + n for t in TARGETS.values() if t.prefix for n in t.kinds)
 
 
 def target_rule(kind: str) -> TargetRule | None:
-    """The :class:`TargetRule` of a targeted kind (``"mask-regions"``…), None for kinds without targets."""
-    k = _SPEC_NAMES.get(str(kind).strip().lower())
-    return None if k is None else k.rule
+    """The :class:`TargetRule` of a targeted kind (``"mask-regions"``, ``"filtration:mask-words"``…), None for
+    kinds without targets."""
+    t, inner = _split_target(kind)
+    k = _SPEC_NAMES.get(inner)
+    if k is None or (t is not None and k.name not in t.kinds):
+        return None
+    return k.rule if t is None or k.rule is None else dataclasses.replace(k.rule, kind=t.prefix + k.name)
 
 
 def resolve_intervention(spec, seed: int = 0):
@@ -251,6 +282,10 @@ def format_spec(kind: str, targets=()) -> str:
     it (``format_spec("mask-regions", [0, 3]) == "mask-regions=0,3"``, ``format_spec("uniform") ==
     "uniform"``); a one-line ConfigError for an unknown or library-only kind, targets given to an
     untargeted kind, or targets the kind refuses (the same checks as parsing)."""
+    t, inner = _split_target(kind)
+    if t is not None:
+        get_kind(kind)  # a kind the target offers
+        return parse_intervention(t.prefix + format_spec(inner, targets)).name
     k = get_kind(kind)
     if not k.spec:
         raise ConfigError(f"intervention '{k.name}' is built in code and has no spec — use one of: "
