@@ -45,8 +45,9 @@ def sgraf_app(make_app, sgraf_ckpts, assets):
     return make
 
 
+# SAF beside SCAN in the fast tier; SGR beside SAF (no SCAN checkpoint at all) in the full suite.
 @pytest.mark.parametrize("page", PAGES)
-@pytest.mark.parametrize("a,b", [("saf", "scan"), ("sgr", "saf")])
+@pytest.mark.parametrize("a,b", [("saf", "scan"), pytest.param("sgr", "saf", marks=pytest.mark.slow)])
 def test_every_page_opens_on_sgraf(sgraf_app, page, a, b):
     at = sgraf_app(page if page != "overview" else None, a=a, b=b)
     no_failure(at)
