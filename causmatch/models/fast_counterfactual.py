@@ -42,6 +42,14 @@ def chunk_rows(n_rows: int, row_entries: int, device: torch.device) -> int:
     return max(1, min(n_rows, CHUNK_BYTES // (4 * max(1, row_entries))))
 
 
+def trailing_key_counts(kmask: torch.Tensor) -> list[int] | None:
+    """Valid keys per gram owner when every owner's valid keys come first (``kmask [X, K, 1, 1]``), else None."""
+    K = kmask.shape[1]
+    counts = kmask.sum(1).view(-1)  # [X]
+    first = torch.arange(K, device=kmask.device).view(1, K, 1, 1) < counts.view(-1, 1, 1, 1)
+    return counts.tolist() if torch.equal(first, kmask.expand_as(first)) else None
+
+
 def _learned_maps(s: torch.Tensor, qmask: torch.Tensor | None, kmask: torch.Tensor, qdim: int, norm: str,
                   lam: float) -> torch.Tensor:
     """The learned attention on ``s [X, K, ., .]`` (queries on ``qdim``): each query's weights over the keys
@@ -92,26 +100,31 @@ def _direction(s, *, kmask, qmask, qmask_learned, qdim, gram, qnorms, pair_ids, 
                learned, norm, lam, agg, lambda_lse) -> list[torch.Tensor]:
     """One direction on ``s [X, K, ., .]``: one ``[X, Y]`` score per intervention (``to_ic`` turns a
     ``[X, ., .]`` relevance into ``[rows, columns, queries]`` of the result)."""
-    X = s.shape[0]
+    X, K = s.shape[:2]
     step = chunk_rows(X, s[0].numel(), s.device)
-    all_keys = bool(kmask.all())
+    counts = trailing_key_counts(kmask) if s.device.type == "cpu" else None
     pair_hashes = {}  # per seed: the per-pair part of the hash, [X, 1, ., .]
     outs: list[list[torch.Tensor]] = [[] for _ in interventions]
     for x0 in range(0, X, step):
         x1 = min(X, x0 + step)
-        sc, km = s[x0:x1], kmask[x0:x1] if kmask.shape[0] > 1 else kmask
+        # Padding at the end: keys past the chunk's largest valid count weigh 0 under every kind, so they are
+        # left out (their terms of the sums are exact zeros); the draws of the other keys keep their own k.
+        n = K if counts is None else max(1, max(counts[x0:x1]))
+        sc, km = s[x0:x1, :n], kmask[x0:x1, :n] if kmask.shape[0] > 1 else kmask[:, :n]
+        kk = k[:, :n]
 
-        def hash_of(seed, x0=x0, x1=x1):
+        def hash_of(seed, x0=x0, x1=x1, kk=kk):
             if seed not in pair_hashes:
                 pair_hashes[seed] = pair_hash32(seed, query, pair_ids[0], pair_ids[1], s.device)
             ph = pair_hashes[seed]
-            return entry_hash32_(ph[x0:x1] if ph.shape[0] > 1 else ph, q, k)
+            return entry_hash32_(ph[x0:x1] if ph.shape[0] > 1 else ph, q, kk)
 
+        all_keys = bool(km.all())
         base = _learned_maps(sc, qmask_learned, km, qdim, norm, lam) if learned else None
         qm = qmask[x0:x1] if qmask.shape[0] > 1 else qmask
-        qn = None if qnorms is None else qnorms
+        g = gram[x0:x1, :n, :n]
         for out, iv in zip(outs, interventions):
-            rel, active = _chunk_scores(_draw(iv, base, sc, km, all_keys, hash_of), sc, qm, gram[x0:x1], qn)
+            rel, active = _chunk_scores(_draw(iv, base, sc, km, all_keys, hash_of), sc, qm, g, qnorms)
             rel, active = to_ic(rel), to_ic(active)
             out.append(aggregate(rel, active, agg, lambda_lse))
     return [torch.cat(o, 0) for o in outs]

@@ -127,3 +127,23 @@ def test_chunks_cover_the_shard_on_other_devices():
     assert FC.chunk_rows(1000, 10**6, torch.device("meta")) == 1000
     assert FC.chunk_rows(1000, 10**9, torch.device("cpu")) == 1
     assert FC.chunk_rows(3, 1, torch.device("cpu")) == 3
+
+
+@pytest.mark.parametrize("direction", ["t2i", "i2t"])
+@pytest.mark.parametrize("mask", ["padding at the end", "scattered"])
+def test_keys_past_the_valid_ones_are_left_out_exactly_where_they_weigh_zero(direction, mask):
+    """Trailing padding is trimmed per chunk; a scattered mask is not — both equal the eager path."""
+    m = make_matcher(direction=direction)
+    img, txt = _encoded(m)
+    if mask == "scattered":  # a hole in the middle of image 2's regions (its region vector zeroed, as encoding does)
+        img.mask[2, 1] = False
+        img.regions[2, 1] = 0
+        img.gram[2, 1, :] = 0
+        img.gram[2, :, 1] = 0
+    assert (FC.trailing_key_counts(img.mask.view(*img.mask.shape, 1, 1)) is None) == (mask == "scattered")
+    ivs = [parse_intervention(k, seed=6) for k in COUNTERFACTUAL_KINDS]
+    with torch.no_grad():
+        fast = m.similarity_many(img, txt, ivs)
+        eager = m.similarity_many(img, txt, ivs, impl="eager")
+    for f, e in zip(fast, eager):
+        torch.testing.assert_close(f.score, e.score, atol=1e-5, rtol=0)
