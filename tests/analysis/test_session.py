@@ -232,3 +232,11 @@ def test_effects_takes_one_kind_as_a_plain_string(tiny_session):
     one = tiny_session.effects(0, 0, kinds="uniform", samples=2)
     assert list(one) == ["uniform"]
     assert one["uniform"].effect == tiny_session.effects(0, 0, kinds=("uniform",), samples=2)["uniform"].effect
+
+
+@pytest.mark.parametrize("direction", ["t2i", "i2t"])
+def test_failure_table_without_intervention_repeats_the_factual_columns(tiny_session, direction):
+    table = tiny_session.failure_table(direction, "none")
+    assert len(table) and (table["rank_cf"] == table["rank"]).all()
+    uniform = tiny_session.failure_table(direction, "uniform")
+    assert (uniform["rank"].to_numpy() == table["rank"].to_numpy()).all()
