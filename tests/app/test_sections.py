@@ -6,10 +6,13 @@ AppTest reruns the whole script for every interaction, so what a section rerun a
 checked in the browser (tests/e2e/test_sections_browser.py); here: the pages, the link and the callbacks."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from causmatch.analysis import jobs
 from tests.app.apptest_helpers import no_failure, shown
-from tests.app.test_background import _idle, held  # noqa: F401 — the fixture: a fresh cache, a busy worker
+from tests.app.test_background import WAIT, _idle
 
 
 def test_explore_sections_draw_and_the_word_pick_reaches_the_link(make_app):
@@ -20,10 +23,10 @@ def test_explore_sections_draw_and_the_word_pick_reaches_the_link(make_app):
     assert headers.index("Which words and regions carry the match") == headers.index("One word over the image") + 1
     at.selectbox(key="w_word").set_value(1).run()
     no_failure(at)
-    assert at.query_params["word"] == ["1"]
+    assert at.query_params["word"] == "1"
     at.number_input(key="w_image").set_value(4).run()
     no_failure(at)
-    assert at.query_params["image"] == ["4"] and "word" not in at.query_params  # the word was the old pair's
+    assert at.query_params["image"] == "4" and "word" not in at.query_params  # the word was the old pair's
 
 
 @pytest.mark.parametrize("query", [dict(image=99999), dict(iv="mask-regions", targets="1", tkind="mask-regions")])
@@ -32,7 +35,7 @@ def test_a_change_that_touches_the_page_outside_its_section_reruns_the_whole_pag
     assert not at.exception, [e.value for e in at.exception]
     at.selectbox(key="w_word").set_value(1).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.query_params["word"] == ["1"]
+    assert at.query_params["word"] == "1"
     if "image" in query:  # the link's warning went with the change
         assert not [w for w in at.warning if "99999" in w.value]
 
@@ -42,22 +45,29 @@ def test_retrieval_section_follows_direction_and_query(make_app):
     no_failure(at)
     at.segmented_control(key="w_dir").set_value("i2t").run()
     no_failure(at)
-    assert at.query_params["dir"] == ["i2t"]
+    assert at.query_params["dir"] == "i2t"
     at.number_input(key="w_image").set_value(2).run()
     no_failure(at)
-    assert at.query_params["image"] == ["2"]
+    assert at.query_params["image"] == "2"
 
 
-def test_failing_pair_shows_the_pair_while_its_walk_waits_for_the_list(make_app, held):  # noqa: F811
-    at = make_app("failing_pair", caption=15, samples=2)
+def test_failing_pair_shows_the_pair_while_its_walk_waits_for_the_list(make_app, monkeypatch):
+    monkeypatch.setenv("CAUSMATCH_WAIT_S", "0")  # the page does not wait for its jobs
+    at = make_app("retrieval", caption=15, samples=2, seed=7)  # the factual scores a query's rank reads, built
     no_failure(at)
-    assert [t.value for t in at.title] == ["Failing pair"]
-    assert any(m.label == "Margin" for m in at.metric)  # the pair is drawn at once
-    assert at.button(key="fp_next").disabled and at.button(key="fp_prev").disabled
-    walk = [shown(c.value) for c in at.caption]
-    assert any("still being computed" in c for c in walk), walk
-    assert at.get("progress"), "the walk's jobs say where they are"
-    held()
+    gate = threading.Event()
+    jobs.worker().submit("hold-sections", lambda progress: gate.wait(WAIT))  # the list's matrices queue behind
+    try:
+        at.switch_page("app_pages/failing_pair.py").run()
+        no_failure(at)
+        assert [t.value for t in at.title] == ["Failing pair"]
+        assert any(m.label == "Margin" for m in at.metric)  # the pair is drawn at once
+        assert at.button(key="fp_next").disabled and at.button(key="fp_prev").disabled
+        walk = [shown(c.value) for c in at.caption]
+        assert any("still being computed" in c for c in walk), walk
+        assert at.get("progress"), "the walk's jobs say where they are"
+    finally:
+        gate.set()
     _idle()
     at.run()
     no_failure(at)
