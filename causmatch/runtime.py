@@ -3,7 +3,13 @@
 Importing :mod:`causmatch` (any module) changes nothing outside the library: no environment variable, no
 allocator setting, no MKL call. Programs — the ``causmatch`` command line, the app, the benchmarks — call
 :func:`configure` once, first thing (before ``torch`` is imported, for the OpenMP setting to count); it is
-idempotent and applies three settings:
+idempotent and applies four settings:
+
+* the number of OpenMP threads (:func:`default_threads`), unless the user set ``OMP_NUM_THREADS``: the cores
+  that are idle when the program starts (the machine's usable cores minus its 1-minute load average, at least
+  1). More threads than idle cores made every parallel pass wait for a descheduled thread: on the 2-core box with
+  one competing process, 2 threads were several times slower than 1 (docs/benchmarks.md, "Threads on a shared
+  box"). ``OMP_NUM_THREADS=N`` or ``CAUSMATCH_THREADS=N`` sets it; ``CAUSMATCH_THREADS=all`` uses every core.
 
 * ``OMP_WAIT_POLICY=PASSIVE`` as a default (a value the user set wins): idle OpenMP workers spin by default
   and steal the core from the thread doing the work on small or shared machines; passive waiting made
@@ -48,17 +54,66 @@ _lock = threading.RLock()  # the app's sessions are threads: the first calls may
 
 def configure() -> dict:
     """Apply the process-level settings (see the module docstring); idempotent. Returns what was applied:
-    ``{"omp_wait_policy": value, "omp_wait_policy_effective": bool, "vml_warm": bool, "allocator_tuned": bool}``.
+    ``{"omp_wait_policy": value, "omp_wait_policy_effective": bool, "threads": int | None, "threads_from": str,
+    "vml_warm": bool, "allocator_tuned": bool}`` (``threads_from``: ``OMP_NUM_THREADS``, ``CAUSMATCH_THREADS``
+    or ``idle cores``).
     """
     global _configured
     with _lock:
         if _configured is None:
             torch_loaded = "torch" in sys.modules  # OpenMP read its settings when torch's runtime was loaded
             policy = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            threads, source = default_threads()
+            if source != "OMP_NUM_THREADS":  # the user's OpenMP setting is left as it is
+                os.environ["OMP_NUM_THREADS"] = str(threads)  # read when torch loads
+                if torch_loaded:
+                    import torch
+
+                    torch.set_num_threads(threads)
             warm_up_vml()
             _configured = {"omp_wait_policy": policy, "omp_wait_policy_effective": not torch_loaded,
-                           "vml_warm": _vml_warm, "allocator_tuned": tune_allocator()}
+                           "threads": threads, "threads_from": source, "vml_warm": _vml_warm,
+                           "allocator_tuned": tune_allocator()}
         return dict(_configured)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where known)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> tuple[int | None, str]:
+    """``(threads, where the number came from)``: ``OMP_NUM_THREADS`` if the user set it (left to OpenMP; the
+    number is its first entry, None if that is not a number), else ``CAUSMATCH_THREADS`` (a whole number >= 1, or
+    ``all`` for every usable core), else the idle cores now — usable cores minus the 1-minute load average,
+    rounded, at least 1. A ``CAUSMATCH_THREADS`` that is neither is reported in one line on stderr and the idle
+    cores are used (this runs before any error panel or command, so it must not raise)."""
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp:
+        try:
+            return int(omp.split(",")[0]), "OMP_NUM_THREADS"  # OpenMP takes a list per nesting level
+        except ValueError:
+            return None, "OMP_NUM_THREADS"
+    cores = usable_cores()
+    raw = os.environ.get("CAUSMATCH_THREADS", "").strip()
+    if raw.lower() == "all":
+        return cores, "CAUSMATCH_THREADS"
+    if raw:
+        try:
+            if int(raw) >= 1:
+                return int(raw), "CAUSMATCH_THREADS"
+        except ValueError:
+            pass
+        print(f"warning: CAUSMATCH_THREADS={raw!r} is not a whole number >= 1 or 'all'; using the idle cores",
+              file=sys.stderr)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1, min(cores, cores - int(load + 0.5))), "idle cores"
 
 
 def libc() -> ctypes.CDLL | None:

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from causmatch import runtime
 
 ENV = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -80,7 +82,8 @@ def test_configure_applies_every_setting_once_and_the_cli_calls_it():
             "t = 'torch' in sys.modules; main(['--help']); a = rt.configure(); "
             "print(json.dumps([t, a, rt.configure(), os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules]))")
     torch_before, a, b, policy, torch_after = json.loads(_run(code))
-    assert a == b == {"omp_wait_policy": "PASSIVE", "omp_wait_policy_effective": True, "vml_warm": True,
+    assert a == b == {"omp_wait_policy": "PASSIVE", "omp_wait_policy_effective": True, "threads": 1,
+                      "threads_from": "OMP_NUM_THREADS", "vml_warm": True,
                       "allocator_tuned": True}  # Linux with glibc, as CI; the CLI applied it before torch
     assert not torch_before and torch_after and policy == "PASSIVE"
 
@@ -91,7 +94,8 @@ def test_configure_keeps_the_users_settings():
             "Matcher(MatcherConfig(img_dim=8, embed_size=8, text=TextConfig(word_dim=8)), "
             "Vocabulary.from_captions(['a b'])); print(json.dumps([a, rt._vml_warm]))")
     out, warm = json.loads(_run(code, OMP_WAIT_POLICY="ACTIVE", CAUSMATCH_WARM_VML="0", CAUSMATCH_TUNE_MALLOC="0"))
-    assert out == {"omp_wait_policy": "ACTIVE", "omp_wait_policy_effective": False, "vml_warm": False,
+    assert out == {"omp_wait_policy": "ACTIVE", "omp_wait_policy_effective": False, "threads": 1,
+                   "threads_from": "OMP_NUM_THREADS", "vml_warm": False,
                    "allocator_tuned": False}  # torch was imported first: the policy came too late
     assert warm is False  # CAUSMATCH_WARM_VML=0 holds for the Matcher's guard too
 
@@ -110,3 +114,60 @@ def test_configure_from_many_threads_at_once_applies_once(monkeypatch):
     for t in threads:
         t.join()
     assert len(results) == 8 and all(r == results[0] for r in results) and calls == [1]
+
+
+# ---------------------------------------------------------------- threads
+
+
+def _threads_env(monkeypatch, *, omp=None, ours=None, load=0.0, cores=2):
+    for name, value in (("OMP_NUM_THREADS", omp), ("CAUSMATCH_THREADS", ours)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(runtime, "usable_cores", lambda: cores)
+
+
+def test_default_threads_are_the_idle_cores(monkeypatch):
+    for load, cores, want in ((0.0, 2, 2), (0.4, 2, 2), (0.6, 2, 1), (1.0, 2, 1), (5.0, 2, 1), (30.0, 2, 1),
+                              (2.2, 16, 14), (0.0, 1, 1)):
+        _threads_env(monkeypatch, load=load, cores=cores)
+        assert runtime.default_threads() == (want, "idle cores"), (load, cores)
+
+
+def test_the_users_thread_settings_win(monkeypatch, capsys):
+    _threads_env(monkeypatch, omp="3", ours="1", load=30.0)
+    assert runtime.default_threads() == (3, "OMP_NUM_THREADS")  # OpenMP's own variable first, left as it is
+    _threads_env(monkeypatch, omp="4,2")
+    assert runtime.default_threads() == (4, "OMP_NUM_THREADS")
+    _threads_env(monkeypatch, omp="many")
+    assert runtime.default_threads() == (None, "OMP_NUM_THREADS")  # OpenMP's business: not ours to judge
+    _threads_env(monkeypatch, ours="2", load=30.0)
+    assert runtime.default_threads() == (2, "CAUSMATCH_THREADS")
+    _threads_env(monkeypatch, ours="all", load=30.0, cores=8)
+    assert runtime.default_threads() == (8, "CAUSMATCH_THREADS")
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bad_thread_setting_is_one_line_and_falls_back(monkeypatch, capsys):
+    for bad in ("0", "-1", "two", "1.5"):
+        _threads_env(monkeypatch, ours=bad, load=0.0, cores=2)
+        assert runtime.default_threads() == (2, "idle cores")
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "CAUSMATCH_THREADS" in err and "idle cores" in err
+
+
+@pytest.mark.slow  # two fresh processes import torch
+def test_configure_sets_the_thread_count_torch_uses():
+    code = ("import json, os, causmatch.runtime as rt; a = rt.configure(); import torch; "
+            "print(json.dumps([a['threads'], a['threads_from'], os.environ['OMP_NUM_THREADS'], "
+            "torch.get_num_threads()]))")
+    env = {k: v for k, v in ENV.items() if k != "OMP_NUM_THREADS"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(env, CAUSMATCH_THREADS="1"))
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == [1, "CAUSMATCH_THREADS", "1", 1]
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    threads, source, omp, torch_threads = json.loads(res.stdout.strip().splitlines()[-1])
+    assert source == "idle cores" and 1 <= threads <= runtime.usable_cores() and omp == str(threads)
+    assert torch_threads == threads
