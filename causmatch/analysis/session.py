@@ -318,13 +318,16 @@ class AnalysisSession:
         if getattr(self, "_split_limits", None) is None:
             from causmatch.evaluation import split_limits
 
-            name, key = self._entry("limits")  # tokenising every caption: seconds on a large split
-            hit = self.cache.load(name, key) if self.cache.root is not None else None
+            # A large split keeps them in the cache: tokenising every caption takes seconds there.
+            name, key = self._entry("limits")
+            keep = self._mapped() and self.cache.root is not None
+            hit = self.cache.load(name, key) if keep else None
             if hit is not None:
                 self._split_limits = {k: int(v) for k, v in hit.items()}
             else:
                 self._split_limits = split_limits(self.matcher, self.split)
-                self.cache.save(name, key, {k: np.array(v) for k, v in self._split_limits.items()})
+                if keep:
+                    self.cache.save(name, key, {k: np.array(v) for k, v in self._split_limits.items()})
         return dict(self._split_limits)
 
     def check_intervention(self, intervention, image=None, caption=None, *, text=None, seed: int = 0):

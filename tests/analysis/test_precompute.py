@@ -158,7 +158,7 @@ def test_out_of_range_target_is_refused_before_any_work(ckpt, tiny_split, tmp_pa
     s = _session(ckpt, tiny_split, tmp_path / "cache", "always")
     with pytest.raises(ConfigError, match="mask-regions"):
         P.build_cache(s, ["mask-regions=99"])
-    assert ArrayCache(tmp_path / "cache").entries() == []
+    assert [e for e in ArrayCache(tmp_path / "cache").entries() if not e.endswith("-limits")] == []  # no work done
 
 
 def test_array_cache_has_and_read_only(tmp_path):
@@ -237,3 +237,26 @@ def test_put_gallery_is_read_back_and_refuses_a_wrong_size(ckpt, tiny_split, tmp
     s.put_gallery(*built)
     img, txt = _session(ckpt, tiny_split, cache, "never").gallery()  # "never": a miss would raise
     assert np.array_equal(img.regions.numpy(), built[0].regions.numpy()) and txt.tokens == built[1].tokens
+
+
+@pytest.mark.parametrize("tokens", [[["a", "b"], [], ["c"]], [["a\x1fb", "c"], ["d\x1e"], []]])
+def test_gallery_tokens_round_trip(tokens):
+    import torch
+
+    from causmatch.analysis.session import _gallery_from_arrays, _gallery_to_arrays
+    from causmatch.models import ImageEmb, TextEmb
+    img = ImageEmb(torch.zeros(1, 2, 3), torch.ones(1, 2, dtype=torch.bool), torch.zeros(1, 2, 2))
+    txt = TextEmb(torch.zeros(3, 2, 3), torch.zeros(3, 2, dtype=torch.bool), torch.zeros(3, 2, 2), tokens)
+    assert _gallery_from_arrays(_gallery_to_arrays(img, txt))[1].tokens == tokens
+
+
+def test_split_limits_are_cached_for_a_large_split(ckpt, tiny_split, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(P, "LARGE_SPLIT_PAIRS", 1)
+    want = _session(ckpt, tiny_split, cache, "always").split_limits()
+
+    def no_tokenising(*a, **k):
+        raise AssertionError("split limits were computed again")
+
+    monkeypatch.setattr("causmatch.evaluation.split_limits", no_tokenising)
+    assert _session(ckpt, tiny_split, cache, "never").split_limits() == want
