@@ -112,6 +112,9 @@ def random_gallery(s, seed: int = 0):
 def fill_random(ckpt: Path, folder: Path, cache: Path, gallery: str, samples: int, seed: int = 0) -> dict:
     """The gallery (random or encoded), random matrices and their derived arrays, through the session's API
     (entries already there are kept: a second run with other ``samples`` adds only their matrices)."""
+    from causmatch.analysis.session import sims_tag
+    from causmatch.interventions import resolve_intervention
+
     s = _session(ckpt, folder, cache, "always")
     t = {}
     t0 = time.perf_counter()
@@ -125,9 +128,12 @@ def fill_random(ckpt: Path, folder: Path, cache: Path, gallery: str, samples: in
     base = (0.05 * rng.standard_normal((n_i, n_c), dtype=np.float32))
     base[np.arange(n_c) // k, np.arange(n_c)] += 0.12  # true pairs raised: most ranks small, some failures
     t0 = time.perf_counter()
-    s.put_similarity(None, base)
+    if not s.cache.has(*s._entry(sims_tag(resolve_intervention(None), 1, 0))):
+        s.put_similarity(None, base)
     for kind in KINDS:
-        s.put_similarity(kind, base + 0.03 * rng.standard_normal((n_i, n_c), dtype=np.float32), samples=samples)
+        noise = 0.03 * rng.standard_normal((n_i, n_c), dtype=np.float32)  # drawn even when kept: same matrices
+        if not s.cache.has(*s._entry(sims_tag(resolve_intervention(kind, 0), samples, 0))):
+            s.put_similarity(kind, base + noise, samples=samples)
     t["write_matrices_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for direction in ("t2i", "i2t"):
