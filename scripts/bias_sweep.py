@@ -48,9 +48,17 @@ if str(ROOT) not in sys.path:
 BIASES = (0.5, 0.75, 0.9, 0.97)
 SEEDS = (0, 1, 2)
 MODELS = ("scan", "scan-warmup", "causmatch")
+# SGRAF's SGR head (the demo's sizes: sim_dim 64 at embed 256, the scenes images' 12 region slots), on request
+# only (--models sgr-warmup,causmatch-sgr): the same schedule, the fair baseline's warm-up, CausMatch on top.
+SGR_ARGS = ["--set", "model.similarity=sgr", "--set", "model.sim_dim=64", "--set", "model.sgr_step=3",
+            "--set", "model.num_region=12"]
+EXTRA_MODELS = ("sgr-warmup", "causmatch-sgr")
+ALL_MODELS = MODELS + EXTRA_MODELS
 MODEL_ARGS = {"scan": ["--model", "scan"],
               "scan-warmup": ["--model", "scan", "--set", "max_violation_warmup_epochs=1"],
-              "causmatch": ["--model", "causmatch"]}
+              "causmatch": ["--model", "causmatch"],
+              "sgr-warmup": ["--model", "scan", "--set", "max_violation_warmup_epochs=1", *SGR_ARGS],
+              "causmatch-sgr": ["--model", "causmatch", *SGR_ARGS]}
 EVAL_KEYS = ("metrics", "factual_metrics", "effect", "grounding", "distractor_attention", "effect_auc")
 SWEEP_FIELDS = ("bias", "seed", "model", "rsum", "i2t_r1", "t2i_r1", "grounding", "effect_matching",
                 "effect_non_matching", "distractor_attention", "distractor_chance", "best_epoch", "command")
@@ -323,7 +331,7 @@ def figure(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, label in ((axes[0], "rsum", "test rSum"),
                            (axes[1], "distractor_attention", "distractor attention (% of attention mass)")):
-        for model in MODELS:
+        for model in [m for m in ALL_MODELS if any(r["model"] == m for r in rows)]:
             xs, means, stds, ns = [], [], [], []
             for bias in sorted({float(r["bias"]) for r in rows}):
                 vals = [float(r[key]) for r in rows if r["model"] == model and float(r["bias"]) == bias
@@ -364,7 +372,7 @@ def _mean_sd(values: list[float], digits: int) -> str:
 
 def summary_markdown(sweep: list[dict], auc: list[dict]) -> str:
     """Markdown tables: per bias and model, mean ± sample standard deviation over the seeds evaluated."""
-    keys = sorted({(float(r["bias"]), r["model"]) for r in sweep}, key=lambda k: (k[0], MODELS.index(k[1])))
+    keys = sorted({(float(r["bias"]), r["model"]) for r in sweep}, key=lambda k: (k[0], ALL_MODELS.index(k[1])))
     lines = ["| bias | model | test rSum | t2i R@1 | grounding % | distractor attention % (chance) | "
              "effect matching / non-matching |", "|---|---|---:|---:|---:|---:|---:|"]
     for bias, model in keys:
@@ -377,7 +385,7 @@ def summary_markdown(sweep: list[dict], auc: list[dict]) -> str:
                      f"{_mean_sd(col('effect_non_matching'), 3)} |")
     lines += ["", "| bias | model | seed | top-1 right | AUC effect of top pair | AUC effect margin | "
               "AUC score margin |", "|---|---|---:|---:|---:|---:|---:|"]
-    for r in sorted(auc, key=lambda r: (float(r["bias"]), MODELS.index(r["model"]), r["seed"])):
+    for r in sorted(auc, key=lambda r: (float(r["bias"]), ALL_MODELS.index(r["model"]), r["seed"])):
         cell = lambda p, r=r: (f"{float(r[p + '_auc']):.3f} [{float(r[p + '_lo']):.3f}, "  # noqa: E731
                                f"{float(r[p + '_hi']):.3f}]")
         lines.append(f"| {r['bias']} | {r['model']} | {r['seed']} | {r['top1_correct']} / {r['n_queries']} | "
@@ -441,9 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--tables-only", action="store_true", help="write the CSVs and the figure and exit")
     args = p.parse_args(argv)
-    bad = [m for m in (*args.models, *args.later) if m not in MODELS]
+    bad = [m for m in (*args.models, *args.later) if m not in ALL_MODELS]
     if bad or len(args.sizes) != 3 or args.jobs < 1 or args.epochs < 1:
-        p.error(f"--models from {','.join(MODELS)}; --sizes is train,dev,test; --jobs, --epochs >= 1")
+        p.error(f"--models from {','.join(ALL_MODELS)}; --sizes is train,dev,test; --jobs, --epochs >= 1")
     problem = plan_problem(args)
     if problem:
         p.error(problem)
