@@ -28,12 +28,16 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-
-from causmatch.data import Vocabulary
-from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention
-from causmatch.models import AttentionConfig, ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, sharded_similarity
 from causmatch.runtime import configure
+
+if __name__ == "__main__":  # first: OpenMP reads its wait policy when torch loads (later is too late)
+    configure()
+
+import torch  # noqa: E402
+
+from causmatch.data import Vocabulary  # noqa: E402
+from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention  # noqa: E402
+from causmatch.models import AttentionConfig, ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, sharded_similarity  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT / "assets" / "data" / "scenes"

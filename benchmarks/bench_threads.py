@@ -16,6 +16,7 @@ competitor takes one core: on a 2-core box that is the situation of the app next
 
     .venv/bin/python benchmarks/bench_threads.py                      # about 2–5 minutes on 2 cores
     .venv/bin/python benchmarks/bench_threads.py --images 64 --captions 256 --repeat 1   # quick
+    .venv/bin/python benchmarks/bench_threads.py --wait-policy ACTIVE   # spinning workers, OpenMP's default
 """
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ def busy_loop() -> subprocess.Popen:
 
 def run_child(threads: int, args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if args.wait_policy:
+        env["OMP_WAIT_POLICY"] = args.wait_policy  # configure() keeps a value the user set
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--images", str(args.images),
            "--captions", str(args.captions), "--repeat", str(args.repeat)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -93,6 +96,8 @@ def main(argv=None) -> dict | None:
     p.add_argument("--captions", type=int, default=640)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", default="1,2", help="thread counts to compare")
+    p.add_argument("--wait-policy", choices=["PASSIVE", "ACTIVE"], default=None,
+                   help="OMP_WAIT_POLICY for the children (default: what configure() sets, PASSIVE)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -125,9 +130,10 @@ def main(argv=None) -> dict | None:
             ts = [results[(label, t)]["times"][what] for t in threads]
             ratio = f" | {ts[-1] / ts[0]:.2f} ×" if len(threads) > 1 else ""
             print(f"| {what} | {label} | " + " | ".join(f"{x * 1e3:.0f} ms" for x in ts) + ratio + " |")
-    out = dict(args=dict(images=args.images, captions=args.captions, repeat=args.repeat, threads=threads),
+    out = dict(args=dict(images=args.images, captions=args.captions, repeat=args.repeat, threads=threads,
+                         wait_policy=args.wait_policy),
                cpus=os.cpu_count(), load_average_end=os.getloadavg(),
-               results=[dict(condition=k[0], threads=k[1], **v) for k, v in results.items()])
+               results=[dict(condition=k[0], **v) for k, v in results.items()])
     print("JSON " + json.dumps(out))
     return out
 

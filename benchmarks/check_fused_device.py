@@ -14,7 +14,12 @@ import itertools
 import sys
 from pathlib import Path
 
-import torch
+from causmatch.runtime import configure
+
+if __name__ == "__main__":  # first: OpenMP reads its wait policy when torch loads (later is too late)
+    configure()
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_similarity import random_inputs  # noqa: E402
@@ -22,7 +27,6 @@ from bench_similarity import random_inputs  # noqa: E402
 from causmatch.models import attention as A  # noqa: E402
 from causmatch.models import reference  # noqa: E402
 from causmatch.models.fused import fused_scores  # noqa: E402
-from causmatch.runtime import configure  # noqa: E402
 
 TOL = 1e-5
 

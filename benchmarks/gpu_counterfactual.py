@@ -30,14 +30,18 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+from causmatch.runtime import configure
+
+if __name__ == "__main__":  # first: OpenMP reads its wait policy when torch loads (later is too late)
+    configure()
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_similarity import matcher_for, random_inputs, scan_similarity  # noqa: E402
 
 from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention  # noqa: E402
 from causmatch.models import ImageEmb, TextEmb, sharded_similarity  # noqa: E402
-from causmatch.runtime import configure  # noqa: E402
 
 
 def _sync(device: str) -> None:

@@ -3,14 +3,13 @@
 Importing :mod:`causmatch` (any module) changes nothing outside the library: no environment variable, no
 allocator setting, no MKL call. Programs — the ``causmatch`` command line, the app, the benchmarks — call
 :func:`configure` once, first thing (before ``torch`` is imported, for the OpenMP setting to count); it is
-idempotent and applies four settings:
+idempotent and applies these settings:
 
-* the number of OpenMP threads (:func:`default_threads`), unless the user set ``OMP_NUM_THREADS``: the cores
-  that are idle when the program starts (the machine's usable cores minus its 1-minute load average, at least
-  1). More threads than idle cores made every parallel pass wait for a descheduled thread: on the 2-core box with
-  one competing process, 2 threads were several times slower than 1 (docs/benchmarks.md, "Threads on a shared
-  box"). ``OMP_NUM_THREADS=N`` or ``CAUSMATCH_THREADS=N`` sets it; ``CAUSMATCH_THREADS=all`` uses every core.
-
+* the number of OpenMP threads, only when asked (:func:`default_threads`): ``CAUSMATCH_THREADS=N`` (or ``all``)
+  sets it unless ``OMP_NUM_THREADS`` is set; otherwise OpenMP's default (every usable core) stays. Measured on
+  the 2-core box with passive waiting, 2 threads were never slower than 1, alone or next to a competing
+  CPU-bound process; the collapse seen on shared boxes came from spinning workers, which the next setting stops
+  (docs/benchmarks.md, "Threads on a shared box").
 * ``OMP_WAIT_POLICY=PASSIVE`` as a default (a value the user set wins): idle OpenMP workers spin by default
   and steal the core from the thread doing the work on small or shared machines; passive waiting made
   explanations ~10x faster on a 2-core box (docs/benchmarks.md). OpenMP reads it when torch's runtime is
@@ -56,7 +55,7 @@ def configure() -> dict:
     """Apply the process-level settings (see the module docstring); idempotent. Returns what was applied:
     ``{"omp_wait_policy": value, "omp_wait_policy_effective": bool, "threads": int | None, "threads_from": str,
     "vml_warm": bool, "allocator_tuned": bool}`` (``threads_from``: ``OMP_NUM_THREADS``, ``CAUSMATCH_THREADS``
-    or ``idle cores``).
+    or ``default``).
     """
     global _configured
     with _lock:
@@ -64,7 +63,7 @@ def configure() -> dict:
             torch_loaded = "torch" in sys.modules  # OpenMP read its settings when torch's runtime was loaded
             policy = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             threads, source = default_threads()
-            if source != "OMP_NUM_THREADS":  # the user's OpenMP setting is left as it is
+            if source == "CAUSMATCH_THREADS":  # the user's OpenMP setting and OpenMP's default are left alone
                 os.environ["OMP_NUM_THREADS"] = str(threads)  # read when torch loads
                 if torch_loaded:
                     import torch
@@ -87,10 +86,10 @@ def usable_cores() -> int:
 
 def default_threads() -> tuple[int | None, str]:
     """``(threads, where the number came from)``: ``OMP_NUM_THREADS`` if the user set it (left to OpenMP; the
-    number is its first entry, None if that is not a number), else ``CAUSMATCH_THREADS`` (a whole number >= 1, or
-    ``all`` for every usable core), else the idle cores now — usable cores minus the 1-minute load average,
-    rounded, at least 1. A ``CAUSMATCH_THREADS`` that is neither is reported in one line on stderr and the idle
-    cores are used (this runs before any error panel or command, so it must not raise)."""
+    number is its first entry, None if that is not a number); else ``CAUSMATCH_THREADS`` (a whole number >= 1,
+    or ``all`` for every usable core); else ``(usable cores, "default")`` — OpenMP's own default, left alone. A
+    ``CAUSMATCH_THREADS`` that is neither is reported in one line on stderr and the default is kept (this runs
+    before any error panel or command, so it must not raise)."""
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()
     if omp:
         try:
@@ -107,13 +106,9 @@ def default_threads() -> tuple[int | None, str]:
                 return int(raw), "CAUSMATCH_THREADS"
         except ValueError:
             pass
-        print(f"warning: CAUSMATCH_THREADS={raw!r} is not a whole number >= 1 or 'all'; using the idle cores",
-              file=sys.stderr)
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
-    return max(1, min(cores, cores - int(load + 0.5))), "idle cores"
+        print(f"warning: CAUSMATCH_THREADS={raw!r} is not a whole number >= 1 or 'all'; keeping the default "
+              f"({cores} threads)", file=sys.stderr)
+    return cores, "default"
 
 
 def libc() -> ctypes.CDLL | None:
