@@ -179,7 +179,7 @@ def measure(ckpt: Path, folder: Path, cache: Path, samples: int) -> dict:
         rss = [line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
                if line.startswith("VmRSS:")]
         if rss:
-            t[name.replace("_s", "_rss_mib")] = int(rss[0]) / 1024  # after this step (mapped pages included)
+            t[name[:-2] + "_rss_mib"] = int(rss[0]) / 1024  # after this step (mapped pages included)
         return out
 
     s = timed("open_session_s", lambda: _session(ckpt, folder, cache, "auto"))
