@@ -222,9 +222,8 @@ def changed() -> None:
 
     A widget inside a section that reruns alone (``components.sections``) reruns only its section; the whole
     page is asked for instead when something drawn outside the section follows this change: the link's
-    warnings on top of the page (they go), or the sidebar's targets while the kind is a targeted one (they are
-    the pair's words or regions, checked against the pair)."""
-    whole = bool(st.session_state.get(_LINK_WARNINGS)) or target_rule(value("iv")) is not None
+    warnings on top of the page (they go)."""
+    whole = bool(st.session_state.get(_LINK_WARNINGS))
     st.session_state[_LINK_WARNINGS] = []
     _drop_strays()
     write_link()

@@ -13,7 +13,7 @@ from components import figures, help, pair
 from components.errors import plain
 from components.images import image_panel
 from components.pickers import pick_index, pick_pair
-from components.sections import section
+from components.sections import section, sidebar_follows_pair
 
 
 def _attention_section(ex, split_name: str) -> None:
@@ -175,7 +175,7 @@ def _pair_section(ctx: state.Context) -> None:
 
 def render(ctx: state.Context) -> None:
     st.title("Explore a pair")
-    section(_pair_section, ctx, key="explore_pair")
+    section(_pair_section, ctx, key="explore_pair", alone=not sidebar_follows_pair())
 
 
 if __name__ == "__main__":

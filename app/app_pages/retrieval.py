@@ -12,7 +12,7 @@ from components import figures, help
 from components.errors import plain, require_finite
 from components.images import framed, load_rgb
 from components.pickers import pick_direction
-from components.sections import section
+from components.sections import section, sidebar_follows_pair
 from components.tables import table
 
 
@@ -149,7 +149,7 @@ def _query_section(ctx: state.Context) -> None:
 
 def render(ctx: state.Context) -> None:
     st.title("Retrieval")
-    section(_query_section, ctx, key="retrieval_query")
+    section(_query_section, ctx, key="retrieval_query", alone=not sidebar_follows_pair())
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ A section holds its picker and everything drawn from the picked value, so that n
 stale (Explore's word section holds the per-word effects, whose bar of the picked word is highlighted).
 When a change inside a section touches something drawn outside it, the change's callback asks for the
 whole page instead (:func:`state.changed`): the link's replaced values said on top of the page (the change
-clears them), and the sidebar's targets while the intervention is a targeted kind (they are the view's
-pair's words or regions). The sidebar's own widgets rerun the whole page.
+clears them). While the intervention is a targeted kind the sidebar's targets are the view's pair's words
+or regions: a section that picks the pair is then drawn inline (:func:`sidebar_follows_pair`), so its picks
+rerun the whole page. The sidebar's own widgets rerun the whole page.
 
 A section reruns with the arguments of the page's last whole run (the run's context: data, checkpoints,
 intervention); the view's values it fits to its pickers (:func:`state.fit`) are written to the link at its
@@ -24,12 +25,22 @@ from typing import Any, Callable
 import streamlit as st
 
 import state
+from causmatch.interventions import target_rule
 from components.errors import show_error
 
 
-def section(draw: Callable[..., Any], *args: Any, key: str) -> None:
+def sidebar_follows_pair() -> bool:
+    """Whether the sidebar draws from the view's pair: a targeted kind's targets are the pair's words or
+    regions, checked against it — then a section that picks the pair is drawn inline (its picks rerun the page)."""
+    return target_rule(state.value("iv")) is not None
+
+
+def section(draw: Callable[..., Any], *args: Any, key: str, alone: bool = True) -> None:
     """Draw ``draw(*args)`` as a section that reruns on its own (an ``st.fragment`` named ``key``, unique
-    among the sections a page draws in one run)."""
+    among the sections a page draws in one run); inline when not ``alone`` (its widgets rerun the page)."""
+    if not alone:
+        draw(*args)
+        return
     def run(*inner: Any) -> None:
         try:
             draw(*inner)
