@@ -88,6 +88,8 @@ def matrix_job(ctx: Context, model: Model, spec: str | None = None):
         return None
     session, lock = model.session
     samples, seed = draws(ctx, spec), ctx.seed
+    # A split too large to score here: say which `causmatch cache` command builds it, before queueing anything.
+    session.check_computable(spec, samples=samples, seed=seed)
 
     def compute(progress):
         with lock:
@@ -192,7 +194,8 @@ def similarity(ctx: Context, model: Model, spec: str | None = None):
         if now.state != "done":
             from causmatch.analysis.jobs import worker
             worker().forget(job.key)  # the next visit tries again
-            raise DataError(f"{now.label}: {now.error or 'cancelled'} — open the page again to compute it")
+            raise DataError(f"{now.label}: {now.error}" if now.error else
+                            f"{now.label}: cancelled — open the page again to compute it")
     session, lock = model.session
     with lock:
         return session.similarity(spec, samples=draws(ctx, spec), seed=ctx.seed)
