@@ -109,34 +109,6 @@ INTERACTIONS = [
 ]
 
 
-class Runs:
-    """The runs the server starts, read from its websocket: each run's fragment ids ([] = the whole page)."""
-
-    def __init__(self, page):
-        self.seen: list[list[str]] = []
-        self._ids: set[str] = set()
-        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
-
-    def _frame(self, payload) -> None:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-        if not isinstance(payload, (bytes, bytearray)):
-            return
-        msg = ForwardMsg()
-        try:
-            msg.ParseFromString(bytes(payload))
-        except Exception:  # noqa: BLE001 — not a ForwardMsg
-            return
-        run = msg.metadata.run  # every message names the run that sent it: its id and fragments
-        if run.script_run_id and run.script_run_id not in self._ids:
-            self._ids.add(run.script_run_id)
-            self.seen.append(list(run.fragment_ids))
-
-    def scope(self, since: int) -> str:
-        """What the runs after the ``since``-th reran: "section" (fragments only), "page", or "none"."""
-        runs = self.seen[since:]
-        return "none" if not runs else "section" if all(runs) else "page"
-
-
 def _settle(page, quiet_ms: int, timeout_ms: float) -> None:
     page.wait_for_function(SETTLED, arg=quiet_ms, timeout=timeout_ms, polling=50)
 
@@ -168,6 +140,7 @@ def play(url: str, repeats: int, only: str, quiet_ms: int, timeout_ms: float) ->
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         page.set_default_timeout(timeout_ms)
+        from tests.e2e.browser import Runs  # the repository root is on sys.path (main)
         runs = Runs(page)
         for repeat in range(repeats + 1):
             here, stale = None, False

@@ -122,11 +122,23 @@ def cf_rank_label(n_draws: int, spec: str | None = None, seed: int | None = None
     parts = [str(spec)] if spec else []
     if n_draws > 1:
         parts.append(f"mean of {n_draws} draws")
-        if seed is not None:
-            parts.append(f"seed {seed}")
     elif spec:
         parts.append("1 draw")
+    if seed is not None and (n_draws > 1 or _stochastic(spec)):  # one random draw depends on its seed too
+        parts.append(f"seed {seed}")
     return f"rank under ᾱ ({', '.join(parts)})" if parts else "rank under ᾱ"
+
+
+def _stochastic(spec: str | None) -> bool:
+    """Whether the intervention ``spec`` draws at random (its numbers depend on the seed)."""
+    if not spec:
+        return False
+    from causmatch.errors import CausMatchError
+    from causmatch.interventions import resolve_intervention
+    try:
+        return bool(getattr(resolve_intervention(spec), "stochastic", False))
+    except CausMatchError:
+        return False
 
 
 def _check(topics: tuple[str, ...]) -> None:

@@ -47,3 +47,10 @@ def test_how_to_read_draws_one_expander_per_call():
 def test_draws_and_the_counterfactual_rank_name():
     assert help.draws("random", 8) == 8 and help.draws("uniform", 8) == 1 and help.draws(None, 8) == 1
     assert help.cf_rank_label(8) == "rank under ᾱ (mean of 8 draws)" and help.cf_rank_label(1) == "rank under ᾱ"
+
+
+def test_cf_rank_label_names_the_seed_of_every_random_number():
+    assert help.cf_rank_label(8, "random", 3) == "rank under ᾱ (random, mean of 8 draws, seed 3)"
+    assert help.cf_rank_label(1, "random", 3) == "rank under ᾱ (random, 1 draw, seed 3)"  # one draw: still seeded
+    assert help.cf_rank_label(1, "uniform", 3) == "rank under ᾱ (uniform, 1 draw)"  # deterministic: no seed
+    assert help.cf_rank_label(1, "nonsense-kind", 3) == "rank under ᾱ (nonsense-kind, 1 draw)"

@@ -36,11 +36,11 @@ def test_retrieval_movement_chart_log_axis_legend_and_draws(make_app):
     charts = list(_charts(at).values())
     assert charts and all(theme == "streamlit" for _, theme in charts)  # follows the light/dark theme
     spec = next(s for s, _ in charts if s["layout"].get("yaxis", {}).get("type") == "log")
-    assert spec["layout"]["xaxis"]["ticktext"] == ["rank under α", "rank under ᾱ (mean of 6 draws)"]
+    assert spec["layout"]["xaxis"]["ticktext"] == ["rank under α", "rank under ᾱ (random, mean of 6 draws, seed 0)"]
     names = {tr.get("name") for tr in spec["data"] if tr.get("showlegend") is not False and tr.get("name")}
     assert names <= {"rose under the counterfactual", "fell under the counterfactual", "unchanged",
                      "true item (thick line, ✓)"} and names
-    assert any(m.label == "… rank under ᾱ (mean of 6 draws)" for m in at.metric)
+    assert any(m.label == "… rank under ᾱ (random, mean of 6 draws, seed 0)" for m in at.metric)
     assert any(e.label == help.LABEL for e in at.expander)
     assert any("framed in green" in c for c in _captions(at))  # caption query over images: the truth is framed
     table = at.dataframe[0]
@@ -53,7 +53,7 @@ def test_retrieval_image_query_has_no_green_frame_note(make_app):
     assert not any("framed in green" in c for c in _captions(at))
     assert any("true caption" in c for c in _captions(at))
     # A deterministic counterfactual has one draw: its rank is not called a mean.
-    assert any(m.label == "… rank under ᾱ" for m in at.metric)
+    assert any(m.label == "… rank under ᾱ (uniform, 1 draw)" for m in at.metric)
 
 
 def test_compare_shares_scales_and_decimals(make_app):
@@ -79,8 +79,8 @@ def test_compare_shares_scales_and_decimals(make_app):
                for c in _captions(at))
     assert any(e.label == help.LABEL for e in at.expander)
     ranks = at.dataframe[0].value
-    assert list(ranks.columns) == ["checkpoint", "query", "rank under α", "rank under ᾱ (mean of 8 draws)",
-                                   "S(α) of the true item"]
+    assert list(ranks.columns) == ["checkpoint", "query", "rank under α",
+                                   "rank under ᾱ (random, mean of 8 draws, seed 0)", "S(α) of the true item"]
 
 
 def test_compare_opens_on_the_word_where_the_checkpoints_differ(make_app):

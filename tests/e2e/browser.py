@@ -134,3 +134,38 @@ def check_demo_view(page, url: str, view: tuple, shot: str, timeout: float = 300
     out = screenshot(page, shot, height=height)
     assert out.stat().st_size > 10_000, (name, out.stat().st_size)
     return out
+
+
+class Runs:
+    """The script runs the server starts for ``page``, read from its websocket: each run's fragment ids
+    ([] = the whole page; several ids = those sections only)."""
+
+    def __init__(self, page):
+        self.seen: list[list[str]] = []
+        self._ids: set[str] = set()
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+        if not isinstance(payload, (bytes, bytearray)):
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(bytes(payload))
+        except Exception:  # noqa: BLE001 — not a ForwardMsg
+            return
+        run = msg.metadata.run  # every message names the run that sent it: its id and fragments
+        if run.script_run_id and run.script_run_id not in self._ids:
+            self._ids.add(run.script_run_id)
+            self.seen.append(list(run.fragment_ids))
+
+    def scope(self, since: int) -> str:
+        """What the runs after the ``since``-th reran: "section" (fragments only), "page", or "none"."""
+        runs = self.seen[since:]
+        return "none" if not runs else "section" if all(runs) else "page"
+
+    def after(self, action) -> list[list[str]]:
+        """The runs ``action`` started (the page idle again after it)."""
+        before = len(self.seen)
+        action()
+        return self.seen[before:]

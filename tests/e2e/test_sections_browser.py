@@ -9,38 +9,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.e2e.browser import wait_ready
+from tests.e2e.browser import Runs, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-
-class Runs:
-    """The script runs the server starts for ``page``: each run's fragment ids ([] = the whole page)."""
-
-    def __init__(self, page):
-        self.seen: list[list[str]] = []
-        self._ids: set[str] = set()
-        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
-
-    def _frame(self, payload) -> None:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-        if not isinstance(payload, (bytes, bytearray)):
-            return
-        msg = ForwardMsg()
-        try:
-            msg.ParseFromString(bytes(payload))
-        except Exception:  # noqa: BLE001 — not a ForwardMsg: not a run
-            return
-        run = msg.metadata.run  # every message names the run that sent it: its id and fragments
-        if run.script_run_id and run.script_run_id not in self._ids:
-            self._ids.add(run.script_run_id)
-            self.seen.append(list(run.fragment_ids))
-
-    def after(self, action) -> list[list[str]]:
-        """The runs ``action`` started (the page idle again after it)."""
-        before = len(self.seen)
-        action()
-        return self.seen[before:]
 
 
 def _query(page) -> dict:
