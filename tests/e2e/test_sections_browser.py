@@ -8,6 +8,7 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.browser import Runs, wait_ready
 
@@ -19,8 +20,31 @@ def _query(page) -> dict:
 
 
 def _pick(page, label: str, option: str) -> None:
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator('[role="combobox"], input').first.click()
-    page.locator('[role="option"]').filter(has_text=re.compile(option)).first.click()
+    """Open the select box ``label`` and click ``option``; a list closed by a late run is opened again."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator('[role="combobox"], input').first
+    choice = page.locator('[role="option"]').filter(has_text=re.compile(option)).first
+    for _ in range(3):
+        box.click()
+        try:
+            choice.wait_for(state="visible", timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            wait_ready(page, timeout=300_000)
+    choice.click()
+
+
+def _settled(page, runs, quiet_ms: int = 2_000, limit_ms: int = 60_000) -> None:
+    """Wait until the page has started no run for ``quiet_ms`` (the first visit's late runs are over), so that
+    the runs counted after it are the action's own."""
+    waited = 0
+    while waited < limit_ms:
+        seen = len(runs.seen)
+        page.wait_for_timeout(quiet_ms)
+        waited += quiet_ms
+        if len(runs.seen) == seen:
+            break
+    wait_ready(page, timeout=300_000)
 
 
 def _acted(page, images: int, act) -> None:
@@ -33,6 +57,7 @@ def test_explore_word_and_pair_picks_rerun_their_sections(page, app_server):
     runs = Runs(page)
     page.goto(app_server + "/explore?image=3&caption=15&word=2")
     wait_ready(page, images=2, timeout=300_000)  # the first visit fills the caches (slow on a loaded box)
+    _settled(page, runs)
     word = runs.after(lambda: _acted(page, 2, lambda: _pick(page, "Word", r"^1 · ")))
     assert word and all(word), word  # fragment runs only: the sidebar and the other sections stay
     assert _query(page)["word"] == "1"
@@ -51,6 +76,7 @@ def test_a_replaced_link_value_reruns_the_whole_page_and_goes(page, app_server):
     runs = Runs(page)
     page.goto(app_server + "/explore?image=99999&word=2")
     wait_ready(page, images=2, timeout=300_000)
+    _settled(page, runs)
     assert page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="99999").count() >= 1
     word = runs.after(lambda: _acted(page, 2, lambda: _pick(page, "Word", r"^1 · ")))
     assert word and not all(word), word  # a whole-page run: the warning on top is redrawn (gone)
@@ -61,6 +87,7 @@ def test_a_pair_pick_under_a_targeted_kind_reruns_the_whole_page(page, app_serve
     runs = Runs(page)
     page.goto(app_server + "/explore?image=3&caption=15&iv=mask-regions&targets=1&tkind=mask-regions")
     wait_ready(page, images=2, timeout=300_000)
+    _settled(page, runs)
     image = runs.after(lambda: _acted(page, 2, lambda: page.locator('[data-testid="stNumberInput"]').filter(
         has_text="Image (0").locator('[data-testid="stNumberInputStepUp"]').click()))
     assert image and not all(image), image  # the sidebar's targets are the new pair's
@@ -72,12 +99,14 @@ def test_retrieval_and_failing_pair_picks_rerun_their_sections(page, app_server)
     runs = Runs(page)
     page.goto(app_server + "/retrieval?caption=15&k=5")
     wait_ready(page, images=10, timeout=300_000)
+    _settled(page, runs)
     direction = runs.after(lambda: _acted(page, 0, lambda: page.locator(
         '[data-testid="stButtonGroup"] button').filter(has_text="image → captions").first.click()))
     assert direction and all(direction), direction
     assert _query(page).get("dir") == "i2t"
     page.goto(app_server + "/failing-pair?caption=15")
     wait_ready(page, timeout=300_000)
+    _settled(page, runs)
     word = runs.after(lambda: _acted(page, 0, lambda: _pick(page, "Word (the same word", r"^1 · ")))
     assert word and all(word), word
     assert _query(page)["pword"] == "1"
