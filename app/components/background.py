@@ -16,7 +16,7 @@ import streamlit as st
 
 import results
 import state
-from components.errors import plain
+from components.errors import plain, show_error
 
 POLL_S = 1.0  # seconds between two looks at the jobs (the status section alone reruns)
 MARK = "bg_status"  # the status containers' key prefix (CSS class st-key-bg_status_<key>)
@@ -69,9 +69,11 @@ def status(jobs: list, key: str, what: str = "") -> None:
     keys = [j.key for j in jobs]
     active = any(not j.status().finished for j in jobs)
 
-
     def draw(*args) -> None:
-        _draw(*args)
+        try:
+            _draw(*args)
+        except Exception as exc:  # noqa: BLE001 — as a section: the error panel in place, never a traceback
+            show_error(exc, where=f"status {key}", redact=state.roots().redact)
     draw.__name__ = draw.__qualname__ = f"background_{key}"  # one fragment per status on a page
     with st.container(key=f"{MARK}_{key}"):  # the page's browser tests wait until no such container is left
         st.fragment(draw, run_every=POLL_S if active else None)(keys, key)

@@ -141,3 +141,28 @@ def test_status_lines():
     assert background.line(st("running")).endswith("… (starting)")
     assert background.line(st("failed", error="DataError: no\\ncaptions")).startswith("A: whole-split")
     assert "\n" not in background.line(st("failed", error="a b"))
+
+
+def test_a_failing_status_shows_the_error_panel_not_a_traceback(make_app, held, monkeypatch):
+    """An error while the status section draws itself (here: a job whose status cannot be read) is the app's
+    one-line error panel in the status's place; the rest of the page stays drawn."""
+    at = make_app("failures", samples=2)
+    no_failure(at)
+    assert _status_lines(at)
+
+    def broken(self):
+        raise RuntimeError("status unreadable")
+
+    from components import background
+
+    def broken_draw(keys, key):
+        raise RuntimeError("status section broke")
+
+    for target, name, fake, says in ((jobs.Job, "status", broken, "status unreadable"),
+                                     (background, "_draw", broken_draw, "status section broke")):
+        with monkeypatch.context() as patch:
+            patch.setattr(target, name, fake)
+            at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(says in shown(e.value) for e in at.error), [e.value for e in at.error]
+        assert [t.value for t in at.title] == ["Failure cases"]
