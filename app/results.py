@@ -207,7 +207,7 @@ def _left(eta: float | None) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _rank(_model: Model, key: str, direction: str, query: int, spec: str, samples: int, seed: int, k: int,
-          built: bool):
+          built: tuple[bool, bool]):
     session, lock = _model.session
     fn = session.rank_caption_query if direction == "t2i" else session.rank_image_query
     with lock:
@@ -215,11 +215,18 @@ def _rank(_model: Model, key: str, direction: str, query: int, spec: str, sample
 
 
 def rank(ctx: Context, model: Model, direction: str, query: int, k: int):
-    """RankResult of one query (caption for t2i, image for i2t) under the chosen intervention."""
-    similarity(ctx, model)  # the factual matrix, with a progress bar the first time
+    """RankResult of one query (caption for t2i, image for i2t) under the chosen intervention. The query does
+    not wait for the whole split: until its matrices are built its scores are computed for it alone (the same
+    numbers up to float32 rounding), while the factual matrix is queued in the background; once a matrix is
+    built the ranks are read from it (one number on every page)."""
+    from causmatch.analysis.precompute import CacheMissing
+    try:
+        matrix_job(ctx, model)  # queued once; the query goes on without it
+    except CacheMissing:
+        pass  # a split whose matrices only `causmatch cache` builds: the query's own scores are all there is
     spec = _spec(ctx)
-    # read from the whole-split matrix of the same draws once it is built (one number on every page)
-    built = spec != "none" and cached_matrix(ctx, model, spec) is not None
+    built = (cached_matrix(ctx, model) is not None,
+             spec != "none" and cached_matrix(ctx, model, spec) is not None)
     return _rank(model, _key(model), direction, int(query), spec, ctx.samples, ctx.seed, int(k), built)
 
 

@@ -109,12 +109,11 @@ def _query_section(ctx: state.Context) -> None:
     require_finite(np.concatenate([np.ravel(res.scores), np.ravel(res.cf_scores)]),
                    f"the scores of {'caption' if direction == 't2i' else 'image'} query {query}")
     n_draws = help.draws(ctx.intervention, ctx.samples, ctx.seed)
-    cols = st.columns(3)
+    cols = st.columns([1, 2])  # the counterfactual rank's label names kind, draws and seed: it gets the room
     cols[0].metric("True item's rank, factual", res.rank + 1, help="rank under α, 1-based (1 = best)")
     cf_label = help.cf_rank_label(n_draws, ctx.intervention, ctx.seed)
     cols[1].metric(f"… {cf_label}", res.cf_rank + 1, delta=res.rank - res.cf_rank,
                    delta_color="normal", help="positive: the true item rose under the counterfactual attention")
-    cols[2].metric("Intervention", ctx.intervention or "none")
     help.how_to_read("ranks", "scores")
     if direction == "t2i" and not ctx.split.image_paths:
         st.info("This dataset has no image files, so the top images are listed by number.")

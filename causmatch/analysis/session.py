@@ -473,12 +473,13 @@ class AnalysisSession:
         return check_finite_scores((total / len(draws)).astype(np.float32), f"query scores ({iv.name})",
                                    image_ids=ids[0], caption_ids=ids[1]).reshape(-1)
 
-    def _cf_query(self, iv, samples, seed, query, compute) -> np.ndarray:
-        """One query's counterfactual scores (the library's one definition of a counterfactual rank's
-        scores): its column (caption ``query``) or row (image ``query``) of the whole-split matrix of
+    def _query_column(self, iv, samples, seed, query, compute) -> np.ndarray:
+        """One query's scores under ``iv`` (the factual ones for ``none``; the library's one definition of a
+        rank's scores): its column (caption ``query``) or row (image ``query``) of the whole-split matrix of
         (intervention, samples, seed) — the mean of the draws seed … seed+K−1 — read from that matrix when
         it is built, so every view ranks from the same numbers; else ``compute()``, the same mean for this
-        query alone (equal to the matrix up to float32 rounding of another batch shape)."""
+        query alone (equal to the matrix up to float32 rounding of another batch shape). A query never
+        waits for, or builds, the whole split's matrix."""
         kind, q = query
         try:
             built = self.cached_similarity(iv, samples=samples, seed=seed)
@@ -498,9 +499,11 @@ class AnalysisSession:
         iv = self._check_query_intervention(intervention, seed, n_words=n_words, scope=f" for caption {c}")
         img, txt = self.gallery()
         ids = (torch.arange(len(img)), torch.tensor([c]))
-        factual = self.similarity()[:, c]  # [I]
-        cf = self._cf_query(iv, samples, seed, ("caption", c),
-                            lambda: self._query_scores(img, txt[[c]].trimmed(), iv, samples, seed, ids))  # [I]
+        none = resolve_intervention(None)
+        factual = self._query_column(none, 1, 0, ("caption", c),
+                                     lambda: self._query_scores(img, txt[[c]].trimmed(), none, 1, 0, ids))  # [I]
+        cf = self._query_column(iv, samples, seed, ("caption", c),
+                                lambda: self._query_scores(img, txt[[c]].trimmed(), iv, samples, seed, ids))
         return compare_rankings(c, "t2i", factual, cf, [self.split.image_of(c)], k, iv.describe())
 
     def rank_text_query(self, text: str, image: int, intervention="random", *, samples: int = 8, seed: int = 0,
@@ -531,9 +534,11 @@ class AnalysisSession:
                                             scope=f" for image {i}")
         img, txt = self.gallery()
         ids = (torch.tensor([i]), torch.arange(len(txt)))
-        factual = self.similarity()[i, :]  # [C]
-        cf = self._cf_query(iv, samples, seed, ("image", i),
-                            lambda: self._query_scores(img[[i]], txt, iv, samples, seed, ids))  # [C]
+        none = resolve_intervention(None)
+        factual = self._query_column(none, 1, 0, ("image", i),
+                                     lambda: self._query_scores(img[[i]], txt, none, 1, 0, ids))  # [C]
+        cf = self._query_column(iv, samples, seed, ("image", i),
+                                lambda: self._query_scores(img[[i]], txt, iv, samples, seed, ids))
         return compare_rankings(i, "i2t", factual, cf, list(self.split.captions_of(i)), k, iv.describe())
 
     # ------------------------------------------------------------------ captions true of several images

@@ -65,3 +65,22 @@ def test_cached_similarity_reads_the_disk_cache(split, tmp_path):
     again = AnalysisSession(matcher, split, cache_dir=tmp_path / "cache")
     assert np.array_equal(again.cached_similarity("random", samples=2, seed=1), built)
     assert again.cached_similarity("shuffle", samples=2, seed=1) is None
+
+
+@pytest.mark.parametrize("attend", ["t2i", "i2t"])
+def test_factual_ranks_of_a_query_do_not_build_the_matrix(split, attend):
+    """A single query's factual scores come from the whole-split matrix when it is built, else from the query
+    alone — the same ranks, and the query never builds (or waits for) the whole split's matrix."""
+    alone = AnalysisSession(tiny_matcher(direction=attend, img_dim=6), split, shard_images=5, shard_captions=7)
+    t2i = [alone.rank_caption_query(c, "uniform", k=1) for c in range(split.n_captions)]
+    i2t = [alone.rank_image_query(i, "uniform", k=1) for i in range(split.n_images)]
+    assert alone.cached_similarity() is None  # nothing whole-split was built by the queries
+    sims = alone.similarity()
+    k = split.caps_per_image
+    assert [r.rank for r in t2i] == list(ranks_t2i(sims, k))
+    assert [r.rank for r in i2t] == list(ranks_i2t(sims, k))
+    np.testing.assert_allclose(t2i[4].scores, sims[:, 4], rtol=0, atol=1e-6)
+    built = alone.rank_caption_query(4, "uniform", k=1)  # the matrix built: read from it, equal scores
+    assert np.array_equal(built.scores, sims[:, 4].astype(np.float64))
+    built = alone.rank_image_query(2, "uniform", k=1)
+    assert np.array_equal(built.scores, sims[2, :].astype(np.float64))

@@ -166,3 +166,19 @@ def test_a_failing_status_shows_the_error_panel_not_a_traceback(make_app, held, 
         assert not at.exception, [e.value for e in at.exception]
         assert any(says in shown(e.value) for e in at.error), [e.value for e in at.error]
         assert [t.value for t in at.title] == ["Failure cases"]
+
+
+@pytest.mark.parametrize("page", ["retrieval", "failing_pair"])
+def test_a_query_page_does_not_wait_for_the_whole_split(make_app, held, page):
+    """Retrieval and Failing pair rank their query by its own scores while the whole-split matrices are still
+    queued; the ranks are the ones the matrix gives once it lands."""
+    at = make_app(page, samples=2, iv="uniform", dir="t2i", caption=4)
+    no_failure(at)
+    assert not any(j.status().state == "done" for j in jobs.worker().jobs() if j.key != "hold")
+    label = "True item's rank, factual" if page == "retrieval" else "True image's rank"
+    before = metric(at, label)
+    held()
+    _idle()
+    at.run()
+    no_failure(at)
+    assert metric(at, label) == before
