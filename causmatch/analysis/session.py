@@ -497,13 +497,14 @@ class AnalysisSession:
         k = check_top(k)
         n_words = len(self.matcher.tokens(self.split.captions[c]))
         iv = self._check_query_intervention(intervention, seed, n_words=n_words, scope=f" for caption {c}")
-        img, txt = self.gallery()
-        ids = (torch.arange(len(img)), torch.tensor([c]))
+        ids = (torch.arange(self.split.n_images), torch.tensor([c]))
+
+        def alone(v, n, s):  # the gallery is read only when a matrix is missing (a large one is mapped)
+            img, txt = self.gallery()
+            return self._query_scores(img, txt[[c]].trimmed(), v, n, s, ids)
         none = resolve_intervention(None)
-        factual = self._query_column(none, 1, 0, ("caption", c),
-                                     lambda: self._query_scores(img, txt[[c]].trimmed(), none, 1, 0, ids))  # [I]
-        cf = self._query_column(iv, samples, seed, ("caption", c),
-                                lambda: self._query_scores(img, txt[[c]].trimmed(), iv, samples, seed, ids))
+        factual = self._query_column(none, 1, 0, ("caption", c), lambda: alone(none, 1, 0))  # [I]
+        cf = self._query_column(iv, samples, seed, ("caption", c), lambda: alone(iv, samples, seed))
         return compare_rankings(c, "t2i", factual, cf, [self.split.image_of(c)], k, iv.describe())
 
     def rank_text_query(self, text: str, image: int, intervention="random", *, samples: int = 8, seed: int = 0,
@@ -532,13 +533,14 @@ class AnalysisSession:
         k = check_top(k)
         iv = self._check_query_intervention(intervention, seed, n_regions=self._n_regions(i),
                                             scope=f" for image {i}")
-        img, txt = self.gallery()
-        ids = (torch.tensor([i]), torch.arange(len(txt)))
+        ids = (torch.tensor([i]), torch.arange(self.split.n_captions))
+
+        def alone(v, n, s):
+            img, txt = self.gallery()
+            return self._query_scores(img[[i]], txt, v, n, s, ids)
         none = resolve_intervention(None)
-        factual = self._query_column(none, 1, 0, ("image", i),
-                                     lambda: self._query_scores(img[[i]], txt, none, 1, 0, ids))  # [C]
-        cf = self._query_column(iv, samples, seed, ("image", i),
-                                lambda: self._query_scores(img[[i]], txt, iv, samples, seed, ids))
+        factual = self._query_column(none, 1, 0, ("image", i), lambda: alone(none, 1, 0))  # [C]
+        cf = self._query_column(iv, samples, seed, ("image", i), lambda: alone(iv, samples, seed))
         return compare_rankings(i, "i2t", factual, cf, list(self.split.captions_of(i)), k, iv.describe())
 
     # ------------------------------------------------------------------ captions true of several images
