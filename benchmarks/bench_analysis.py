@@ -27,14 +27,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from causmatch.analysis import AnalysisSession
-from causmatch.analysis.session import _gallery_to_arrays, sims_tag
-from causmatch.data import Vocabulary, load_split, write_split
-from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention
-from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb
 from causmatch.runtime import configure
+
+configure()  # the process settings, as the CLI applies them — before torch loads (OpenMP reads them then)
+
+import torch  # noqa: E402
+
+from causmatch.analysis import AnalysisSession  # noqa: E402
+from causmatch.analysis.session import _gallery_to_arrays, sims_tag  # noqa: E402
+from causmatch.data import Vocabulary, load_split, write_split  # noqa: E402
+from causmatch.interventions import COUNTERFACTUAL_KINDS, parse_intervention  # noqa: E402
+from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb  # noqa: E402
 
 WORDS = ("a red blue green yellow small big circle square triangle star left right of above below "
          "next to the and with near").split()
@@ -91,7 +95,6 @@ def main(argv=None) -> int:
     p.add_argument("--dim", type=int, default=1024)
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args(argv)
-    configure()  # the process settings, as the CLI applies them
     with tempfile.TemporaryDirectory() as tmp:
         matcher, split = build(Path(tmp) / "data", args.images, args.regions, args.dim)
         cache = Path(tmp) / "cache"

@@ -31,14 +31,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from causmatch.data import Vocabulary
-from causmatch.interventions import Random
-from causmatch.losses import CausMatchLoss
-from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, reference, sharded_similarity
-from causmatch.models import attention as A
 from causmatch.runtime import configure, libc
+
+if "--no-tune-malloc" in sys.argv[1:]:  # read before the settings are applied, below
+    os.environ["CAUSMATCH_TUNE_MALLOC"] = "0"
+_SETTINGS = configure()  # the process settings, as the CLI applies them — before torch loads (OpenMP reads them)
+
+import torch  # noqa: E402
+
+from causmatch.data import Vocabulary  # noqa: E402
+from causmatch.interventions import Random  # noqa: E402
+from causmatch.losses import CausMatchLoss  # noqa: E402
+from causmatch.models import ImageEmb, Matcher, MatcherConfig, TextConfig, TextEmb, reference, sharded_similarity  # noqa: E402
+from causmatch.models import attention as A  # noqa: E402
 
 
 class _MallInfo2(ctypes.Structure):
@@ -269,9 +275,7 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA GPU is visible", file=sys.stderr)
         return 2
-    if args.no_tune_malloc:
-        os.environ["CAUSMATCH_TUNE_MALLOC"] = "0"
-    tuned = configure()["allocator_tuned"]  # the process settings, as the CLI applies them
+    tuned = _SETTINGS["allocator_tuned"]  # applied at import, before torch (--no-tune-malloc read there)
     res = {"malloc_tuned": tuned if args.device == "cpu" else False,
            "memory_measure": "cuda allocated" if args.device == "cuda" else PeakMemory.measure}
     res.update(similarity_benchmark(args))

@@ -7,11 +7,30 @@ computed in place, which is what :mod:`causmatch.interventions` uses.
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
+
+from causmatch.errors import ConfigError
 
 QUERIES = ("words", "regions")  # what the rows of a map are: words (t2i) or regions (i2t)
 
 _M32 = 0xFFFFFFFF
+SEED_MAX = _M32  # the hash is keyed by 32 bits of the seed: a seed outside 0..SEED_MAX would alias another
+
+
+def check_seed(seed, draws: int = 1) -> int:
+    """``seed`` as an int when it and the draws' seeds ``seed … seed+draws−1`` are whole numbers in
+    0..:data:`SEED_MAX` (another seed would draw exactly what a seed in range draws); else ConfigError."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ConfigError(f"a seed must be a whole number in 0..{SEED_MAX}, got {seed!r}")
+    seed = int(seed)
+    last = seed + max(1, int(draws)) - 1
+    if seed < 0 or last > SEED_MAX:
+        span = f"seed {seed}" if last == seed else f"the draws' seeds {seed}…{last}"
+        raise ConfigError(f"{span} outside 0..{SEED_MAX} (the draws are keyed by 32 bits of the seed, so it "
+                          f"would repeat another seed's draws) — choose a seed in 0..{SEED_MAX - last + seed}")
+    return seed
 _QUERY_SALT = dict(zip(QUERIES, (0x2545F491, 0x5851F42D)))
 
 

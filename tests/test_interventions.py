@@ -369,3 +369,32 @@ def test_per_word_and_per_row_kinds_refuse_bad_input_with_one_line(make, message
     with pytest.raises(ConfigError, match=message) as err:
         make()
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("seed", [-1, -2**31, 2**32, 2**32 + 5, 2**64, 1.0, "3", True, None])
+def test_a_seed_outside_the_hash_key_is_refused(seed):
+    """The draws are keyed by 32 bits of the seed: a seed outside 0..2^32−1 would silently repeat another
+    seed's draws (−3 is 2^32−3 to the hash), so it is refused — with the seeds a stochastic kind is given."""
+    from causmatch.counter_hash import check_seed
+    from causmatch.interventions import parse_intervention
+    with pytest.raises(ConfigError, match="seed"):
+        check_seed(seed)
+    for spec in ("random", "shuffle", "filtration:random"):
+        with pytest.raises(ConfigError, match="seed"):
+            parse_intervention(spec, seed=seed)
+
+
+def test_the_draws_seeds_stay_in_range():
+    """K draws use seeds seed … seed+K−1: all of them must be keys of their own."""
+    from causmatch.analysis.effects import sample_interventions
+    from causmatch.counter_hash import SEED_MAX, check_seed
+    from causmatch.interventions import parse_intervention
+    assert check_seed(SEED_MAX) == SEED_MAX and check_seed(0) == 0
+    assert check_seed(SEED_MAX - 7, 8) == SEED_MAX - 7
+    with pytest.raises(ConfigError, match=r"seeds 4294967289…4294967296 outside .* choose a seed in 0..4294967288"):
+        check_seed(SEED_MAX - 6, 8)
+    draws = sample_interventions(parse_intervention("random"), 8, seed=SEED_MAX - 7)
+    assert [d.seed for d in draws] == list(range(SEED_MAX - 7, SEED_MAX + 1))
+    with pytest.raises(ConfigError, match="seeds"):
+        sample_interventions(parse_intervention("shuffle"), 8, seed=SEED_MAX)
+    assert sample_interventions(parse_intervention("uniform"), 8, seed=SEED_MAX) != []  # deterministic: no draws

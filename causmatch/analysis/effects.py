@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from causmatch.counter_hash import check_seed
 from causmatch.errors import ConfigError
 from causmatch.interventions import RegionPerRow, WordPerRow
 
@@ -115,7 +116,7 @@ def sample_interventions(intervention, samples: int, seed: int | None = None) ->
     samples = check_samples(samples)
     if not intervention.stochastic:
         return [intervention]
-    base = _own_seed(intervention) if seed is None else int(seed)
+    base = check_seed(_own_seed(intervention) if seed is None else seed, samples)
     return [intervention.with_seed(base + k) for k in range(samples)]
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from causmatch.counter_hash import QUERIES, counter_hash32
+from causmatch.counter_hash import QUERIES, check_seed, counter_hash32
 from causmatch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ class Random(Intervention):
     def __post_init__(self):
         if not (math.isfinite(self.low) and math.isfinite(self.high) and 0 <= self.low < self.high):
             raise ConfigError(f"random attention needs 0 <= low < high, got low={self.low}, high={self.high}")
+        object.__setattr__(self, "seed", check_seed(self.seed))
 
     @classmethod
     def _from_arg(cls, arg: str, text: str, seed: int) -> "Random":
@@ -254,6 +255,9 @@ class Shuffle(Intervention):
     """A random permutation of each row's valid keys (the weights are kept, their places change)."""
 
     seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "seed", check_seed(self.seed))
 
     @property
     def name(self) -> str:
