@@ -49,15 +49,17 @@ BIASES = (0.5, 0.75, 0.9, 0.97)
 SEEDS = (0, 1, 2)
 MODELS = ("scan", "scan-warmup", "causmatch")
 # SGRAF's SGR head (the demo's sizes: sim_dim 64 at embed 256, the scenes images' 12 region slots), on request
-# only (--models sgr-warmup,causmatch-sgr): the same schedule, the fair baseline's warm-up, CausMatch on top.
+# only (--models sgr-warmup,causmatch-sgr-warmup): the same schedule, the fair baseline's warm-up, CausMatch on
+# top of it; causmatch-sgr: CausMatch with the hardest negative from the first step (as the SCAN sweep's).
 SGR_ARGS = ["--set", "model.similarity=sgr", "--set", "model.sim_dim=64", "--set", "model.sgr_step=3",
             "--set", "model.num_region=12"]
-EXTRA_MODELS = ("sgr-warmup", "causmatch-sgr")
+EXTRA_MODELS = ("sgr-warmup", "causmatch-sgr-warmup", "causmatch-sgr")
 ALL_MODELS = MODELS + EXTRA_MODELS
 MODEL_ARGS = {"scan": ["--model", "scan"],
               "scan-warmup": ["--model", "scan", "--set", "max_violation_warmup_epochs=1"],
               "causmatch": ["--model", "causmatch"],
               "sgr-warmup": ["--model", "scan", "--set", "max_violation_warmup_epochs=1", *SGR_ARGS],
+              "causmatch-sgr-warmup": ["--model", "causmatch", "--set", "max_violation_warmup_epochs=1", *SGR_ARGS],
               "causmatch-sgr": ["--model", "causmatch", *SGR_ARGS]}
 EVAL_KEYS = ("metrics", "factual_metrics", "effect", "grounding", "distractor_attention", "effect_auc")
 SWEEP_FIELDS = ("bias", "seed", "model", "rsum", "i2t_r1", "t2i_r1", "grounding", "effect_matching",

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
-# The SGRAF demo checkpoints, trained and evaluated exactly as the bias sweep's runs at bias 0.9, seed 0
+# The SGRAF demo checkpoints, trained and evaluated exactly as the bias sweep's runs at bias 0.9
 # (docs/results.md, "SGRAF (SGR) beside SCAN"): the sweep's data (5,000 train / 1,000 dev images at bias 0.9,
 # the shared test split, which is byte-identical to the default scenes test split), its 3-epoch schedule from
-# configs/scenes.json, and SGRAF's SGR head at the demo's sizes (model.similarity=sgr, sim_dim 64 at embed 256,
-# sgr_step 3, num_region 12: the scenes images' region slots):
+# configs/scenes.json, seeds 0, 1, 2 (the SCAN sweep's), and SGRAF's SGR head at the demo's sizes
+# (model.similarity=sgr, sim_dim 64 at embed 256, sgr_step 3, num_region 12: the scenes images' region slots):
 #   checkpoints/sgr-scenes            the fair baseline (SCAN's ranking loss with VSE++'s one-epoch warm-up)
-#   checkpoints/causmatch-sgr-scenes  CausMatch on SGR (the demo's effect-term settings)
-# Each is the run's best checkpoint by dev rSum (its resume state left out), swapped in by a rename only when
-# both runs and evaluations succeeded. Usage: bash scripts/train_sgraf_demo.sh   (SEED=N for another seed)
+#   checkpoints/causmatch-sgr-scenes  CausMatch on SGR with the same warm-up (the demo's effect-term settings)
+# Each is seed DEMO_SEED's (default 0) best checkpoint by dev rSum (its resume state left out), swapped in by a
+# rename only when every run and evaluation succeeded. Runs resume from runs/bias_sweep/runs/.
+# Usage: bash scripts/train_sgraf_demo.sh        (SEEDS=0 for one seed; DEMO_SEED=N for another demo seed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-SEED=${SEED:-0}
+SEEDS=${SEEDS:-0,1,2}
+DEMO_SEED=${DEMO_SEED:-0}
 export HF_HUB_OFFLINE=1
-"$PY" scripts/bias_sweep.py --biases 0.9 --seeds "$SEED" --models sgr-warmup,causmatch-sgr \
+"$PY" scripts/bias_sweep.py --biases 0.9 --seeds "$SEEDS" --models sgr-warmup,causmatch-sgr-warmup \
   --results runs/bias_sweep/results-sgr
 mkdir -p checkpoints
-for pair in "sgr-warmup:sgr-scenes" "causmatch-sgr:causmatch-sgr-scenes"; do
-  run="runs/bias_sweep/runs/${pair%%:*}-b0.9-s$SEED"; dest="checkpoints/${pair##*:}"
+for pair in "sgr-warmup:sgr-scenes" "causmatch-sgr-warmup:causmatch-sgr-scenes"; do
+  run="runs/bias_sweep/runs/${pair%%:*}-b0.9-s$DEMO_SEED"; dest="checkpoints/${pair##*:}"
   new="checkpoints/.${pair##*:}.new"; old="checkpoints/.${pair##*:}.old"
   rm -rf "$new" "$old"
   mkdir "$new"
