@@ -26,7 +26,9 @@ def test_scenes_command_splits_option(tmp_path):
 def test_bad_options_print_one_line_and_exit_2(tmp_path, capsys):
     for argv, needle in ([["--bias", "1.5"], "--bias must lie in [0, 1]"],
                          [["--splits", "train,valid"], "unknown scenes split(s) valid"],
-                         [["--test", "0", "--splits", "test"], "at least one image"]):
+                         [["--test", "0", "--splits", "test"], "at least one image"],
+                         [["--seed", "-1"], "--seed must be a whole number >= 0, got -1"],
+                         [["--workers", "0"], "--workers must be a whole number >= 1"]):
         assert main(["scenes", "--out", str(tmp_path), "--quiet", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and needle in err and err.count("\n") == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import numbers
 import os
 import re
 import sys
@@ -151,6 +152,10 @@ def build_scenes(out: str | os.PathLike, *, seed: int = DEFAULT_SEED, bias: floa
         raise DataError(f"--bias must lie in [0, 1], got {bias}")
     if any(sizes[s] < 1 for s in splits):
         raise DataError("every split needs at least one image — raise --train/--dev/--test")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise DataError(f"--seed must be a whole number >= 0, got {seed!r}")
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise DataError(f"--workers must be a whole number >= 1, got {workers!r}")
     out = Path(out).expanduser().resolve()
     with _build_lock(out):
         return _build(out, seed, bias, sizes, splits, workers, progress, overwrite=overwrite)
