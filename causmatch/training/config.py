@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from causmatch.config import apply_override, from_dict, load_config_file
+from causmatch.counter_hash import SEED_MAX
 from causmatch.errors import ConfigError
 from causmatch.interventions import COUNTERFACTUAL_KINDS
 from causmatch.losses import EFFECT_LOSSES, EFFECT_VIOLATIONS
@@ -117,6 +118,9 @@ class TrainConfig:
              "workers, captions_per_epoch and val_limit_images must be >= 0, val_every >= 1"),
             (self.vocab_min_count >= 1, "vocab_min_count must be >= 1"),
             (self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}"),
+            (not isinstance(self.seed, bool) and isinstance(self.seed, int) and 0 <= self.seed <= SEED_MAX,
+             f"seed must be a whole number in 0..{SEED_MAX} (it seeds torch, the data order and the "
+             f"counterfactual's draws), got {self.seed!r}"),
         ]
         for ok, message in checks:
             if not ok:

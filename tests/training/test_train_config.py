@@ -51,6 +51,9 @@ def test_set_overrides_parse_by_field_type():
     ("max_violation_warmup_epochs=true", "max_violation_warmup_epochs"),
     ("model.img_dim=-1", "model.img_dim=-1 is not valid"),
     ("model.text.word_dim=0", "text.word_dim=0 is not valid"),
+    ("seed=-1", r"seed must be a whole number in 0..4294967295"),
+    ("seed=4294967296", r"seed must be a whole number in 0..4294967295"),
+    ("seed=99999999999999999999999", "seed must be a whole number"),
 ])
 def test_bad_overrides_are_one_line_config_errors(assignment, match):
     with pytest.raises(ConfigError, match=match) as info:
