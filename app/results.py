@@ -48,11 +48,8 @@ def draws(ctx: Context, spec: str | None) -> int:
     for a deterministic one or the factual scores. Every page uses it: whole-split matrices (failure table,
     R@K, slices) and single queries (Retrieval, Failing pair, Compare) average the same draws, so one query's
     counterfactual rank is the same number everywhere (``AnalysisSession.rank_caption_query``)."""
-    if spec is None:
-        return 1
-    from causmatch.analysis.effects import sample_interventions
-    from causmatch.interventions import resolve_intervention
-    return len(sample_interventions(resolve_intervention(spec, ctx.seed), ctx.samples))
+    from causmatch.analysis.effects import draw_count
+    return draw_count(spec, ctx.samples, ctx.seed)
 
 
 # ------------------------------------------------------------------ whole-split matrices, in the background

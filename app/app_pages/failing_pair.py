@@ -304,8 +304,9 @@ def render(ctx: state.Context) -> None:
                    help="under α; the arrow: how far it moves under ᾱ (positive: it rises)")
     cols[3].metric(f"Best wrong {item}'s rank", fp.wrong_rank + 1)
     if ctx.intervention and not any(nocf):
-        st.caption("The margin and the arrow under ᾱ: the " + help.cf_rank_label(
-            help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed) + ".")
+        what = help.cf_draws(help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed)
+        st.caption(f"Under ᾱ ({what}): the margin, the arrow under the true {item}'s rank and the table's "
+                   "S(ᾱ), effect and rank (ᾱ).")
     _numbers(ctx, fp, ex_true, ex_wrong, item, nocf)
     section(_word_section, ctx, model, fp, ex_true, ex_wrong, item, nocf, key="failing_word")
     help.how_to_read("margin", "scores", "effect", "interval", "ranks")

@@ -109,16 +109,22 @@ TOPICS: dict[str, tuple[str, str]] = {
 
 def draws(spec: str | None, samples: int, seed: int = 0) -> int:
     """How many draws of the counterfactual ``spec`` the numbers under ᾱ average: ``samples`` for a
-    stochastic kind, 1 for a deterministic one (``causmatch.analysis.effects.sample_interventions``)."""
-    from causmatch.analysis.effects import sample_interventions
-    from causmatch.interventions import resolve_intervention
-    return len(sample_interventions(resolve_intervention(spec, seed), samples))
+    stochastic kind, 1 for a deterministic one (``causmatch.analysis.effects.draw_count``)."""
+    from causmatch.analysis.effects import draw_count
+    return draw_count(spec, samples, seed)
 
 
 def cf_rank_label(n_draws: int, spec: str | None = None, seed: int | None = None) -> str:
     """The name of a rank under the counterfactual attention, saying what it averages: with ``spec`` (and
     ``seed``) the kind and the seed too — "rank under ᾱ (random, mean of 8 draws, seed 0)" — which with the
     draws fix the number (the same on every page)."""
+    what = cf_draws(n_draws, spec, seed)
+    return f"rank under ᾱ ({what})" if what else "rank under ᾱ"
+
+
+def cf_draws(n_draws: int, spec: str | None = None, seed: int | None = None) -> str:
+    """What a number under ᾱ averages, as :func:`cf_rank_label` says it in parentheses: "random, mean of 8
+    draws, seed 0" ("" for none)."""
     parts = [str(spec)] if spec else []
     if n_draws > 1:
         parts.append(f"mean of {n_draws} draws")
@@ -126,7 +132,7 @@ def cf_rank_label(n_draws: int, spec: str | None = None, seed: int | None = None
         parts.append("1 draw")
     if seed is not None and (n_draws > 1 or _stochastic(spec)):  # one random draw depends on its seed too
         parts.append(f"seed {seed}")
-    return f"rank under ᾱ ({', '.join(parts)})" if parts else "rank under ᾱ"
+    return ", ".join(parts)
 
 
 def _stochastic(spec: str | None) -> bool:

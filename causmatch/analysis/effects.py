@@ -34,7 +34,7 @@ import torch
 
 from causmatch.counter_hash import check_seed
 from causmatch.errors import ConfigError
-from causmatch.interventions import RegionPerRow, WordPerRow
+from causmatch.interventions import RegionPerRow, WordPerRow, resolve_intervention
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (standard table values).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -118,6 +118,12 @@ def sample_interventions(intervention, samples: int, seed: int | None = None) ->
         return [intervention]
     base = check_seed(_own_seed(intervention) if seed is None else seed, samples)
     return [intervention.with_seed(base + k) for k in range(samples)]
+
+
+def draw_count(spec, samples: int, seed: int = 0) -> int:
+    """How many draws the numbers under the intervention ``spec`` average (:func:`sample_interventions`):
+    ``samples`` for a stochastic kind, 1 for a deterministic one or the factual scores (``spec`` None)."""
+    return len(sample_interventions(resolve_intervention(spec, seed), samples))
 
 
 def _score(matcher, img, txt, intervention, pair_ids, return_maps=False):
