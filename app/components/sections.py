@@ -35,6 +35,17 @@ def sidebar_follows_pair() -> bool:
     return target_rule(state.value("iv")) is not None
 
 
+def _alone() -> bool:
+    """Whether this run is a section's own rerun (not the whole page's). Such a run keeps the view
+    (:func:`state.keep`) first: a pick made in the section must be the view's value, not only its widget's —
+    on a page switch Streamlit drops the state of the last page's widgets before the next page runs, and the
+    sidebar reads every field of the view first (it raised a KeyError after a word pick on Failing pair). A whole
+    run keeps the view at its start, before any widget exists; here the section's widgets are not drawn yet."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
 def section(draw: Callable[..., Any], *args: Any, key: str, alone: bool = True) -> None:
     """Draw ``draw(*args)`` as a section that reruns on its own (an ``st.fragment`` named ``key``, unique
     among the sections a page draws in one run); inline when not ``alone`` (its widgets rerun the page)."""
@@ -42,6 +53,8 @@ def section(draw: Callable[..., Any], *args: Any, key: str, alone: bool = True) 
         draw(*args)
         return
     def run(*inner: Any) -> None:
+        if _alone():  # as the entry script does at the start of a whole run (below: why)
+            state.keep()
         try:
             draw(*inner)
         except Exception as exc:  # noqa: BLE001 — as the entry script: the error panel, never a traceback

@@ -111,3 +111,23 @@ def test_retrieval_and_failing_pair_picks_rerun_their_sections(page, app_server)
     assert word and all(word), word
     assert _query(page)["pword"] == "1"
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+@pytest.mark.parametrize("start, label, field, target", [
+    ("/failing-pair?caption=15", "Word (the same word", "pword", "Failure cases"),
+    ("/explore?image=3&caption=15&word=2", "Word", "word", "Retrieval"),
+])
+def test_a_section_pick_survives_a_page_switch(page, app_server, start, label, field, target):
+    """A pick that reran only its section, then another page from the sidebar: Streamlit drops the last page's
+    widget state before the next page runs, so the pick must already be the view's value — the next page
+    draws (no traceback: the sidebar read a field that was gone) and the link still carries the pick."""
+    runs = Runs(page)
+    page.goto(app_server + start)
+    wait_ready(page, timeout=300_000)
+    _settled(page, runs)
+    word = runs.after(lambda: _acted(page, 0, lambda: _pick(page, label, r"^1 · ")))
+    assert word and all(word), word  # the section alone
+    _acted(page, 0, lambda: page.locator('[data-testid="stSidebarNav"] a').filter(has_text=target).first.click())
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_role("heading", name=target).first.is_visible()
+    assert _query(page)[field] == "1"
