@@ -60,9 +60,16 @@ def _select(page, label: str, option) -> None:
 def _select_other(page, label: str, n: int) -> None:
     """Choose an option of the select box labelled ``label`` other than the selected one: the ``n``-th
     (0-based) of the others, so that every call changes the value."""
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator(
-        '[role="combobox"], input').first.click()
-    page.locator('[role="option"]:not([aria-selected="true"])').nth(n).click()
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator('[role="combobox"], input').first
+    choice = page.locator('[role="option"]:not([aria-selected="true"])').nth(n)
+    for _ in range(3):  # a click that only focused the box (it scrolled into view first) opens no list
+        box.click()
+        try:
+            choice.wait_for(state="visible", timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 — Playwright's timeout: close whatever opened, click again
+            page.keyboard.press("Escape")
+    choice.click()
 
 
 def _step(page, label: str, up: bool) -> None:

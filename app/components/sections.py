@@ -20,6 +20,7 @@ page's: Streamlit's own handler of an error in a fragment would draw a traceback
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import streamlit as st
@@ -35,12 +36,16 @@ def sidebar_follows_pair() -> bool:
     return target_rule(state.value("iv")) is not None
 
 
+_running = threading.local()  # sections being drawn in this script thread (a session's run): nested ones inside
+
+
 def _alone() -> bool:
     """Whether this run is a section's own rerun (not the whole page's). Such a run keeps the view
     (:func:`state.keep`) first: a pick made in the section must be the view's value, not only its widget's —
     on a page switch Streamlit drops the state of the last page's widgets before the next page runs, and the
     sidebar reads every field of the view first (it raised a KeyError after a word pick on Failing pair). A whole
-    run keeps the view at its start, before any widget exists; here the section's widgets are not drawn yet."""
+    run keeps the view at its start, before any widget exists; a section's own run keeps it at the start of the
+    outermost section only — a nested section starts after its parent drew widgets, which may not be set again."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
     ctx = get_script_run_ctx()
     return bool(ctx is not None and ctx.fragment_ids_this_run)
@@ -53,13 +58,18 @@ def section(draw: Callable[..., Any], *args: Any, key: str, alone: bool = True) 
         draw(*args)
         return
     def run(*inner: Any) -> None:
-        if _alone():  # as the entry script does at the start of a whole run (below: why)
+        outermost = not getattr(_running, "depth", 0)
+        if outermost and _alone():  # as the entry script does at the start of a whole run (below: why)
             state.keep()
+        _running.depth = getattr(_running, "depth", 0) + 1
         try:
             draw(*inner)
         except Exception as exc:  # noqa: BLE001 — as the entry script: the error panel, never a traceback
             show_error(exc, where=f"section {key}", redact=state.roots().redact)
-        state.write_link()  # a rerun of the section alone ends here, not at the entry script's end
+        finally:
+            _running.depth -= 1
+        if outermost:
+            state.write_link()  # a rerun of the section alone ends here, not at the entry script's end
 
     run.__name__ = run.__qualname__ = f"section_{key}"  # the fragment's identity within the page
     st.fragment(run, key=key)(*args)
