@@ -50,26 +50,35 @@ SETTLED = """quiet => window.__state === 'notRunning' && !document.querySelector
                   && performance.now() - window.__last >= quiet"""
 
 
-def _select(page, label: str, option) -> None:
-    """Choose the option matching ``option`` (a regex) in the select box labelled ``label``."""
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator(
-        '[role="combobox"], input').first.click()
-    page.locator('[role="option"]').filter(has_text=re.compile(option)).first.click()
+class _Choose:
+    """Choose an option of the select box labelled ``label`` other than the selected one: the ``n``-th (0-based)
+    of the others, so that every call changes the value. Opening the list (:meth:`prepare`, untimed: a first click
+    may only focus the box once it scrolled into view) is the browser's; the timed action is the option's click."""
 
+    def __init__(self, label: str, n: int = 0, match=None):
+        self.label, self.n, self.match = label, n, match  # match(repeat): a regex of the option instead
+        self.repeat = 0
 
-def _select_other(page, label: str, n: int) -> None:
-    """Choose an option of the select box labelled ``label`` other than the selected one: the ``n``-th
-    (0-based) of the others, so that every call changes the value."""
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator('[role="combobox"], input').first
-    choice = page.locator('[role="option"]:not([aria-selected="true"])').nth(n)
-    for _ in range(3):  # a click that only focused the box (it scrolled into view first) opens no list
-        box.click()
-        try:
-            choice.wait_for(state="visible", timeout=5_000)
-            break
-        except Exception:  # noqa: BLE001 — Playwright's timeout: close whatever opened, click again
-            page.keyboard.press("Escape")
-    choice.click()
+    def prepare(self, page, repeat: int = 0) -> None:
+        box = page.locator('[data-testid="stSelectbox"]').filter(has_text=self.label).locator(
+            '[role="combobox"], input').first
+        self.repeat = repeat
+        for _ in range(3):
+            box.click()
+            try:
+                self._choice(page).wait_for(state="visible", timeout=5_000)
+                return
+            except Exception:  # noqa: BLE001 — Playwright's timeout: close whatever opened, click again
+                page.keyboard.press("Escape")
+        raise RuntimeError(f"the select box {self.label!r} did not open")
+
+    def _choice(self, page):
+        if self.match is not None:
+            return page.locator('[role="option"]').filter(has_text=re.compile(self.match(self.repeat))).first
+        return page.locator('[role="option"]:not([aria-selected="true"])').nth(self.n)
+
+    def __call__(self, page, repeat: int) -> None:
+        self._choice(page).click()
 
 
 def _step(page, label: str, up: bool) -> None:
@@ -99,17 +108,17 @@ def _table_row(page, row: int = 0) -> None:
 # on it; "switch" rows change the page and end on the next block's page.
 INTERACTIONS = [
     ("/explore?image=7&caption=35&iv=random", "Explore: word pick",
-     lambda p, r: _select_other(p, "Word", 1)),
-    (None, "Explore: region pick", lambda p, r: _select_other(p, "Region", 1)),
+     _Choose("Word", 1)),
+    (None, "Explore: region pick", _Choose("Region", 1)),
     (None, "Explore: image pick (+/−)", lambda p, r: _step(p, "Image (0", up=r % 2 == 0)),
-    (None, "Explore: caption pick", lambda p, r: _select_other(p, "Caption", 0)),
+    (None, "Explore: caption pick", _Choose("Caption", 0)),
     (None, "Explore: intervention change (sidebar)",
-     lambda p, r: _select(p, "Counterfactual attention", r"^uniform$" if r % 2 == 0 else r"^random$")),
+     _Choose("Counterfactual attention", match=lambda r: r"^uniform$" if r % 2 == 0 else r"^random$")),
     (None, "page switch: Explore → Retrieval", lambda p, r: _nav(p, "Retrieval")),
     ("/retrieval?caption=35&k=5", "Retrieval: query (+/−)", lambda p, r: _step(p, "Caption query", up=r % 2 == 0)),
     (None, "Retrieval: direction", lambda p, r: _segment(p, "image → captions" if r % 2 == 0 else "caption → images")),
     ("/failing-pair?caption=35", "Failing pair: word pick",
-     lambda p, r: _select_other(p, "Word (the same word", 1)),
+     _Choose("Word (the same word", 1)),
     (None, "page switch: Failing pair → Failure cases", lambda p, r: _nav(p, "Failure cases")),
     ("/failures", "Failure cases: row select → Failing pair", lambda p, r: _table_row(p, r % 2)),
     ("/explore?image=7&caption=35&iv=random", "page switch: Explore → Overview", lambda p, r: _nav(p, "Overview")),
@@ -130,6 +139,8 @@ def _open(page, url: str, quiet_ms: int, timeout_ms: float) -> None:
 def _timed(page, action, repeat: int, quiet_ms: int, timeout_ms: float) -> float:
     """Seconds from just before ``action`` to the end of the last run it started (page clock)."""
     page.evaluate(OBSERVER)  # a page switch by URL loads a new document: observe it again
+    if hasattr(action, "prepare"):
+        action.prepare(page, repeat)
     runs, t0 = page.evaluate("() => [window.__runs, performance.now()]")
     action(page, repeat)
     page.wait_for_function("n => window.__runs > n", arg=runs, timeout=timeout_ms, polling=20)
