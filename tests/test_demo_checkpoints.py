@@ -117,8 +117,8 @@ def test_sgr_checkpoints_are_committed_small_and_a_fair_pair():
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         assert size < 20 * 2**20, (path, size)
     cfgs = [json.loads((p / "config.json").read_text()) for p in SGR_CHECKPOINTS.values()]
-    assert all(c["model"]["similarity"] == "sgr" for c in cfgs)
-    assert cfgs[0]["model"] == cfgs[1]["model"]
+    assert all(c["matcher"]["similarity"] == "sgr" for c in cfgs)
+    assert cfgs[0]["matcher"] == cfgs[1]["matcher"]
     train = [c["train"] for c in cfgs]
     assert train[0]["lambda_eff"] > 0 and train[1]["lambda_eff"] == 0
     assert train[0]["max_violation_warmup_epochs"] == train[1]["max_violation_warmup_epochs"] == 1
