@@ -31,6 +31,8 @@ def check_seed(seed, draws: int = 1) -> int:
         raise ConfigError(f"{span} outside 0..{SEED_MAX} (the draws are keyed by 32 bits of the seed, so it "
                           f"would repeat another seed's draws) — choose a seed in 0..{SEED_MAX - last + seed}")
     return seed
+
+
 _QUERY_SALT = dict(zip(QUERIES, (0x2545F491, 0x5851F42D)))
 
 

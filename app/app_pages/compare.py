@@ -111,7 +111,7 @@ def scales_note(scale: dict, n_models: int) -> str:
 
 def _ranks(ctx: state.Context, caption: int, image: int) -> pd.DataFrame:
     """The pair's caption as a query and its image as a query, under every checkpoint (1-based ranks)."""
-    cf = help.cf_rank_label(help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed)
+    cf = help.cf_rank_label(results.draws(ctx, ctx.intervention), ctx.intervention, ctx.seed)
     rows = []
     for model in ctx.models:
         for direction, query in (("t2i", caption), ("i2t", image)):

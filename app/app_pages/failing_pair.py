@@ -182,7 +182,7 @@ def _numbers(ctx: state.Context, fp: pair_view.FailingPair, ex_true, ex_wrong, i
         "95% interval": col.TextColumn("95% interval", help="of the effect, over the draws of ᾱ"),
         "rank (α)": col.NumberColumn("rank (α)", help=f"1-based, among {fp.gallery:,} {item}s, with α"),
         "rank (ᾱ)": col.NumberColumn("rank (ᾱ)", help="1-based, " + help.cf_rank_label(
-            help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed)
+            results.draws(ctx, ctx.intervention), ctx.intervention, ctx.seed)
             + " — the same number on every page"),
     })
     for name, missing in zip(("true", "best wrong"), nocf):
@@ -294,17 +294,18 @@ def render(ctx: state.Context) -> None:
     if state.value("text"):
         st.caption("The caption typed in *Explore a pair* is not used here: a failing pair is a query of the dataset.")
     _status(fp, item)
+    n_draws = results.draws(ctx, ctx.intervention)
     cols = st.columns(4)
     cols[0].metric("Margin", f"{fp.margin:+.4f}", help="S(α) of the true item − S(α) of the best wrong item")
     cols[1].metric("Margin under ᾱ", "—" if any(nocf) else f"{fp.cf_margin:+.4f}",
                    help="the same with the counterfactual scores: " + help.cf_rank_label(
-                       help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed))
+                       n_draws, ctx.intervention, ctx.seed))
     cols[2].metric(f"True {item}'s rank", fp.rank + 1, delta=None if nocf[0] else fp.rank - fp.cf_rank,
                    delta_color="normal",
                    help="under α; the arrow: how far it moves under ᾱ (positive: it rises)")
     cols[3].metric(f"Best wrong {item}'s rank", fp.wrong_rank + 1)
     if ctx.intervention and not any(nocf):
-        what = help.cf_draws(help.draws(ctx.intervention, ctx.samples, ctx.seed), ctx.intervention, ctx.seed)
+        what = help.cf_draws(n_draws, ctx.intervention, ctx.seed)
         st.caption(f"Under ᾱ ({what}): the margin, the arrow under the true {item}'s rank and the table's "
                    "S(ᾱ), effect and rank (ᾱ).")
     _numbers(ctx, fp, ex_true, ex_wrong, item, nocf)

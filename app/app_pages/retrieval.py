@@ -108,7 +108,7 @@ def _query_section(ctx: state.Context) -> None:
     res = results.rank(ctx, model, direction, query, k)
     require_finite(np.concatenate([np.ravel(res.scores), np.ravel(res.cf_scores)]),
                    f"the scores of {'caption' if direction == 't2i' else 'image'} query {query}")
-    n_draws = help.draws(ctx.intervention, ctx.samples, ctx.seed)
+    n_draws = results.draws(ctx, ctx.intervention)
     cols = st.columns([1, 2])  # the counterfactual rank's label names kind, draws and seed: it gets the room
     cols[0].metric("True item's rank, factual", res.rank + 1, help="rank under α, 1-based (1 = best)")
     cf_label = help.cf_rank_label(n_draws, ctx.intervention, ctx.seed)

@@ -107,13 +107,6 @@ TOPICS: dict[str, tuple[str, str]] = {
 }
 
 
-def draws(spec: str | None, samples: int, seed: int = 0) -> int:
-    """How many draws of the counterfactual ``spec`` the numbers under ᾱ average: ``samples`` for a
-    stochastic kind, 1 for a deterministic one (``causmatch.analysis.effects.draw_count``)."""
-    from causmatch.analysis.effects import draw_count
-    return draw_count(spec, samples, seed)
-
-
 def cf_rank_label(n_draws: int, spec: str | None = None, seed: int | None = None) -> str:
     """The name of a rank under the counterfactual attention, saying what it averages: with ``spec`` (and
     ``seed``) the kind and the seed too — "rank under ᾱ (random, mean of 8 draws, seed 0)" — which with the

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from causmatch.analysis.effects import draw_count
 from components import help
 
 
@@ -45,7 +46,7 @@ def test_how_to_read_draws_one_expander_per_call():
 
 
 def test_draws_and_the_counterfactual_rank_name():
-    assert help.draws("random", 8) == 8 and help.draws("uniform", 8) == 1 and help.draws(None, 8) == 1
+    assert draw_count("random", 8) == 8 and draw_count("uniform", 8) == 1 and draw_count(None, 8) == 1
     assert help.cf_rank_label(8) == "rank under ᾱ (mean of 8 draws)" and help.cf_rank_label(1) == "rank under ᾱ"
 
 
