@@ -18,6 +18,16 @@ export HF_HUB_OFFLINE=1
 "$PY" scripts/bias_sweep.py --biases 0.9 --seeds "$SEEDS" --models sgr-warmup,causmatch-sgr-warmup \
   --results runs/bias_sweep/results-sgr
 mkdir -p checkpoints
+# Refuse before replacing anything: a missing run (DEMO_SEED not trained) or a destination holding files that
+# are not a checkpoint this script writes (config.json and model.safetensors only) — those are someone's own.
+for pair in "sgr-warmup:sgr-scenes" "causmatch-sgr-warmup:causmatch-sgr-scenes"; do
+  run="runs/bias_sweep/runs/${pair%%:*}-b0.9-s$DEMO_SEED"; dest="checkpoints/${pair##*:}"
+  [ -f "$run/model.safetensors" ] || { echo "error: no trained run $run — is DEMO_SEED=$DEMO_SEED in SEEDS?" >&2; exit 2; }
+  if [ -e "$dest" ]; then
+    extra=$(find "$dest" -mindepth 1 ! -name config.json ! -name model.safetensors | head -1)
+    [ -z "$extra" ] && [ -d "$dest" ] || { echo "error: $dest holds files this script did not write ($extra); move them away first" >&2; exit 2; }
+  fi
+done
 for pair in "sgr-warmup:sgr-scenes" "causmatch-sgr-warmup:causmatch-sgr-scenes"; do
   run="runs/bias_sweep/runs/${pair%%:*}-b0.9-s$DEMO_SEED"; dest="checkpoints/${pair##*:}"
   new="checkpoints/.${pair##*:}.new"; old="checkpoints/.${pair##*:}.old"
