@@ -52,11 +52,13 @@ SETTLED = """quiet => window.__state === 'notRunning' && !document.querySelector
 
 class _Choose:
     """Choose an option of the select box labelled ``label`` other than the selected one: the ``n``-th (0-based)
-    of the others, so that every call changes the value. Opening the list (:meth:`prepare`, untimed: a first click
-    may only focus the box once it scrolled into view) is the browser's; the timed action is the option's click."""
+    of the others, or the first of the others that matches the regex ``match`` — so that every call changes the
+    value (an option already selected starts no run: the interaction would never end). Opening the list
+    (:meth:`prepare`, untimed: a first click may only focus the box once it scrolled into view) is the browser's;
+    the timed action is the option's click."""
 
-    def __init__(self, label: str, n: int = 0, match=None):
-        self.label, self.n, self.match = label, n, match  # match(repeat): a regex of the option instead
+    def __init__(self, label: str, n: int = 0, match: str | None = None):
+        self.label, self.n, self.match = label, n, match
         self.repeat = 0
 
     def prepare(self, page, repeat: int = 0) -> None:
@@ -73,9 +75,10 @@ class _Choose:
         raise RuntimeError(f"the select box {self.label!r} did not open")
 
     def _choice(self, page):
+        others = page.locator('[role="option"]:not([aria-selected="true"])')
         if self.match is not None:
-            return page.locator('[role="option"]').filter(has_text=re.compile(self.match(self.repeat))).first
-        return page.locator('[role="option"]:not([aria-selected="true"])').nth(self.n)
+            return others.filter(has_text=re.compile(self.match)).first
+        return others.nth(self.n)
 
     def __call__(self, page, repeat: int) -> None:
         self._choice(page).click()
@@ -85,6 +88,10 @@ def _step(page, label: str, up: bool) -> None:
     """Press the + (or −) button of the number input labelled ``label``."""
     box = page.locator('[data-testid="stNumberInput"]').filter(has_text=label).first
     box.locator(f'[data-testid="stNumberInputStep{"Up" if up else "Down"}"]').click()
+
+
+def _tab(title: str):
+    return lambda page, repeat: page.get_by_role("tab", name=title).click()
 
 
 def _segment(page, option: str) -> None:
@@ -112,8 +119,12 @@ INTERACTIONS = [
     (None, "Explore: region pick", _Choose("Region", 1)),
     (None, "Explore: image pick (+/−)", lambda p, r: _step(p, "Image (0", up=r % 2 == 0)),
     (None, "Explore: caption pick", _Choose("Caption", 0)),
-    (None, "Explore: intervention change (sidebar)",
-     _Choose("Counterfactual attention", match=lambda r: r"^uniform$" if r % 2 == 0 else r"^random$")),
+    (None, "Explore: intervention change (sidebar)", _Choose("Counterfactual attention", match=r"^(uniform|random)$")),
+    (None, "Explore: tab Words → Matrices", _tab("Matrices")),
+    (None, "Explore: image pick on Matrices (+/−)", lambda p, r: _step(p, "Image (0", up=r % 2 == 0)),
+    (None, "Explore: tab Matrices → Regions", _tab("Regions")),
+    (None, "Explore: tab Regions → Curves", _tab("Curves")),
+    (None, "Explore: tab Curves → Words", _tab("Words")),
     (None, "page switch: Explore → Retrieval", lambda p, r: _nav(p, "Retrieval")),
     ("/retrieval?caption=35&k=5", "Retrieval: query (+/−)", lambda p, r: _step(p, "Caption query", up=r % 2 == 0)),
     (None, "Retrieval: direction", lambda p, r: _segment(p, "image → captions" if r % 2 == 0 else "caption → images")),
@@ -143,7 +154,8 @@ def _timed(page, action, repeat: int, quiet_ms: int, timeout_ms: float) -> float
         action.prepare(page, repeat)
     runs, t0 = page.evaluate("() => [window.__runs, performance.now()]")
     action(page, repeat)
-    page.wait_for_function("n => window.__runs > n", arg=runs, timeout=timeout_ms, polling=20)
+    # A run starts within moments of the action or never (an action that changed nothing): said, not waited for.
+    page.wait_for_function("n => window.__runs > n", arg=runs, timeout=min(timeout_ms, 30_000), polling=20)
     _settle(page, quiet_ms, timeout_ms)
     return (page.evaluate("() => window.__last") - t0) / 1000.0
 

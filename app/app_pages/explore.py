@@ -1,4 +1,6 @@
-"""Explore a pair: image and boxes, word × region attention, factual vs counterfactual, effects."""
+"""Explore a pair: its scores, then one view at a time (a tab each): Words (the image, per-word effects, one
+word over the image), Matrices (factual | counterfactual | difference), Regions (one region → the words,
+per-region effects), Curves (deletion and insertion)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +9,7 @@ import streamlit as st
 
 import results
 import state
-from causmatch.analysis import grounding
+from causmatch.analysis import grounding, links
 from causmatch.analysis import heatmaps as hm
 from components import figures, help, pair
 from components.errors import plain
@@ -16,32 +18,10 @@ from components.pickers import pick_index, pick_pair
 from components.sections import section, sidebar_follows_pair
 
 
-def _attention_section(ex, split_name: str) -> None:
-    fact, what = pair.word_region_map(ex)
-    note = pair.overlays_available(ex)
-    left, right = st.columns([2, 3])
-    with left:
-        if note is None:
-            image_panel(pair.boxes_image(ex), f"image {ex.image} with its regions",
-                        download=f"image{ex.image}_boxes.png", key="dl_boxes")
-            clipped = pair.clipped_boxes_note(ex)
-            if clipped:
-                st.warning(clipped, icon=":material/crop:")
-            whole = pair.whole_regions(ex)
-            if whole:
-                st.caption(f"{', '.join(f'r{r}' for r in whole)}: the whole image (a box covering it), "
-                           "listed as “(whole)” in the matrices and kept out of the painted overlays by default.")
-        else:
-            st.info(f"No overlays: {note.format(split=split_name)}. Matrices, scores and ranks still work.")
-    with right:
-        if fact is not None:
-            regions = pair.valid_regions(ex)
-            zmin, zmax = pair.scales(ex)["share"]
-            fig = pair.matrix_figure(ex, fact[:, regions], regions, title=f"Attention: {what}", zmin=zmin, zmax=zmax)
-            figures.show(fig, key="ex_matrix")
-            st.caption(f"Each word's row as shares of 1, on the absolute scale 0 to {zmax:.3f} (the largest share "
-                       "of any word, factual or counterfactual) used by every map of this page.")
-            help.how_to_read("attention")
+def _matrices_view(ex) -> None:
+    st.subheader("Factual | counterfactual | difference")
+    pair.matrices_side_by_side(ex, key="ex_side")
+    help.how_to_read("attention")
 
 
 def _name_parts(ctx: state.Context, model: state.Model, ex) -> tuple:
@@ -50,25 +30,46 @@ def _name_parts(ctx: state.Context, model: state.Model, ex) -> tuple:
     return (model.label, f"img{ex.image}", what, ctx.intervention or "none", f"seed{ctx.seed}")
 
 
+def _boxes_image(ex, split_name: str) -> None:
+    """The image with its region boxes (and the notes on clipped boxes and the whole-image region)."""
+    note = pair.overlays_available(ex)
+    if note is not None:
+        st.info(f"No overlays: {note.format(split=split_name)}. Matrices, scores and ranks still work.")
+        return
+    image_panel(pair.boxes_image(ex), f"image {ex.image} with its regions",
+                download=f"image{ex.image}_boxes.png", key="dl_boxes")
+    clipped = pair.clipped_boxes_note(ex)
+    if clipped:
+        st.warning(clipped, icon=":material/crop:")
+    whole = pair.whole_regions(ex)
+    if whole:
+        st.caption(f"{', '.join(f'r{r}' for r in whole)}: the whole image (a box covering it), "
+                   "listed as “(whole)” in the matrices and kept out of the painted overlays by default.")
+
+
 def _word_section(ctx: state.Context, model: state.Model, ex) -> None:
-    """The picked word over the image, then every word's and region's effect with the picked word's bar
-    highlighted: one section, so that a word pick reruns it alone (:mod:`components.sections`)."""
-    st.subheader("One word over the image")
-    cols = st.columns([3, 2])
-    labels = {j: f"{j} · {t}" + (" (unknown)" if j in ex.unknown_rows else "") for j, t in enumerate(ex.tokens)}
-    word = pick_index("Word", "word", list(range(len(ex.tokens))), labels, container=cols[0])
+    """The image and every word's effect (the picked word's bar highlighted) above the picked word's factual and
+    counterfactual attention over the image: one section, so that a word pick reruns it alone
+    (:mod:`components.sections`)."""
+    left, right = st.columns([2, 3])
+    with left:
+        _boxes_image(ex, ctx.split.split)
+    with right:
+        st.subheader("Which words carry the match")
+        labels = {j: f"{j} · {t}" + (" (unknown)" if j in ex.unknown_rows else "") for j, t in enumerate(ex.tokens)}
+        word = pick_index("Word", "word", list(range(len(ex.tokens))), labels)
+        pair.word_effects_chart(ex, word, key="ex")
+        help.how_to_read("word_effects")
     if pair.overlays_available(ex) is None and pair.word_region_map(ex)[0] is not None:
+        st.subheader(f"“{plain(ex.tokens[word])}” over the image")
         whole = pair.whole_regions(ex)
         if whole:
-            cols[1].toggle("Paint the whole-image region", key=state.key("whole"), on_change=state.changed,
-                           help=f"{', '.join(f'r{r}' for r in whole)} covers the whole image: painted, it colours "
-                                "every pixel its share (with max) and hides the objects' contrast; its share is "
-                                "given below the overlays either way.")
+            st.toggle("Paint the whole-image region", key=state.key("whole"), on_change=state.changed,
+                      help=f"{', '.join(f'r{r}' for r in whole)} covers the whole image: painted, it colours "
+                           "every pixel its share (with max) and hides the objects' contrast; its share is "
+                           "given below the overlays either way.")
         pair.overlay_row(ex, word, key=f"i{ex.image}_w{word}", whole=bool(state.value("whole")) and bool(whole),
                          name_parts=_name_parts(ctx, model, ex))
-    st.subheader("Which words and regions carry the match")
-    pair.effect_charts(ex, word, key="ex")
-    help.how_to_read("word_effects", "region_effects")
 
 
 def _region_section(ex) -> None:
@@ -88,6 +89,14 @@ def _region_section(ex) -> None:
         st.caption(f"Shading: {how}; hover a word for its value.")
     if pair.overlays_available(ex) is None:
         cols[0].image(pair.boxes_image(ex, highlight=[region]), caption=f"region r{region}", width="stretch")
+
+
+def _regions_view(ex) -> None:
+    section(_region_section, ex, key="explore_region")
+    st.subheader("Which regions carry the match")
+    cols = st.columns(2)
+    pair.region_effects_chart(ex, key="ex", container=cols[0])
+    help.how_to_read("region_effects", container=cols[1])
 
 
 def _kinds_table(ctx: state.Context, model: state.Model, image: int, caption: int, text: str) -> None:
@@ -163,14 +172,24 @@ def _pair_section(ctx: state.Context) -> None:
     if ex.filtration is not None:
         st.subheader("What the score listens to (SAF's filtration)")
         pair.filtration_section(ex, key="ex")
-    with st.expander("Effect under every counterfactual kind"):
-        _kinds_table(ctx, model, image, caption, text)
-    _attention_section(ex, ctx.split.split)
-    section(_word_section, ctx, model, ex, key="explore_word")
-    st.subheader("Factual | counterfactual | difference")
-    pair.matrices_side_by_side(ex, key="ex_side")
-    section(_region_section, ex, key="explore_region")
-    _curves_section(ctx, model, ex)
+    kinds = st.expander("Effect under every counterfactual kind", key="ex_kinds_open", on_change="rerun")
+    if kinds.open:  # computed and drawn only while open (four counterfactuals of the pair)
+        with kinds:
+            _kinds_table(ctx, model, image, caption, text)
+    # One view at a time (the link's ``tab``): only the open tab is drawn, so a pick redraws what is on screen.
+    words, matrices, regions, curves = st.tabs(links.EXPLORE_TABS, key=state.key("tab"), on_change=state.changed)
+    if words.open:
+        with words:
+            section(_word_section, ctx, model, ex, key="explore_word")
+    if matrices.open:
+        with matrices:
+            _matrices_view(ex)
+    if regions.open:
+        with regions:
+            _regions_view(ex)
+    if curves.open:
+        with curves:
+            _curves_section(ctx, model, ex)
 
 
 def render(ctx: state.Context) -> None:

@@ -276,15 +276,16 @@ def matrices_side_by_side(ex, key: str) -> None:
     f, c = fact[:, regions], cf[:, regions]  # [W, R valid]
     sc = scales(ex)
     (zmin, zmax), lim = sc["share"], sc["limit"]
-    cols = st.columns(3)
-    panels = (("Factual α", f, dict(zmin=zmin, zmax=zmax)),
-              ("Counterfactual ᾱ (mean of draws)", c, dict(zmin=zmin, zmax=zmax)),
-              ("Difference α − ᾱ", f - c, dict(zmin=-lim, zmax=lim, cmap="coolwarm")))
-    for col, (title, mat, scale) in zip(cols, panels):
-        figures.show(matrix_figure(ex, mat, regions, title=title, **scale), key=f"{key}_{title[:4]}", container=col)
+    whole = whole_regions(ex)
+    panels = (("Factual α", f, zmin, zmax, "inferno"), ("Counterfactual ᾱ (mean of draws)", c, zmin, zmax, "inferno"),
+              ("Difference α − ᾱ", f - c, -lim, lim, "coolwarm"))
+    fig = figures.attention_panels(panels, word_labels(ex), [region_label(ex, r, whole) for r in regions],
+                                   bars=("share (α and ᾱ)", "α − ᾱ"))
+    figures.show(figures.mark_rows(fig, ex.unknown_rows, note=None, panels=3), key=key)
     st.caption(f"{what}, each word's row as shares of 1. Factual and counterfactual share one absolute scale, "
                f"0 to the largest share of any word ({zmax:.3f}); the difference uses a symmetric scale "
-               f"[−{lim:.3f}, {lim:.3f}].")
+               f"[−{lim:.3f}, {lim:.3f}]." + (" Grey rows: words the model does not know (<unk>)."
+                                              if ex.unknown_rows else ""))
 
 
 def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tuple = ()) -> None:
@@ -332,18 +333,20 @@ def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tup
                             key=f"{key}_dl_{panel}", icon=":material/download:")
 
 
-def effect_charts(ex, word: int | None, key: str) -> None:
-    """Per-word effects (the picked word highlighted, unknown words marked) and per-region effects (the
-    whole-image region named)."""
-    cols = st.columns(2)
+def word_effects_chart(ex, word: int | None, key: str, container=None) -> None:
+    """Per-word effects, the picked word highlighted, unknown words marked."""
     if ex.word_effects is not None:
         fig = figures.effect_bars(word_labels(ex), ex.word_effects, title="Per-word effect", axis="word",
                                   highlight=word)
-        figures.show(fig, key=f"{key}_we", container=cols[0])
+        figures.show(fig, key=f"{key}_we", container=container)
+
+
+def region_effects_chart(ex, key: str, container=None) -> None:
+    """Per-region effects (the score's drop without the region), the whole-image region named."""
     if ex.region_effects is not None:
         regions = valid_regions(ex)
         whole = whole_regions(ex)
         fig = figures.effect_bars([region_label(ex, r, whole) for r in regions],
                                   np.asarray(ex.region_effects)[regions],
                                   title="Per-region effect (score drop without the region)", axis="region")
-        figures.show(fig, key=f"{key}_re", container=cols[1])
+        figures.show(fig, key=f"{key}_re", container=container)

@@ -47,6 +47,8 @@ class Field:
 DIRECTIONS = ("t2i", "i2t")   # t2i: a caption queries the images; i2t: an image queries the captions
 SIGNS = ("any", "positive", "negative")
 CF_MODES = ("off", "sidebar", "all")  # Overview: counterfactual results off | the sidebar's kind | every kind
+# Explore a pair: its views, one tab each (the link names the one open; only the open one is drawn).
+EXPLORE_TABS = ("Words", "Matrices", "Regions", "Curves")
 # What the pickers offer: less than the library accepts (analysis.effects.MAX_SAMPLES draws, MAX_TOP items),
 # so a page stays quick on a small CPU.
 SAMPLES_OFFERED, TOP_K_OFFERED = 64, 20
@@ -77,6 +79,7 @@ FIELDS: dict[str, Field] = {
     "disagree": Field(int, 0, choices=(0, 1)),
     "cf": Field(str, "off", choices=CF_MODES),
     "whole": Field(int, 0, choices=(0, 1)),  # 1: overlays also paint the whole-image region(s)
+    "tab": Field(str, EXPLORE_TABS[0], choices=EXPLORE_TABS),  # Explore a pair: the view open
     "sort": Field(str, "rank", choices=SORTABLE),   # failure table: the column it is sorted by
     "order": Field(str, "", choices=ORDERS),        # "" = that column's own order (worst cases first)
     "slice": Field(str, ""),          # a slice of the split ("word:red", "length:6-8"; analysis.slices), "" = all

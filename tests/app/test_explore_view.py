@@ -7,6 +7,8 @@ import json
 import math
 import re
 
+import state
+from causmatch.analysis import links
 from tests.app.apptest_helpers import no_failure, shown
 
 
@@ -61,15 +63,22 @@ def test_overlays_and_matrices_share_one_absolute_scale_for_every_word(make_app)
         diff = ov[1]["layout"]["coloraxis"]
         assert diff["cmin"] == -diff["cmax"] < 0
         scales.append(axis["cmax"])
-        factual = _matrices(at)[1]["data"][0]  # the side-by-side factual matrix
-        assert factual["zmin"] == 0 and math.isclose(factual["zmax"], axis["cmax"], rel_tol=1e-9)
     assert len(set(scales)) == 1  # the same scale whatever the word: a flat row looks flat
     top = f"{scales[0]:.3f}"
     assert any(f"Scale: 0 to {top}" in c for c in _captions(at))
+    at.session_state["w_tab"] = "Matrices"  # the three matrices: one figure, the factual and counterfactual
+    at.run()                                # panels on the overlays' scale, the difference on its own
+    no_failure(at)
+    [side] = _matrices(at)
+    assert [t.get("coloraxis") for t in side["data"]] == ["coloraxis", "coloraxis", "coloraxis2"]
+    shared, diff = side["layout"]["coloraxis"], side["layout"]["coloraxis2"]
+    assert shared["cmin"] == 0 and math.isclose(shared["cmax"], scales[0], rel_tol=1e-9)
+    assert diff["cmin"] == -diff["cmax"] < 0
+    assert at.query_params["tab"] == "Matrices"
 
 
 def test_deletion_and_insertion_curves_with_baselines(make_app):
-    at = make_app("explore", image=2, caption=10)
+    at = make_app("explore", image=2, caption=10, tab="Curves")
     no_failure(at)
     assert "Deletion and insertion" in [s.value for s in at.subheader]
     table = next(d.value for d in at.dataframe if "normalised area" in d.value.columns)
@@ -85,15 +94,19 @@ def test_deletion_and_insertion_curves_with_baselines(make_app):
 
 
 def test_unknown_words_are_marked_in_the_matrix(make_app):
-    at = make_app("explore")
+    at = make_app("explore", tab="Matrices")
     at.text_input(key="w_text").set_value("a red zebra next to a blue square").run()
     no_failure(at)
     assert any("zebra" in w.value and "greyed" in w.value for w in at.warning)
-    for m in _matrices(at):
-        rows = m["data"][0]["y"]
+    [m] = _matrices(at)
+    for trace in m["data"]:  # factual | counterfactual | difference
+        rows = trace["y"]
         assert rows[2].endswith("⚠ zebra (unknown)") and rows[1].endswith("red")  # "2 ⚠ …" when words repeat
-        grey = [s for s in m["layout"].get("shapes", []) if s.get("type") == "rect"]
-        assert [(s["y0"], s["y1"]) for s in grey] == [(1.5, 2.5)]
+    grey = [s for s in m["layout"].get("shapes", []) if s.get("type") == "rect"]
+    assert [(s["yref"], s["y0"], s["y1"]) for s in grey] == [(y, 1.5, 2.5) for y in ("y", "y2", "y3")]
+    assert any("Grey rows: words the model does not know" in c for c in _captions(at))
+    at.session_state["w_tab"] = "Words"
+    at.run()
     assert "2 · zebra (unknown)" in at.selectbox(key="w_word").options
 
 
@@ -112,3 +125,27 @@ def test_the_word_does_not_carry_over_to_another_pair(make_app):
     at.text_input(key="w_text").set_value("a red bar").run()
     no_failure(at)
     assert at.selectbox(key="w_word").value == 0
+
+
+def test_one_view_at_a_time_and_the_link_names_it(make_app):
+    """Explore's views are tabs; only the open one is drawn (a pick redraws what is on screen), the link names it."""
+    at = make_app("explore", image=2, caption=10)
+    no_failure(at)
+    assert [t.label for t in at.tabs] == list(links.EXPLORE_TABS)
+    assert not _matrices(at) and "tab" not in at.query_params  # Words, the default: the link leaves it out
+    assert not [d for d in at.dataframe if "normalised area" in d.value.columns]
+    drawn = {"Matrices": "Factual | counterfactual | difference", "Regions": "One region → the words",
+             "Curves": "Deletion and insertion"}
+    for tab, heading in drawn.items():
+        at.session_state[state.key("tab")] = tab
+        at.run()
+        no_failure(at)
+        headers = [s.value for s in at.subheader]
+        assert heading in headers and not [h for h in drawn.values() if h != heading and h in headers], headers
+        assert at.query_params["tab"] == tab
+    linked = make_app("explore", image=2, caption=10, tab="Regions")
+    assert "One region → the words" in [s.value for s in linked.subheader]
+    bad = make_app("explore", tab="Everything")
+    no_failure(bad)
+    assert any("tab" in w.value and "Everything" in w.value for w in bad.warning), [w.value for w in bad.warning]
+    assert "Which words carry the match" in [s.value for s in bad.subheader]

@@ -139,9 +139,11 @@ def test_an_absolute_place_that_names_nothing_here_is_refused(assets, tmp_path, 
 
 
 def test_a_word_never_carries_over_to_another_caption(make_app):
-    at = make_app("explore", image=2, caption=10)
-    at.selectbox(key="w_word").set_value(3).run()
+    at = make_app("explore", image=2, caption=10, tab="Regions")
     at.selectbox(key="w_region").set_value(2).run()
+    at.session_state[state.key("tab")] = "Words"  # the word picker's view; the region stays the view's
+    at.run()
+    at.selectbox(key="w_word").set_value(3).run()
     assert (_view(at)["word"], _view(at)["region"]) == (3, 2)
     at.selectbox(key="w_caption").set_value(11).run()  # another caption of the same image
     no_failure(at)

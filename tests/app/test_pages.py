@@ -60,7 +60,11 @@ def test_explore_pair_word_and_intervention(make_app):
     effect = float(metric(at, "Effect"))
     score, cf = float(metric(at, "Score S(α)")), float(metric(at, "Counterfactual S(ᾱ)"))
     assert effect == pytest.approx(score - cf, abs=2e-4)
-    kinds = at.dataframe[0].value.set_index("counterfactual")
+    assert not [d for d in at.dataframe if "counterfactual" in d.value.columns]  # drawn only when opened
+    at.session_state["ex_kinds_open"] = True
+    at.run()
+    no_failure(at)
+    kinds = next(d for d in at.dataframe if "counterfactual" in d.value.columns).value.set_index("counterfactual")
     assert list(kinds.index) == ["random", "uniform", "reversed", "shuffle"]
     assert kinds.loc["uniform", "effect"] == pytest.approx(effect, abs=2e-4)  # same pair, same kind
 

@@ -109,7 +109,7 @@ def screenshot(page, name: str, height: int = 2000) -> Path:
 # every counterfactual matrix of both checkpoints (the cold-start cost); the other pages reuse them.
 # The paths fit any scenes split of at least 8 images (the committed sample has exactly 8).
 DEMO_VIEWS = [("overview", "/", "Overview", 0, 2000),
-              ("explore", "/explore?image=7&caption=35&word=2&iv=random", "Explore a pair", 2, 4200),  # boxes, region
+              ("explore", "/explore?image=7&caption=35&word=2&iv=random", "Explore a pair", 1, 2600),  # Words: boxes
               ("retrieval", "/retrieval?caption=35&k=5", "Retrieval", 10, 1500),
               ("failures", "/failures", "Failure cases", 0, 1100),
               ("failing-pair", "/failing-pair?caption=35", "Failing pair", 0, 1800),  # overlays are plotly images

@@ -43,14 +43,14 @@ def test_overview(page, app_server):
 
 def test_explore_pair_intervention_and_shared_url(page, app_server):
     page.goto(app_server + "/explore")
-    wait_ready(page, images=2)
+    wait_ready(page, images=1)
     box = page.get_by_label(re.compile(r"^Image \(0–"))
     box.fill("3")
     box.press("Enter")
-    wait_ready(page, images=2)
+    wait_ready(page, images=1)
     assert "image 3 with its regions" in page.inner_text("body")
     _pick(page, "Counterfactual attention", "uniform")
-    wait_ready(page, images=2)
+    wait_ready(page, images=1)
     assert "intervention: uniform" in page.inner_text("body")
     _no_exception(page)
     score, effect = _metric(page, "Score S(α)"), _metric(page, "Effect")
@@ -58,7 +58,7 @@ def test_explore_pair_intervention_and_shared_url(page, app_server):
     query = parse_qs(urlparse(page.url).query)
     assert query["image"] == ["3"] and query["iv"] == ["uniform"]
     page.goto(page.url)  # a new browser session from the shared link
-    wait_ready(page, images=2)
+    wait_ready(page, images=1)
     assert _metric(page, "Score S(α)") == score and _metric(page, "Effect") == effect
     assert "intervention: uniform" in page.inner_text("body")
     assert page.get_by_label(re.compile(r"^Image \(0–")).input_value() == "3"

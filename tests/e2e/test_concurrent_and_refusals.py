@@ -18,7 +18,7 @@ SESSIONS = 16
 # Generous: 16 sessions share one server process on a busy 2-core box. The bound is what matters
 # (a session that never renders, or a server that stalls, fails here), not the figure.
 DEADLINE_S = 900
-PAGES = [("", "Overview", 0), ("/explore", "Explore a pair", 2), ("/retrieval?caption=7", "Retrieval", 5),
+PAGES = [("", "Overview", 0), ("/explore", "Explore a pair", 1), ("/retrieval?caption=7", "Retrieval", 5),
          ("/failures", "Failure cases", 0), ("/compare", "Compare checkpoints", 0)]
 
 

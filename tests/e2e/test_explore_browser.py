@@ -27,12 +27,12 @@ def _download(page, button: str):
         except PlaywrightTimeout:
             if attempt:
                 raise
-            wait_ready(page, images=2)
+            wait_ready(page, images=1)
 
 
 def test_overlay_png_has_its_colour_bar_and_a_descriptive_name(page, app_server, tmp_path):
     page.goto(app_server + "/explore?image=3&caption=15&word=2&iv=uniform&seed=4")
-    wait_ready(page, images=2)
+    wait_ready(page, images=1)
     assert page.locator('[data-testid="stException"]').count() == 0
     # The overlays are plotly charts whose colour bars are axes with tick labels (text, not pixels).
     bars = page.locator(".colorbar")
@@ -48,7 +48,7 @@ def test_overlay_png_has_its_colour_bar_and_a_descriptive_name(page, app_server,
     assert png is not None and png.shape[1] > png.shape[0]  # the 160-pixel square image plus its bar
     assert (np.abs(png.astype(int) - png[..., :1]).sum(axis=2) > 60).any()  # the bar's colours, not only grey
     page.get_by_text("Paint the whole-image region", exact=True).first.click()
-    wait_ready(page, images=2)
+    wait_ready(page, images=1)
     assert parse_qs(urlparse(page.url).query).get("whole") == ["1"]
     assert "painted too" in page.inner_text("body")
     screenshot(page, "explore_overlays", height=2600)

@@ -56,13 +56,13 @@ def _acted(page, images: int, act) -> None:
 def test_explore_word_and_pair_picks_rerun_their_sections(page, app_server):
     runs = Runs(page)
     page.goto(app_server + "/explore?image=3&caption=15&word=2")
-    wait_ready(page, images=2, timeout=300_000)  # the first visit fills the caches (slow on a loaded box)
+    wait_ready(page, images=1, timeout=300_000)  # the first visit fills the caches (slow on a loaded box)
     _settled(page, runs)
-    word = runs.after(lambda: _acted(page, 2, lambda: _pick(page, "Word", r"^1 · ")))
+    word = runs.after(lambda: _acted(page, 1, lambda: _pick(page, "Word", r"^1 · ")))
     assert word and all(word), word  # fragment runs only: the sidebar and the other sections stay
     assert _query(page)["word"] == "1"
     assert page.locator('[data-testid="stException"]').count() == 0
-    image = runs.after(lambda: _acted(page, 2, lambda: page.locator('[data-testid="stNumberInput"]').filter(
+    image = runs.after(lambda: _acted(page, 1, lambda: page.locator('[data-testid="stNumberInput"]').filter(
         has_text="Image (0").locator('[data-testid="stNumberInputStepUp"]').click()))
     assert image and all(image), image
     query = _query(page)
@@ -72,13 +72,28 @@ def test_explore_word_and_pair_picks_rerun_their_sections(page, app_server):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_explore_tab_switch_reruns_its_section_and_reaches_the_link(page, app_server):
+    runs = Runs(page)
+    page.goto(app_server + "/explore?image=3&caption=15")
+    wait_ready(page, images=1, timeout=300_000)
+    _settled(page, runs)
+    tab = runs.after(lambda: _acted(page, 0, lambda: page.get_by_role("tab", name="Curves").click()))
+    assert tab and all(tab), tab  # the pair's section only: the sidebar stays
+    assert _query(page)["tab"] == "Curves"
+    assert page.get_by_role("heading", name="Deletion and insertion").is_visible()
+    page.goto(page.url)  # the link reopens the same view
+    wait_ready(page, timeout=300_000)
+    assert page.get_by_role("heading", name="Deletion and insertion").is_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_a_replaced_link_value_reruns_the_whole_page_and_goes(page, app_server):
     runs = Runs(page)
     page.goto(app_server + "/explore?image=99999&word=2")
-    wait_ready(page, images=2, timeout=300_000)
+    wait_ready(page, images=1, timeout=300_000)
     _settled(page, runs)
     assert page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="99999").count() >= 1
-    word = runs.after(lambda: _acted(page, 2, lambda: _pick(page, "Word", r"^1 · ")))
+    word = runs.after(lambda: _acted(page, 1, lambda: _pick(page, "Word", r"^1 · ")))
     assert word and not all(word), word  # a whole-page run: the warning on top is redrawn (gone)
     assert page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="99999").count() == 0
 
@@ -86,9 +101,9 @@ def test_a_replaced_link_value_reruns_the_whole_page_and_goes(page, app_server):
 def test_a_pair_pick_under_a_targeted_kind_reruns_the_whole_page(page, app_server):
     runs = Runs(page)
     page.goto(app_server + "/explore?image=3&caption=15&iv=mask-regions&targets=1&tkind=mask-regions")
-    wait_ready(page, images=2, timeout=300_000)
+    wait_ready(page, images=1, timeout=300_000)
     _settled(page, runs)
-    image = runs.after(lambda: _acted(page, 2, lambda: page.locator('[data-testid="stNumberInput"]').filter(
+    image = runs.after(lambda: _acted(page, 1, lambda: page.locator('[data-testid="stNumberInput"]').filter(
         has_text="Image (0").locator('[data-testid="stNumberInputStepUp"]').click()))
     assert image and not all(image), image  # the sidebar's targets are the new pair's
     assert _query(page)["image"] == "4"
