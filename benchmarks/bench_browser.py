@@ -66,7 +66,7 @@ class _Choose:
             '[role="combobox"], input').first
         self.repeat = repeat
         for _ in range(3):
-            box.click()
+            box.click(timeout=30_000)
             try:
                 self._choice(page).wait_for(state="visible", timeout=5_000)
                 return
@@ -98,6 +98,12 @@ def _segment(page, option: str) -> None:
     page.locator('[data-testid="stButtonGroup"] button').filter(has_text=option).first.click()
 
 
+def _direction(page, repeat: int) -> None:
+    """Retrieval's direction: the one not shown now (the link says which), so that the click changes it."""
+    shown = "i2t" if "dir=i2t" in page.url else "t2i"
+    _segment(page, "caption → images" if shown == "i2t" else "image → captions")
+
+
 def _nav(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
 
@@ -116,18 +122,18 @@ def _table_row(page, row: int = 0) -> None:
 INTERACTIONS = [
     ("/explore?image=7&caption=35&iv=random", "Explore: word pick",
      _Choose("Word", 1)),
-    (None, "Explore: region pick", _Choose("Region", 1)),
     (None, "Explore: image pick (+/−)", lambda p, r: _step(p, "Image (0", up=r % 2 == 0)),
     (None, "Explore: caption pick", _Choose("Caption", 0)),
     (None, "Explore: intervention change (sidebar)", _Choose("Counterfactual attention", match=r"^(uniform|random)$")),
     (None, "Explore: tab Words → Matrices", _tab("Matrices")),
     (None, "Explore: image pick on Matrices (+/−)", lambda p, r: _step(p, "Image (0", up=r % 2 == 0)),
     (None, "Explore: tab Matrices → Regions", _tab("Regions")),
+    (None, "Explore: region pick", _Choose("Region", 1)),
     (None, "Explore: tab Regions → Curves", _tab("Curves")),
     (None, "Explore: tab Curves → Words", _tab("Words")),
     (None, "page switch: Explore → Retrieval", lambda p, r: _nav(p, "Retrieval")),
     ("/retrieval?caption=35&k=5", "Retrieval: query (+/−)", lambda p, r: _step(p, "Caption query", up=r % 2 == 0)),
-    (None, "Retrieval: direction", lambda p, r: _segment(p, "image → captions" if r % 2 == 0 else "caption → images")),
+    (None, "Retrieval: direction", _direction),
     ("/failing-pair?caption=35", "Failing pair: word pick",
      _Choose("Word (the same word", 1)),
     (None, "page switch: Failing pair → Failure cases", lambda p, r: _nav(p, "Failure cases")),

@@ -290,7 +290,7 @@ def matrices_side_by_side(ex, key: str) -> None:
 
 def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tuple = ()) -> None:
     """Factual | counterfactual overlays of one word with their shared colour bar, the difference with its
-    own, the whole-image region's share said apart, and PNG downloads that carry their colour bar.
+    own (one figure), the whole-image region's share said apart, and PNG downloads that carry their colour bar.
 
     ``name_parts``: what names the downloaded files (checkpoint, image, caption or text, intervention, seed).
     """
@@ -300,17 +300,14 @@ def overlay_row(ex, word: int, key: str, *, whole: bool = False, name_parts: tup
     cf, _ = word_region_map(ex, counterfactual=True)
     (vmin, vmax), lim = ov["scale"], ov["limit"]
     painted = ov["painted"]
-    left, right = st.columns([2.15, 1.2])
     fig = figures.overlay_panels(
         [ov["factual"], ov["counterfactual"]], [f"factual α: “{tok}”", f"counterfactual ᾱ: “{tok}”"],
         vmin=vmin, vmax=vmax, bar_title="share of the word's attention",
-        hover=[_box_points(ex, painted, fact[word], "factual"), _box_points(ex, painted, cf[word], "counterfactual")])
-    figures.show(fig, key=f"{key}_ov", container=left)
-    diff = figures.overlay_panels(
-        [ov["difference"]], ["difference α − ᾱ"], vmin=-lim, vmax=lim, cmap="coolwarm",
-        bar_title="α − ᾱ (red: factual higher)",
-        hover=[_box_points(ex, painted, fact[word] - cf[word], "α − ᾱ")])
-    figures.show(diff, key=f"{key}_diff", container=right)
+        hover=[_box_points(ex, painted, fact[word], "factual"), _box_points(ex, painted, cf[word], "counterfactual")],
+        then=dict(images=[ov["difference"]], titles=["difference α − ᾱ"], vmin=-lim, vmax=lim, cmap="coolwarm",
+                  bar_title="α − ᾱ (red: factual higher)",
+                  hover=[_box_points(ex, painted, fact[word] - cf[word], "α − ᾱ")]))
+    figures.show(fig, key=f"{key}_ov")
     if ov["whole"]:
         parts = "; ".join(f"{region_label(ex, r, [r])}: factual {a:.3f}, counterfactual {b:.3f}"
                           for r, a, b in ov["whole"])

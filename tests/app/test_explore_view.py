@@ -17,7 +17,7 @@ def _figures(at) -> list[dict]:
 
 
 def _overlays(at) -> list[dict]:
-    """The overlay figures (images with a colour axis): factual | counterfactual, then the difference."""
+    """The overlay figures (images with a colour axis): factual | counterfactual | difference."""
     return [f for f in _figures(at) if any(t.get("type") == "image" for t in f["data"])]
 
 
@@ -54,13 +54,13 @@ def test_overlays_and_matrices_share_one_absolute_scale_for_every_word(make_app)
         at.selectbox(key="w_word").set_value(word).run()
         no_failure(at)
         ov = _overlays(at)
-        assert len(ov) == 2  # factual | counterfactual with one bar, the difference with its own
+        assert len(ov) == 1  # one figure: factual | counterfactual with one bar, the difference with its own
         axis = ov[0]["layout"]["coloraxis"]
         assert axis["cmin"] == 0
         bar = axis["colorbar"]
         assert all(not re.fullmatch(r"-0(\.0*)?", t) for t in bar["ticktext"]) and len(bar["ticktext"]) >= 2
         assert all(0 <= v <= axis["cmax"] + 1e-12 for v in bar["tickvals"])
-        diff = ov[1]["layout"]["coloraxis"]
+        diff = ov[0]["layout"]["coloraxis2"]
         assert diff["cmin"] == -diff["cmax"] < 0
         scales.append(axis["cmax"])
     assert len(set(scales)) == 1  # the same scale whatever the word: a flat row looks flat
