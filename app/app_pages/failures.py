@@ -14,12 +14,14 @@ from causmatch.analysis import failures, links, slices
 from components import background, figures, help
 from components.errors import plain, require_finite
 from components.pickers import pick_direction, pick_slice
+from components.sections import section
 from components.tables import SELECT_WIDTH, column_config, csv_button, thumbnail
 
 TABLE_WIDTH = 800  # pixels: the main column at 1280 px with the sidebar open (measured in the browser)
 THUMBS = 250       # rows with a thumbnail of the query image (the first ones, in the table's order)
 SLICE_WORDS = 20   # word slices in the Slices section (most frequent first); the slice picker offers every word
 FAILING_PAIR = "app_pages/failing_pair.py"
+SLICES_TAB = "failures_slices_tab"  # the Slices section's open tab (a family): the page's own, not the link's
 
 
 def _filters(ctx: state.Context) -> dict:
@@ -177,9 +179,12 @@ def _slices_section(ctx: state.Context, found: slices.SplitSlices) -> None:
     keys = found.keys(words=SLICE_WORDS)
     table = results.slice_table(ctx, ["", *keys], effects=ctx.intervention is not None)
     families = [f for f in slices.FAMILIES if f in found.families and f != "word"] + ["word"]  # words: many rows
-    tabs = st.tabs([slices.TITLES[f].capitalize() for f in families])
+    # One family at a time: only the open tab is drawn (its chart and table), so the page and a switch stay quick.
+    tabs = st.tabs([slices.TITLES[f].capitalize() for f in families], key=SLICES_TAB, on_change="rerun")
     whole = table[table["slice"] == ""]
     for tab, family in zip(tabs, families):
+        if not tab.open:
+            continue
         part = table[table["family"] == family]
         with tab:
             image = family in slices.IMAGE_FAMILIES or family in slices.QUERY_FAMILIES
@@ -222,6 +227,8 @@ def _draws_text(ctx: state.Context) -> str:
 
 
 def render(ctx: state.Context) -> None:
+    if state.take_open() == "failing_pair":  # a row was selected: its Failing pair, before drawing this page again
+        st.switch_page(FAILING_PAIR, query_params=state.link())
     st.title("Failure cases")
     st.caption(f"{' vs '.join(plain(m.label) for m in ctx.models)} · counterfactual: "
                f"{plain(ctx.intervention or 'none')} ({_draws_text(ctx)}: the sidebar's, as on every page) · "
@@ -249,9 +256,7 @@ def render(ctx: state.Context) -> None:
                             format_func={"": f"worst first {natural}", "asc": "↑", "desc": "↓"}.get,
                             help="worst first: the column's own order (lowest margin or effect, highest rank)")
     _table(ctx, found, direction, full)
-    _slices_section(ctx, found)
-    if state.take_open() == "failing_pair":
-        st.switch_page(FAILING_PAIR, query_params=state.link())
+    section(_slices_section, ctx, found, key="failures_slices")
 
 
 if __name__ == "__main__":

@@ -102,13 +102,21 @@ def test_the_slices_section_shows_each_family(make_app):
     at = make_app("failures")
     no_failure(at)
     assert any(s.value == "Slices" for s in at.subheader)
-    tables = [el.value for el in at.dataframe if "family" in el.value.columns]
-    families = [set(t["family"]) - {"all"} for t in tables]
+    assert [t.label for t in at.tabs] == ["Caption length", "Valid regions", "Word"]
+    tables = {}
+    for label in ("Caption length", "Valid regions", "Word"):  # one family at a time: the open tab's
+        at.session_state["failures_slices_tab"] = label  # app_pages/failures.py: SLICES_TAB
+        at.run()
+        no_failure(at)
+        drawn = [el.value for el in at.dataframe if "family" in el.value.columns]
+        assert len(drawn) == 1, label
+        tables[label] = drawn[0]
+    families = [set(t["family"]) - {"all"} for t in tables.values()]
     assert families == [{"length"}, {"regions"}, {"word"}]
-    regions = tables[1]
+    regions = tables["Valid regions"]
     assert list(regions["label"]) == ["whole split", "whole split", "5 regions", "6 regions", "5 regions", "6 regions"]
     assert set(regions["checkpoint"]) == {"A: ckpt_a", "B: ckpt_b"}
-    assert regions["i2t_r1"].notna().all() and tables[2]["i2t_r1"].iloc[2:].isna().all()
+    assert regions["i2t_r1"].notna().all() and tables["Word"]["i2t_r1"].iloc[2:].isna().all()
     assert any("scenes generator" in c.value for c in at.caption)
 
 

@@ -139,6 +139,10 @@ def test_the_outcome_tab_of_the_slices_section(open_app):
     at = open_app("failures", rank_lo=1)
     no_failure(at)
     assert "Outcome" in [t.label for t in at.tabs]
+    assert not next(t for t in at.tabs if t.label == "Outcome").dataframe  # only the open family is drawn
+    at.session_state["failures_slices_tab"] = "Outcome"  # app_pages/failures.py: SLICES_TAB
+    at.run()
+    no_failure(at)
     tab = next(t for t in at.tabs if t.label == "Outcome")
     table = tab.dataframe[0].value
     assert "outcome:real" in set(table["slice"]) <= {"", "outcome:first", "outcome:ambiguous", "outcome:real"}
