@@ -13,7 +13,7 @@ import streamlit as st
 import results
 import state
 from causmatch.analysis import pair_view
-from components import background, figures, help, pair
+from components import figures, help, pair
 from components.errors import plain, require_finite
 from components.pickers import pick_index, pick_pair
 
@@ -146,12 +146,7 @@ def render(ctx: state.Context) -> None:
                      *(("sgraf",) if heads - {"scan"} else ()))
     if not text:
         st.subheader("Ranks of this pair's queries")
-        jobs = results.pending(ctx, [(m, None) for m in ctx.models])
-        if jobs:  # the ranks need the whole-split factual scores; the pair above stays usable meanwhile
-            background.status(jobs, key="cmp_ranks", what="The ranks appear here when the whole-split scores are "
-                              "computed.")
-            return
-        ranks = _ranks(ctx, caption, image)
+        ranks = _ranks(ctx, caption, image)  # each query scored alone until the whole-split matrices are built
         st.dataframe(ranks, hide_index=True, column_config={
             "S(α) of the true item": st.column_config.NumberColumn(format=f"%.{DIGITS}f")})
 

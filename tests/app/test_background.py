@@ -182,3 +182,19 @@ def test_a_query_page_does_not_wait_for_the_whole_split(make_app, held, page):
     at.run()
     no_failure(at)
     assert metric(at, label) == before
+
+
+def test_compare_ranks_its_pair_s_queries_without_the_whole_split(make_app, held):
+    """Compare ranks the pair's caption and image as queries under both checkpoints while the whole-split matrices
+    are still queued; the ranks are the ones the matrices give once they land."""
+    at = make_app("compare", samples=2, iv="uniform", image=1, caption=5)
+    no_failure(at)
+    assert not any(j.status().state == "done" for j in jobs.worker().jobs() if j.key != "hold")
+    before = next(d.value for d in at.dataframe if "rank under α" in d.value.columns)
+    assert len(before) == 4  # two checkpoints × (caption query, image query)
+    held()
+    _idle()
+    at.run()
+    no_failure(at)
+    after = next(d.value for d in at.dataframe if "rank under α" in d.value.columns)
+    assert after.equals(before)
