@@ -92,7 +92,7 @@ def attention_panels(panels: Sequence[tuple[str, np.ndarray, float, float, str]]
         if (lo, hi, cmap) not in scales:
             scales.append((lo, hi, cmap))
     last = {sc: max(k for k, p in enumerate(panels) if tuple(p[2:]) == sc) for sc in scales}
-    gap, room = 0.015, 0.085  # between two panels; beside a colour bar (its ticks), as a share of the width
+    gap, room = 0.015, 0.13  # between two panels; beside a colour bar (its ticks and title), as a share of the width
     width = (1.0 - room * len(scales) - gap * (n - len(scales))) / n  # a bar's room after its last panel
     fig = make_subplots(rows=1, cols=n, shared_yaxes=True, subplot_titles=[p[0] for p in panels])
     x0, ylabels = 0.0, unique_labels(rows)
@@ -118,10 +118,12 @@ def attention_panels(panels: Sequence[tuple[str, np.ndarray, float, float, str]]
             x0 += gap
     fig.update_yaxes(autorange="reversed", type="category", automargin=True)
     fig.update_yaxes(title=row_axis, row=1, col=1)
+    for k in range(2, n + 1):  # the shared word axis is labelled once, on the first panel
+        fig.update_yaxes(ticks="", showticklabels=False, row=1, col=k)
     fig.update_annotations(font=dict(size=14), xanchor="left")
     for k, ann in enumerate(fig.layout.annotations):  # each panel's title at its panel's left edge
         ann.update(x=fig.layout[f"xaxis{k + 1 if k else ''}"].domain[0])
-    return _layout(fig, "", height or max(280, 80 + 24 * len(rows)))
+    return _layout(fig, "", height or max(340, 140 + 26 * len(rows)))  # room for the slanted region labels
 
 
 def effect_bars(labels: Sequence[str], values: np.ndarray, *, title: str, axis: str,
@@ -319,7 +321,7 @@ def overlay_panels(images: Sequence[np.ndarray], titles: Sequence[str], *, vmin:
     n = sum(len(g["images"]) for g in groups)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[t for g in groups for t in g["titles"]],
                         horizontal_spacing=0.02)
-    gap, room = 0.02, (0.11 if then else 0.0)  # between panels; a bar's room after its group (not the last)
+    gap, room = 0.02, (0.16 if then else 0.0)  # between panels; a bar's room after its group (not the last)
     width = (1.0 - room * (len(groups) - 1) - gap * (n - len(groups))) / n
     k, x0 = 0, 0.0
     for i, g in enumerate(groups):
