@@ -76,6 +76,23 @@ def attention_matrix(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str
     return _layout(fig, title, height or max(260, 60 + 24 * len(rows)))
 
 
+def _panel_spacing(ends: Sequence[bool], gap: float, room: float, room_after_last: bool
+                   ) -> tuple[list[list[float]], dict[int, float]]:
+    """Side-by-side panels in paper coordinates: each panel's ``[x0, x1]`` domain and, for each panel that ends a
+    group (``ends[k]``), where that group's colour bar starts (``gap`` between the panels of a group, ``room`` for a
+    bar after its group; the last group's bar in the figure's right margin unless ``room_after_last``)."""
+    n, groups = len(ends), sum(ends)
+    width = (1.0 - room * (groups - (0 if room_after_last else 1)) - gap * (n - groups)) / n
+    domains, bars, x0 = [], {}, 0.0
+    for k, end in enumerate(ends):
+        domains.append([x0, x0 + width])
+        x0 += width
+        if end:
+            bars[k] = x0 + 0.005
+        x0 += room if end else gap
+    return domains, bars
+
+
 def attention_panels(panels: Sequence[tuple[str, np.ndarray, float, float, str]], rows: Sequence[str],
                      cols: Sequence[str], *, bars: Sequence[str], row_axis: str = "word",
                      col_axis: str = "region", height: int | None = None) -> go.Figure:
@@ -92,30 +109,24 @@ def attention_panels(panels: Sequence[tuple[str, np.ndarray, float, float, str]]
         if (lo, hi, cmap) not in scales:
             scales.append((lo, hi, cmap))
     last = {sc: max(k for k, p in enumerate(panels) if tuple(p[2:]) == sc) for sc in scales}
-    gap, room = 0.015, 0.13  # between two panels; beside a colour bar (its ticks and title), as a share of the width
-    width = (1.0 - room * len(scales) - gap * (n - len(scales))) / n  # a bar's room after its last panel
+    # Between two panels 0.015 of the width; beside a colour bar (its ticks and title) 0.13.
+    domains, bar_x = _panel_spacing([last[tuple(p[2:])] == k for k, p in enumerate(panels)], 0.015, 0.13, True)
     fig = make_subplots(rows=1, cols=n, shared_yaxes=True, subplot_titles=[p[0] for p in panels])
-    x0, ylabels = 0.0, unique_labels(rows)
-    xlabels = [str(c) for c in cols]
+    ylabels, xlabels = unique_labels(rows), [str(c) for c in cols]
     slant = len(cols) > 6 or max([len(c) for c in xlabels] or [0]) * len(cols) > 24
     for k, (title, matrix, lo, hi, cmap) in enumerate(panels):
-        axis = "coloraxis" if scales.index((lo, hi, cmap)) == 0 else f"coloraxis{scales.index((lo, hi, cmap)) + 1}"
+        i = scales.index((lo, hi, cmap))
+        axis = "coloraxis" if i == 0 else f"coloraxis{i + 1}"
         fig.add_trace(go.Heatmap(
             z=np.asarray(matrix, dtype=np.float64), x=xlabels, y=ylabels, coloraxis=axis,
             hovertemplate=f"{title}<br>{row_axis} %{{y}}<br>{col_axis} %{{x}}<br>value %{{z:.4f}}<extra></extra>"),
             row=1, col=k + 1)
-        fig.update_xaxes(domain=[x0, x0 + width], type="category", title=col_axis, automargin=True,
+        fig.update_xaxes(domain=domains[k], type="category", title=col_axis, automargin=True,
                          tickangle=-45 if slant else 0, row=1, col=k + 1)
-        x0 += width
-        sc = (lo, hi, cmap)
-        if last[sc] == k:
-            i = scales.index(sc)
+        if k in bar_x:
             fig.update_layout({axis: dict(cmin=lo, cmax=hi, colorscale=colorscale(cmap),
-                                          colorbar=dict(x=x0 + 0.005, xanchor="left", thickness=12, len=0.9,
+                                          colorbar=dict(x=bar_x[k], xanchor="left", thickness=12, len=0.9,
                                                         title=dict(text=bars[i], side="right")))})
-            x0 += room
-        else:
-            x0 += gap
     fig.update_yaxes(autorange="reversed", type="category", automargin=True)
     fig.update_yaxes(title=row_axis, row=1, col=1)
     for k in range(2, n + 1):  # the shared word axis is labelled once, on the first panel
@@ -321,9 +332,10 @@ def overlay_panels(images: Sequence[np.ndarray], titles: Sequence[str], *, vmin:
     n = sum(len(g["images"]) for g in groups)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[t for g in groups for t in g["titles"]],
                         horizontal_spacing=0.02)
-    gap, room = 0.02, (0.16 if then else 0.0)  # between panels; a bar's room after its group (not the last)
-    width = (1.0 - room * (len(groups) - 1) - gap * (n - len(groups))) / n
-    k, x0 = 0, 0.0
+    # Several groups: 0.02 of the width between panels, 0.16 for a bar after its group (the last one's in the margin).
+    ends = [j == len(g["images"]) - 1 for g in groups for j in range(len(g["images"]))]
+    domains, bar_x = _panel_spacing(ends, 0.02, 0.16, False)
+    k = 0
     for i, g in enumerate(groups):
         axis = "coloraxis" if i == 0 else f"coloraxis{i + 1}"
         for j, rgb in enumerate(g["images"]):
@@ -336,9 +348,8 @@ def overlay_panels(images: Sequence[np.ndarray], titles: Sequence[str], *, vmin:
                                          hovertemplate="%{text}<extra></extra>", showlegend=False),
                               row=1, col=k + 1)
             fig.update_xaxes(visible=False, range=[0, w], row=1, col=k + 1,
-                             **(dict(domain=[x0, x0 + width]) if then else {}))
+                             **(dict(domain=domains[k]) if then else {}))
             fig.update_yaxes(visible=False, range=[h, 0], scaleanchor=f"x{k + 1 if k else ''}", row=1, col=k + 1)
-            x0 += width + (gap if j < len(g["images"]) - 1 else room)
             k += 1
         values, labels = ticks(g["vmin"], g["vmax"], n=5)
         # The colour bar: an invisible marker trace carrying the group's colour axis.
@@ -347,7 +358,7 @@ def overlay_panels(images: Sequence[np.ndarray], titles: Sequence[str], *, vmin:
         bar = dict(title=dict(text=g["bar_title"], side="right"), tickvals=values, ticktext=labels, thickness=14,
                    len=0.9, tickfont=dict(size=12), outlinewidth=0)
         if then:  # right after the group's last panel (the last group's: at the figure's right edge)
-            bar.update(x=x0 - room + 0.005 if i < len(groups) - 1 else 1.0 + 0.005, xanchor="left")
+            bar.update(x=bar_x[k - 1], xanchor="left")
         fig.update_layout({axis: dict(cmin=g["vmin"], cmax=g["vmax"], colorscale=colorscale(g["cmap"]),
                                       colorbar=bar)})
     fig.update_annotations(font=dict(size=13))
